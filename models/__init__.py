@@ -1,0 +1,31 @@
+"""SQLAlchemy 2 typed tables, a module per aggregate."""
+
+from models.audit import AuditEvent
+from models.base import Base
+from models.category import Category
+from models.install import InstallSecret, SetupToken
+from models.tip import Attachment, BlobChunk, Channel, Message, Tip, TipStatus, TipUpdate
+from models.unit import HANDLING_KINDS, Unit, UnitKind
+from models.user import Membership, Role, UnitKeyGrant, User
+
+__all__ = [
+    "HANDLING_KINDS",
+    "Attachment",
+    "AuditEvent",
+    "Base",
+    "BlobChunk",
+    "Category",
+    "Channel",
+    "InstallSecret",
+    "Membership",
+    "Message",
+    "Role",
+    "SetupToken",
+    "Tip",
+    "TipStatus",
+    "TipUpdate",
+    "Unit",
+    "UnitKeyGrant",
+    "UnitKind",
+    "User",
+]

@@ -1,0 +1,66 @@
+"""Staff accounts, their units and roles, and the unit keys granted to them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    INTAKE_OFFICER = "intake_officer"  # 受理员
+    CASE_OFFICER = "case_officer"  # 承办人
+    HEAD = "head"  # 负责人
+    LIAISON = "liaison"  # 联络员 of a receiving body
+    AUDITOR = "auditor"  # 审计
+    ADMINISTRATOR = "administrator"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(Text)  # Argon2id (login parameters)
+    # Personal X25519 key: the identity is wrapped under a key derived from the password with
+    # Argon2id parameters distinct from the login hash.
+    public_key: Mapped[str] = mapped_column(Text)
+    wrapped_identity: Mapped[bytes] = mapped_column(LargeBinary)
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # sealed under SECRET_KEY
+    totp_last_step: Mapped[int | None] = mapped_column()  # a used code cannot be replayed
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user")
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "unit_id", "role", name="uq_memberships_triple"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    role: Mapped[str] = mapped_column(String(24))
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    unit = relationship("Unit")
+
+
+class UnitKeyGrant(Base):
+    """A unit's identity sealed (age) to one member's personal key."""
+
+    __tablename__ = "unit_key_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,89 @@
+"""Application factory: create_app() binds the extensions, faces, error handlers and commands."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config
+from portal import http
+from portal.extensions import babel, csrf, db, limiter, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `test_config` overrides settings (INSTANCE_PATH moves the instance folder)."""
+    instance_path = (test_config or {}).get("INSTANCE_PATH")
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path) if instance_path else None,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    settings = config.from_environment(Path(app.instance_path))
+    app.config.from_mapping(settings.as_flask_config())
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config["PROXY_COUNT"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"],  # type: ignore[method-assign]
+                                x_proto=app.config["PROXY_COUNT"])
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    http.install(app)
+    register_template_helpers(app)
+    configure_logging(app)
+    return app
+
+
+def register_template_helpers(app: Flask) -> None:
+    from flask_babel import format_datetime
+
+    from portal.messages import status_text
+
+    app.jinja_env.globals.update(format_datetime=format_datetime, status_text=status_text)
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=http.select_locale,
+                   default_translation_directories=str(ROOT / "portal" / "translations"))
+
+
+def register_blueprints(app: Flask) -> None:
+    from portal.admin import bp as admin_bp
+    from portal.api import bp as api_bp
+    from portal.citizen import bp as citizen_bp
+
+    app.register_blueprint(citizen_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(admin_bp)
+    csrf.exempt(api_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from portal.errors import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from portal.commands import register
+
+    register(app)
+
+
+def configure_logging(app: Flask) -> None:
+    """Werkzeug's request log carries client addresses; the portal never writes one."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app.logger.setLevel(logging.INFO)

@@ -1,0 +1,112 @@
+"""/api/v1: categories, tips, follow-up. Thin: parse with the schema, call the domain, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from models import Category
+from portal import followup, intake
+from portal.api import bp
+from portal.api.openapi import openapi_document
+from portal.api.schema import SchemaError, receipt_and_body, tip_draft
+from portal.extensions import db, limiter
+from portal.intake import FieldError, IntakeRejected
+from portal.messages import error_text, status_text
+from portal.web import limits, uploads_from
+
+
+def _errors(errors: dict[str, FieldError]) -> tuple[Response, int]:
+    return jsonify({"errors": {k: error_text(v) for k, v in errors.items()}}), 400
+
+
+def _json_body() -> Any:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise SchemaError({"_request": FieldError("invalid_json")})
+    return data
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(current_app.config))
+
+
+@bp.get("/categories")
+def categories() -> Response:
+    rows = db.session.scalars(
+        select(Category).where(Category.current.is_(True)).order_by(Category.sort_order)
+    )
+    return jsonify({"categories": [
+        {"code": c.code, "version": c.version, "scope": c.scope,
+         "name": {"zh": c.name_zh, "ko": c.name_ko, "en": c.name_en},
+         "description": {"zh": c.description_zh, "ko": c.description_ko,
+                         "en": c.description_en}}
+        for c in rows
+    ]})
+
+
+@bp.post("/tips")
+@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"])
+def create_tip() -> tuple[Response, int]:
+    try:
+        if request.mimetype == "multipart/form-data":
+            draft = tip_draft(request.form.to_dict(), from_form=True)
+            uploads = uploads_from(request.files.getlist("attachments"))
+        else:
+            data = _json_body()
+            if not isinstance(data, dict):
+                raise SchemaError({"_request": FieldError("invalid_json")})
+            if data.get("attachments"):
+                raise SchemaError({"attachments": FieldError("invalid_type")})
+            draft = tip_draft(data, from_form=False)
+            uploads = []
+        filed = intake.file_tip(db.session, draft, uploads, limits=limits(),
+                                receipt_cost=current_app.config["RECEIPT_ARGON2"])
+    except (SchemaError, IntakeRejected) as rejected:
+        return _errors(rejected.errors)
+    return jsonify({"receipt": filed.receipt}), 201
+
+
+def _not_found() -> tuple[Response, int]:
+    return jsonify({"error": "not_found", "status": 404}), 404
+
+
+@bp.post("/followup")
+@limiter.limit(lambda: current_app.config["FOLLOWUP_RATE_LIMIT"])
+def followup_status() -> tuple[Response, int]:
+    try:
+        receipt, _ = receipt_and_body(_json_body(), need_body=False)
+        key = followup.unlock(db.session, receipt, current_app.config["RECEIPT_ARGON2"])
+    except SchemaError as rejected:
+        return _errors(rejected.errors)
+    except followup.ReceiptNotFound:
+        return _not_found()
+    view = followup.reporter_view(db.session, key)
+    return jsonify({
+        "status": view.status,
+        "status_text": status_text(view.status),
+        "received_at": view.received_at.isoformat(),
+        "updates": [{"status": u.status, "status_text": status_text(u.status),
+                     "at": u.at.isoformat(), "note": u.note} for u in view.updates],
+        "messages": [{"from": m.author, "at": m.at.isoformat(), "body": m.body}
+                     for m in view.messages],
+        "attachments": [{"filename": a.filename, "family": a.family, "size": a.size}
+                        for a in view.attachments],
+    }), 200
+
+
+@bp.post("/followup/messages")
+@limiter.limit(lambda: current_app.config["FOLLOWUP_RATE_LIMIT"])
+def followup_message() -> tuple[Response, int]:
+    try:
+        receipt, body = receipt_and_body(_json_body(), need_body=True)
+        key = followup.unlock(db.session, receipt, current_app.config["RECEIPT_ARGON2"])
+        message = followup.reply(db.session, key, body, [], limits=limits())
+    except (SchemaError, IntakeRejected) as rejected:
+        return _errors(rejected.errors)
+    except followup.ReceiptNotFound:
+        return _not_found()
+    return jsonify({"sent_at": message.created_at.isoformat()}), 201

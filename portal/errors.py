@@ -1,0 +1,66 @@
+"""Error pages and JSON errors: always in the visitor's language, never a stack trace."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask.wrappers import Response
+from flask_babel import gettext
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.keys import NotSetUp
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _explain(code: int) -> str:
+    return {
+        400: gettext("The request could not be understood. Please go back and try again."),
+        403: gettext("You are not allowed to see this page."),
+        404: gettext("This page does not exist."),
+        405: gettext("This address does not accept that kind of request."),
+        413: gettext("What you sent is larger than the portal accepts. Each file may be at most "
+                     "%(mb)s MB, and all files together at most %(total)s MB. Please remove or "
+                     "shrink some files and try again.",
+                     mb=_mb("MAX_FILE_BYTES"), total=_mb("MAX_CONTENT_LENGTH")),
+        429: gettext("Too many attempts from your connection. Please wait a while and try "
+                     "again."),
+        503: gettext("The portal is not ready yet: its keys have not been set up."),
+    }.get(code, gettext("Something went wrong on our side. Nothing you sent was stored; please "
+                        "try again later."))
+
+
+def _mb(key: str) -> int:
+    from flask import current_app
+
+    return int(current_app.config[key]) // (1024 * 1024)
+
+
+def _respond(code: int, message: str | None = None) -> tuple[Response | str, int]:
+    message = message or _explain(code)
+    if _wants_json():
+        return jsonify({"error": message, "status": code}), code
+    return render_template("errors/error.html", code=code, message=message), code
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[Response | str, int]:
+        return _respond(400, gettext("This form has expired or was opened in another window. "
+                                     "Please go back, reload the page and send it again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response | str, int]:
+        return _respond(error.code or 500)
+
+    @app.errorhandler(NotSetUp)
+    def not_set_up(error: NotSetUp) -> tuple[Response | str, int]:
+        return _respond(503)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Response | str, int]:
+        # Logged without the request's address, headers or body (portal/__init__.py).
+        app.logger.exception("unhandled error on %s %s", request.method, request.url_rule)
+        return _respond(500)

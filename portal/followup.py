@@ -1,0 +1,153 @@
+"""The reporter's side after filing: find the tip by receipt, read its progress and messages,
+reply and add evidence. Only the receipt-derived key decrypts here."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Message, Tip
+from models.base import utcnow
+from portal import crypto, receipts
+from portal.audit import REPORTER, record
+from portal.intake import MAX_LENGTH, FieldError, IntakeRejected, Limits, Upload, store_attachments
+from portal.keys import install_secret, tip_recipients
+
+TOKEN_LIFETIME = 30 * 60
+
+
+class ReceiptNotFound(Exception):
+    """No tip answers to this receipt (or the follow-up token expired). Deliberately says no more."""
+
+
+@dataclass(frozen=True)
+class FollowupKey:
+    """What a correct receipt unlocks, kept only for the visit inside a sealed form token."""
+
+    tip_id: int
+    identity: crypto.AgeIdentity
+
+
+@dataclass(frozen=True)
+class Update:
+    status: str
+    at: datetime
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    author: str  # reporter | staff
+    at: datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    filename: str
+    family: str
+    size: int
+    uncleaned: bool
+
+
+@dataclass(frozen=True)
+class ReporterView:
+    status: str
+    received_at: datetime
+    content: dict
+    updates: list[Update]
+    messages: list[ThreadMessage]
+    attachments: list[AttachmentInfo]
+
+
+def unlock(session: Session, receipt_text: str, cost: receipts.Argon2Cost) -> FollowupKey:
+    """Slow-hash the receipt and find its tip. Unknown and malformed receipts cost the same."""
+    keys = receipts.derive_keys(receipt_text, install_secret(session, "receipt_salt"), cost)
+    tip_id = session.scalar(select(Tip.id).where(Tip.receipt_lookup == keys.lookup))
+    if tip_id is None:
+        raise ReceiptNotFound
+    return FollowupKey(tip_id=tip_id, identity=keys.keypair.identity)
+
+
+def issue_token(key: FollowupKey, secret: bytes, now: float | None = None) -> str:
+    """A short-lived sealed token for the rest of the visit, so the receipt is typed once and is
+    neither in a cookie nor in the page."""
+    expiry = int((now or time.time()) + TOKEN_LIFETIME)
+    payload = struct.pack(">QQ", key.tip_id, expiry) + key.identity.encode()
+    return crypto.seal_symmetric(secret, payload, b"followup").hex()
+
+
+def redeem_token(token: str, secret: bytes, now: float | None = None) -> FollowupKey:
+    try:
+        payload = crypto.open_symmetric(secret, bytes.fromhex(token), b"followup")
+    except (ValueError, crypto.CryptoError) as exc:
+        raise ReceiptNotFound from exc
+    tip_id, expiry = struct.unpack(">QQ", payload[:16])
+    if expiry < (now or time.time()):
+        raise ReceiptNotFound
+    return FollowupKey(tip_id=tip_id, identity=crypto.AgeIdentity(payload[16:].decode()))
+
+
+def _open_text(ciphertext: bytes, key: FollowupKey) -> str:
+    return crypto.open_sealed(ciphertext, [key.identity]).decode()
+
+
+def reporter_view(session: Session, key: FollowupKey) -> ReporterView:
+    tip = session.get(Tip, key.tip_id)
+    if tip is None:
+        raise ReceiptNotFound
+    content = json.loads(crypto.open_sealed(tip.content, [key.identity]))
+    attachments = []
+    for attachment in tip.attachments:
+        meta = json.loads(crypto.open_sealed(attachment.meta, [key.identity]))
+        attachments.append(AttachmentInfo(meta["filename"], attachment.family, attachment.size,
+                                          attachment.uncleaned))
+    return ReporterView(
+        status=tip.status,
+        received_at=tip.received_at,
+        content=content,
+        updates=[Update(u.status, u.at, _open_text(u.note, key) if u.note else None)
+                 for u in tip.updates],
+        messages=[ThreadMessage(m.author, m.created_at, _open_text(m.body, key))
+                  for m in tip.messages],
+        attachments=attachments,
+    )
+
+
+def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Upload],
+          *, limits: Limits) -> Message:
+    """The reporter writes to the officers and may add evidence, in one transaction."""
+    uploads = [u for u in uploads if u.filename]
+    if not body.strip() and not uploads:
+        raise IntakeRejected({"body": FieldError("required")})
+    if len(body) > MAX_LENGTH["message"]:
+        raise IntakeRejected({"body": FieldError("too_long", {"max": MAX_LENGTH["message"]})})
+    if len(uploads) > limits.max_files:
+        raise IntakeRejected({"attachments": FieldError("too_many_files",
+                                                        {"max": limits.max_files})})
+    tip = session.get(Tip, key.tip_id)
+    if tip is None:
+        raise ReceiptNotFound
+    try:
+        recipients = tip_recipients(session, tip)
+        message = Message(tip_id=tip.id, author="reporter", created_at=utcnow(),
+                          body=crypto.seal(body.encode(), recipients))
+        session.add(message)
+        session.flush()
+        stored = store_attachments(session, tip, uploads, recipients, keep_location=False,
+                                   limits=limits, message_id=message.id)
+        tip.attachment_count += len(stored)
+        record(session, REPORTER, "message.from_reporter", object_type="tip", object_id=tip.id,
+               unit_code=tip.unit.code, attachments=len(stored))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return message

@@ -1,0 +1,98 @@
+"""HTTP-level protection shared by every face: the upload-spooling request class, security
+headers, the language of the visit, and the rate-limit key that never stores an address."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import IO
+
+from flask import Flask, Request, current_app, request, session
+from flask.wrappers import Response
+
+from portal import crypto
+from portal.uploads import EncryptedSpool
+
+LOCALES = {"zh": "zh_Hans", "ko": "ko", "en": "en"}
+LANG_LABELS = (("zh", "中文"), ("ko", "조선어"), ("en", "English"))
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class PortalRequest(Request):
+    """Uploaded files are encrypted while they stream in (see portal/uploads.py)."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        return EncryptedSpool(limit=current_app.config["MAX_FILE_BYTES"])  # type: ignore[return-value]
+
+
+def rate_limit_key() -> str:
+    """A keyed hash of the client address under a key that changes every UTC day, so counts
+    work within a day but the store never holds an address, nor a value linkable across days."""
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    key = crypto.server_key(current_app.config["SECRET_KEY"], "rate-limit " + day)
+    return hmac.new(key, (request.remote_addr or "").encode(), sha256).hexdigest()
+
+
+def select_locale() -> str:
+    """?lang= chooses and remembers for the visit; otherwise the browser's preference."""
+    chosen = request.args.get("lang")
+    if chosen in LOCALES:
+        session["lang"] = chosen
+        return LOCALES[chosen]
+    remembered = session.get("lang")
+    if remembered in LOCALES:
+        return LOCALES[remembered]
+    best = request.accept_languages.best_match(["zh", "ko", "en"], default="zh")
+    return LOCALES[best]
+
+
+def current_lang() -> str:
+    """The short code (zh, ko, en) of the visit's language, for links and data columns."""
+    locale = select_locale()
+    return next(code for code, name in LOCALES.items() if name == locale)
+
+
+def is_citizen_path(path: str) -> bool:
+    return not path.startswith(("/staff", "/admin", "/setup", "/api/v1/staff"))
+
+
+def add_security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if is_citizen_path(request.path) and not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+# Pages that exist only as POST results: their language links lead to the page's GET twin.
+_GET_TWIN = {"/followup/reply": "/followup", "/receipt.txt": "/report"}
+
+
+def language_links() -> dict[str, object]:
+    path = request.path if request.method == "GET" else _GET_TWIN.get(request.path, request.path)
+    current = current_lang()
+    return {"lang_links": [(code, label, f"{path}?lang={code}", code == current)
+                           for code, label in LANG_LABELS],
+            "html_lang": {"zh": "zh-Hans", "ko": "ko", "en": "en"}[current]}
+
+
+def install(app: Flask) -> None:
+    app.request_class = PortalRequest
+    app.after_request(add_security_headers)
+    app.context_processor(language_links)

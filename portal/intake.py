@@ -1,0 +1,299 @@
+"""What a tip is and how one is taken in: validation, routing, sealing, attachments, audit.
+
+Plain Python over a SQLAlchemy session; the citizen pages, the partner API and the officers'
+hotline mode all call `file_tip`. Everything is written in one transaction: a tip is stored with
+all its files or not at all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from hashlib import sha256
+from typing import BinaryIO, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from models import Attachment, BlobChunk, Category, Channel, Tip, TipStatus, TipUpdate, Unit
+from models.base import utcnow
+from portal import crypto, receipts, sanitize
+from portal.audit import REPORTER, Actor, record
+from portal.keys import install_secret, routing_unit, unit_recipients
+
+COUNTIES = ("yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing", "antu")
+TEXT_FIELDS = ("place", "occurred", "responsible", "narrative", "officials")
+IDENTITY_FIELDS = ("name", "phone", "id_number", "address")
+MAX_LENGTH = {"narrative": 20000, "officials": 4000, "responsible": 2000, "place": 1000,
+              "occurred": 200, "name": 100, "phone": 40, "id_number": 18, "address": 500,
+              "message": 10000}
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+BLOB_ROW = 1024 * 1024
+# Pillow, pikepdf and zipfile need the whole file; video and audio stream through untouched.
+CLEANED_IN_MEMORY = ("image", "pdf", "office")
+
+
+@dataclass
+class Identity:
+    name: str = ""
+    phone: str = ""
+    id_number: str = ""
+    address: str = ""
+    contact_ok: bool = False
+    reward: bool = False
+
+
+@dataclass
+class TipDraft:
+    """The citizen's fields, as typed; `identity` is None for an anonymous tip."""
+
+    narrative: str = ""
+    category: str | None = None
+    county: str | None = None
+    place: str = ""
+    occurred: str = ""
+    responsible: str = ""
+    officials: str = ""
+    keep_photo_location: bool = False
+    identity: Identity | None = None
+    channel: Channel = Channel.ONLINE
+
+
+class Upload(Protocol):
+    """One uploaded file: its name as given, a stream rewindable to 0, and whether it overflowed
+    the per-file limit while spooling."""
+
+    filename: str
+    stream: BinaryIO
+    oversize: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_files: int
+    max_file_bytes: int
+    max_clean_bytes: int
+
+
+@dataclass(frozen=True)
+class FieldError:
+    code: str
+    params: dict[str, str | int] = field(default_factory=dict)
+
+
+class IntakeRejected(Exception):
+    """The draft cannot be accepted; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, FieldError]) -> None:
+        super().__init__(", ".join(f"{k}: {v.code}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class FiledTip:
+    tip_id: int
+    receipt: receipts.Receipt
+
+
+def valid_id_number(value: str) -> bool:
+    """GB 11643 resident identity number: 17 digits and a check character."""
+    value = value.upper()
+    if not re.fullmatch(r"[0-9]{17}[0-9X]", value):
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == value[17]
+
+
+def validate(session: Session, draft: TipDraft, upload_count: int, limits: Limits
+             ) -> dict[str, FieldError]:
+    errors: dict[str, FieldError] = {}
+    if not draft.narrative.strip():
+        errors["narrative"] = FieldError("required")
+    values = {name: getattr(draft, name) for name in TEXT_FIELDS}
+    if draft.identity is not None:
+        values.update({n: getattr(draft.identity, n) for n in IDENTITY_FIELDS})
+    for name, value in values.items():
+        if len(value) > MAX_LENGTH[name]:
+            errors.setdefault(name, FieldError("too_long", {"max": MAX_LENGTH[name]}))
+    if draft.category is not None and current_category(session, draft.category) is None:
+        errors["category"] = FieldError("unknown_category")
+    if draft.county is not None and draft.county not in COUNTIES:
+        errors["county"] = FieldError("unknown_county")
+    identity = draft.identity
+    if identity is not None:
+        if not identity.name.strip():
+            errors.setdefault("name", FieldError("required_real_name"))
+        if identity.phone and not _PHONE.match(identity.phone.strip()):
+            errors.setdefault("phone", FieldError("invalid_phone"))
+        if identity.id_number and not valid_id_number(identity.id_number.strip()):
+            errors.setdefault("id_number", FieldError("invalid_id_number"))
+    if upload_count > limits.max_files:
+        errors["attachments"] = FieldError("too_many_files", {"max": limits.max_files})
+    return errors
+
+
+def current_category(session: Session, code: str) -> Category | None:
+    return session.scalars(
+        select(Category).where(Category.code == code, Category.current.is_(True))
+    ).first()
+
+
+def blind_index(key: bytes, text: str) -> bytes | None:
+    """Keyed hash of normalised text, so that officers can find tips naming the same party or
+    place without decrypting any (NFKC, case-folded, spaces and punctuation dropped)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(c for c in folded if unicodedata.category(c)[0] in "LN")
+    return hmac.new(key, kept.encode(), sha256).digest() if kept else None
+
+
+def _content_json(draft: TipDraft) -> bytes:
+    content = {name: getattr(draft, name) for name in TEXT_FIELDS}
+    content["category"] = draft.category
+    content["county"] = draft.county
+    content["keep_photo_location"] = draft.keep_photo_location
+    content["identity"] = asdict(draft.identity) if draft.identity else None
+    return json.dumps(content, ensure_ascii=False).encode()
+
+
+class _ChunkSink:
+    """Writes an attachment's ciphertext as BlobChunk rows of BLOB_ROW bytes (Core inserts, so the
+    session does not keep 200 MB of row objects alive)."""
+
+    def __init__(self, session: Session, attachment_id: int) -> None:
+        self._session = session
+        self._attachment_id = attachment_id
+        self._buffer = bytearray()
+        self._seq = 0
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        while len(self._buffer) >= BLOB_ROW:
+            self._insert(bytes(self._buffer[:BLOB_ROW]))
+            del self._buffer[:BLOB_ROW]
+        return len(data)
+
+    def _insert(self, data: bytes) -> None:
+        self._session.execute(
+            insert(BlobChunk).values(attachment_id=self._attachment_id, seq=self._seq, data=data)
+        )
+        self._seq += 1
+
+    def close(self) -> None:
+        if self._buffer or self._seq == 0:
+            self._insert(bytes(self._buffer))
+            self._buffer.clear()
+
+
+def store_attachments(
+    session: Session,
+    tip: Tip,
+    uploads: Sequence[Upload],
+    recipients: Sequence[str],
+    *,
+    keep_location: bool,
+    limits: Limits,
+    message_id: int | None = None,
+) -> list[Attachment]:
+    """Sniff, clean and seal each upload into the tip. Raises IntakeRejected naming the file."""
+    stored = []
+    for index, upload in enumerate(uploads):
+        file_field = f"attachments.{index}"
+        if upload.oversize:
+            raise IntakeRejected({file_field: FieldError(
+                "file_too_large", {"name": upload.filename, "max": limits.max_file_bytes})})
+        try:
+            upload.stream.seek(0)
+            head = upload.stream.read(8192)
+            kind = sanitize.sniff(head)
+            upload.stream.seek(0)
+            source: BinaryIO = upload.stream
+            if kind.cleanable and kind.family in CLEANED_IN_MEMORY:
+                data = upload.stream.read(limits.max_clean_bytes + 1)
+                if len(data) > limits.max_clean_bytes:
+                    raise sanitize.UploadRejected("too_large_to_clean")
+                source = io.BytesIO(data)
+            attachment = Attachment(tip=tip, family=kind.family, message_id=message_id,
+                                    meta=b"")
+            session.add(attachment)
+            session.flush()
+            sink = _ChunkSink(session, attachment.id)
+            writer = crypto.AgeWriter(sink, recipients)
+            report = sanitize.clean(source, kind, keep_location=keep_location,
+                                    max_in_memory=limits.max_clean_bytes, sink=writer)
+            writer.close()
+            sink.close()
+        except sanitize.UploadRejected as exc:
+            raise IntakeRejected(
+                {file_field: FieldError(exc.code, {"name": upload.filename})}
+            ) from exc
+        attachment.uncleaned = report.uncleaned
+        attachment.size = writer.plaintext_size
+        attachment.meta = crypto.seal(json.dumps({
+            "filename": upload.filename, "media_type": kind.media_type,
+            "extension": kind.extension, "removed": list(report.removed),
+            "kept": list(report.kept),
+        }, ensure_ascii=False).encode(), recipients)
+        stored.append(attachment)
+    return stored
+
+
+def file_tip(
+    session: Session,
+    draft: TipDraft,
+    uploads: Sequence[Upload],
+    *,
+    limits: Limits,
+    receipt_cost: receipts.Argon2Cost,
+    actor: Actor = REPORTER,
+    now: datetime | None = None,
+) -> FiledTip:
+    """Validate, seal and store a tip with its attachments in one transaction, and return the
+    receipt, which exists nowhere else afterwards."""
+    uploads = [u for u in uploads if u.filename]
+    errors = validate(session, draft, len(uploads), limits)
+    if errors:
+        raise IntakeRejected(errors)
+    now = now or utcnow()
+    receipt = receipts.new_receipt()
+    keys = receipts.derive_keys(receipt, install_secret(session, "receipt_salt"), receipt_cost)
+    unit: Unit = routing_unit(session, draft.county)
+    recipients = [*unit_recipients(session, unit), keys.keypair.recipient]
+    category = current_category(session, draft.category) if draft.category else None
+    blind_key = install_secret(session, "blind_index_key")
+    try:
+        tip = Tip(
+            receipt_lookup=keys.lookup,
+            receipt_recipient=keys.keypair.recipient,
+            unit_id=unit.id,
+            county=draft.county,
+            category_id=category.id if category else None,
+            channel=draft.channel,
+            status=TipStatus.RECEIVED,
+            real_name=draft.identity is not None,
+            received_at=now,
+            content=crypto.seal(_content_json(draft), recipients),
+            responsible_index=blind_index(blind_key, draft.responsible),
+            place_index=blind_index(blind_key, draft.place),
+        )
+        session.add(tip)
+        session.flush()
+        stored = store_attachments(session, tip, uploads, recipients,
+                                   keep_location=draft.keep_photo_location, limits=limits)
+        tip.attachment_count = len(stored)
+        session.add(TipUpdate(tip_id=tip.id, status=TipStatus.RECEIVED, at=now))
+        record(session, actor, "tip.received", object_type="tip", object_id=tip.id,
+               unit_code=unit.code, at=now, channel=str(draft.channel),
+               attachments=len(stored), real_name=draft.identity is not None)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return FiledTip(tip_id=tip.id, receipt=receipt)

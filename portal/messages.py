@@ -1,0 +1,63 @@
+"""Human words for the domain's codes, in the visitor's language (Flask-Babel catalogs).
+
+The domain reports errors as codes (portal/intake.py FieldError); this table is the one place that
+turns them into sentences, so the pages and the API say the same thing.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext, lazy_gettext
+
+from portal.intake import FieldError
+
+_ERRORS = {
+    "required": lazy_gettext("This field is required."),
+    "required_real_name": lazy_gettext("Please give your name for a real-name report, or untick "
+                                       "“report under my real name”."),
+    "identity_unconfirmed": lazy_gettext("You filled in personal details but did not tick “report "
+                                         "under my real name”. Tick it to send them, or clear "
+                                         "them to stay anonymous."),
+    "too_long": lazy_gettext("This is too long: at most %(max)s characters."),
+    "unknown_category": lazy_gettext("Please choose one of the listed categories."),
+    "unknown_county": lazy_gettext("Please choose one of the listed counties or cities."),
+    "invalid_phone": lazy_gettext("Please enter a phone number using digits only."),
+    "invalid_id_number": lazy_gettext("This is not a valid 18-character ID number."),
+    "invalid_boolean": lazy_gettext("Please answer yes or no."),
+    "invalid_type": lazy_gettext("This value has the wrong type."),
+    "too_many_files": lazy_gettext("At most %(max)s files can be attached."),
+    "file_too_large": lazy_gettext("“%(name)s” is larger than the limit of %(max_mb)s MB."),
+    "type_not_allowed": lazy_gettext("“%(name)s” is not a photo, video, audio recording, PDF, "
+                                     "Office document or text file, so it cannot be accepted."),
+    "corrupt": lazy_gettext("“%(name)s” is damaged or could not be read."),
+    "too_many_pixels": lazy_gettext("“%(name)s” has too many pixels to be processed safely."),
+    "too_large_to_clean": lazy_gettext("“%(name)s” is too large to remove its hidden data; please "
+                                       "send a smaller copy."),
+    "empty": lazy_gettext("“%(name)s” is empty."),
+    "honeypot": lazy_gettext("The form could not be accepted. Please try again."),
+    "invalid_json": lazy_gettext("The request body is not valid JSON."),
+    "unknown_field": lazy_gettext("This field is not part of the API."),
+}
+
+
+def error_text(error: FieldError) -> str:
+    params = dict(error.params)
+    if "max" in params and error.code == "file_too_large":
+        params["max_mb"] = int(params["max"]) // (1024 * 1024)
+    template = _ERRORS.get(error.code)
+    if template is None:
+        return gettext("This value is not valid.")
+    return str(template) % params if params else str(template)
+
+
+STATUS_WORDS = {
+    "received": lazy_gettext("Received — waiting for a decision to accept it"),
+    "accepted": lazy_gettext("Accepted"),
+    "declined": lazy_gettext("Not accepted"),
+    "verifying": lazy_gettext("Being verified"),
+    "referred": lazy_gettext("Referred to the competent authority"),
+    "closed": lazy_gettext("Closed with a result"),
+}
+
+
+def status_text(status: str) -> str:
+    return str(STATUS_WORDS.get(status, status))

@@ -1,0 +1,74 @@
+"""First start: the one-time setup link, the first administrator and the units' keys."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from hashlib import sha256
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Role, SetupToken
+from models.base import utcnow
+from portal import crypto
+from portal.accounts import add_membership, administrators_exist, create_user
+from portal.audit import SYSTEM, Actor, record
+from portal.keys import BUREAU_CODE, generate_unit_keys
+from portal.receipts import Argon2Cost
+
+
+class AlreadySetUp(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    admin_id: int
+    recovery: dict[str, crypto.AgeIdentity]  # unit code → identity, shown once
+
+
+def _digest(token: str) -> bytes:
+    return sha256(token.encode()).digest()
+
+
+def new_setup_token(session: Session) -> str | None:
+    """A fresh one-time token while there is no administrator; None once there is one."""
+    if administrators_exist(session):
+        return None
+    token = secrets.token_urlsafe(32)
+    session.add(SetupToken(token_hash=_digest(token)))
+    session.commit()
+    return token
+
+
+def token_is_valid(session: Session, token: str) -> bool:
+    row = session.scalar(select(SetupToken).where(SetupToken.token_hash == _digest(token)))
+    return row is not None and row.used_at is None and not administrators_exist(session)
+
+
+def complete_setup(session: Session, username: str, password: str, *, wrap_cost: Argon2Cost,
+                   token: str | None = None) -> SetupResult:
+    """Create the first administrator and every handling unit's key pair, in one transaction.
+
+    The administrator receives no unit key: being administrator grants no access to tips. The
+    identities are returned once, for printing as recovery keys, and are not kept."""
+    try:
+        if administrators_exist(session):
+            raise AlreadySetUp
+        if token is not None:
+            row = session.scalar(select(SetupToken).where(SetupToken.token_hash == _digest(token))
+                                 .with_for_update())
+            if row is None or row.used_at is not None:
+                raise AlreadySetUp
+            row.used_at = utcnow()
+        admin = create_user(session, username, password, wrap_cost=wrap_cost, actor=SYSTEM)
+        add_membership(session, admin, BUREAU_CODE, Role.ADMINISTRATOR, actor=SYSTEM)
+        recovery = generate_unit_keys(session, Actor("staff", admin.id, Role.ADMINISTRATOR))
+        record(session, SYSTEM, "setup.completed", object_type="user", object_id=admin.id,
+               units=len(recovery))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return SetupResult(admin_id=admin.id, recovery=recovery)
