@@ -11,7 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 from portal import http
-from portal.extensions import babel, csrf, db, limiter, migrate
+from portal.extensions import babel, csrf, db, migrate
+from portal.ratelimit import install_rate_limits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,9 +54,8 @@ def register_template_helpers(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    limiter.init_app(app)
     babel.init_app(app, locale_selector=http.select_locale,
                    default_translation_directories=str(ROOT / "portal" / "translations"))
 
@@ -69,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(admin_bp)
     csrf.exempt(api_bp)
+    install_rate_limits(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -86,4 +87,6 @@ def register_commands(app: Flask) -> None:
 def configure_logging(app: Flask) -> None:
     """Werkzeug's request log carries client addresses; the portal never writes one."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # Pillow logs EXIF tag values at DEBUG: those are the citizen's content.
+    logging.getLogger("PIL").setLevel(logging.INFO)
     app.logger.setLevel(logging.INFO)

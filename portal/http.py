@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from typing import IO
 
+import flask_babel
 from flask import Flask, Request, current_app, request, session
 from flask.wrappers import Response
 
@@ -94,5 +95,7 @@ def language_links() -> dict[str, object]:
 
 def install(app: Flask) -> None:
     app.request_class = PortalRequest
+    # The language is a property of the request: never reuse one cached on a shared app context.
+    app.before_request(flask_babel.refresh)
     app.after_request(add_security_headers)
     app.context_processor(language_links)

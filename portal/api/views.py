@@ -12,7 +12,7 @@ from portal import followup, intake
 from portal.api import bp
 from portal.api.openapi import openapi_document
 from portal.api.schema import SchemaError, receipt_and_body, tip_draft
-from portal.extensions import db, limiter
+from portal.extensions import db
 from portal.intake import FieldError, IntakeRejected
 from portal.messages import error_text, status_text
 from portal.web import limits, uploads_from
@@ -49,7 +49,6 @@ def categories() -> Response:
 
 
 @bp.post("/tips")
-@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"])
 def create_tip() -> tuple[Response, int]:
     try:
         if request.mimetype == "multipart/form-data":
@@ -75,7 +74,6 @@ def _not_found() -> tuple[Response, int]:
 
 
 @bp.post("/followup")
-@limiter.limit(lambda: current_app.config["FOLLOWUP_RATE_LIMIT"])
 def followup_status() -> tuple[Response, int]:
     try:
         receipt, _ = receipt_and_body(_json_body(), need_body=False)
@@ -99,7 +97,6 @@ def followup_status() -> tuple[Response, int]:
 
 
 @bp.post("/followup/messages")
-@limiter.limit(lambda: current_app.config["FOLLOWUP_RATE_LIMIT"])
 def followup_message() -> tuple[Response, int]:
     try:
         receipt, body = receipt_and_body(_json_body(), need_body=True)

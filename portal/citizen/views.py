@@ -16,20 +16,12 @@ from portal.citizen.forms import (
     ReplyForm,
     ReportForm,
 )
-from portal.extensions import db, limiter
+from portal.extensions import db
 from portal.http import current_lang
 from portal.intake import FieldError, IntakeRejected
 from portal.messages import error_text
 from portal.sanitize import describe_uncleanable
 from portal.web import followup_secret, limits, uploads_from
-
-
-def _submit_limit() -> str:
-    return current_app.config["SUBMIT_RATE_LIMIT"]
-
-
-def _followup_limit() -> str:
-    return current_app.config["FOLLOWUP_RATE_LIMIT"]
 
 
 def _categories() -> list[Category]:
@@ -94,7 +86,6 @@ def report_form() -> tuple[str, int]:
 
 
 @bp.post("/report")
-@limiter.limit(_submit_limit)
 def report_submit() -> tuple[str, int]:
     form = ReportForm()
     if (form.website.data or "").strip():
@@ -140,7 +131,6 @@ def _render_status(key: followup.FollowupKey, reply_form: ReplyForm | None = Non
 
 
 @bp.post("/followup")
-@limiter.limit(_followup_limit)
 def followup_lookup() -> tuple[str, int]:
     form = FollowupForm()
     try:
@@ -153,7 +143,6 @@ def followup_lookup() -> tuple[str, int]:
 
 
 @bp.post("/followup/reply")
-@limiter.limit(_followup_limit)
 def followup_reply() -> tuple[str, int]:
     form = ReplyForm()
     try:

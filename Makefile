@@ -1,0 +1,49 @@
+# Two commands for a newcomer: `make run` and `make test`. See README.md.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app app
+PORT ?= 5000
+PYTHON ?= python3
+
+.PHONY: install run test test-sqlite test-scaleout lint translations bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+translations: $(VENV)/.installed
+	$(VENV)/bin/pybabel compile -q -f -d portal/translations
+
+install: $(VENV)/.installed translations
+
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) seed
+	$(FLASK) setup-link --base-url http://127.0.0.1:$(PORT)
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py -b 127.0.0.1:$(PORT) app:app
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# The suite on the embedded default (SQLite, in-memory limits), then on PostgreSQL + Redis when
+# TEST_DATABASE_URL and TEST_REDIS_URL are set (.ci/run sets them).
+test: lint test-sqlite test-scaleout
+
+test-sqlite: install
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-scaleout: install
+	@if [ -n "$$TEST_DATABASE_URL" ] && [ -n "$$TEST_REDIS_URL" ]; then \
+		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) and Redis ($$TEST_REDIS_URL)"; \
+		$(PY) -m pytest -q $(PYTEST_ARGS); \
+	else \
+		echo "== TEST_DATABASE_URL / TEST_REDIS_URL not set: PostgreSQL + Redis run skipped"; \
+	fi
+
+bench: install
+	$(PY) bench/submit.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

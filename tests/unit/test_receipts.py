@@ -1,0 +1,67 @@
+"""Receipts: format and entropy, forgiving typing, and the slow hash that stands for them."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from config import Argon2Params, Settings
+from portal import crypto, receipts
+
+FAST = Argon2Params(time_cost=1, memory_kib=8 * 1024, parallelism=1)
+SALT = b"s" * 32
+
+
+def test_receipt_format_and_entropy() -> None:
+    receipt = receipts.new_receipt()
+    assert re.fullmatch(r"([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}", receipt)
+    bits = receipts.LENGTH * math.log2(len(receipts.ALPHABET))
+    assert bits >= 80
+    assert len({receipts.new_receipt() for _ in range(2000)}) == 2000
+
+
+@pytest.mark.parametrize("typed", [
+    "{r}", "{r_lower}", "{r_plain}", "  {r_spaced}  ", "{r_confusable}",
+])
+def test_normalise_forgives_case_dashes_spaces_and_confusables(typed: str) -> None:
+    receipt = "ABCD-EFGH-JK01-MNPQ-RSTV"
+    variants = {
+        "r": receipt, "r_lower": receipt.lower(), "r_plain": receipt.replace("-", ""),
+        "r_spaced": receipt.replace("-", " "), "r_confusable": "ABCD-EFGH-JKOI-MNPQ-RSTV",
+    }
+    assert receipts.normalise(typed.format(**variants)) == "ABCDEFGHJK01MNPQRSTV"
+
+
+@pytest.mark.parametrize("typed", ["", "ABCD", "ABCD-EFGH-JK01-MNPQ-RSTU", "A" * 21, "中文"])
+def test_malformed_receipts_are_refused(typed: str) -> None:
+    assert receipts.normalise(typed) is None
+
+
+def test_derived_keys_are_deterministic_and_distinct() -> None:
+    first = receipts.derive_keys("ABCD-EFGH-JK01-MNPQ-RSTV", SALT, FAST)
+    again = receipts.derive_keys("abcdefghjk01mnpqrstv", SALT, FAST)
+    other = receipts.derive_keys("ABCD-EFGH-JK01-MNPQ-RSTW", SALT, FAST)
+    other_salt = receipts.derive_keys("ABCD-EFGH-JK01-MNPQ-RSTV", b"t" * 32, FAST)
+    assert first == again
+    assert first.lookup != other.lookup and first.lookup != other_salt.lookup
+    assert first.keypair.identity != other.keypair.identity
+    assert len(first.lookup) == 32
+
+
+def test_malformed_receipt_costs_one_argon2_and_matches_nothing(monkeypatch) -> None:
+    calls = []
+    real = crypto.derive_key
+    monkeypatch.setattr(crypto, "derive_key", lambda *a: calls.append(a) or real(*a))
+    keys = receipts.derive_keys("not a receipt", SALT, FAST)
+    assert keys.lookup == b"\x00" * 32
+    assert len(calls) == 1
+
+
+def test_production_receipt_hash_is_slow() -> None:
+    # The receipt is the only key to a tip: the deployed cost must stay expensive to guess.
+    cost = Settings(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://").RECEIPT_ARGON2
+    assert cost.memory_kib >= 64 * 1024 and cost.time_cost >= 3
+    wrap = Settings(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://").WRAP_ARGON2
+    assert (wrap.time_cost, wrap.memory_kib) != (cost.time_cost, cost.memory_kib)
