@@ -106,5 +106,7 @@ def from_environment(instance_path: Path) -> Settings:
         MAX_FILE_BYTES=max_file,
         MAX_CONTENT_LENGTH=max_files * max_file + 4 * MiB,
         PROXY_COUNT=_env_int("PROXY_COUNT", 0),
+        SUBMIT_RATE_LIMIT=os.environ.get("SUBMIT_RATE_LIMIT") or Settings.SUBMIT_RATE_LIMIT,
+        FOLLOWUP_RATE_LIMIT=os.environ.get("FOLLOWUP_RATE_LIMIT") or Settings.FOLLOWUP_RATE_LIMIT,
         SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
     )

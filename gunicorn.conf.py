@@ -1,12 +1,13 @@
 """gunicorn settings for `make run` and production.
 
 No access log: an access log line carries the client's address and user agent, which the portal
-promises never to write for citizen routes. Errors go to stderr at WARNING, where gunicorn does
-not print client addresses (it logs invalid requests with their address only at DEBUG).
+promises never to write for citizen routes. Errors go to stderr through a logger that
+removes any client address (gunicorn logs malformed requests as "Invalid request from ip=…").
 """
 
 accesslog = None
 errorlog = "-"
+logger_class = "portal.logscrub.GunicornLogger"
 loglevel = "warning"
 workers = 2
 threads = 4

@@ -89,4 +89,7 @@ def configure_logging(app: Flask) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # Pillow logs EXIF tag values at DEBUG: those are the citizen's content.
     logging.getLogger("PIL").setLevel(logging.INFO)
+    from portal.logscrub import RedactAddresses
+
+    app.logger.addFilter(RedactAddresses())
     app.logger.setLevel(logging.INFO)

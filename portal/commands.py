@@ -22,7 +22,7 @@ def write_recovery_keys(directory: Path, recovery: dict[str, crypto.AgeIdentity]
         path = directory / f"{code}.txt"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(crypto.identity_file_text(identity, f"Qingliu recovery key of unit {code}"))
+            handle.write(crypto.identity_file_text(identity, f"Qingliu recovery key, unit {code}"))
         written.append(path)
     return written
 
@@ -35,7 +35,7 @@ def register(app: Flask) -> None:
         click.echo("units and categories are in place")
 
     @app.cli.command("setup")
-    @click.option("--admin", "admin_name", required=True, help="username of the first administrator")
+    @click.option("--admin", "admin_name", required=True, help="the first administrator's name")
     @click.option("--recovery-out", type=click.Path(file_okay=False, path_type=Path),
                   required=True, help="folder for the units' recovery keys (keep it offline)")
     def setup_command(admin_name: str, recovery_out: Path) -> None:

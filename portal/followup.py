@@ -24,7 +24,7 @@ TOKEN_LIFETIME = 30 * 60
 
 
 class ReceiptNotFound(Exception):
-    """No tip answers to this receipt (or the follow-up token expired). Deliberately says no more."""
+    """No tip answers to this receipt, or the follow-up token expired; deliberately no more."""
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ def test_settings(tmp_path: Path) -> dict[str, object]:
     }
 
 
+test_settings.__test__ = False  # a helper, not a test
+
+
 def _reset_database() -> None:
     global _schema_ready
     if db.engine.dialect.name == "postgresql":

@@ -7,6 +7,8 @@ from typing import Any
 
 from portal.intake import COUNTIES, MAX_LENGTH
 
+RECEIPT_PATTERN = "^([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}$"
+
 
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description,
@@ -63,8 +65,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                 "responses": {
                     "201": {"description": "filed", "content": {"application/json": {
                         "schema": {"type": "object", "required": ["receipt"], "properties": {
-                            "receipt": {"type": "string",
-                                        "pattern": "^([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}$"}
+                            "receipt": {"type": "string", "pattern": RECEIPT_PATTERN}
                         }}}}},
                     "400": _error_response("invalid fields"),
                     "413": _error_response("request larger than the portal accepts"),

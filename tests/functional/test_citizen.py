@@ -180,7 +180,8 @@ def test_follow_up_shows_status_and_messages_and_takes_replies(client, portal_ke
     assert "Your message has been sent" in text and "The trucks come at 2 a.m." in text
     message = db.session.scalars(select(Message)).one()
     assert message.author == "reporter"
-    assert crypto.open_sealed(message.body, [portal_keys["longjing"]]) == b"The trucks come at 2 a.m."
+    opened = crypto.open_sealed(message.body, [portal_keys["longjing"]])
+    assert opened == b"The trucks come at 2 a.m."
     assert db.session.scalars(select(Tip)).one().attachment_count == 1
 
 

@@ -1,0 +1,129 @@
+"""What a submission costs: median wall time of POST /api/v1/tips against a real gunicorn
+server (production settings, production Argon2id cost), with no file and with a 20 MB photo.
+
+Run:  make bench            (SQLite in a temporary folder)
+      .venv/bin/python bench/submit.py --runs 30 --photo-runs 8
+      DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench .venv/bin/python bench/submit.py
+Prints one line per case: median, min and max in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+MB = 1_000_000
+
+
+def photo_of_about(size: int) -> bytes:
+    """A camera-like JPEG of about `size` bytes (noise does not compress)."""
+    side = 1000
+    while True:
+        noise = Image.frombytes("RGB", (side * 4 // 3, side), os.urandom(side * 4 // 3 * side * 3))
+        out = io.BytesIO()
+        noise.save(out, "JPEG", quality=95)
+        if out.tell() >= size:
+            return out.getvalue()
+        side = int(side * (size / out.tell()) ** 0.5) + 50
+
+
+def multipart(fields: dict[str, str], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                     f"{value}\r\n".encode())
+    for filename, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="attachments"; '
+                     f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+                     + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "SECRET_KEY": "bench", "PORTAL_ADMIN_PASSWORD": "bench password 123"}
+    env.setdefault("DATABASE_URL", f"sqlite:///{folder / 'bench.sqlite3'}")
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    for args in (["db", "upgrade"], ["setup", "--admin", "bench", "--recovery-out",
+                                     str(folder / "keys")]):
+        subprocess.run([*flask, *args], cwd=ROOT, env=env, check=True, capture_output=True)
+    env["SUBMIT_RATE_LIMIT"] = "100000 per hour"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+         "app:app"], cwd=ROOT, env=env)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("server did not start")
+
+
+def post(port: int, body: bytes, content_type: str) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    started = time.perf_counter()
+    conn.request("POST", "/api/v1/tips", body=body, headers={"Content-Type": content_type})
+    response = conn.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    if response.status != 201:
+        raise SystemExit(f"unexpected status {response.status}")
+    return elapsed
+
+
+def report(name: str, times: list[float]) -> None:
+    ms = [t * 1000 for t in times]
+    print(f"{name:<32} n={len(ms):<3} median {statistics.median(ms):8.1f} ms   "
+          f"min {min(ms):8.1f} ms   max {max(ms):8.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--photo-runs", type=int, default=5)
+    parser.add_argument("--photo-mb", type=float, default=20)
+    args = parser.parse_args()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp), port)
+        try:
+            text_body = json.dumps({"narrative": "bench tip", "county": "yanji",
+                                    "category": "P01"}).encode()
+            post(port, text_body, "application/json")  # warm-up
+            report("POST /api/v1/tips, no file", [post(port, text_body, "application/json")
+                                                  for _ in range(args.runs)])
+            photo = photo_of_about(int(args.photo_mb * MB))
+            body, content_type = multipart({"narrative": "bench tip with photo"},
+                                           [("photo.jpg", photo)])
+            label = f"POST /api/v1/tips, {len(photo) / MB:.1f} MB photo"
+            report(label, [post(port, body, content_type) for _ in range(args.photo_runs)])
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    db = os.environ.get("DATABASE_URL", "sqlite")
+    print(f"database: {db.split('@')[-1]}; server: gunicorn (gunicorn.conf.py), loopback")
+
+
+if __name__ == "__main__":
+    main()

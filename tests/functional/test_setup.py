@@ -1,0 +1,70 @@
+"""First start: the one-time link, the setup page, and the non-interactive `flask setup`."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from models import Membership, Unit, UnitKeyGrant, User
+from portal import crypto
+from portal.extensions import db
+from tests.conftest import ADMIN_PASSWORD
+
+HANDLING = {"zhou", "yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing",
+            "antu"}
+
+
+def test_setup_link_works_once_and_shows_recovery_keys(app, client, runner) -> None:
+    printed = runner.invoke(args=["setup-link", "--base-url", "http://portal.test"]).output
+    link = re.search(r"http://portal\.test(/setup/\S+)", printed).group(1)
+    assert client.get(link).status_code == 200
+    mismatch = client.post(link, data={"username": "chief", "password": ADMIN_PASSWORD,
+                                       "confirm": "something else"})
+    assert mismatch.status_code == 400 and db.session.scalar(select(func.count(User.id))) == 0
+    short = client.post(link, data={"username": "chief", "password": "short", "confirm": "short"})
+    assert short.status_code == 400 and db.session.scalar(select(func.count(User.id))) == 0
+    done = client.post(link, data={"username": "chief", "password": ADMIN_PASSWORD,
+                                   "confirm": ADMIN_PASSWORD})
+    assert done.status_code == 200
+    identities = re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]+", done.get_data(as_text=True))
+    assert len(identities) == len(HANDLING)
+    units = {u.code: u for u in db.session.scalars(select(Unit))}
+    recipients = {crypto.recipient_of(crypto.AgeIdentity(i)) for i in identities}
+    assert recipients == {units[code].public_key for code in HANDLING}
+    # The link is spent, and the administrator holds no unit key.
+    assert client.get(link).status_code == 404
+    assert db.session.scalar(select(func.count(UnitKeyGrant.id))) == 0
+    admin = db.session.scalars(select(User)).one()
+    assert [m.role for m in db.session.scalars(select(Membership))] == ["administrator"]
+    assert admin.password_hash.startswith("$argon2id$")
+    assert ADMIN_PASSWORD.encode() not in admin.wrapped_identity
+    assert runner.invoke(args=["setup-link"]).output.strip() == "The portal is set up."
+
+
+def test_unknown_setup_token_is_404(client) -> None:
+    assert client.get("/setup/not-a-token").status_code == 404
+
+
+def test_noninteractive_setup_writes_one_identity_file_per_unit(app, runner, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    out = tmp_path / "recovery"
+    missing = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
+    assert missing.exit_code != 0 and "PORTAL_ADMIN_PASSWORD" in missing.output
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    result = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
+    assert result.exit_code == 0, result.output
+    files = {p.stem: p for p in out.iterdir()}
+    assert set(files) == HANDLING
+    units = {u.code: u for u in db.session.scalars(select(Unit))}
+    for code, path in files.items():
+        assert path.name == f"{code}.txt"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        identity = next(line for line in path.read_text().splitlines()
+                        if line.startswith("AGE-SECRET-KEY-1"))
+        assert crypto.recipient_of(crypto.AgeIdentity(identity)) == units[code].public_key
+    again = runner.invoke(args=["setup", "--admin", "ops2", "--recovery-out",
+                                str(tmp_path / "again")])
+    assert again.exit_code != 0 and "already set up" in again.output

@@ -1,0 +1,63 @@
+"""Every migration, run for real: upgrade an empty database to head, put data in it, check the
+schema equals the models, and downgrade again. On SQLite, and on PostgreSQL in a schema of its
+own when TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import flask_migrate
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, select, text
+
+from models import Tip
+from portal import create_app, intake
+from portal.extensions import db
+from portal.seed import seed
+from portal.setup import complete_setup
+from tests.conftest import FAST_ARGON2, TEST_DATABASE_URL, test_settings
+
+
+@pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[str]:
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
+        return
+    base = TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    schema = "mig_" + uuid.uuid4().hex[:12]
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def test_upgrade_to_head_with_data_then_downgrade(tmp_path: Path, empty_database: str) -> None:
+    settings = test_settings(tmp_path)
+    settings["SQLALCHEMY_DATABASE_URI"] = empty_database
+    app = create_app(settings)
+    with app.app_context():
+        flask_migrate.upgrade()
+        seed(db.session)
+        keys = complete_setup(db.session, "admin", "correct horse battery", wrap_cost=FAST_ARGON2)
+        limits = intake.Limits(max_files=10, max_file_bytes=10**6, max_clean_bytes=10**6)
+        filed = intake.file_tip(db.session, intake.TipDraft(narrative="after migration",
+                                                            county="antu"), [],
+                                limits=limits, receipt_cost=FAST_ARGON2)
+        assert db.session.scalar(select(Tip.unit_id).where(Tip.id == filed.tip_id))
+        assert keys.recovery
+        with db.engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        assert differences == [], "the migrations and the models disagree; run flask db migrate"
+        db.session.remove()
+        flask_migrate.downgrade(revision="base")
+        remaining = set(inspect(db.engine).get_table_names()) - {"alembic_version"}
+        assert remaining == set()
+        db.engine.dispose()
