@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, utcnow
@@ -37,6 +37,9 @@ class Tip(Base):
     __table_args__ = (
         # The officer queue lists by unit and status, newest first, with keyset pagination.
         Index("ix_tips_queue", "unit_id", "status", "received_at", "id"),
+        Index("ix_tips_queue_received", "unit_id", "received_at", "id"),
+        Index("ix_tips_queue_due", "unit_id", "due_at", "id"),
+        Index("ix_tips_queue_category", "unit_id", "category_id", "received_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,7 +57,15 @@ class Tip(Base):
     attachment_count: Mapped[int] = mapped_column(default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # accepted or declined
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The open step's deadline (accept, then close), from referral/deadlines.py RULES.
+    due_step: Mapped[str | None] = mapped_column(String(32))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_certain: Mapped[bool] = mapped_column(default=True, server_default=true())
+    extended: Mapped[bool] = mapped_column(default=False, server_default=false())
+    contact_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # real-name reporters
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # age v1 ciphertext of the citizen's fields (JSON), to the units and the receipt key.
     content: Mapped[bytes] = mapped_column(LargeBinary)
     # Keyed blind indexes (HMAC of normalised text) so related tips can be found unread.

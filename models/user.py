@@ -33,8 +33,10 @@ class User(Base):
     wrapped_identity: Mapped[bytes] = mapped_column(LargeBinary)
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # sealed under SECRET_KEY
     totp_last_step: Mapped[int | None] = mapped_column()  # a used code cannot be replayed
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")
 
@@ -64,3 +66,42 @@ class UnitKeyGrant(Base):
     granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecoveryCode(Base):
+    """One-time second-factor recovery codes, stored as SHA-256 of 60 random bits."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account name (existing or not, so the answer reveals nothing)."""
+
+    __tablename__ = "login_throttles"
+
+    name_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """A server-side staff session or API token (embedded store; Redis holds them when set).
+
+    Only a hash of the session id is stored. The officer's personal identity is kept sealed
+    under a key that exists only in the officer's cookie or token."""
+
+    __tablename__ = "staff_sessions"
+
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # web | api
+    stage: Mapped[str] = mapped_column(String(12))  # password (second factor pending) | active
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)

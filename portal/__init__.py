@@ -54,6 +54,11 @@ def register_template_helpers(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    if app.config.get("REDIS_URL"):
+        import redis
+
+        # Staff sessions live in Redis when it is configured (several servers share them).
+        app.extensions["redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=http.select_locale,
@@ -64,8 +69,10 @@ def register_blueprints(app: Flask) -> None:
     from portal.admin import bp as admin_bp
     from portal.api import bp as api_bp
     from portal.citizen import bp as citizen_bp
+    from portal.staff import bp as staff_bp
 
     app.register_blueprint(citizen_bp)
+    app.register_blueprint(staff_bp, url_prefix="/staff")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(admin_bp)
     csrf.exempt(api_bp)

@@ -57,3 +57,15 @@ def administrators_exist(session: Session) -> bool:
     return session.scalar(
         select(Membership.id).where(Membership.role == Role.ADMINISTRATOR).limit(1)
     ) is not None
+
+
+def remove_membership(session: Session, membership: Membership, *, actor: Actor) -> None:
+    record(session, actor, "membership.removed", object_type="user",
+           object_id=membership.user_id, unit_code=membership.unit.code, role=membership.role)
+    session.delete(membership)
+
+
+def set_active(session: Session, user: User, active: bool, *, actor: Actor) -> None:
+    user.active = active
+    record(session, actor, "user.activated" if active else "user.deactivated",
+           object_type="user", object_id=user.id)

@@ -64,10 +64,6 @@ def current_lang() -> str:
     return next(code for code, name in LOCALES.items() if name == locale)
 
 
-def is_citizen_path(path: str) -> bool:
-    return not path.startswith(("/staff", "/admin", "/setup", "/api/v1/staff"))
-
-
 def add_security_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -75,7 +71,7 @@ def add_security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if is_citizen_path(request.path) and not request.path.startswith("/static/"):
+    if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     return response

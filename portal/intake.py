@@ -18,14 +18,17 @@ from datetime import datetime
 from hashlib import sha256
 from typing import BinaryIO, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Attachment, BlobChunk, Category, Channel, Tip, TipStatus, TipUpdate, Unit
+from models import Attachment, Category, Channel, Tip, TipStatus, TipUpdate, Unit
 from models.base import utcnow
 from portal import crypto, receipts, sanitize
 from portal.audit import REPORTER, Actor, record
+from portal.blobs import ChunkSink
 from portal.keys import install_secret, routing_unit, unit_recipients
+from referral.calendar import load_calendar
+from referral.deadlines import deadline_for
 
 COUNTIES = ("yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing", "antu")
 TEXT_FIELDS = ("place", "occurred", "responsible", "narrative", "officials")
@@ -36,7 +39,6 @@ MAX_LENGTH = {"narrative": 20000, "officials": 4000, "responsible": 2000, "place
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-BLOB_ROW = 1024 * 1024
 # Pillow, pikepdf and zipfile need the whole file; video and audio stream through untouched.
 CLEANED_IN_MEMORY = ("image", "pdf", "office")
 
@@ -163,35 +165,6 @@ def _content_json(draft: TipDraft) -> bytes:
     return json.dumps(content, ensure_ascii=False).encode()
 
 
-class _ChunkSink:
-    """Writes an attachment's ciphertext as BlobChunk rows of BLOB_ROW bytes (Core inserts, so the
-    session does not keep 200 MB of row objects alive)."""
-
-    def __init__(self, session: Session, attachment_id: int) -> None:
-        self._session = session
-        self._attachment_id = attachment_id
-        self._buffer = bytearray()
-        self._seq = 0
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        while len(self._buffer) >= BLOB_ROW:
-            self._insert(bytes(self._buffer[:BLOB_ROW]))
-            del self._buffer[:BLOB_ROW]
-        return len(data)
-
-    def _insert(self, data: bytes) -> None:
-        self._session.execute(
-            insert(BlobChunk).values(attachment_id=self._attachment_id, seq=self._seq, data=data)
-        )
-        self._seq += 1
-
-    def close(self) -> None:
-        if self._buffer or self._seq == 0:
-            self._insert(bytes(self._buffer))
-            self._buffer.clear()
-
-
 def store_attachments(
     session: Session,
     tip: Tip,
@@ -224,7 +197,7 @@ def store_attachments(
                                     meta=b"")
             session.add(attachment)
             session.flush()
-            sink = _ChunkSink(session, attachment.id)
+            sink = ChunkSink(session, attachment.id)
             writer = crypto.AgeWriter(sink, recipients)
             report = sanitize.clean(source, kind, keep_location=keep_location,
                                     max_in_memory=limits.max_clean_bytes, sink=writer)
@@ -283,6 +256,9 @@ def file_tip(
             responsible_index=blind_index(blind_key, draft.responsible),
             place_index=blind_index(blind_key, draft.place),
         )
+        # 15 days to decide whether to accept (12369 practice; referral/deadlines.py RULES).
+        deadline = deadline_for("tip.accept", now, load_calendar(session))
+        tip.due_step, tip.due_at, tip.due_certain = "tip.accept", deadline.due_at, deadline.certain
         session.add(tip)
         session.flush()
         stored = store_attachments(session, tip, uploads, recipients,

@@ -49,6 +49,32 @@ def error_text(error: FieldError) -> str:
     return str(template) % params if params else str(template)
 
 
+_REFUSALS = {
+    "not_allowed": lazy_gettext("Your role does not allow this action on this tip."),
+    "wrong_status": lazy_gettext("This action is not possible in the tip's current state."),
+    "classify_first": lazy_gettext("Classify the tip into one of the 17 categories before "
+                                   "accepting it."),
+    "reason_required": lazy_gettext("Please give a reason."),
+    "too_long": lazy_gettext("The text is too long."),
+    "unknown_category": lazy_gettext("Please choose one of the listed categories."),
+    "bad_priority": lazy_gettext("Please choose a listed priority."),
+    "already_extended": lazy_gettext("The deadline of this tip has already been extended once."),
+    "extension_too_long": lazy_gettext("A deadline can be extended by at most 30 days."),
+    "not_a_member": lazy_gettext("That officer does not belong to the tip's unit."),
+    "same_tip": lazy_gettext("A tip cannot duplicate itself."),
+    "unknown_tip": lazy_gettext("There is no such tip among the ones you may see."),
+    "circular_duplicate": lazy_gettext("That tip is already marked as a duplicate of this one."),
+    "bad_unit": lazy_gettext("Please choose another handling unit."),
+    "bad_channel": lazy_gettext("Please choose the channel the tip came through."),
+    "bad_cursor": lazy_gettext("The page link is damaged; start from the first page."),
+    "bad_value": lazy_gettext("A value in the form is not valid."),
+}
+
+
+def refusal_text(code: str) -> str:
+    return str(_REFUSALS.get(code, _REFUSALS["bad_value"]))
+
+
 STATUS_WORDS = {
     "received": lazy_gettext("Received — waiting for a decision to accept it"),
     "accepted": lazy_gettext("Accepted"),
@@ -56,6 +82,7 @@ STATUS_WORDS = {
     "verifying": lazy_gettext("Being verified"),
     "referred": lazy_gettext("Referred to the competent authority"),
     "closed": lazy_gettext("Closed with a result"),
+    "extended": lazy_gettext("The handling period was extended"),
 }
 
 

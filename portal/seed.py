@@ -132,7 +132,11 @@ CATEGORIES: tuple[tuple[str, str, str, str, str, str, str, str, str], ...] = (
 
 
 def seed(session: Session) -> None:
-    """Insert the default units and categories that are missing; never overwrite edits."""
+    """Insert the default units, categories and holiday years that are missing; never
+    overwrite edits."""
+    from referral.calendar import seed_calendar
+
+    seed_calendar(session)
     by_code = {u.code: u for u in session.scalars(select(Unit))}
     for code, kind, parent, zh, ko, en in UNITS:
         if code not in by_code:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from config import Argon2Params
 from portal import create_app
@@ -43,6 +43,9 @@ def test_settings(tmp_path: Path) -> dict[str, object]:
         "RATELIMIT_STORAGE_URI": TEST_REDIS_URL or "memory://",
         # Each test counts its own requests, even against a shared Redis.
         "RATELIMIT_KEY_PREFIX": "test-" + uuid.uuid4().hex,
+        # Staff sessions: Redis in the scale-out run, the database otherwise.
+        "REDIS_URL": TEST_REDIS_URL,
+        "SESSION_KEY_PREFIX": "test-" + uuid.uuid4().hex,
         "RECEIPT_ARGON2": FAST_ARGON2,
         "WRAP_ARGON2": FAST_ARGON2,
         "WTF_CSRF_ENABLED": False,
@@ -105,3 +108,62 @@ def portal_keys(app: Flask) -> dict[str, str]:
     """Run first setup; return each handling unit's recovery identity (age secret key)."""
     result = complete_setup(db.session, "admin", ADMIN_PASSWORD, wrap_cost=FAST_ARGON2)
     return dict(result.recovery)
+
+
+class Staff:
+    """Creates officers and signs them in through the real pages (password, then TOTP)."""
+
+    PASSWORD = "officer password 2026"
+
+    def __init__(self, app: Flask, keys: dict[str, str]) -> None:
+        self.app = app
+        self.keys = keys
+
+    def create(self, username: str, unit: str = "yanji", role: str = "intake_officer",
+               *, grant: bool = True, enrolled: bool = True, extra: tuple = ()) -> int:
+        import pyotp
+
+        from models import Role, Unit
+        from portal.accounts import add_membership, create_user
+        from portal.audit import SYSTEM
+        from portal.auth import begin_enrollment
+        from portal.custody import grant_from_recovery
+
+        user = create_user(db.session, username, self.PASSWORD, wrap_cost=FAST_ARGON2,
+                           actor=SYSTEM)
+        for unit_code, role_name in ((unit, role), *extra):
+            add_membership(db.session, user, unit_code, Role(role_name), actor=SYSTEM)
+            if grant and unit_code in self.keys:
+                target = db.session.scalars(select(Unit).where(Unit.code == unit_code)).one()
+                grant_from_recovery(db.session, target, user, self.keys[unit_code], actor=SYSTEM)
+        if enrolled:
+            enrollment = begin_enrollment(user, self.app.config["SECRET_KEY"])
+            user.totp_confirmed_at = user.created_at
+            self.secrets[user.id] = enrollment.secret
+        db.session.commit()
+        self.totp = pyotp
+        return user.id
+
+    secrets: dict[int, str] = {}
+
+    def code(self, user_id: int, offset_steps: int = 0) -> str:
+        import time
+
+        import pyotp
+
+        totp = pyotp.TOTP(self.secrets[user_id])
+        return totp.at(time.time() + offset_steps * 30)
+
+    def login(self, client, username: str, user_id: int) -> None:
+        response = client.post("/staff/login", data={"username": username,
+                                                     "password": self.PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        response = client.post("/staff/login/code", data={"code": self.code(user_id)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+
+
+@pytest.fixture
+def staff(app: Flask, portal_keys: dict[str, str]) -> Staff:
+    helper = Staff(app, portal_keys)
+    helper.secrets = {}
+    return helper

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import flask_migrate
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import MetaData, create_engine, inspect, select, text
 
 from models import Tip
 from portal import create_app, intake
@@ -37,6 +38,49 @@ def empty_database(tmp_path: Path) -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
+
+
+def _revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from portal import ROOT
+
+    script = ScriptDirectory(str(ROOT / "migrations"))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def test_each_revision_upgrades_a_database_holding_a_tip(tmp_path: Path,
+                                                         empty_database: str) -> None:
+    """Stop at every revision, make sure a tip written at the first one survives each step."""
+    settings = test_settings(tmp_path)
+    settings["SQLALCHEMY_DATABASE_URI"] = empty_database
+    app = create_app(settings)
+    revisions = _revisions()
+    with app.app_context():
+        flask_migrate.upgrade(revision=revisions[0])
+        metadata = MetaData()
+        metadata.reflect(db.engine)
+        units, tips = metadata.tables["units"], metadata.tables["tips"]
+        with db.engine.begin() as conn:
+            unit_id = conn.execute(units.insert().values(
+                code="zhou", kind="bureau", name_zh="州本级", name_ko="주", name_en="Prefecture",
+                active=True)).inserted_primary_key[0]
+            conn.execute(tips.insert().values(
+                receipt_lookup=b"\x01" * 32, receipt_recipient="age1x", unit_id=unit_id,
+                channel="online", status="received", priority=0, real_name=False,
+                attachment_count=0, received_at=datetime(2026, 1, 5, tzinfo=UTC),
+                content=b"ciphertext"))
+        for revision in revisions[1:]:
+            flask_migrate.upgrade(revision=revision)
+            with db.engine.connect() as conn:
+                kept = conn.execute(text("select content from tips")).scalars().all()
+            assert kept == [b"ciphertext"], revision
+        with db.engine.connect() as conn:
+            row = conn.execute(text("select due_certain, extended from tips")).one()
+        assert (bool(row[0]), bool(row[1])) == (True, False)
+        db.session.remove()
+        flask_migrate.downgrade(revision="base")
+        db.engine.dispose()
 
 
 def test_upgrade_to_head_with_data_then_downgrade(tmp_path: Path, empty_database: str) -> None:

@@ -1,0 +1,89 @@
+"""The one place that decides who may see and do what with tips.
+
+A member of a handling unit with an officer role sees that unit's tips; a member of 州本级 sees
+every unit's. Administrators and auditors have no officer role by being what they are, so they
+see no tip content. Everything else asks `may` or `visible_units`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import HANDLING_KINDS, Membership, Role, Tip, Unit, User
+from portal import crypto
+from portal.keys import BUREAU_CODE
+
+OFFICERS = frozenset({Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD})
+_INTAKE = frozenset({Role.INTAKE_OFFICER, Role.HEAD})
+
+# action → roles that may take it (in the tip's unit, or in 州本级)
+ACTIONS: dict[str, frozenset[str]] = {
+    "tip.view": OFFICERS,
+    "tip.classify": _INTAKE,
+    "tip.set_priority": OFFICERS,
+    "tip.accept": _INTAKE,
+    "tip.decline": _INTAKE,
+    "tip.transfer": _INTAKE,
+    "tip.verify": OFFICERS,
+    "tip.link_duplicate": OFFICERS,
+    "tip.assign": _INTAKE,
+    "tip.message": OFFICERS,
+    "tip.extend": OFFICERS,
+    "tip.close": frozenset({Role.CASE_OFFICER, Role.HEAD}),
+    "tip.hotline": _INTAKE,
+    "unit_key.grant": OFFICERS,
+}
+ADMIN_ACTIONS = frozenset({"accounts.manage", "categories.edit", "units.manage"})
+
+
+class KeyNotHeld(Exception):
+    """The officer may see the tip but has not been granted a key that opens it."""
+
+
+@dataclass
+class Principal:
+    user: User
+    roles: dict[int, set[str]]  # unit id → roles
+    identities: dict[int, crypto.AgeIdentity] = field(default_factory=dict)
+    bureau_id: int | None = None
+    handling_ids: frozenset[int] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return any(Role.ADMINISTRATOR in roles for roles in self.roles.values())
+
+    def units_for(self, action: str) -> set[int]:
+        allowed = ACTIONS.get(action, frozenset())
+        units = {unit for unit, roles in self.roles.items() if roles & allowed}
+        if self.bureau_id in units:
+            units |= set(self.handling_ids)
+        return units
+
+    def may(self, action: str, tip: Tip) -> bool:
+        return tip.unit_id in self.units_for(action)
+
+    def may_admin(self, action: str) -> bool:
+        return action in ADMIN_ACTIONS and self.is_admin
+
+    def identities_for(self, tip: Tip) -> list[crypto.AgeIdentity]:
+        """Unit identities that open this tip: its unit's, or 州本级's, which every tip is
+        sealed to."""
+        found = [self.identities[u] for u in (tip.unit_id, self.bureau_id)
+                 if u is not None and u in self.identities]
+        if not found:
+            raise KeyNotHeld
+        return found
+
+
+def principal_for(session: Session, user: User,
+                  identities: dict[int, crypto.AgeIdentity] | None = None) -> Principal:
+    roles: dict[int, set[str]] = {}
+    for membership in session.scalars(select(Membership).where(Membership.user_id == user.id)):
+        roles.setdefault(membership.unit_id, set()).add(membership.role)
+    bureau_id = session.scalar(select(Unit.id).where(Unit.code == BUREAU_CODE))
+    handling = frozenset(session.scalars(
+        select(Unit.id).where(Unit.kind.in_([k.value for k in HANDLING_KINDS]))))
+    return Principal(user=user, roles=roles, identities=identities or {}, bureau_id=bureau_id,
+                     handling_ids=handling)

@@ -1,0 +1,190 @@
+"""/api/v1/staff: everything the officer pages do, for the bureau's systems and a future desktop
+client. Bearer tokens from POST /staff/token, expiring and revocable; the same rules, decided in
+portal/access.py; the same services in portal/triage.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Response, current_app, jsonify, request, stream_with_context
+from flask_babel import gettext
+
+from models import Channel
+from portal import auth, custody, triage
+from portal.access import KeyNotHeld
+from portal.api import bp
+from portal.api.schema import SchemaError, tip_draft
+from portal.audit import Actor, record
+from portal.crypto import CryptoError
+from portal.extensions import db
+from portal.intake import FieldError, IntakeRejected
+from portal.messages import error_text, refusal_text, status_text
+from portal.staff.context import Caller, current_caller, queue_filter_from_args, session_store
+from portal.web import limits
+
+
+def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify({"error": message, "status": status, **extra}), status
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        caller = current_caller(api=True)
+        if caller is None:
+            return _error(401, gettext("A valid bearer token is required."))
+        return view(caller, *args, **kwargs)
+
+    return wrapper
+
+
+@bp.post("/staff/token")
+def staff_token() -> tuple[Response, int]:
+    data = request.get_json(silent=True) or {}
+    username, password = str(data.get("username", "")), str(data.get("password", ""))
+    otp = str(data.get("otp", ""))
+    try:
+        user = auth.check_password(db.session, username, password)
+        personal = custody.unlock_personal(user, password)
+        if user.totp_confirmed_at is None:
+            raise auth.SecondFactorFailed
+        auth.verify_totp(user, otp, current_app.config["SECRET_KEY"])
+    except auth.Throttled as throttled:
+        return _error(429, gettext("Too many failed attempts."),
+                      retry_after=int(throttled.retry_after.total_seconds()) + 1)
+    except (auth.AuthenticationFailed, auth.SecondFactorFailed, CryptoError):
+        db.session.commit()
+        return _error(401, gettext("Wrong username, password or code."))
+    opened = session_store().create(user.id, personal, kind="api")
+    record(db.session, Actor("staff", user.id, None), "token.issued", object_type="user",
+           object_id=user.id)
+    db.session.commit()
+    return jsonify({"token": opened.token, "expires_at": opened.expires_at.isoformat()}), 201
+
+
+@bp.delete("/staff/token")
+@token_required
+def staff_token_revoke(caller: Caller) -> tuple[Response, int]:
+    session_store().revoke(caller.session.token)
+    record(db.session, Actor("staff", caller.user.id, None), "token.revoked",
+           object_type="user", object_id=caller.user.id)
+    db.session.commit()
+    return jsonify({}), 204
+
+
+def _row(row: triage.QueueRow) -> dict[str, Any]:
+    return {"id": row.id, "status": row.status, "status_text": status_text(row.status),
+            "unit": row.unit_code, "county": row.county, "category": row.category_code,
+            "channel": row.channel, "priority": row.priority, "real_name": row.real_name,
+            "attachments": row.attachment_count, "received_at": row.received_at.isoformat(),
+            "due_at": row.due_at.isoformat() if row.due_at else None,
+            "due_certain": row.due_certain, "deadline_state": row.deadline_state,
+            "assigned_to": row.assigned_to_id}
+
+
+@bp.get("/staff/tips")
+@token_required
+def staff_queue(caller: Caller) -> tuple[Response, int]:
+    try:
+        page = triage.queue(db.session, caller.principal, queue_filter_from_args())
+    except triage.Refused as refused:
+        return _error(400, refusal_text(refused.code))
+    return jsonify({"tips": [_row(r) for r in page.rows], "next": page.next_cursor}), 200
+
+
+@bp.get("/staff/counts")
+@token_required
+def staff_counts(caller: Caller) -> tuple[Response, int]:
+    counts = triage.category_counts(db.session, caller.principal)
+    return jsonify({"open_by_category": {code or "unclassified": n
+                                         for code, n in counts.items()}}), 200
+
+
+@bp.get("/staff/tips/<int:tip_id>")
+@token_required
+def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
+    try:
+        detail = triage.open_tip(db.session, caller.principal, tip_id)
+    except triage.NotFound:
+        return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:
+        return _error(403, gettext("You have not been granted this unit's key"))
+    tip = detail.tip
+    return jsonify({
+        "id": tip.id, "status": tip.status, "unit": tip.unit.code,
+        "category": tip.category.code if tip.category else None,
+        "category_version": tip.category.version if tip.category else None,
+        "channel": tip.channel, "priority": tip.priority, "real_name": tip.real_name,
+        "received_at": tip.received_at.isoformat(),
+        "due_step": tip.due_step, "due_at": tip.due_at.isoformat() if tip.due_at else None,
+        "due_certain": tip.due_certain, "extended": tip.extended,
+        "duplicate_of": tip.duplicate_of_id, "assigned_to": tip.assigned_to_id,
+        "content": detail.content,
+        "attachments": [{"id": a.id, "filename": a.filename, "media_type": a.media_type,
+                         "family": a.family, "size": a.size, "uncleaned": a.uncleaned}
+                        for a in detail.attachments],
+        "messages": [{"id": m.id, "from": m.author, "at": m.at.isoformat(), "body": m.body}
+                     for m in detail.messages],
+        "updates": [{"status": u.status, "at": u.at.isoformat(), "note": u.note}
+                    for u in detail.updates],
+        "related": detail.related,
+    }), 200
+
+
+@bp.post("/staff/tips/<int:tip_id>/<action>")
+@token_required
+def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response, int]:
+    params = request.get_json(silent=True)
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        return _error(400, error_text(FieldError("invalid_json")))
+    try:
+        triage.perform(db.session, caller.principal, tip_id, action, params)
+    except triage.NotFound:
+        return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:
+        return _error(403, gettext("You have not been granted this unit's key"))
+    except triage.Refused as refused:
+        status = 403 if refused.code == "not_allowed" else (
+            409 if refused.code in triage.CONFLICTS else 400)
+        return _error(status, refusal_text(refused.code), code=refused.code)
+    return jsonify({"done": action}), 200
+
+
+@bp.get("/staff/attachments/<int:attachment_id>")
+@token_required
+def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Response, int]:
+    try:
+        out = triage.open_attachment(db.session, caller.principal, attachment_id)
+    except triage.NotFound:
+        return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:
+        return _error(403, gettext("You have not been granted this unit's key"))
+    return Response(stream_with_context(out.chunks),
+                    mimetype=out.media_type if out.inline_image else "application/octet-stream",
+                    headers={"Content-Disposition": "attachment"})
+
+
+@bp.post("/staff/hotline")
+@token_required
+def staff_hotline(caller: Caller) -> tuple[Response, int]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _error(400, error_text(FieldError("invalid_json")))
+    data = dict(data)
+    channel = data.pop("channel", Channel.HOTLINE.value)
+    try:
+        draft = tip_draft(data, from_form=False)
+        draft.channel = Channel(channel)
+        filed = triage.hotline_tip(db.session, caller.principal, draft, limits=limits(),
+                                   receipt_cost=current_app.config["RECEIPT_ARGON2"])
+    except (SchemaError, IntakeRejected) as rejected:
+        return jsonify({"errors": {k: error_text(v) for k, v in rejected.errors.items()}}), 400
+    except ValueError:
+        return _error(400, refusal_text("bad_channel"))
+    except triage.Refused as refused:
+        return _error(403, refusal_text(refused.code))
+    return jsonify({"tip_id": filed.tip_id, "receipt": filed.receipt}), 201

@@ -1,0 +1,56 @@
+"""Editing the 17 categories: an edit adds a version; tips keep the version they were filed or
+classified under."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import Category, UnitKind
+from portal.audit import Actor, record
+
+LANGS = ("zh", "ko", "en")
+
+
+class CategoryRejected(ValueError):
+    def __init__(self, field: str, code: str) -> None:
+        super().__init__(f"{field}: {code}")
+        self.field = field
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CategoryEdit:
+    names: dict[str, str]
+    descriptions: dict[str, str]
+    usual_receiver: str | None
+
+
+def edit_category(session: Session, code: str, edit: CategoryEdit, *, actor: Actor) -> Category:
+    current = session.scalar(select(Category).where(Category.code == code,
+                                                    Category.current.is_(True)))
+    if current is None:
+        raise CategoryRejected("code", "unknown_category")
+    for lang in LANGS:
+        if not edit.names.get(lang, "").strip():
+            raise CategoryRejected(f"name_{lang}", "required")
+    if edit.usual_receiver and edit.usual_receiver not in {k.value for k in UnitKind}:
+        raise CategoryRejected("usual_receiver", "bad_value")
+    latest = session.scalar(select(func.max(Category.version)).where(Category.code == code)) or 0
+    current.current = False
+    new = Category(
+        code=code, version=latest + 1, current=True, scope=current.scope,
+        sort_order=current.sort_order, usual_receiver=edit.usual_receiver,
+        name_zh=edit.names["zh"].strip(), name_ko=edit.names["ko"].strip(),
+        name_en=edit.names["en"].strip(),
+        description_zh=edit.descriptions.get("zh", "").strip(),
+        description_ko=edit.descriptions.get("ko", "").strip(),
+        description_en=edit.descriptions.get("en", "").strip(),
+    )
+    session.add(new)
+    session.flush()
+    record(session, actor, "category.edited", object_type="category", object_id=new.id,
+           code=code, version=new.version)
+    return new

@@ -1,0 +1,130 @@
+"""Who holds which key. A unit's identity is sealed (age) to each member it is granted to; only
+someone who holds it, or the unit's offline recovery key, can grant it. Every grant, revocation
+and recovery is an audit event."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Unit, UnitKeyGrant, User
+from models.base import utcnow
+from portal import crypto
+from portal.accounts import check_password_strength
+from portal.audit import Actor, record
+from portal.auth import hash_password
+from portal.receipts import Argon2Cost
+
+
+class NotHolder(Exception):
+    """The granter does not hold this unit's key."""
+
+
+class WrongRecoveryKey(Exception):
+    """The identity given is not this unit's recovery key."""
+
+
+def unlock_personal(user: User, password: str) -> crypto.AgeIdentity:
+    return crypto.unwrap_identity(user.wrapped_identity, password)
+
+
+def active_grants(session: Session, user_id: int) -> list[UnitKeyGrant]:
+    return list(session.scalars(select(UnitKeyGrant).where(
+        UnitKeyGrant.user_id == user_id, UnitKeyGrant.revoked_at.is_(None))))
+
+
+def unit_identities(session: Session, user: User, personal: crypto.AgeIdentity
+                    ) -> dict[int, crypto.AgeIdentity]:
+    """The unit identities this officer holds, opened with their personal identity."""
+    held: dict[int, crypto.AgeIdentity] = {}
+    for grant in active_grants(session, user.id):
+        try:
+            held[grant.unit_id] = crypto.AgeIdentity(
+                crypto.open_sealed(grant.sealed_identity, [personal]).decode())
+        except crypto.CryptoError:
+            continue  # sealed to a personal key the officer no longer has (password reset)
+    return held
+
+
+def _seal_grant(session: Session, unit: Unit, identity: crypto.AgeIdentity, grantee: User,
+                granted_by: int | None) -> UnitKeyGrant:
+    for old in active_grants(session, grantee.id):
+        if old.unit_id == unit.id:
+            old.revoked_at = utcnow()
+    grant = UnitKeyGrant(unit_id=unit.id, user_id=grantee.id, granted_by_id=granted_by,
+                         sealed_identity=crypto.seal(identity.encode(), [grantee.public_key]))
+    session.add(grant)
+    return grant
+
+
+def grant(session: Session, unit: Unit, grantee: User, *, granter: User,
+          granter_identities: dict[int, crypto.AgeIdentity], actor: Actor) -> UnitKeyGrant:
+    identity = granter_identities.get(unit.id)
+    if identity is None or crypto.recipient_of(identity) != unit.public_key:
+        raise NotHolder
+    result = _seal_grant(session, unit, identity, grantee, granter.id)
+    record(session, actor, "unit_key.granted", object_type="user", object_id=grantee.id,
+           unit_code=unit.code)
+    return result
+
+
+def grant_from_recovery(session: Session, unit: Unit, grantee: User, recovery_text: str, *,
+                        actor: Actor) -> UnitKeyGrant:
+    """Grant a unit key using its printed recovery key (an age identity file or line)."""
+    lines = [line.strip() for line in recovery_text.splitlines()]
+    candidates = [line for line in lines if line.upper().startswith("AGE-SECRET-KEY-1")]
+    if not candidates:
+        raise WrongRecoveryKey
+    identity = crypto.AgeIdentity(candidates[0].upper())
+    try:
+        matches = crypto.recipient_of(identity) == unit.public_key
+    except crypto.CryptoError as exc:
+        raise WrongRecoveryKey from exc
+    if not matches:
+        raise WrongRecoveryKey
+    result = _seal_grant(session, unit, identity, grantee, actor.id)
+    record(session, actor, "unit_key.recovered", object_type="user", object_id=grantee.id,
+           unit_code=unit.code)
+    return result
+
+
+def revoke(session: Session, grant_row: UnitKeyGrant, *, actor: Actor) -> None:
+    grant_row.revoked_at = utcnow()
+    unit = session.get(Unit, grant_row.unit_id)
+    record(session, actor, "unit_key.revoked", object_type="user", object_id=grant_row.user_id,
+           unit_code=unit.code if unit else None)
+
+
+def change_password(session: Session, user: User, old: str, new: str, *, wrap_cost: Argon2Cost
+                    ) -> None:
+    """Re-wrap the personal identity under the new password: nothing is lost."""
+    check_password_strength(new)
+    personal = unlock_personal(user, old)
+    user.wrapped_identity = crypto.wrap_identity(personal, new, wrap_cost)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    record(session, Actor("staff", user.id, None), "password.changed", object_type="user",
+           object_id=user.id)
+
+
+def reset_password(session: Session, user: User, new: str, *, wrap_cost: Argon2Cost,
+                   actor: Actor) -> int:
+    """An administrator's reset: the old personal key is gone, so a new one is made and the
+    grants sealed to the old one are revoked; a holder of each unit key re-grants it.
+    Returns how many grants were revoked."""
+    check_password_strength(new)
+    pair = crypto.generate_keypair()
+    user.public_key = pair.recipient
+    user.wrapped_identity = crypto.wrap_identity(pair.identity, new, wrap_cost)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    user.totp_secret = None
+    user.totp_confirmed_at = None
+    user.totp_last_step = None
+    revoked = 0
+    for old in active_grants(session, user.id):
+        old.revoked_at = utcnow()
+        revoked += 1
+    record(session, actor, "password.reset", object_type="user", object_id=user.id,
+           grants_revoked=revoked)
+    return revoked

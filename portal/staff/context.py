@@ -1,0 +1,95 @@
+"""Who is asking: the staff session (cookie or bearer token) turned into a Principal with the
+unit keys the officer holds, for the staff pages and the staff API alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask import current_app, request
+
+from models import User
+from portal import triage
+from portal.access import Principal, principal_for
+from portal.custody import unit_identities
+from portal.extensions import db
+from portal.staff_sessions import (
+    OpenSession,
+    RedisBackend,
+    SessionInvalid,
+    SessionStore,
+    SqlBackend,
+)
+
+COOKIE = "qingliu_staff"
+
+
+def session_store() -> SessionStore:
+    client = current_app.extensions.get("redis")
+    if client is not None:
+        prefix = current_app.config.get("SESSION_KEY_PREFIX", "qingliu")
+        return SessionStore(RedisBackend(client, prefix))
+    return SessionStore(SqlBackend(db.session))
+
+
+@dataclass(frozen=True)
+class Caller:
+    session: OpenSession
+    user: User
+    principal: Principal
+
+
+def _token_from_request(api: bool) -> str | None:
+    if api:
+        header = request.headers.get("Authorization", "")
+        return header[7:].strip() if header.startswith("Bearer ") else None
+    return request.cookies.get(COOKIE)
+
+
+def current_caller(*, api: bool = False, stage: str = "active") -> Caller | None:
+    """The signed-in officer of this request, or None. Cached on the request itself (not on
+    `g`, which lives as long as the app context and may outlive one request)."""
+    cache_key = f"qingliu.caller.{api}.{stage}"
+    if cache_key in request.environ:
+        return request.environ[cache_key]
+    caller = None
+    token = _token_from_request(api)
+    if token:
+        try:
+            opened = session_store().open(token)
+        except SessionInvalid:
+            opened = None
+        if opened is not None and opened.stage == stage and opened.kind == (
+                "api" if api else "web"):
+            user = db.session.get(User, opened.user_id)
+            if user is not None and user.active:
+                held = unit_identities(db.session, user, opened.identity)
+                caller = Caller(opened, user, principal_for(db.session, user, held))
+        db.session.commit()  # the session's last-seen time
+    request.environ[cache_key] = caller
+    return caller
+
+
+def _bool_arg(name: str) -> bool | None:
+    value = request.args.get(name)
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def queue_filter_from_args() -> triage.QueueFilter:
+    args = request.args
+    return triage.QueueFilter(
+        status=args.get("status") or None, category=args.get("category") or None,
+        county=args.get("county") or None, channel=args.get("channel") or None,
+        received_from=_date_arg("from"), received_to=_date_arg("to"),
+        real_name=_bool_arg("real_name"), has_attachments=_bool_arg("attachments"),
+        deadline=args.get("deadline") or None,
+        sort=args.get("sort") if args.get("sort") in ("received", "deadline", "priority")
+        else "received",
+        cursor=args.get("after") or None)

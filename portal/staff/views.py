@@ -1,0 +1,408 @@
+"""Staff pages: sign-in, the queue, a tip and its actions, files, hotline entry, keys, account.
+
+Thin: each view reads its form, calls one service (portal/auth, triage, custody), renders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext
+from sqlalchemy import select
+
+from models import Category, Channel, Membership, Unit, UnitKeyGrant, User
+from portal import auth, custody, triage
+from portal.access import KeyNotHeld
+from portal.accounts import WeakPassword
+from portal.audit import Actor, record
+from portal.crypto import CryptoError
+from portal.extensions import db
+from portal.http import current_lang
+from portal.intake import COUNTIES, Identity, IntakeRejected, TipDraft
+from portal.messages import error_text, refusal_text
+from portal.staff import bp
+from portal.staff.context import (
+    COOKIE,
+    Caller,
+    current_caller,
+    queue_filter_from_args,
+    session_store,
+)
+from portal.staff.forms import (
+    ActionForm,
+    EnrollForm,
+    GrantForm,
+    HotlineForm,
+    LoginForm,
+    PasswordForm,
+    SecondFactorForm,
+)
+from portal.web import limits
+
+
+def _set_cookie(response: Response, token: str) -> Response:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        caller = current_caller()
+        if caller is None:
+            return redirect(url_for("staff.login"))
+        return view(caller, *args, **kwargs)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign-in
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    if not form.is_submitted():
+        return render_template("staff/login.html", form=form)
+    try:
+        user = auth.check_password(db.session, form.username.data or "", form.password.data or "")
+        personal = custody.unlock_personal(user, form.password.data or "")
+    except auth.Throttled as throttled:
+        minutes = max(1, int(throttled.retry_after.total_seconds() // 60) + 1)
+        form.username.errors = [gettext("Too many failed attempts. Try again in %(n)s minutes.",
+                                        n=minutes)]
+        return render_template("staff/login.html", form=form), 429
+    except (auth.AuthenticationFailed, CryptoError):
+        form.username.errors = [gettext("Wrong username or password.")]
+        return render_template("staff/login.html", form=form), 401
+    pending = session_store().create(user.id, personal, stage="password")
+    db.session.commit()
+    target = "staff.second_factor" if user.totp_confirmed_at else "staff.enroll"
+    return _set_cookie(redirect(url_for(target)), pending.token)
+
+
+def _pending() -> Caller:
+    """The officer between password and second factor, or back to the sign-in page."""
+    caller = current_caller(stage="password")
+    if caller is None:
+        abort(redirect(url_for("staff.login")))
+    return caller
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def second_factor() -> Any:
+    caller = _pending()
+    form = SecondFactorForm()
+    if not form.is_submitted():
+        return render_template("staff/second_factor.html", form=form)
+    code = (form.code.data or "").strip()
+    try:
+        if len("".join(c for c in code if c.isalnum())) > 8:
+            auth.use_recovery_code(db.session, caller.user, code)
+        else:
+            auth.verify_totp(caller.user, code, current_app.config["SECRET_KEY"])
+    except (auth.SecondFactorFailed, CryptoError):
+        db.session.commit()
+        form.code.errors = [gettext("This code is wrong, expired or already used.")]
+        return render_template("staff/second_factor.html", form=form), 401
+    return _finish_sign_in(caller)
+
+
+def _finish_sign_in(caller: Caller) -> Response:
+    active = session_store().promote(caller.session)
+    record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
+           object_type="user", object_id=caller.user.id)
+    db.session.commit()
+    return _set_cookie(redirect(url_for("staff.queue")), active.token)
+
+
+@bp.route("/login/enroll", methods=["GET", "POST"])
+def enroll() -> Any:
+    caller = _pending()
+    if caller.user.totp_confirmed_at:
+        return redirect(url_for("staff.second_factor"))
+    form = EnrollForm()
+    secret_key = current_app.config["SECRET_KEY"]
+    if form.is_submitted() and caller.user.totp_secret:
+        try:
+            codes = auth.confirm_enrollment(db.session, caller.user, form.code.data or "",
+                                            secret_key)
+        except auth.SecondFactorFailed:
+            form.code.errors = [gettext("This code is wrong, expired or already used.")]
+        else:
+            active = session_store().promote(caller.session)
+            record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
+                   object_type="user", object_id=caller.user.id)
+            db.session.commit()
+            page = render_template("staff/recovery_codes.html", codes=codes)
+            return _set_cookie(Response(page), active.token)
+    enrollment = auth.begin_enrollment(caller.user, secret_key)
+    db.session.commit()
+    return render_template("staff/enroll.html", form=form, enrollment=enrollment), (
+        401 if form.code.errors else 200)
+
+
+@bp.post("/logout")
+@signed_in
+def logout(caller: Caller) -> Response:
+    session_store().revoke(caller.session.token)
+    record(db.session, Actor("staff", caller.user.id, None), "signout", object_type="user",
+           object_id=caller.user.id)
+    db.session.commit()
+    response = redirect(url_for("staff.login"))
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@bp.post("/logout/everywhere")
+@signed_in
+def logout_everywhere(caller: Caller) -> Response:
+    ended = session_store().revoke_all(caller.user.id)
+    record(db.session, Actor("staff", caller.user.id, None), "signout.everywhere",
+           object_type="user", object_id=caller.user.id, sessions=ended)
+    db.session.commit()
+    response = redirect(url_for("staff.login"))
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@signed_in
+def account(caller: Caller) -> Any:
+    form = PasswordForm()
+    if form.is_submitted():
+        if (form.new.data or "") != (form.confirm.data or ""):
+            form.confirm.errors = [gettext("The two passwords differ.")]
+        else:
+            try:
+                custody.change_password(db.session, caller.user, form.current.data or "",
+                                        form.new.data or "",
+                                        wrap_cost=current_app.config["WRAP_ARGON2"])
+            except CryptoError:
+                form.current.errors = [gettext("Wrong password.")]
+            except WeakPassword:
+                form.new.errors = [gettext("Use at least %(n)s characters.", n=12)]
+            else:
+                # A password change ends every other session of the officer.
+                session_store().revoke_all(caller.user.id, except_token=caller.session.token)
+                db.session.commit()
+                flash(gettext("Your password has been changed; your other sessions were ended."))
+                return redirect(url_for("staff.account"))
+        return render_template("staff/account.html", form=form, caller=caller), 400
+    return render_template("staff/account.html", form=form, caller=caller)
+
+
+# ---------------------------------------------------------------------------------------------
+# Queue
+
+
+def _categories() -> list[Category]:
+    return list(db.session.scalars(select(Category).where(Category.current.is_(True))
+                                   .order_by(Category.sort_order)))
+
+
+@bp.get("/")
+@signed_in
+def queue(caller: Caller) -> Any:
+    filters = queue_filter_from_args()
+    try:
+        page = triage.queue(db.session, caller.principal, filters)
+    except triage.Refused:
+        abort(400)
+    counts = triage.category_counts(db.session, caller.principal)
+    next_args = {**request.args.to_dict(), "after": page.next_cursor}
+    return render_template("staff/queue.html", page=page, counts=counts, filters=filters,
+                           categories=_categories(), lang=current_lang(), caller=caller,
+                           counties=COUNTIES, channels=[c.value for c in Channel],
+                           next_url=url_for("staff.queue", **next_args)
+                           if page.next_cursor else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# A tip
+
+
+def _action_form(caller: Caller, tip_unit_id: int) -> ActionForm:
+    form = ActionForm()
+    lang = current_lang()
+    form.category.choices = [(c.code, f"{c.code} {c.name(lang)}") for c in _categories()]
+    units = db.session.scalars(select(Unit).where(Unit.id.in_(
+        sorted(caller.principal.handling_ids))).order_by(Unit.id))
+    form.unit.choices = [(u.code, u.name(lang)) for u in units if u.id != tip_unit_id]
+    officers = triage.staff_of_units(db.session, {tip_unit_id, caller.principal.bureau_id})
+    form.user_id.choices = [(str(u.id), u.display_name or u.username) for u in officers]
+    return form
+
+
+def _history(tip_id: int) -> list[Any]:
+    from models import AuditEvent
+
+    return list(db.session.scalars(select(AuditEvent).where(
+        AuditEvent.object_type == "tip", AuditEvent.object_id == tip_id)
+        .order_by(AuditEvent.id)))
+
+
+@bp.get("/tips/<int:tip_id>")
+@signed_in
+def tip(caller: Caller, tip_id: int) -> Any:
+    try:
+        detail = triage.open_tip(db.session, caller.principal, tip_id)
+    except triage.NotFound:
+        abort(404)
+    except KeyNotHeld:
+        return render_template("staff/no_key.html", tip_id=tip_id), 403
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    return render_template("staff/tip.html", detail=detail, tip=detail.tip,
+                           form=_action_form(caller, detail.tip.unit_id), caller=caller,
+                           history=_history(tip_id), users=users, lang=current_lang(),
+                           may=lambda action: caller.principal.may(action, detail.tip))
+
+
+@bp.post("/tips/<int:tip_id>/<action>")
+@signed_in
+def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
+    try:
+        triage.perform(db.session, caller.principal, tip_id, action, request.form.to_dict())
+    except triage.NotFound:
+        abort(404)
+    except KeyNotHeld:
+        return render_template("staff/no_key.html", tip_id=tip_id), 403
+    except triage.Refused as refused:
+        flash(refusal_text(refused.code), "error")
+        return redirect(url_for("staff.tip", tip_id=tip_id)), 303
+    flash(gettext("Done."))
+    return redirect(url_for("staff.tip", tip_id=tip_id)), 303
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@signed_in
+def attachment(caller: Caller, attachment_id: int) -> Response:
+    try:
+        out = triage.open_attachment(db.session, caller.principal, attachment_id)
+    except triage.NotFound:
+        abort(404)
+    except KeyNotHeld:
+        abort(403)
+    if out.inline_image:
+        return Response(b"".join(out.chunks), mimetype="image/png",
+                        headers={"Content-Disposition": "inline"})
+    # Never rendered inline: the browser saves it, and nosniff forbids guessing.
+    return Response(stream_with_context(out.chunks), mimetype="application/octet-stream",
+                    headers={"Content-Disposition": "attachment; filename*=UTF-8''"
+                             + _quote(out.filename)})
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hotline mode
+
+
+@bp.route("/hotline", methods=["GET", "POST"])
+@signed_in
+def hotline(caller: Caller) -> Any:
+    if not caller.principal.units_for("tip.hotline"):
+        abort(403)
+    form = HotlineForm()
+    lang = current_lang()
+    form.channel.choices = [(c.value, c.value) for c in Channel
+                            if c not in (Channel.ONLINE, Channel.API)]
+    form.category.choices = [("", gettext("Not sure"))] + [
+        (c.code, f"{c.code} {c.name(lang)}") for c in _categories()]
+    units = {u.code: u for u in db.session.scalars(select(Unit))}
+    form.county.choices = [("", gettext("I don't know"))] + [
+        (code, units[code].name(lang)) for code in COUNTIES]
+    if not form.is_submitted():
+        return render_template("staff/hotline.html", form=form)
+    name = (form.name.data or "").strip()
+    draft = TipDraft(
+        narrative=form.narrative.data or "", category=form.category.data or None,
+        county=form.county.data or None, place=form.place.data or "",
+        occurred=form.occurred.data or "", responsible=form.responsible.data or "",
+        officials=form.officials.data or "",
+        identity=Identity(name=name, phone=(form.phone.data or "").strip()) if name else None,
+        channel=Channel(form.channel.data or Channel.HOTLINE))
+    try:
+        filed = triage.hotline_tip(db.session, caller.principal, draft, limits=limits(),
+                                   receipt_cost=current_app.config["RECEIPT_ARGON2"])
+    except IntakeRejected as rejected:
+        for name_, error in rejected.errors.items():
+            field = getattr(form, name_, None)
+            if field is not None:
+                field.errors = [error_text(error)]
+        return render_template("staff/hotline.html", form=form), 400
+    except ValueError:
+        abort(400)
+    return render_template("staff/hotline_done.html", filed=filed), 201
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+@signed_in
+def keys(caller: Caller) -> Any:
+    form = GrantForm()
+    principal = caller.principal
+    my_units = principal.units_for("unit_key.grant")
+    units = list(db.session.scalars(select(Unit).where(Unit.id.in_(sorted(my_units)))
+                                    .order_by(Unit.id)))
+    lang = current_lang()
+    form.unit.choices = [(u.code, u.name(lang)) for u in units]
+    members = triage.staff_of_units(db.session, my_units)
+    form.user_id.choices = [(str(u.id), u.display_name or u.username) for u in members]
+    if form.is_submitted():
+        unit = next((u for u in units if u.code == form.unit.data), None)
+        grantee = db.session.get(User, int(form.user_id.data or 0)) if (
+            form.user_id.data or "").isdigit() else None
+        in_unit = grantee is not None and db.session.scalar(select(Membership.id).where(
+            Membership.user_id == grantee.id, Membership.unit_id == unit.id)) is not None if (
+            unit) else False
+        if unit is None or not in_unit:
+            flash(gettext("Choose an officer who belongs to that unit."), "error")
+            return redirect(url_for("staff.keys")), 303
+        actor = Actor("staff", caller.user.id, None)
+        try:
+            if (form.recovery_key.data or "").strip():
+                custody.grant_from_recovery(db.session, unit, grantee,
+                                            form.recovery_key.data or "", actor=actor)
+            else:
+                custody.grant(db.session, unit, grantee, granter=caller.user,
+                              granter_identities=principal.identities, actor=actor)
+        except custody.NotHolder:
+            db.session.rollback()
+            flash(gettext("You do not hold this unit's key, so you cannot grant it."), "error")
+            return redirect(url_for("staff.keys")), 303
+        except custody.WrongRecoveryKey:
+            db.session.rollback()
+            flash(gettext("That is not this unit's recovery key."), "error")
+            return redirect(url_for("staff.keys")), 303
+        db.session.commit()
+        flash(gettext("The key has been granted."))
+        return redirect(url_for("staff.keys")), 303
+    grants = list(db.session.scalars(select(UnitKeyGrant).where(
+        UnitKeyGrant.unit_id.in_(sorted(my_units)), UnitKeyGrant.revoked_at.is_(None))))
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    unit_names = {u.id: u.name(lang) for u in db.session.scalars(select(Unit))}
+    return render_template("staff/keys.html", form=form, grants=grants, users=users,
+                           unit_names=unit_names, held=set(principal.identities),
+                           caller=caller)

@@ -1,0 +1,650 @@
+"""Triage: the officers' queue, opening a tip, and every action on it.
+
+Listing reads plaintext metadata only and never decrypts. Opening a tip or a file decrypts with
+the unit key the officer holds and leaves an audit event. Every action checks portal/access.py,
+writes its audit event in the same transaction, and tells the reporter what they should know.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from PIL import Image
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from models import (
+    Attachment,
+    Category,
+    Channel,
+    Membership,
+    Message,
+    Tip,
+    TipStatus,
+    TipUpdate,
+    Unit,
+    User,
+)
+from models.base import utcnow
+from portal import blobs, crypto
+from portal.access import OFFICERS, Principal
+from portal.audit import Actor, record
+from portal.intake import current_category
+from portal.keys import tip_recipients, unit_recipients
+from referral.calendar import HolidayCalendar, load_calendar
+from referral.deadlines import Deadline, DeadlineState, deadline_for, extend, state_of
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+PAGE_SIZE = 50
+OPEN_STATUSES = (TipStatus.RECEIVED, TipStatus.ACCEPTED, TipStatus.VERIFYING)
+MAX_REASON = 4000
+
+
+class NotFound(Exception):
+    """No such tip, or not one this officer may see: the two are answered alike (404)."""
+
+
+class Refused(Exception):
+    """The action is not allowed now; `code` says why (shown translated)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def actor_of(principal: Principal, action: str, tip: Tip | None = None) -> Actor:
+    roles = principal.roles.get(tip.unit_id, set()) if tip else set()
+    if not roles & OFFICERS and principal.bureau_id is not None:
+        roles = principal.roles.get(principal.bureau_id, set())
+    role = sorted(roles & OFFICERS)[0] if roles & OFFICERS else None
+    return Actor("staff", principal.user.id, role)
+
+
+# ---------------------------------------------------------------------------------------------
+# Queue
+
+
+@dataclass
+class QueueFilter:
+    status: str | None = None
+    category: str | None = None  # a code, or "unclassified"
+    county: str | None = None  # a unit code, or "unknown"
+    channel: str | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    real_name: bool | None = None
+    has_attachments: bool | None = None
+    deadline: str | None = None  # "due_soon" | "overdue"
+    sort: str = "received"  # received | deadline | priority
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    status: str
+    unit_code: str
+    county: str | None
+    category_code: str | None
+    channel: str
+    priority: int
+    real_name: bool
+    attachment_count: int
+    received_at: datetime
+    due_at: datetime | None
+    due_certain: bool
+    deadline_state: str | None
+    assigned_to_id: int | None
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    next_cursor: str | None
+
+
+def _local_day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=LOCAL)
+
+
+def due_soon_limit(now: datetime, calendar: HolidayCalendar) -> datetime:
+    """The end of the next working day, local time: 'due within one working day'."""
+    today = now.astimezone(LOCAL).date()
+    next_day = calendar.next_working_day(today + timedelta(days=1))
+    return _local_day_start(next_day + timedelta(days=1))
+
+
+def _encode_cursor(values: list[object]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[object]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError as exc:
+        raise Refused("bad_cursor") from exc
+    if not isinstance(values, list):
+        raise Refused("bad_cursor")
+    return [datetime.fromisoformat(v) if isinstance(v, str) and "T" in v else v for v in values]
+
+
+def _filtered(query: Select, unit_ids: set[int], filters: QueueFilter, now: datetime,
+              calendar: HolidayCalendar) -> Select:
+    query = query.where(Tip.unit_id.in_(sorted(unit_ids)))
+    if filters.status:
+        query = query.where(Tip.status == filters.status)
+    if filters.category == "unclassified":
+        query = query.where(Tip.category_id.is_(None))
+    elif filters.category:
+        ids = select(Category.id).where(Category.code == filters.category)
+        query = query.where(Tip.category_id.in_(ids))
+    if filters.county == "unknown":
+        query = query.where(Tip.county.is_(None))
+    elif filters.county:
+        query = query.where(Tip.county == filters.county)
+    if filters.channel:
+        query = query.where(Tip.channel == filters.channel)
+    if filters.received_from:
+        query = query.where(Tip.received_at >= _local_day_start(filters.received_from))
+    if filters.received_to:
+        query = query.where(
+            Tip.received_at < _local_day_start(filters.received_to + timedelta(days=1)))
+    if filters.real_name is not None:
+        query = query.where(Tip.real_name.is_(filters.real_name))
+    if filters.has_attachments is not None:
+        query = query.where(Tip.attachment_count > 0 if filters.has_attachments
+                            else Tip.attachment_count == 0)
+    if filters.deadline == "overdue":
+        query = query.where(Tip.due_at < now)
+    elif filters.deadline == "due_soon":
+        query = query.where(Tip.due_at >= now, Tip.due_at < due_soon_limit(now, calendar))
+    return query
+
+
+def queue(session: Session, principal: Principal, filters: QueueFilter,
+          now: datetime | None = None, limit: int = PAGE_SIZE,
+          calendar: HolidayCalendar | None = None) -> QueuePage:
+    """One page of the officer's queue, newest first (or by deadline, or by priority), with
+    keyset pagination: the cursor carries the last row's sort keys."""
+    now = now or utcnow()
+    calendar = calendar or load_calendar(session)
+    unit_ids = principal.units_for("tip.view")
+    if not unit_ids:
+        return QueuePage([], None)
+    query = _filtered(select(Tip, Unit.code, Category.code)
+                      .join(Unit, Unit.id == Tip.unit_id)
+                      .outerjoin(Category, Category.id == Tip.category_id),
+                      unit_ids, filters, now, calendar)
+    after = _decode_cursor(filters.cursor) if filters.cursor else None
+    if filters.sort == "deadline":
+        query = query.where(Tip.due_at.is_not(None))
+        if after:
+            query = query.where(or_(Tip.due_at > after[0],
+                                    and_(Tip.due_at == after[0], Tip.id > after[1])))
+        query = query.order_by(Tip.due_at.asc(), Tip.id.asc())
+    elif filters.sort == "priority":
+        if after:
+            query = query.where(or_(
+                Tip.priority < after[0],
+                and_(Tip.priority == after[0], Tip.received_at < after[1]),
+                and_(Tip.priority == after[0], Tip.received_at == after[1], Tip.id < after[2])))
+        query = query.order_by(Tip.priority.desc(), Tip.received_at.desc(), Tip.id.desc())
+    else:
+        if after:
+            query = query.where(or_(Tip.received_at < after[0],
+                                    and_(Tip.received_at == after[0], Tip.id < after[1])))
+        query = query.order_by(Tip.received_at.desc(), Tip.id.desc())
+    results = session.execute(query.limit(limit + 1)).all()
+    rows = []
+    for tip, unit_code, category_code in results[:limit]:
+        state = None
+        if tip.due_at is not None and tip.status in OPEN_STATUSES:
+            state = deadline_state(tip, now, calendar)
+        rows.append(QueueRow(tip.id, tip.status, unit_code, tip.county, category_code,
+                             tip.channel, tip.priority, tip.real_name, tip.attachment_count,
+                             tip.received_at, tip.due_at, tip.due_certain, state,
+                             tip.assigned_to_id))
+    next_cursor = None
+    if len(results) > limit:
+        last = results[limit - 1][0]
+        keys: list[object] = {"deadline": [last.due_at, last.id],
+                              "priority": [last.priority, last.received_at, last.id]
+                              }.get(filters.sort, [last.received_at, last.id])
+        next_cursor = _encode_cursor(keys)
+    return QueuePage(rows, next_cursor)
+
+
+def category_counts(session: Session, principal: Principal) -> dict[str | None, int]:
+    """Open tips per category code (None: unclassified), for the queue's summary."""
+    unit_ids = principal.units_for("tip.view")
+    if not unit_ids:
+        return {}
+    rows = session.execute(
+        select(Category.code, func.count(Tip.id))
+        .select_from(Tip).outerjoin(Category, Category.id == Tip.category_id)
+        .where(Tip.unit_id.in_(sorted(unit_ids)), Tip.status.in_(list(OPEN_STATUSES)))
+        .group_by(Category.code))
+    return dict(rows.all())
+
+
+def deadline_state(tip: Tip, now: datetime, calendar: HolidayCalendar) -> str:
+    deadline = Deadline(step=tip.due_step or "", started_at=tip.received_at,
+                        due_at=tip.due_at, certain=tip.due_certain, basis="")
+    state: DeadlineState = state_of(deadline, now, calendar)
+    return state.value
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening a tip
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    id: int
+    filename: str
+    media_type: str
+    family: str
+    size: int
+    uncleaned: bool
+    from_message: int | None
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    author: str
+    staff_user_id: int | None
+    at: datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    status: str
+    at: datetime
+    note: str | None
+
+
+@dataclass
+class TipDetail:
+    tip: Tip
+    content: dict
+    attachments: list[AttachmentView]
+    messages: list[MessageView]
+    updates: list[UpdateView]
+    related: list[int] = field(default_factory=list)
+
+
+def get_visible(session: Session, principal: Principal, tip_id: int,
+                action: str = "tip.view") -> Tip:
+    tip = session.get(Tip, tip_id)
+    if tip is None or not principal.may("tip.view", tip):
+        raise NotFound
+    if action != "tip.view" and not principal.may(action, tip):
+        raise Refused("not_allowed")
+    return tip
+
+
+def _open(ciphertext: bytes, identities: list[crypto.AgeIdentity]) -> str:
+    return crypto.open_sealed(ciphertext, identities).decode()
+
+
+def open_tip(session: Session, principal: Principal, tip_id: int) -> TipDetail:
+    """Decrypt a tip for an officer who may see it and holds a key; audited as a read."""
+    tip = get_visible(session, principal, tip_id)
+    identities = principal.identities_for(tip)
+    content = json.loads(_open(tip.content, identities))
+    attachments = []
+    for attachment in tip.attachments:
+        meta = json.loads(_open(attachment.meta, identities))
+        attachments.append(AttachmentView(attachment.id, meta["filename"], meta["media_type"],
+                                          attachment.family, attachment.size,
+                                          attachment.uncleaned, attachment.message_id))
+    detail = TipDetail(
+        tip=tip, content=content, attachments=attachments,
+        messages=[MessageView(m.id, m.author, m.staff_user_id, m.created_at,
+                              _open(m.body, identities)) for m in tip.messages],
+        updates=[UpdateView(u.status, u.at, _open(u.note, identities) if u.note else None)
+                 for u in tip.updates],
+        related=related_tips(session, principal, tip),
+    )
+    record(session, actor_of(principal, "tip.view", tip), "tip.opened", object_type="tip",
+           object_id=tip.id, unit_code=tip.unit.code)
+    session.commit()
+    return detail
+
+
+def related_tips(session: Session, principal: Principal, tip: Tip, limit: int = 20) -> list[int]:
+    """Tips naming the same responsible party or place, by blind index: nothing decrypted."""
+    conditions = []
+    if tip.responsible_index:
+        conditions.append(Tip.responsible_index == tip.responsible_index)
+    if tip.place_index:
+        conditions.append(Tip.place_index == tip.place_index)
+    if not conditions:
+        return []
+    return list(session.scalars(
+        select(Tip.id).where(or_(*conditions), Tip.id != tip.id,
+                             Tip.unit_id.in_(sorted(principal.units_for("tip.view"))))
+        .order_by(Tip.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class FileOut:
+    filename: str
+    media_type: str
+    inline_image: bool
+    chunks: Iterator[bytes]
+
+
+def open_attachment(session: Session, principal: Principal, attachment_id: int) -> FileOut:
+    """Decrypt a file for download; images are re-rendered (decoded and re-encoded) so that
+    nothing but pixels reaches the officer's browser. Audited."""
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None:
+        raise NotFound
+    tip = get_visible(session, principal, attachment.tip_id)
+    identities = principal.identities_for(tip)
+    meta = json.loads(_open(attachment.meta, identities))
+    record(session, actor_of(principal, "tip.view", tip), "attachment.downloaded",
+           object_type="attachment", object_id=attachment.id, unit_code=tip.unit.code)
+    session.commit()
+    chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
+    if attachment.family == "image":
+        image = Image.open(io.BytesIO(b"".join(chunks)))
+        image.load()
+        out = io.BytesIO()
+        image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(out, "PNG")
+        return FileOut(meta["filename"], "image/png", True, iter([out.getvalue()]))
+    return FileOut(meta["filename"], meta["media_type"], False, chunks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deadlines on a tip
+
+
+def start_deadline(session: Session, tip: Tip, step: str, started_at: datetime,
+                   calendar: HolidayCalendar | None = None) -> Deadline:
+    deadline = deadline_for(step, started_at, calendar or load_calendar(session))
+    tip.due_step, tip.due_at, tip.due_certain = step, deadline.due_at, deadline.certain
+    return deadline
+
+
+def _clear_deadline(tip: Tip) -> None:
+    tip.due_step, tip.due_at, tip.due_certain = None, None, True
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions
+
+
+def _reason(text: str, required: bool = True) -> str:
+    text = (text or "").strip()
+    if required and not text:
+        raise Refused("reason_required")
+    if len(text) > MAX_REASON:
+        raise Refused("too_long")
+    return text
+
+
+def _tell_reporter(session: Session, tip: Tip, status: str, note: str | None,
+                   now: datetime) -> None:
+    sealed = crypto.seal(note.encode(), tip_recipients(session, tip)) if note else None
+    session.add(TipUpdate(tip_id=tip.id, status=status, at=now, note=sealed))
+
+
+def _done(session: Session, principal: Principal, tip: Tip, action: str, **details: object
+          ) -> None:
+    record(session, actor_of(principal, action, tip), action, object_type="tip",
+           object_id=tip.id, unit_code=tip.unit.code, **details)  # type: ignore[arg-type]
+    session.commit()
+
+
+def classify(session: Session, principal: Principal, tip_id: int, code: str,
+             reason: str = "") -> None:
+    tip = get_visible(session, principal, tip_id, "tip.classify")
+    category = current_category(session, code)
+    if category is None:
+        raise Refused("unknown_category")
+    previous = tip.category.code if tip.category else None
+    tip.category_id = category.id
+    _done(session, principal, tip, "tip.classified", category=code, previous=previous,
+          version=category.version, with_reason=bool(reason.strip()))
+
+
+def set_priority(session: Session, principal: Principal, tip_id: int, priority: int) -> None:
+    tip = get_visible(session, principal, tip_id, "tip.set_priority")
+    if priority not in (0, 1, 2, 3):
+        raise Refused("bad_priority")
+    tip.priority = priority
+    _done(session, principal, tip, "tip.priority_set", priority=priority)
+
+
+def accept(session: Session, principal: Principal, tip_id: int,
+           now: datetime | None = None) -> None:
+    """受理: needs a category; starts the 60-day closing period (and, for a real-name reporter,
+    the 30-day contact period)."""
+    now = now or utcnow()
+    tip = get_visible(session, principal, tip_id, "tip.accept")
+    if tip.status != TipStatus.RECEIVED:
+        raise Refused("wrong_status")
+    if tip.category_id is None:
+        raise Refused("classify_first")
+    calendar = load_calendar(session)
+    tip.status = TipStatus.ACCEPTED
+    tip.accepted_at = tip.decided_at = now
+    start_deadline(session, tip, "tip.close", now, calendar)
+    if tip.real_name:
+        tip.contact_due_at = deadline_for("tip.contact_real_name", now, calendar).due_at
+    _tell_reporter(session, tip, TipStatus.ACCEPTED, None, now)
+    _done(session, principal, tip, "tip.accepted")
+
+
+def decline(session: Session, principal: Principal, tip_id: int, reason: str,
+            now: datetime | None = None) -> None:
+    """不予受理, with a reason the reporter reads."""
+    now = now or utcnow()
+    tip = get_visible(session, principal, tip_id, "tip.decline")
+    if tip.status != TipStatus.RECEIVED:
+        raise Refused("wrong_status")
+    reason = _reason(reason)
+    tip.status = TipStatus.DECLINED
+    tip.decided_at = tip.closed_at = now
+    _clear_deadline(tip)
+    _tell_reporter(session, tip, TipStatus.DECLINED, reason, now)
+    _done(session, principal, tip, "tip.declined")
+
+
+def start_verification(session: Session, principal: Principal, tip_id: int,
+                       now: datetime | None = None) -> None:
+    now = now or utcnow()
+    tip = get_visible(session, principal, tip_id, "tip.verify")
+    if tip.status != TipStatus.ACCEPTED:
+        raise Refused("wrong_status")
+    tip.status = TipStatus.VERIFYING
+    _tell_reporter(session, tip, TipStatus.VERIFYING, None, now)
+    _done(session, principal, tip, "tip.verification_started")
+
+
+def close(session: Session, principal: Principal, tip_id: int, result: str,
+          now: datetime | None = None) -> None:
+    """办结, with a result the reporter reads."""
+    now = now or utcnow()
+    tip = get_visible(session, principal, tip_id, "tip.close")
+    if tip.status not in (TipStatus.ACCEPTED, TipStatus.VERIFYING):
+        raise Refused("wrong_status")
+    result = _reason(result)
+    on_time = tip.due_at is None or now <= tip.due_at
+    tip.status = TipStatus.CLOSED
+    tip.closed_at = now
+    _clear_deadline(tip)
+    _tell_reporter(session, tip, TipStatus.CLOSED, result, now)
+    _done(session, principal, tip, "tip.closed", on_time=on_time)
+
+
+def extend_deadline(session: Session, principal: Principal, tip_id: int, days: int,
+                    reason: str, now: datetime | None = None) -> None:
+    """One extension of the closing period, at most 30 days, with notice to the reporter."""
+    now = now or utcnow()
+    tip = get_visible(session, principal, tip_id, "tip.extend")
+    if tip.status not in (TipStatus.ACCEPTED, TipStatus.VERIFYING) or tip.due_at is None:
+        raise Refused("wrong_status")
+    if tip.extended:
+        raise Refused("already_extended")
+    reason = _reason(reason)
+    current = Deadline(step=tip.due_step or "tip.close", started_at=tip.accepted_at or now,
+                       due_at=tip.due_at, certain=tip.due_certain, basis="")
+    try:
+        longer = extend(current, days, load_calendar(session))
+    except ValueError as exc:
+        raise Refused("extension_too_long") from exc
+    tip.due_at, tip.due_certain, tip.extended = longer.due_at, longer.certain, True
+    _tell_reporter(session, tip, "extended", reason, now)
+    _done(session, principal, tip, "tip.deadline_extended", days=days)
+
+
+def assign(session: Session, principal: Principal, tip_id: int, user_id: int) -> None:
+    tip = get_visible(session, principal, tip_id, "tip.assign")
+    member = session.scalar(select(Membership.id).where(
+        Membership.user_id == user_id, Membership.unit_id.in_([tip.unit_id, principal.bureau_id]),
+        Membership.role.in_(sorted(OFFICERS))))
+    if member is None:
+        raise Refused("not_a_member")
+    tip.assigned_to_id = user_id
+    _done(session, principal, tip, "tip.assigned", assignee=user_id)
+
+
+def link_duplicate(session: Session, principal: Principal, tip_id: int, original_id: int
+                   ) -> None:
+    tip = get_visible(session, principal, tip_id, "tip.link_duplicate")
+    if original_id == tip_id:
+        raise Refused("same_tip")
+    try:
+        original = get_visible(session, principal, original_id)
+    except NotFound as exc:
+        raise Refused("unknown_tip") from exc
+    if original.duplicate_of_id == tip.id:
+        raise Refused("circular_duplicate")
+    tip.duplicate_of_id = original.id
+    _done(session, principal, tip, "tip.linked_duplicate", original=original.id)
+
+
+def message_reporter(session: Session, principal: Principal, tip_id: int, body: str,
+                     now: datetime | None = None) -> Message:
+    now = now or utcnow()
+    tip = get_visible(session, principal, tip_id, "tip.message")
+    body = _reason(body)
+    message = Message(tip_id=tip.id, author="staff", staff_user_id=principal.user.id,
+                      created_at=now, body=crypto.seal(body.encode(), tip_recipients(session, tip)))
+    session.add(message)
+    _done(session, principal, tip, "message.to_reporter")
+    return message
+
+
+def transfer(session: Session, principal: Principal, tip_id: int, unit_code: str, reason: str
+             ) -> None:
+    """Move a tip to another handling unit: everything sealed to the old unit is opened with
+    the officer's key and sealed again for the new one (and 州本级 and the reporter)."""
+    tip = get_visible(session, principal, tip_id, "tip.transfer")
+    _reason(reason)
+    target = session.scalar(select(Unit).where(Unit.code == unit_code))
+    if target is None or target.id not in principal.handling_ids or target.id == tip.unit_id:
+        raise Refused("bad_unit")
+    identities = principal.identities_for(tip)
+    recipients = [*unit_recipients(session, target), tip.receipt_recipient]
+
+    def reseal(ciphertext: bytes) -> bytes:
+        return crypto.seal(crypto.open_sealed(ciphertext, identities), recipients)
+
+    source_code = tip.unit.code
+    tip.content = reseal(tip.content)
+    for message in tip.messages:
+        message.body = reseal(message.body)
+    for tip_update in tip.updates:
+        if tip_update.note:
+            tip_update.note = reseal(tip_update.note)
+    for attachment in tip.attachments:
+        attachment.meta = reseal(attachment.meta)
+        blobs.reseal(session, attachment.id, identities, recipients)
+    tip.unit_id = target.id
+    tip.county = target.code if target.kind == "county" else None
+    tip.assigned_to_id = None
+    session.flush()
+    session.refresh(tip)
+    _done(session, principal, tip, "tip.transferred", from_unit=source_code, to_unit=target.code)
+
+
+def hotline_tip(session: Session, principal: Principal, draft: object, *, limits: object,
+                receipt_cost: object) -> object:
+    """An officer enters a tip for a caller (12369 hotline, petition …); returns FiledTip, whose
+    receipt is read back to the caller."""
+    from portal.intake import TipDraft, file_tip
+
+    assert isinstance(draft, TipDraft)
+    if not principal.units_for("tip.hotline"):
+        raise Refused("not_allowed")
+    if draft.channel in (Channel.ONLINE, Channel.API):
+        raise Refused("bad_channel")
+    return file_tip(session, draft, [], limits=limits,  # type: ignore[arg-type]
+                    receipt_cost=receipt_cost,  # type: ignore[arg-type]
+                    actor=Actor("staff", principal.user.id, "intake_officer"))
+
+
+def staff_of_units(session: Session, unit_ids: set[int]) -> list[User]:
+    return list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.unit_id.in_(sorted(unit_ids)), Membership.role.in_(sorted(OFFICERS)),
+               User.active.is_(True)).distinct().order_by(User.username)))
+
+
+def _int(params: dict[str, object], name: str) -> int:
+    try:
+        return int(str(params.get(name, "")).strip())
+    except ValueError as exc:
+        raise Refused("bad_value") from exc
+
+
+def _text(params: dict[str, object], name: str) -> str:
+    value = params.get(name, "")
+    if not isinstance(value, str):
+        raise Refused("bad_value")
+    return value
+
+
+# action name (URL) → how to run it from request parameters; shared by the pages and the API.
+PERFORM = {
+    "classify": lambda s, p, t, a: classify(s, p, t, _text(a, "category"), _text(a, "reason")),
+    "priority": lambda s, p, t, a: set_priority(s, p, t, _int(a, "priority")),
+    "accept": lambda s, p, t, a: accept(s, p, t),
+    "decline": lambda s, p, t, a: decline(s, p, t, _text(a, "reason")),
+    "verify": lambda s, p, t, a: start_verification(s, p, t),
+    "close": lambda s, p, t, a: close(s, p, t, _text(a, "reason")),
+    "extend": lambda s, p, t, a: extend_deadline(s, p, t, _int(a, "days"), _text(a, "reason")),
+    "transfer": lambda s, p, t, a: transfer(s, p, t, _text(a, "unit"), _text(a, "reason")),
+    "duplicate": lambda s, p, t, a: link_duplicate(s, p, t, _int(a, "original_id")),
+    "assign": lambda s, p, t, a: assign(s, p, t, _int(a, "user_id")),
+    "message": lambda s, p, t, a: message_reporter(s, p, t, _text(a, "body")),
+}
+# Refusals that mean "not in this state" rather than "bad input" (HTTP 409 in the API).
+CONFLICTS = frozenset({"wrong_status", "already_extended", "classify_first",
+                       "circular_duplicate"})
+
+
+def perform(session: Session, principal: Principal, tip_id: int, action: str,
+            params: dict[str, object]) -> None:
+    """Run a named action; raises NotFound, Refused or KeyNotHeld, and changes nothing then."""
+    handler = PERFORM.get(action)
+    if handler is None:
+        raise NotFound
+    try:
+        handler(session, principal, tip_id, params)
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,1 @@
+"""The referral domain without Flask: workflow, deadlines and holiday calendar, packages, log."""
