@@ -56,6 +56,8 @@ class Settings:
     # Text fields: Werkzeug keeps non-file form parts in memory.
     MAX_FORM_MEMORY_SIZE: int = 2 * MiB
     RECEIPT_ARGON2: Argon2Params = field(default_factory=Argon2Params)
+    # Login hash: RFC 9106's low-memory profile (what argon2-cffi uses by default).
+    LOGIN_ARGON2: Argon2Params = field(default_factory=Argon2Params)
     WRAP_ARGON2: Argon2Params = field(
         default_factory=lambda: Argon2Params(time_cost=4, memory_kib=128 * 1024, parallelism=2)
     )
@@ -74,6 +76,7 @@ class Settings:
         data = asdict(self)
         data["RECEIPT_ARGON2"] = self.RECEIPT_ARGON2
         data["WRAP_ARGON2"] = self.WRAP_ARGON2
+        data["LOGIN_ARGON2"] = self.LOGIN_ARGON2
         return data
 
 

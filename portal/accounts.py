@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Membership, Role, Unit, User
 from portal import crypto
 from portal.audit import Actor, record
+from portal.auth import hash_password
 from portal.receipts import Argon2Cost
 
-# Login hash: argon2-cffi's RFC 9106 "low memory" profile. The key-wrapping derivation uses the
-# separate, heavier WRAP_ARGON2 parameters (config.py), so one cannot stand in for the other.
-_LOGIN_HASHER = PasswordHasher()
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -27,13 +24,15 @@ def check_password_strength(password: str) -> None:
 
 
 def create_user(session: Session, username: str, password: str, *, wrap_cost: Argon2Cost,
-                actor: Actor, display_name: str = "") -> User:
+                login_cost: Argon2Cost, actor: Actor, display_name: str = "") -> User:
+    """A staff account. The login hash (LOGIN_ARGON2) and the key wrapping (WRAP_ARGON2) use
+    distinct Argon2id parameters, so one cannot stand in for the other."""
     check_password_strength(password)
     pair = crypto.generate_keypair()
     user = User(
         username=username,
         display_name=display_name or username,
-        password_hash=_LOGIN_HASHER.hash(password),
+        password_hash=hash_password(password, login_cost),
         public_key=pair.recipient,
         wrapped_identity=crypto.wrap_identity(pair.identity, password, wrap_cost),
     )

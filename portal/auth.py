@@ -7,6 +7,7 @@ account exists is answered alike by the views."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -25,10 +26,19 @@ from models import LoginThrottle, RecoveryCode, User
 from models.base import utcnow
 from portal import crypto
 from portal.audit import Actor, record
+from portal.receipts import Argon2Cost
 
-_HASHER = PasswordHasher()
-# Verified against when the account does not exist, so both cost one Argon2id.
-_DUMMY_HASH = _HASHER.hash("qingliu dummy password for timing")
+
+@functools.cache
+def _hasher(cost: Argon2Cost) -> PasswordHasher:
+    return PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_kib,
+                          parallelism=cost.parallelism)
+
+
+@functools.cache
+def _dummy_hash(cost: Argon2Cost) -> str:
+    """Verified against when the account does not exist, so both cost one Argon2id."""
+    return _hasher(cost).hash("qingliu dummy password for timing")
 FREE_FAILURES = 5
 MAX_BLOCK = timedelta(minutes=15)
 RECOVERY_CODES = 10
@@ -69,7 +79,7 @@ def _throttle(session: Session, username: str) -> LoginThrottle:
     return row
 
 
-def check_password(session: Session, username: str, password: str,
+def check_password(session: Session, username: str, password: str, cost: Argon2Cost,
                    now: datetime | None = None) -> User:
     """The active user with this name and password, or AuthenticationFailed / Throttled.
 
@@ -82,7 +92,7 @@ def check_password(session: Session, username: str, password: str,
         raise Throttled(throttle.blocked_until - now)
     user = session.scalar(select(User).where(User.username == username.strip()))
     try:
-        _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher(cost).verify(user.password_hash if user else _dummy_hash(cost), password)
         ok = user is not None and user.active
     except (VerificationError, InvalidHashError):
         ok = False
@@ -98,13 +108,13 @@ def check_password(session: Session, username: str, password: str,
         raise AuthenticationFailed
     throttle.failures = 0
     throttle.blocked_until = None
-    if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
+    if _hasher(cost).check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher(cost).hash(password)
     return user
 
 
-def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+def hash_password(password: str, cost: Argon2Cost) -> str:
+    return _hasher(cost).hash(password)
 
 
 def _totp_key(secret_key: str) -> bytes:

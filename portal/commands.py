@@ -46,7 +46,8 @@ def register(app: Flask) -> None:
         seed(db.session)
         try:
             result = complete_setup(db.session, admin_name, password,
-                                    wrap_cost=current_app.config["WRAP_ARGON2"])
+                                    wrap_cost=current_app.config["WRAP_ARGON2"],
+                login_cost=current_app.config["LOGIN_ARGON2"])
         except AlreadySetUp as exc:
             raise click.ClickException("this portal is already set up") from exc
         for path in write_recovery_keys(recovery_out, result.recovery):

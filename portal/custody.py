@@ -95,20 +95,20 @@ def revoke(session: Session, grant_row: UnitKeyGrant, *, actor: Actor) -> None:
            unit_code=unit.code if unit else None)
 
 
-def change_password(session: Session, user: User, old: str, new: str, *, wrap_cost: Argon2Cost
-                    ) -> None:
+def change_password(session: Session, user: User, old: str, new: str, *, wrap_cost: Argon2Cost,
+                    login_cost: Argon2Cost) -> None:
     """Re-wrap the personal identity under the new password: nothing is lost."""
     check_password_strength(new)
     personal = unlock_personal(user, old)
     user.wrapped_identity = crypto.wrap_identity(personal, new, wrap_cost)
-    user.password_hash = hash_password(new)
+    user.password_hash = hash_password(new, login_cost)
     user.password_changed_at = utcnow()
     record(session, Actor("staff", user.id, None), "password.changed", object_type="user",
            object_id=user.id)
 
 
 def reset_password(session: Session, user: User, new: str, *, wrap_cost: Argon2Cost,
-                   actor: Actor) -> int:
+                   login_cost: Argon2Cost, actor: Actor) -> int:
     """An administrator's reset: the old personal key is gone, so a new one is made and the
     grants sealed to the old one are revoked; a holder of each unit key re-grants it.
     Returns how many grants were revoked."""
@@ -116,7 +116,7 @@ def reset_password(session: Session, user: User, new: str, *, wrap_cost: Argon2C
     pair = crypto.generate_keypair()
     user.public_key = pair.recipient
     user.wrapped_identity = crypto.wrap_identity(pair.identity, new, wrap_cost)
-    user.password_hash = hash_password(new)
+    user.password_hash = hash_password(new, login_cost)
     user.password_changed_at = utcnow()
     user.totp_secret = None
     user.totp_confirmed_at = None

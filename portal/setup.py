@@ -48,7 +48,7 @@ def token_is_valid(session: Session, token: str) -> bool:
 
 
 def complete_setup(session: Session, username: str, password: str, *, wrap_cost: Argon2Cost,
-                   token: str | None = None) -> SetupResult:
+                   login_cost: Argon2Cost, token: str | None = None) -> SetupResult:
     """Create the first administrator and every handling unit's key pair, in one transaction.
 
     The administrator receives no unit key: being administrator grants no access to tips. The
@@ -62,7 +62,8 @@ def complete_setup(session: Session, username: str, password: str, *, wrap_cost:
             if row is None or row.used_at is not None:
                 raise AlreadySetUp
             row.used_at = utcnow()
-        admin = create_user(session, username, password, wrap_cost=wrap_cost, actor=SYSTEM)
+        admin = create_user(session, username, password, wrap_cost=wrap_cost,
+                            login_cost=login_cost, actor=SYSTEM)
         add_membership(session, admin, BUREAU_CODE, Role.ADMINISTRATOR, actor=SYSTEM)
         recovery = generate_unit_keys(session, Actor("staff", admin.id, Role.ADMINISTRATOR))
         record(session, SYSTEM, "setup.completed", object_type="user", object_id=admin.id,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from flask import current_app
 from werkzeug.datastructures import FileStorage
+from wtforms.fields.choices import SelectChoice
 
 from portal.intake import Limits
 
@@ -37,3 +39,8 @@ def followup_secret() -> bytes:
     from portal import crypto
 
     return crypto.server_key(current_app.config["SECRET_KEY"], "followup token")
+
+
+def choices(pairs: Iterable[tuple[str, object]]) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms select choices."""
+    return [SelectChoice(value, str(label)) for value, label in pairs]

@@ -27,6 +27,7 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 # Cheap but real Argon2id for speed; tests/unit/test_receipts.py checks the production cost.
 FAST_ARGON2 = Argon2Params(time_cost=1, memory_kib=8 * 1024, parallelism=1)
+COSTS = {"wrap_cost": FAST_ARGON2, "login_cost": FAST_ARGON2}
 ADMIN_PASSWORD = "correct horse battery staple"
 _schema_ready = False
 
@@ -48,6 +49,7 @@ def test_settings(tmp_path: Path) -> dict[str, object]:
         "SESSION_KEY_PREFIX": "test-" + uuid.uuid4().hex,
         "RECEIPT_ARGON2": FAST_ARGON2,
         "WRAP_ARGON2": FAST_ARGON2,
+        "LOGIN_ARGON2": FAST_ARGON2,
         "WTF_CSRF_ENABLED": False,
     }
 
@@ -106,7 +108,7 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def portal_keys(app: Flask) -> dict[str, str]:
     """Run first setup; return each handling unit's recovery identity (age secret key)."""
-    result = complete_setup(db.session, "admin", ADMIN_PASSWORD, wrap_cost=FAST_ARGON2)
+    result = complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)
     return dict(result.recovery)
 
 
@@ -118,18 +120,17 @@ class Staff:
     def __init__(self, app: Flask, keys: dict[str, str]) -> None:
         self.app = app
         self.keys = keys
+        self.secrets: dict[int, str] = {}
 
     def create(self, username: str, unit: str = "yanji", role: str = "intake_officer",
                *, grant: bool = True, enrolled: bool = True, extra: tuple = ()) -> int:
-        import pyotp
-
         from models import Role, Unit
         from portal.accounts import add_membership, create_user
         from portal.audit import SYSTEM
         from portal.auth import begin_enrollment
         from portal.custody import grant_from_recovery
 
-        user = create_user(db.session, username, self.PASSWORD, wrap_cost=FAST_ARGON2,
+        user = create_user(db.session, username, self.PASSWORD, **COSTS,
                            actor=SYSTEM)
         for unit_code, role_name in ((unit, role), *extra):
             add_membership(db.session, user, unit_code, Role(role_name), actor=SYSTEM)
@@ -141,10 +142,7 @@ class Staff:
             user.totp_confirmed_at = user.created_at
             self.secrets[user.id] = enrollment.secret
         db.session.commit()
-        self.totp = pyotp
         return user.id
-
-    secrets: dict[int, str] = {}
 
     def code(self, user_id: int, offset_steps: int = 0) -> str:
         import time
@@ -164,6 +162,4 @@ class Staff:
 
 @pytest.fixture
 def staff(app: Flask, portal_keys: dict[str, str]) -> Staff:
-    helper = Staff(app, portal_keys)
-    helper.secrets = {}
-    return helper
+    return Staff(app, portal_keys)

@@ -20,7 +20,7 @@ from portal import create_app, intake
 from portal.extensions import db
 from portal.seed import seed
 from portal.setup import complete_setup
-from tests.conftest import FAST_ARGON2, TEST_DATABASE_URL, test_settings
+from tests.conftest import COSTS, FAST_ARGON2, TEST_DATABASE_URL, test_settings
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_upgrade_to_head_with_data_then_downgrade(tmp_path: Path, empty_database
     with app.app_context():
         flask_migrate.upgrade()
         seed(db.session)
-        keys = complete_setup(db.session, "admin", "correct horse battery", wrap_cost=FAST_ARGON2)
+        keys = complete_setup(db.session, "admin", "correct horse battery", **COSTS)
         limits = intake.Limits(max_files=10, max_file_bytes=10**6, max_clean_bytes=10**6)
         filed = intake.file_tip(db.session, intake.TipDraft(narrative="after migration",
                                                             county="antu"), [],

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from models import Category, Membership, Role, Unit, UnitKind, User
 from portal import crypto
@@ -32,6 +33,7 @@ from portal.http import current_lang
 from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, token_is_valid
 from portal.staff.context import Caller, current_caller, session_store
+from portal.web import choices
 
 
 class SetupForm(FlaskForm):
@@ -56,7 +58,8 @@ def setup(token: str) -> tuple[str, int] | str:
             seed(db.session)
             try:
                 result = complete_setup(db.session, username, password, token=token,
-                                        wrap_cost=current_app.config["WRAP_ARGON2"])
+                                        wrap_cost=current_app.config["WRAP_ARGON2"],
+                login_cost=current_app.config["LOGIN_ARGON2"])
             except WeakPassword:
                 form.password.errors = [gettext("Use at least %(n)s characters.",
                                                 n=MIN_PASSWORD_LENGTH)]
@@ -97,10 +100,10 @@ ROLE_LABELS = {
 def _user_form() -> UserForm:
     form = UserForm()
     lang = current_lang()
-    form.unit.choices = [(u.code, u.name(lang)) for u in
-                         db.session.scalars(select(Unit).order_by(Unit.id))]
-    form.role.choices = [(role.value, str(label)) for role, label in ROLE_LABELS.items()
-                         if role != Role.LIAISON]
+    form.unit.choices = choices([(u.code, u.name(lang)) for u in
+                         db.session.scalars(select(Unit).order_by(Unit.id))])
+    form.role.choices = choices([(role.value, str(label)) for role, label in ROLE_LABELS.items()
+                         if role != Role.LIAISON])
     return form
 
 
@@ -118,7 +121,8 @@ def users() -> Any:
         else:
             try:
                 user = create_user(db.session, username, form.password.data or "",
-                                   wrap_cost=current_app.config["WRAP_ARGON2"], actor=actor,
+                                   wrap_cost=current_app.config["WRAP_ARGON2"],
+                login_cost=current_app.config["LOGIN_ARGON2"], actor=actor,
                                    display_name=(form.display_name.data or "").strip())
                 add_membership(db.session, user, form.unit.data or "", Role(form.role.data),
                                actor=actor)
@@ -171,7 +175,8 @@ def user_action(user_id: int, action: str) -> Any:
     elif action == "reset-password":
         try:
             revoked = reset_password(db.session, user, form.password.data or "",
-                                     wrap_cost=current_app.config["WRAP_ARGON2"], actor=actor)
+                                     wrap_cost=current_app.config["WRAP_ARGON2"],
+                login_cost=current_app.config["LOGIN_ARGON2"], actor=actor)
         except WeakPassword:
             flash(gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH), "error")
             return redirect(url_for("admin.users")), 303
@@ -193,7 +198,8 @@ class CategoryForm(FlaskForm):
     description_ko = TextAreaField(_l("Description (조선어)"))
     description_en = TextAreaField(_l("Description (English)"))
     usual_receiver = SelectField(_l("Usual receiving body"), validate_choice=False,
-                                 choices=[("", "—")] + [(k.value, k.value) for k in UnitKind])
+                                 choices=[SelectChoice("", "—")]
+                                 + [SelectChoice(k.value, k.value) for k in UnitKind])
 
 
 @bp.route("/admin/categories", methods=["GET", "POST"])

@@ -15,23 +15,25 @@ def _error_response(description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+TEXT = {"type": "string"}
+TIP_PROPERTIES: dict[str, Any] = {
+    "category": {"type": "string", "pattern": "^(P(0[1-9]|10)|Z0[1-7])$",
+                 "description": "P01…P10 or Z01…Z07; omit when not sure"},
+    "county": {"type": "string", "enum": [*COUNTIES, "unknown"],
+               "description": "where the problem is; omit or 'unknown' routes to 州本级"},
+    "narrative": {**TEXT, "maxLength": MAX_LENGTH["narrative"],
+                  "description": "what happened (required)"},
+    "place": {**TEXT, "maxLength": MAX_LENGTH["place"]},
+    "occurred": {**TEXT, "maxLength": MAX_LENGTH["occurred"]},
+    "responsible": {**TEXT, "maxLength": MAX_LENGTH["responsible"]},
+    "officials": {**TEXT, "maxLength": MAX_LENGTH["officials"]},
+    "keep_photo_location": {"type": "boolean", "default": False},
+    "identity": {"$ref": "#/components/schemas/Identity"},
+}
+LIMITED = {"429": _error_response("too many requests from this connection")}
+
+
 def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
-    text = {"type": "string"}
-    tip_properties: dict[str, Any] = {
-        "category": {"type": "string", "pattern": "^(P(0[1-9]|10)|Z0[1-7])$",
-                     "description": "P01…P10 or Z01…Z07; omit when not sure"},
-        "county": {"type": "string", "enum": [*COUNTIES, "unknown"],
-                   "description": "where the problem is; omit or 'unknown' routes to 州本级"},
-        "narrative": {**text, "maxLength": MAX_LENGTH["narrative"],
-                      "description": "what happened (required)"},
-        "place": {**text, "maxLength": MAX_LENGTH["place"]},
-        "occurred": {**text, "maxLength": MAX_LENGTH["occurred"]},
-        "responsible": {**text, "maxLength": MAX_LENGTH["responsible"]},
-        "officials": {**text, "maxLength": MAX_LENGTH["officials"]},
-        "keep_photo_location": {"type": "boolean", "default": False},
-        "identity": {"$ref": "#/components/schemas/Identity"},
-    }
-    limited = {"429": _error_response("too many requests from this connection")}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Qingliu (清流) tip portal API", "version": "1",
@@ -40,7 +42,14 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                                 "tip and cannot be recovered. Error messages follow "
                                 "Accept-Language (zh, ko, en)."},
         "servers": [{"url": "/api/v1"}],
-        "paths": {
+        "paths": {**citizen_paths(config), **staff_paths()},
+        "components": components(),
+    }
+
+
+def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
+    text, tip_properties, limited = TEXT, TIP_PROPERTIES, LIMITED
+    return {
             "/categories": {"get": {
                 "summary": "The current 17 clue categories in three languages",
                 "responses": {"200": {"description": "categories", "content": {
@@ -100,8 +109,15 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                     **limited,
                 },
             }},
-        },
-        "components": {"schemas": {
+    }
+
+
+def components() -> dict[str, Any]:
+    text, tip_properties = TEXT, TIP_PROPERTIES
+    return {"securitySchemes": {"staffToken": {
+            "type": "http", "scheme": "bearer",
+            "description": "from POST /staff/token; expires, and DELETE /staff/token revokes it"}},
+            "schemas": {
             "Identity": {"type": "object", "additionalProperties": False,
                          "description": "present only for a real-name tip",
                          "required": ["name"],
@@ -132,5 +148,94 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                     "from": {"type": "string", "enum": ["reporter", "staff"]},
                     "at": {"type": "string", "format": "date-time"}, "body": text}}},
                 "attachments": {"type": "array", "items": {"type": "object"}}}},
-        }},
+        }}
+
+
+def _bearer(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None,
+            parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary, "security": [{"staffToken": []}],
+        "responses": {**responses, "401": _error_response("no valid bearer token")}}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": body}}}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _query(name: str, description: str, enum: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if enum:
+        schema["enum"] = enum
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+STAFF_ACTIONS = ["classify", "priority", "accept", "decline", "verify", "close", "extend",
+                 "transfer", "duplicate", "assign", "message"]
+
+
+def staff_paths() -> dict[str, Any]:
+    ok = {"200": {"description": "done"}}
+    return {
+        "/staff/token": {
+            "post": {"summary": "Sign in (password and TOTP code) for a bearer token",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"type": "object", "required": ["username", "password", "otp"],
+                                    "properties": {"username": TEXT, "password": TEXT,
+                                                   "otp": TEXT}}}}},
+                     "responses": {"201": {"description": "token", "content": {
+                         "application/json": {"schema": {"type": "object", "properties": {
+                             "token": TEXT, "expires_at": {**TEXT, "format": "date-time"}}}}}},
+                         "401": _error_response("wrong name, password or code (same answer)"),
+                         "429": _error_response("throttled; retry_after in seconds")}},
+            "delete": _bearer("Revoke this token", {"204": {"description": "revoked"}}),
+        },
+        "/staff/tips": {"get": _bearer("The queue: tips of the caller's units (metadata only)",
+                                       {"200": {"description": "one page and the next cursor"}},
+                                       parameters=[
+            _query("status", "received, accepted, declined, verifying, referred, closed"),
+            _query("category", "P01…Z07 or unclassified"),
+            _query("county", "a county code or unknown"), _query("channel", "intake channel"),
+            _query("from", "received on or after (YYYY-MM-DD)"),
+            _query("to", "received on or before (YYYY-MM-DD)"),
+            _query("real_name", "yes or no", ["yes", "no"]),
+            _query("attachments", "yes or no", ["yes", "no"]),
+            _query("deadline", "due within a working day, or overdue", ["due_soon", "overdue"]),
+            _query("sort", "order", ["received", "deadline", "priority"]),
+            _query("after", "the `next` cursor of the previous page")])},
+        "/staff/counts": {"get": _bearer("Open tips per category", ok)},
+        "/staff/tips/{tip_id}": {"get": _bearer(
+            "A tip, decrypted with the caller's unit key (audited)",
+            {"200": {"description": "the tip"}, "403": _error_response("no key granted"),
+             "404": _error_response("no such tip among the caller's")},
+            parameters=[_path_id("tip_id")])},
+        "/staff/tips/{tip_id}/{action}": {"post": _bearer(
+            "An action on a tip", {**ok, "400": _error_response("bad input"),
+                                   "403": _error_response("the caller's role may not"),
+                                   "404": _error_response("no such tip or action"),
+                                   "409": _error_response("not possible in the tip's state")},
+            body={"type": "object", "properties": {
+                "category": TEXT, "priority": {"type": "integer", "minimum": 0, "maximum": 3},
+                "reason": TEXT, "body": TEXT, "days": {"type": "integer", "maximum": 30},
+                "unit": TEXT, "user_id": {"type": "integer"},
+                "original_id": {"type": "integer"}}},
+            parameters=[_path_id("tip_id"), {"name": "action", "in": "path", "required": True,
+                                             "schema": {"type": "string",
+                                                        "enum": STAFF_ACTIONS}}])},
+        "/staff/attachments/{attachment_id}": {"get": _bearer(
+            "A file, decrypted (images re-rendered as PNG; audited)",
+            {"200": {"description": "the file"}}, parameters=[_path_id("attachment_id")])},
+        "/staff/hotline": {"post": _bearer(
+            "Enter a tip for a caller (hotline, petition …); returns the receipt to read back",
+            {"201": {"description": "filed"}, "400": _error_response("invalid fields")},
+            body={"type": "object", "required": ["narrative", "channel"], "properties": {
+                **TIP_PROPERTIES, "channel": {"type": "string", "enum": [
+                    "hotline", "petition", "inspection_rectification", "enforcement",
+                    "routine_inspection", "transfer"]}}})},
     }

@@ -46,7 +46,8 @@ def staff_token() -> tuple[Response, int]:
     username, password = str(data.get("username", "")), str(data.get("password", ""))
     otp = str(data.get("otp", ""))
     try:
-        user = auth.check_password(db.session, username, password)
+        user = auth.check_password(db.session, username, password,
+                                   current_app.config["LOGIN_ARGON2"])
         personal = custody.unlock_personal(user, password)
         if user.totp_confirmed_at is None:
             raise auth.SecondFactorFailed

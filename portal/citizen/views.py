@@ -21,7 +21,7 @@ from portal.http import current_lang
 from portal.intake import FieldError, IntakeRejected
 from portal.messages import error_text
 from portal.sanitize import describe_uncleanable
-from portal.web import followup_secret, limits, uploads_from
+from portal.web import choices, followup_secret, limits, uploads_from
 
 
 def _categories() -> list[Category]:
@@ -33,16 +33,16 @@ def _categories() -> list[Category]:
 def _prepare_report_form(form: ReportForm) -> ReportForm:
     lang = current_lang()
     categories = _categories()
-    form.category.choices = [("", gettext("Not sure — let the officers classify it"))] + [
+    form.category.choices = choices([("", gettext("Not sure — let the officers classify it"))] + [
         (c.code, c.name(lang)) for c in categories
-    ]
+    ])
     from portal.seed import UNITS
 
     names = {code: {"zh": zh, "ko": ko, "en": en}[lang] for code, _k, _p, zh, ko, en in UNITS}
-    form.county.choices = [("", gettext("— choose —"))] + [
+    form.county.choices = choices([("", gettext("— choose —"))] + [
         (code, names[code] if code != "unknown" else gettext("I don't know"))
         for code in COUNTY_FIELD_CHOICES
-    ]
+    ])
     return form
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 
 class LoginForm(FlaskForm):
@@ -31,8 +32,10 @@ class ActionForm(FlaskForm):
 
     category = SelectField(_l("Category"), validate_choice=False)
     priority = SelectField(_l("Priority"), validate_choice=False,
-                           choices=[("0", _l("Normal")), ("1", _l("Raised")),
-                                    ("2", _l("High")), ("3", _l("Urgent"))])
+                           choices=[SelectChoice("0", _l("Normal")),
+                                    SelectChoice("1", _l("Raised")),
+                                    SelectChoice("2", _l("High")),
+                                    SelectChoice("3", _l("Urgent"))])
     reason = TextAreaField(_l("Reason"))
     body = TextAreaField(_l("Message to the reporter"))
     days = IntegerField(_l("Days (at most 30)"), default=30)

@@ -49,7 +49,7 @@ from portal.staff.forms import (
     PasswordForm,
     SecondFactorForm,
 )
-from portal.web import limits
+from portal.web import choices, limits
 
 
 def _set_cookie(response: Response, token: str) -> Response:
@@ -79,7 +79,8 @@ def login() -> Any:
     if not form.is_submitted():
         return render_template("staff/login.html", form=form)
     try:
-        user = auth.check_password(db.session, form.username.data or "", form.password.data or "")
+        user = auth.check_password(db.session, form.username.data or "", form.password.data or "",
+                                   current_app.config["LOGIN_ARGON2"])
         personal = custody.unlock_personal(user, form.password.data or "")
     except auth.Throttled as throttled:
         minutes = max(1, int(throttled.retry_after.total_seconds() // 60) + 1)
@@ -191,7 +192,8 @@ def account(caller: Caller) -> Any:
             try:
                 custody.change_password(db.session, caller.user, form.current.data or "",
                                         form.new.data or "",
-                                        wrap_cost=current_app.config["WRAP_ARGON2"])
+                                        wrap_cost=current_app.config["WRAP_ARGON2"],
+                login_cost=current_app.config["LOGIN_ARGON2"])
             except CryptoError:
                 form.current.errors = [gettext("Wrong password.")]
             except WeakPassword:
@@ -239,12 +241,12 @@ def queue(caller: Caller) -> Any:
 def _action_form(caller: Caller, tip_unit_id: int) -> ActionForm:
     form = ActionForm()
     lang = current_lang()
-    form.category.choices = [(c.code, f"{c.code} {c.name(lang)}") for c in _categories()]
+    form.category.choices = choices([(c.code, f"{c.code} {c.name(lang)}") for c in _categories()])
     units = db.session.scalars(select(Unit).where(Unit.id.in_(
         sorted(caller.principal.handling_ids))).order_by(Unit.id))
-    form.unit.choices = [(u.code, u.name(lang)) for u in units if u.id != tip_unit_id]
+    form.unit.choices = choices([(u.code, u.name(lang)) for u in units if u.id != tip_unit_id])
     officers = triage.staff_of_units(db.session, {tip_unit_id, caller.principal.bureau_id})
-    form.user_id.choices = [(str(u.id), u.display_name or u.username) for u in officers]
+    form.user_id.choices = choices([(str(u.id), u.display_name or u.username) for u in officers])
     return form
 
 
@@ -323,13 +325,13 @@ def hotline(caller: Caller) -> Any:
         abort(403)
     form = HotlineForm()
     lang = current_lang()
-    form.channel.choices = [(c.value, c.value) for c in Channel
-                            if c not in (Channel.ONLINE, Channel.API)]
-    form.category.choices = [("", gettext("Not sure"))] + [
-        (c.code, f"{c.code} {c.name(lang)}") for c in _categories()]
+    form.channel.choices = choices([(c.value, c.value) for c in Channel
+                            if c not in (Channel.ONLINE, Channel.API)])
+    form.category.choices = choices([("", gettext("Not sure"))] + [
+        (c.code, f"{c.code} {c.name(lang)}") for c in _categories()])
     units = {u.code: u for u in db.session.scalars(select(Unit))}
-    form.county.choices = [("", gettext("I don't know"))] + [
-        (code, units[code].name(lang)) for code in COUNTIES]
+    form.county.choices = choices([("", gettext("I don't know"))] + [
+        (code, units[code].name(lang)) for code in COUNTIES])
     if not form.is_submitted():
         return render_template("staff/hotline.html", form=form)
     name = (form.name.data or "").strip()
@@ -367,9 +369,9 @@ def keys(caller: Caller) -> Any:
     units = list(db.session.scalars(select(Unit).where(Unit.id.in_(sorted(my_units)))
                                     .order_by(Unit.id)))
     lang = current_lang()
-    form.unit.choices = [(u.code, u.name(lang)) for u in units]
+    form.unit.choices = choices([(u.code, u.name(lang)) for u in units])
     members = triage.staff_of_units(db.session, my_units)
-    form.user_id.choices = [(str(u.id), u.display_name or u.username) for u in members]
+    form.user_id.choices = choices([(str(u.id), u.display_name or u.username) for u in members])
     if form.is_submitted():
         unit = next((u for u in units if u.code == form.unit.data), None)
         grantee = db.session.get(User, int(form.user_id.data or 0)) if (

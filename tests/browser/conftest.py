@@ -56,9 +56,10 @@ def live_portal(app_factory) -> Iterator[LivePortal]:
     """The set-up portal served over HTTP; yields its base URL, app and recovery identities."""
     app = app_factory(WTF_CSRF_ENABLED=True)
     with app.app_context():
-        # app.config["WRAP_ARGON2"] is tests/conftest.py's FAST_ARGON2.
+        # The app's costs are tests/conftest.py's FAST_ARGON2.
         result = complete_setup(db.session, "admin", ADMIN_PASSWORD,
-                                wrap_cost=app.config["WRAP_ARGON2"])
+                                wrap_cost=app.config["WRAP_ARGON2"],
+                                login_cost=app.config["LOGIN_ARGON2"])
         db.session.remove()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-portal", daemon=True)
@@ -95,9 +96,10 @@ def _chromium(profile: Path, *, javascript: bool) -> WebDriver:
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={PHONE_WIDTH},{PHONE_HEIGHT}")
     # Headless windows are at least 500 px wide; emulating the device gives a true 360 px
-    # viewport (the page's <meta name="viewport"> applies, as on a phone).
+    # viewport (the page's <meta name="viewport"> applies, as on a phone). Touch emulation stays
+    # off: with JavaScript blocked, chromedriver's emulated taps never return.
     options.add_experimental_option("mobileEmulation", {"deviceMetrics": {
-        "width": PHONE_WIDTH, "height": PHONE_HEIGHT, "pixelRatio": 1.0, "touch": True,
+        "width": PHONE_WIDTH, "height": PHONE_HEIGHT, "pixelRatio": 1.0, "touch": False,
     }})
     if not javascript:
         options.add_experimental_option("prefs", NO_JAVASCRIPT)

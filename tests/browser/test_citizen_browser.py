@@ -194,9 +194,7 @@ def test_missing_narrative_is_explained_in_korean(live_portal, browser: WebDrive
         expected = error_text(FieldError("required"))
     assert error == expected
     # ...which must be Korean, not the English source text.
-    if not _has_hangul(error):
-        catalog = Path(live_portal.app.root_path) / "translations/ko/LC_MESSAGES"
-        pytest.xfail(
-            f"APP PROBLEM: the Korean page shows the English error {error!r}: "
-            f"{catalog / 'messages.po'} has no translation for it "
-            f"(messages.mo compiled: {(catalog / 'messages.mo').exists()})")
+    catalog = Path(live_portal.app.root_path) / "translations/ko/LC_MESSAGES"
+    assert _has_hangul(error), (
+        f"the Korean page shows {error!r}: is it translated in {catalog / 'messages.po'} and "
+        f"compiled (make translations; messages.mo exists: {(catalog / 'messages.mo').exists()})?")

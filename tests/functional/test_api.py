@@ -126,3 +126,13 @@ def test_openapi_document_describes_the_api(client) -> None:
     responses = doc["paths"]["/tips"]["post"]["responses"]
     assert {"201", "400", "413", "429"} <= set(responses)
     assert "multipart/form-data" in doc["paths"]["/tips"]["post"]["requestBody"]["content"]
+
+
+def test_openapi_document_is_valid_openapi_31_and_lists_the_staff_api(client) -> None:
+    from openapi_spec_validator import validate
+
+    doc = client.get("/api/v1/openapi.json").get_json()
+    validate(doc)
+    assert {"/staff/token", "/staff/tips", "/staff/tips/{tip_id}",
+            "/staff/tips/{tip_id}/{action}", "/staff/hotline"} <= set(doc["paths"])
+    assert doc["paths"]["/staff/tips"]["get"]["security"] == [{"staffToken": []}]

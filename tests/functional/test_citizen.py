@@ -142,9 +142,9 @@ def test_a_file_over_the_per_file_limit_is_named(app_factory) -> None:
     app = app_factory(MAX_FILE_BYTES=1000, MAX_CONTENT_LENGTH=10_000_000)
     with app.app_context():
         from portal.setup import complete_setup
-        from tests.conftest import FAST_ARGON2
+        from tests.conftest import COSTS
 
-        complete_setup(db.session, "admin", "correct horse battery", wrap_cost=FAST_ARGON2)
+        complete_setup(db.session, "admin", "correct horse battery", **COSTS)
         response = app.test_client().post("/report?lang=en", data={
             "narrative": "keep me", "attachments": [(io.BytesIO(b"x" * 5000), "big.txt")]},
             content_type="multipart/form-data")

@@ -21,7 +21,7 @@ from portal.staff_sessions import (
     SessionStore,
     SqlBackend,
 )
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import FAST_ARGON2, TEST_REDIS_URL
 
 
 def cookie(client) -> str | None:
@@ -44,20 +44,22 @@ def test_throttling_slows_guessing_but_expires(app, staff) -> None:
     now = utcnow()
     for _ in range(auth.FREE_FAILURES):
         with pytest.raises(auth.AuthenticationFailed):
-            auth.check_password(db.session, "lee", "guess", now)
+            auth.check_password(db.session, "lee", "guess", FAST_ARGON2, now)
     with pytest.raises(auth.AuthenticationFailed):
-        auth.check_password(db.session, "lee", "guess", now)  # the 6th starts a block
+        auth.check_password(db.session, "lee", "guess", FAST_ARGON2, now)  # the 6th starts a block
     with pytest.raises(auth.Throttled) as blocked:
-        auth.check_password(db.session, "lee", staff.PASSWORD, now + timedelta(seconds=5))
+        auth.check_password(db.session, "lee", staff.PASSWORD, FAST_ARGON2,
+                            now + timedelta(seconds=5))
     assert blocked.value.retry_after <= timedelta(seconds=30)
     # Even the right password waits; once the block has passed, it works again.
-    user = auth.check_password(db.session, "lee", staff.PASSWORD, now + timedelta(seconds=31))
+    user = auth.check_password(db.session, "lee", staff.PASSWORD, FAST_ARGON2,
+                               now + timedelta(seconds=31))
     assert user.username == "lee"
     # Blocks grow but never beyond 15 minutes.
     later = now + timedelta(hours=1)
     for i in range(30):
         try:
-            auth.check_password(db.session, "lee", "guess", later)
+            auth.check_password(db.session, "lee", "guess", FAST_ARGON2, later)
         except auth.Throttled as t:
             assert t.retry_after <= auth.MAX_BLOCK
             later += t.retry_after
@@ -68,9 +70,9 @@ def test_throttling_slows_guessing_but_expires(app, staff) -> None:
     # Names that do not exist are throttled identically (nothing tells them apart).
     for _ in range(auth.FREE_FAILURES + 1):
         with pytest.raises(auth.AuthenticationFailed):
-            auth.check_password(db.session, "ghost", "guess", now)
+            auth.check_password(db.session, "ghost", "guess", FAST_ARGON2, now)
     with pytest.raises(auth.Throttled):
-        auth.check_password(db.session, "ghost", "guess", now)
+        auth.check_password(db.session, "ghost", "guess", FAST_ARGON2, now)
     assert db.session.scalar(select(func.count()).select_from(LoginThrottle)) == 2
 
 

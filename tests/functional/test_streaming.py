@@ -14,7 +14,7 @@ from models import Attachment, BlobChunk
 from portal import uploads
 from portal.extensions import db
 from portal.setup import complete_setup
-from tests.conftest import FAST_ARGON2
+from tests.conftest import COSTS
 
 MiB = 1024 * 1024
 FILE_SIZE = 200 * MiB
@@ -67,7 +67,7 @@ def test_200_mb_upload_streams_encrypted(app_factory, tmp_path: Path, monkeypatc
     monkeypatch.setattr(uploads.tempfile, "TemporaryFile",
                         lambda: tempfile.NamedTemporaryFile(dir=spool_dir, delete=False))  # noqa: SIM115
     with app.app_context():
-        complete_setup(db.session, "admin", "correct horse battery", wrap_cost=FAST_ARGON2)
+        complete_setup(db.session, "admin", "correct horse battery", **COSTS)
         body = GeneratedMultipart("qingliuboundary", FILE_SIZE)
         environ = EnvironBuilder(path="/api/v1/tips", method="POST").get_environ()
         environ.update({"wsgi.input": body, "CONTENT_LENGTH": str(body.length),

@@ -63,5 +63,9 @@ def test_production_receipt_hash_is_slow() -> None:
     # The receipt is the only key to a tip: the deployed cost must stay expensive to guess.
     cost = Settings(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://").RECEIPT_ARGON2
     assert cost.memory_kib >= 64 * 1024 and cost.time_cost >= 3
-    wrap = Settings(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://").WRAP_ARGON2
+    settings = Settings(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://")
+    wrap, login = settings.WRAP_ARGON2, settings.LOGIN_ARGON2
     assert (wrap.time_cost, wrap.memory_kib) != (cost.time_cost, cost.memory_kib)
+    # The key that wraps an officer's private key is derived with parameters distinct from the
+    # login hash, so a stolen login hash is no shortcut to the key.
+    assert wrap != login and wrap.memory_kib >= login.memory_kib

@@ -1,0 +1,175 @@
+"""axe-core over every citizen page, in Chinese, Korean and English, on a 360 px phone.
+
+A visit per language walks: home, the report form, the form sent back with errors, the receipt,
+the follow-up form, the same form after a wrong receipt, the status page, and the status page
+after a reply. Any violation of impact "serious" or "critical" fails the test; the message lists
+page, rule, impact, help and the offending nodes.
+
+axe-core comes from the installed axe-selenium-python package and is injected with
+execute_script. This uses the `js_browser` fixture, NOT the JavaScript-less `browser`: verified
+here, WebDriver scripts do run while the content setting blocks JavaScript, but the page's timers
+never fire, so axe.run() (which schedules its work with setTimeout) never calls back. The portal
+has no script of its own and its CSP (default-src 'none') blocks any, so allowing JavaScript does
+not change what is rendered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import axe_selenium_python
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+pytestmark = pytest.mark.browser
+
+AXE_JS = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+HTML_LANG = {"zh": "zh-Hans", "ko": "ko", "en": "en"}
+FAILING_IMPACTS = ("serious", "critical")
+
+# The axe-core bundled with axe-selenium-python 2.1.6 is 3.1.1 (2018). Two of its checks have
+# false positives that later axe-core releases fixed; they are brought in line with upstream
+# here, and test_axe_corrections_still_catch_real_problems proves both checks still fire.
+# * hidden-explicit-label: 3.1.x counts a visually hidden (clipped, screen-reader-visible)
+#   <label for> as "hidden" (dequelabs/axe-core#1202, #1372; fixed in 3.2 by testing
+#   visibility to screen readers). The report form's file input has such a label.
+# * autocomplete-appropriate: 3.1.x allows autocomplete="street-address" on no <input> at all;
+#   current axe-core allows it on type=text (dequelabs/axe-core#1161). The report form's address
+#   field is such an input.
+AXE_CORRECTIONS = """
+axe.configure({checks: [
+  {id: 'autocomplete-appropriate', options: {'street-address': ['text']}},
+  {id: 'hidden-explicit-label', evaluate: function (node) {
+    var id = node.getAttribute('id');
+    if (!id) { return false; }
+    var root = axe.commons.dom.getRootNode(node);
+    var label = root.querySelector('label[for="' + axe.commons.utils.escapeSelector(id) + '"]');
+    return !!label && !axe.commons.dom.isVisible(label, true);
+  }}
+]});
+"""
+AXE_RUN = """
+var done = arguments[arguments.length - 1];
+axe.run(document).then(function (results) {
+  done({violations: results.violations.map(function (v) {
+    return {id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+            nodes: v.nodes.map(function (n) {
+              return {target: n.target, html: n.html, summary: n.failureSummary};
+            })};
+  })});
+}, function (error) { done({error: String(error)}); });
+"""
+
+
+def _axe(driver: WebDriver) -> list[dict]:
+    """Inject axe-core into the current page and return its violations."""
+    driver.execute_script(AXE_JS.read_text(encoding="utf-8"))
+    driver.execute_script(AXE_CORRECTIONS)
+    result = driver.execute_async_script(AXE_RUN)
+    assert "error" not in result, f"axe.run failed on {driver.current_url}: {result['error']}"
+    return result["violations"]
+
+
+def _describe(page: str, violation: dict) -> str:
+    lines = [f"[{page}] {violation['id']} ({violation['impact']}): {violation['help']}"
+             f" <{violation['helpUrl']}>"]
+    for node in violation["nodes"]:
+        lines.append(f"    target {node['target']}: {node['html']}")
+        if node.get("summary"):
+            lines.extend("      " + line for line in node["summary"].splitlines())
+    return "\n".join(lines)
+
+
+class Audit:
+    """Runs axe on each page of a visit and remembers the serious and critical violations."""
+
+    def __init__(self, driver: WebDriver, lang: str) -> None:
+        self.driver = driver
+        self.lang = lang
+        self.pages: list[str] = []
+        self.problems: list[str] = []
+
+    def check(self, page: str) -> None:
+        html_lang = self.driver.find_element(By.TAG_NAME, "html").get_attribute("lang")
+        assert html_lang == HTML_LANG[self.lang], f"{page}: <html lang={html_lang!r}>"
+        self.pages.append(page)
+        for violation in _axe(self.driver):
+            if violation["impact"] in FAILING_IMPACTS:
+                self.problems.append(_describe(f"{self.lang} {page}", violation))
+
+    def submit(self, form_action: str) -> None:
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.find_element(
+            By.CSS_SELECTOR, f'form[action="{form_action}"] button[type="submit"]').click()
+        WebDriverWait(self.driver, 30).until(EC.staleness_of(old_page))
+
+    def shows(self, css: str) -> str:
+        element = WebDriverWait(self.driver, 20).until(
+            EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+        return element.text
+
+
+@pytest.mark.parametrize("lang", ["zh", "ko", "en"])
+def test_citizen_pages_have_no_serious_violations(live_portal, js_browser: WebDriver,
+                                                   lang: str) -> None:
+    driver, base = js_browser, live_portal.url
+    audit = Audit(driver, lang)
+
+    driver.get(f"{base}/?lang={lang}")  # the language is remembered for the visit
+    audit.check("home /")
+
+    driver.get(f"{base}/report")
+    audit.check("report form /report")
+
+    driver.find_element(By.ID, "place").send_keys("Yanji, Buerhatong river")
+    audit.submit("/report")
+    audit.shows(".error-summary")
+    audit.check("report form with errors")
+
+    driver.find_element(By.ID, "narrative").send_keys(f"Black water at night. {uuid.uuid4()}")
+    audit.submit("/report")
+    receipt = audit.shows("p.receipt code").strip()
+    audit.check("receipt page")
+
+    driver.get(f"{base}/followup")
+    audit.check("follow-up form /followup")
+
+    driver.find_element(By.ID, "receipt").send_keys("0000-0000-0000-0000-0000")
+    audit.submit("/followup")
+    audit.shows(".error-summary")
+    audit.check("follow-up form, receipt not found")
+
+    driver.find_element(By.ID, "receipt").send_keys(receipt)
+    audit.submit("/followup")
+    audit.shows("dl.status")
+    audit.check("status page")
+
+    driver.find_element(By.ID, "body").send_keys("One more photo will follow.")
+    audit.submit("/followup/reply")
+    audit.shows('p.success[role="status"]')
+    audit.check("status page after a reply")
+
+    assert len(audit.pages) == 8
+    assert not audit.problems, (
+        f"{len(audit.problems)} serious/critical axe violations:\n" + "\n".join(audit.problems))
+
+
+def test_axe_corrections_still_catch_real_problems(js_browser: WebDriver) -> None:
+    """The two corrected checks keep failing what they should (a label hidden from everyone,
+    street-address on an e-mail input) and pass what upstream axe-core passes."""
+    js_browser.get(
+        "data:text/html;charset=utf-8,<!doctype html><html lang=en><title>t</title><main>"
+        "<label for=a style='display:none'>Name</label><input id=a>"
+        "<label for=b>Address</label><input id=b type=email autocomplete=street-address>"
+        "<label for=c class=sr style='position:absolute;width:1px;height:1px;overflow:hidden;"
+        "clip:rect(0 0 0 0)'>File</label><input id=c type=file>"
+        "<label for=d>Street</label><input id=d type=text autocomplete=street-address>"
+        "</main>")
+    flagged = {(v["id"], node["target"][0]) for v in _axe(js_browser) for node in v["nodes"]}
+    assert ("label", "#a") in flagged
+    assert ("autocomplete-valid", "#b") in flagged
+    assert not {target for _rule, target in flagged} & {"#c", "#d"}, flagged
