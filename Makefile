@@ -7,10 +7,12 @@ PYTHON ?= python3
 
 .PHONY: install run test test-sqlite test-scaleout lint translations bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error; \
+	 else echo "npm not found: the accessibility tests need axe-core (npm ci)"; fi
 	touch $@
 
 translations: $(VENV)/.installed

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from werkzeug.serving import make_server
 
 from portal.extensions import db
@@ -130,3 +132,23 @@ def js_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+def page_replaced(old_root: WebElement) -> Callable[[WebDriver], bool]:
+    """A wait condition: the page that `old_root` belonged to has been replaced.
+
+    Chromium reports a reference into a replaced document either as a stale element or, at
+    times, as "Node with given id does not belong to the document"; both mean the same here."""
+
+    def check(_driver: WebDriver) -> bool:
+        try:
+            old_root.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
+
+    return check

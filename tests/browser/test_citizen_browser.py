@@ -26,6 +26,7 @@ from portal import crypto
 from portal.extensions import db
 from portal.intake import FieldError
 from portal.messages import error_text
+from tests.browser.conftest import page_replaced
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +60,7 @@ def _submit(driver: WebDriver, form_action: str) -> None:
     old_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR,
                         f'form[action="{form_action}"] button[type="submit"]').click()
-    WebDriverWait(driver, 30).until(EC.staleness_of(old_page))
+    WebDriverWait(driver, 30).until(page_replaced(old_page))
 
 
 def _assert_fits_phone(driver: WebDriver) -> None:
