@@ -3,10 +3,11 @@
 from models.audit import AuditEvent
 from models.base import Base
 from models.calendar import CalendarYear, Holiday
+from models.case import Case, CaseMember, CaseTip, Offence, Referral, ReferralEvent, Suggestion
 from models.category import Category
 from models.install import InstallSecret, SetupToken
 from models.tip import Attachment, BlobChunk, Channel, Message, Tip, TipStatus, TipUpdate
-from models.unit import HANDLING_KINDS, Unit, UnitKind
+from models.unit import HANDLING_KINDS, RECEIVING_KINDS, Unit, UnitKind
 from models.user import (
     LoginThrottle,
     Membership,
@@ -19,11 +20,15 @@ from models.user import (
 
 __all__ = [
     "HANDLING_KINDS",
+    "RECEIVING_KINDS",
     "Attachment",
     "AuditEvent",
     "Base",
     "BlobChunk",
     "CalendarYear",
+    "Case",
+    "CaseMember",
+    "CaseTip",
     "Category",
     "Channel",
     "Holiday",
@@ -31,10 +36,14 @@ __all__ = [
     "LoginThrottle",
     "Membership",
     "Message",
+    "Offence",
     "RecoveryCode",
+    "Referral",
+    "ReferralEvent",
     "Role",
     "SetupToken",
     "StaffSession",
+    "Suggestion",
     "Tip",
     "TipStatus",
     "TipUpdate",

@@ -86,7 +86,12 @@ class Attachment(Base):
     __tablename__ = "attachments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id"), index=True)
+    # An encrypted file belongs to a tip, or to a case (its documents) or a referral (its
+    # package and the receiving body's decision documents).
+    tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(32))  # referral/workflow.py Document
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     family: Mapped[str] = mapped_column(String(12))  # image, video, audio, pdf, office, text
     uncleaned: Mapped[bool] = mapped_column(default=False)
@@ -95,7 +100,7 @@ class Attachment(Base):
     meta: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    tip: Mapped[Tip] = relationship(back_populates="attachments")
+    tip: Mapped[Tip | None] = relationship(back_populates="attachments")
 
 
 class BlobChunk(Base):

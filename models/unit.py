@@ -22,6 +22,8 @@ class UnitKind(enum.StrEnum):
 
 
 HANDLING_KINDS = (UnitKind.BUREAU, UnitKind.COUNTY)
+RECEIVING_KINDS = (UnitKind.PUBLIC_SECURITY, UnitKind.PROCURATORATE, UnitKind.COURT,
+                   UnitKind.DISCIPLINE, UnitKind.ADMIN_DEPT)
 
 
 class Unit(Base):

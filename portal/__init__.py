@@ -69,10 +69,12 @@ def register_blueprints(app: Flask) -> None:
     from portal.admin import bp as admin_bp
     from portal.api import bp as api_bp
     from portal.citizen import bp as citizen_bp
+    from portal.liaison import bp as liaison_bp
     from portal.staff import bp as staff_bp
 
     app.register_blueprint(citizen_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")
+    app.register_blueprint(liaison_bp, url_prefix="/liaison")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(admin_bp)
     csrf.exempt(api_bp)

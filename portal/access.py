@@ -54,6 +54,11 @@ class Principal:
     def is_admin(self) -> bool:
         return any(Role.ADMINISTRATOR in roles for roles in self.roles.values())
 
+    def liaison_units(self) -> set[int]:
+        """The receiving bodies this person is a liaison of: they see referrals addressed
+        there, and nothing else."""
+        return {unit for unit, roles in self.roles.items() if Role.LIAISON in roles}
+
     def units_for(self, action: str) -> set[int]:
         allowed = ACTIONS.get(action, frozenset())
         units = {unit for unit, roles in self.roles.items() if roles & allowed}

@@ -167,15 +167,19 @@ def _content_json(draft: TipDraft) -> bytes:
 
 def store_attachments(
     session: Session,
-    tip: Tip,
+    tip: Tip | None,
     uploads: Sequence[Upload],
     recipients: Sequence[str],
     *,
     keep_location: bool,
     limits: Limits,
     message_id: int | None = None,
+    case_id: int | None = None,
+    referral_id: int | None = None,
+    kind: str | None = None,
 ) -> list[Attachment]:
-    """Sniff, clean and seal each upload into the tip. Raises IntakeRejected naming the file."""
+    """Sniff, clean and seal each upload into the tip (or a case's or referral's documents).
+    Raises IntakeRejected naming the file."""
     stored = []
     for index, upload in enumerate(uploads):
         file_field = f"attachments.{index}"
@@ -185,21 +189,22 @@ def store_attachments(
         try:
             upload.stream.seek(0)
             head = upload.stream.read(8192)
-            kind = sanitize.sniff(head)
+            file_kind = sanitize.sniff(head)
             upload.stream.seek(0)
             source: BinaryIO = upload.stream
-            if kind.cleanable and kind.family in CLEANED_IN_MEMORY:
+            if file_kind.cleanable and file_kind.family in CLEANED_IN_MEMORY:
                 data = upload.stream.read(limits.max_clean_bytes + 1)
                 if len(data) > limits.max_clean_bytes:
                     raise sanitize.UploadRejected("too_large_to_clean")
                 source = io.BytesIO(data)
-            attachment = Attachment(tip=tip, family=kind.family, message_id=message_id,
+            attachment = Attachment(tip=tip, family=file_kind.family, message_id=message_id,
+                                    case_id=case_id, referral_id=referral_id, kind=kind,
                                     meta=b"")
             session.add(attachment)
             session.flush()
             sink = ChunkSink(session, attachment.id)
             writer = crypto.AgeWriter(sink, recipients)
-            report = sanitize.clean(source, kind, keep_location=keep_location,
+            report = sanitize.clean(source, file_kind, keep_location=keep_location,
                                     max_in_memory=limits.max_clean_bytes, sink=writer)
             writer.close()
             sink.close()
@@ -210,8 +215,8 @@ def store_attachments(
         attachment.uncleaned = report.uncleaned
         attachment.size = writer.plaintext_size
         attachment.meta = crypto.seal(json.dumps({
-            "filename": upload.filename, "media_type": kind.media_type,
-            "extension": kind.extension, "removed": list(report.removed),
+            "filename": upload.filename, "media_type": file_kind.media_type,
+            "extension": file_kind.extension, "removed": list(report.removed),
             "kept": list(report.kept),
         }, ensure_ascii=False).encode(), recipients)
         stored.append(attachment)

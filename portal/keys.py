@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import HANDLING_KINDS, InstallSecret, Tip, Unit
+from models import HANDLING_KINDS, RECEIVING_KINDS, InstallSecret, Tip, Unit
 from portal import crypto
 from portal.audit import SYSTEM, Actor, record
 
@@ -36,12 +36,11 @@ def install_secret(session: Session, name: str) -> bytes:
 
 
 def generate_unit_keys(session: Session, actor: Actor = SYSTEM) -> dict[str, crypto.AgeIdentity]:
-    """Give every handling unit without a key a fresh key pair; return the identities once,
-    for the recovery printout. The identities are not kept."""
+    """Give every handling unit and receiving body without a key a fresh key pair; return the
+    identities once, for the recovery printout. The identities are not kept."""
     made: dict[str, crypto.AgeIdentity] = {}
-    units = session.scalars(
-        select(Unit).where(Unit.kind.in_([k.value for k in HANDLING_KINDS])).order_by(Unit.id)
-    )
+    kinds = [k.value for k in (*HANDLING_KINDS, *RECEIVING_KINDS)]
+    units = session.scalars(select(Unit).where(Unit.kind.in_(kinds)).order_by(Unit.id))
     for unit in units:
         if unit.public_key:
             continue

@@ -83,6 +83,14 @@ STATUS_WORDS = {
     "referred": lazy_gettext("Referred to the competent authority"),
     "closed": lazy_gettext("Closed with a result"),
     "extended": lazy_gettext("The handling period was extended"),
+    "referred_police": lazy_gettext("Referred to the public security organs"),
+    "referred_procuratorate": lazy_gettext("Referred to the procuratorate"),
+    "referred_discipline": lazy_gettext("Referred to the discipline inspection and supervision "
+                                        "commission"),
+    "referred_admin": lazy_gettext("Transferred to the competent administrative department"),
+    "referred_court": lazy_gettext("Referred to the court"),
+    "case_filed": lazy_gettext("A criminal case has been opened"),
+    "case_prosecuted": lazy_gettext("The case has been brought to prosecution"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Category, Unit, UnitKind
+from models import Category, Offence, Unit, UnitKind
 
 # (code, kind, parent, 中文, 조선어, English)
 UNITS: tuple[tuple[str, UnitKind, str | None, str, str, str], ...] = (
@@ -20,6 +20,54 @@ UNITS: tuple[tuple[str, UnitKind, str | None, str, str, str], ...] = (
     ("helong", UnitKind.COUNTY, "zhou", "和龙市", "화룡시", "Helong"),
     ("wangqing", UnitKind.COUNTY, "zhou", "汪清县", "왕청현", "Wangqing"),
     ("antu", UnitKind.COUNTY, "zhou", "安图县", "안도현", "Antu"),
+    # Receiving bodies (PRODUCT.md): they hold keys and liaison accounts of their own.
+    ("psb_zhou", UnitKind.PUBLIC_SECURITY, None, "延边朝鲜族自治州公安局",
+     "연변조선족자치주 공안국", "Yanbian Prefecture Public Security Bureau"),
+    ("psb_yanji", UnitKind.PUBLIC_SECURITY, "psb_zhou", "延吉市公安局", "연길시 공안국",
+     "Yanji Public Security Bureau"),
+    ("psb_hunchun", UnitKind.PUBLIC_SECURITY, "psb_zhou", "珲春市公安局", "훈춘시 공안국",
+     "Hunchun Public Security Bureau"),
+    ("proc_zhou", UnitKind.PROCURATORATE, None, "延边朝鲜族自治州人民检察院",
+     "연변조선족자치주 인민검찰원", "Yanbian Prefecture People's Procuratorate"),
+    ("court_zhou", UnitKind.COURT, None, "延边朝鲜族自治州中级人民法院",
+     "연변조선족자치주 중급인민법원", "Yanbian Intermediate People's Court"),
+    ("cdi_zhou", UnitKind.DISCIPLINE, None, "延边州纪委监委", "연변주 기률검사위원회 감찰위원회",
+     "Yanbian Commission for Discipline Inspection and Supervision"),
+    ("natres_zhou", UnitKind.ADMIN_DEPT, None, "延边州自然资源局", "연변주 자연자원국",
+     "Yanbian Natural Resources Bureau"),
+    ("forestry_zhou", UnitKind.ADMIN_DEPT, None, "延边州林业局", "연변주 림업국",
+     "Yanbian Forestry Bureau"),
+    ("water_zhou", UnitKind.ADMIN_DEPT, None, "延边州水利局", "연변주 수리국",
+     "Yanbian Water Resources Bureau"),
+)
+
+# (code, 中文, 조선어, English, legal basis) — editable by administrators.
+OFFENCES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("pollution", "污染环境罪", "환경오염죄", "Environmental pollution",
+     "《中华人民共和国刑法》第三百三十八条"),
+    ("illegal_mining", "非法采矿罪", "불법채광죄", "Illegal mining",
+     "《中华人民共和国刑法》第三百四十三条"),
+    ("farmland", "非法占用农用地罪", "농용지 불법점용죄", "Illegal occupation of farmland",
+     "《中华人民共和国刑法》第三百四十二条"),
+    ("false_certificates", "提供虚假证明文件罪", "허위증명문건 제공죄",
+     "Providing false certification documents", "《中华人民共和国刑法》第二百二十九条"),
+    ("computer_systems", "破坏计算机信息系统罪", "콤퓨터정보체계 파괴죄",
+     "Sabotage of computer information systems", "《中华人民共和国刑法》第二百八十六条"),
+    ("extortion", "敲诈勒索罪", "공갈갈취죄", "Extortion", "《中华人民共和国刑法》第二百七十四条"),
+    ("provocation", "寻衅滋事罪", "시비도발죄", "Picking quarrels and provoking trouble",
+     "《中华人民共和国刑法》第二百九十三条"),
+    ("organized_crime", "组织、领导、参加黑社会性质组织罪", "흑사회성질조직 조직·령도·참가죄",
+     "Organising, leading or joining a mafia-type organisation",
+     "《中华人民共和国刑法》第二百九十四条"),
+    ("shielding", "包庇、纵容黑社会性质组织罪", "흑사회성질조직 비호·방임죄",
+     "Shielding or conniving at a mafia-type organisation",
+     "《中华人民共和国刑法》第二百九十四条"),
+    ("abuse_of_power", "滥用职权罪", "직권람용죄", "Abuse of power",
+     "《中华人民共和国刑法》第三百九十七条"),
+    ("dereliction", "玩忽职守罪", "직무태만죄", "Dereliction of duty",
+     "《中华人民共和国刑法》第三百九十七条"),
+    ("illegal_logging", "滥伐林木罪", "림목람벌죄", "Illegal logging",
+     "《中华人民共和国刑法》第三百四十五条"),
 )
 
 # (code, scope, usual receiver, 中文, 조선어, English, description zh, ko, en)
@@ -144,6 +192,10 @@ def seed(session: Session) -> None:
                         parent=by_code.get(parent) if parent else None)
             session.add(unit)
             by_code[code] = unit
+    known_offences = set(session.scalars(select(Offence.code)))
+    for code, zh, ko, en, basis in OFFENCES:
+        if code not in known_offences:
+            session.add(Offence(code=code, name_zh=zh, name_ko=ko, name_en=en, basis=basis))
     existing = set(session.scalars(select(Category.code)))
     for order, (code, scope, receiver, zh, ko, en, dzh, dko, den) in enumerate(CATEGORIES):
         if code not in existing:

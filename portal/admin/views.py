@@ -224,5 +224,5 @@ def categories() -> Any:
         return redirect(url_for("admin.categories")), 303
     rows = list(db.session.scalars(select(Category).where(Category.current.is_(True))
                                    .order_by(Category.sort_order)))
-    return render_template("admin/categories.html", rows=rows, caller=caller,
+    return render_template("admin/categories.html", rows=rows, caller=caller, form=form,
                            receivers=[k.value for k in UnitKind])

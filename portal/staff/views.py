@@ -123,12 +123,19 @@ def second_factor() -> Any:
     return _finish_sign_in(caller)
 
 
+def _home(caller: Caller) -> str:
+    """Where a signed-in person starts: liaisons of receiving bodies at their referrals."""
+    officer = caller.principal.units_for("tip.view")
+    return url_for("staff.queue") if officer or caller.principal.is_admin else (
+        url_for("liaison.index"))
+
+
 def _finish_sign_in(caller: Caller) -> Response:
     active = session_store().promote(caller.session)
     record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
            object_type="user", object_id=caller.user.id)
     db.session.commit()
-    return _set_cookie(redirect(url_for("staff.queue")), active.token)
+    return _set_cookie(redirect(_home(caller)), active.token)
 
 
 @bp.route("/login/enroll", methods=["GET", "POST"])
@@ -149,7 +156,8 @@ def enroll() -> Any:
             record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
                    object_type="user", object_id=caller.user.id)
             db.session.commit()
-            page = render_template("staff/recovery_codes.html", codes=codes)
+            page = render_template("staff/recovery_codes.html", codes=codes,
+                                   home=_home(caller))
             return _set_cookie(Response(page), active.token)
     enrollment = auth.begin_enrollment(caller.user, secret_key)
     db.session.commit()

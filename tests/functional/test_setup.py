@@ -15,6 +15,9 @@ from tests.conftest import ADMIN_PASSWORD
 
 HANDLING = {"zhou", "yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing",
             "antu"}
+# Receiving bodies get keys too: referral packages are sealed to them.
+KEYED = HANDLING | {"psb_zhou", "psb_yanji", "psb_hunchun", "proc_zhou", "court_zhou", "cdi_zhou",
+                    "natres_zhou", "forestry_zhou", "water_zhou"}
 
 
 def test_setup_link_works_once_and_shows_recovery_keys(app, client, runner) -> None:
@@ -30,10 +33,10 @@ def test_setup_link_works_once_and_shows_recovery_keys(app, client, runner) -> N
                                    "confirm": ADMIN_PASSWORD})
     assert done.status_code == 200
     identities = re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]+", done.get_data(as_text=True))
-    assert len(identities) == len(HANDLING)
+    assert len(identities) == len(KEYED)
     units = {u.code: u for u in db.session.scalars(select(Unit))}
     recipients = {crypto.recipient_of(crypto.AgeIdentity(i)) for i in identities}
-    assert recipients == {units[code].public_key for code in HANDLING}
+    assert recipients == {units[code].public_key for code in KEYED}
     # The link is spent, and the administrator holds no unit key.
     assert client.get(link).status_code == 404
     assert db.session.scalar(select(func.count(UnitKeyGrant.id))) == 0
@@ -57,7 +60,7 @@ def test_noninteractive_setup_writes_one_identity_file_per_unit(app, runner, tmp
     result = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
     assert result.exit_code == 0, result.output
     files = {p.stem: p for p in out.iterdir()}
-    assert set(files) == HANDLING
+    assert set(files) == KEYED
     units = {u.code: u for u in db.session.scalars(select(Unit))}
     for code, path in files.items():
         assert path.name == f"{code}.txt"

@@ -1,0 +1,111 @@
+"""Cases and referrals through the officers' pages, the liaison's pages and the liaison API."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+from sqlalchemy import select
+
+from models import Case, Referral, Tip
+from portal import intake
+from portal.audit import SYSTEM
+from portal.extensions import db
+from tests.conftest import FAST_ARGON2
+
+
+def accepted_tip(narrative: str) -> int:
+    filed = intake.file_tip(db.session, intake.TipDraft(narrative=narrative, county="yanji",
+                                                        category="P01"), [],
+                            limits=intake.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2,
+                            actor=SYSTEM)
+    db.session.get(Tip, filed.tip_id).status = "accepted"
+    db.session.commit()
+    return filed.tip_id
+
+
+def test_referral_from_case_to_filing_across_pages_and_api(app, staff) -> None:
+    ids = {name: staff.create(name, unit, role) for name, unit, role in (
+        ("kim_case", "yanji", "case_officer"), ("lee_case", "yanji", "case_officer"),
+        ("head", "yanji", "head"), ("police", "psb_zhou", "liaison"),
+        ("other_police", "psb_yanji", "liaison"))}
+    tips = [accepted_tip("waste dumped at the quarry"), accepted_tip("same quarry, again")]
+    officer, head, police, other = (app.test_client() for _ in range(4))
+    staff.login(officer, "kim_case", ids["kim_case"])
+    staff.login(head, "head", ids["head"])
+    staff.login(police, "police", ids["police"])
+    staff.login(other, "other_police", ids["other_police"])
+
+    assert officer.get("/staff/cases?lang=en").status_code == 200
+    made = officer.post("/staff/cases", data={
+        "tips": f"{tips[0]}, {tips[1]}", "members": [str(ids["kim_case"]), str(ids["lee_case"])],
+        "offence": "pollution", "title": "Quarry dumping case", "summary": "Waste oil, twice."})
+    assert made.status_code == 303
+    case = db.session.scalars(select(Case)).one()
+    page = officer.get(f"/staff/cases/{case.id}?lang=en").get_data(as_text=True)
+    assert "Quarry dumping case" in page and case.number in page
+    officer.post(f"/staff/cases/{case.id}", content_type="multipart/form-data", data={
+        "do": "documents", "kind": "investigation_report",
+        "files": [(io.BytesIO("调查报告".encode()), "report.txt")]})
+    started = officer.post(f"/staff/cases/{case.id}", data={
+        "do": "referral", "receiver": "psb_zhou", "copy": "proc_zhou"})
+    referral_id = int(started.location.rsplit("/", 1)[1])
+    page = officer.get(f"/staff/referrals/{referral_id}?lang=en").get_data(as_text=True)
+    assert 'id="action-submit"' in page and 'id="action-approve"' not in page
+    officer.post(f"/staff/referrals/{referral_id}/submit")
+    assert db.session.get(Referral, referral_id).state == "awaiting_approval"
+    # The case officer cannot approve; the head sees it in "awaiting your approval".
+    denied = officer.post(f"/staff/referrals/{referral_id}/approve?lang=en")
+    assert denied.status_code == 303
+    assert "not yours to take" in officer.get(denied.location).get_data(as_text=True)
+    assert f"#{referral_id} " in head.get("/staff/referrals?lang=en").get_data(as_text=True)
+    head.post(f"/staff/referrals/{referral_id}/approve")
+    officer.post(f"/staff/referrals/{referral_id}/hand_over",
+                 data={"contact_phone": "0433-2512345"})
+    referral = db.session.get(Referral, referral_id)
+    db.session.refresh(referral)
+    assert referral.state == "handed_over" and referral.package_id
+
+    # The liaison's pages: their body's referral, not another's.
+    assert f"#{referral_id} " in police.get("/liaison/?lang=en").get_data(as_text=True)
+    assert f"#{referral_id} " not in other.get("/liaison/?lang=en").get_data(as_text=True)
+    assert other.get(f"/liaison/referrals/{referral_id}").status_code == 404
+    police.post(f"/liaison/referrals/{referral_id}/sign_receipt", data={"period": "check"})
+    db.session.refresh(referral)
+    assert (referral.state, referral.due_step) == ("receipt_signed",
+                                                  "referral.decide_filing_check")
+    package = police.get(f"/liaison/referrals/{referral_id}/package")
+    names = zipfile.ZipFile(io.BytesIO(package.data)).namelist()
+    assert "01_案件移送书.pdf" in names and any(n.endswith("report.txt") for n in names)
+    assert other.get(f"/liaison/referrals/{referral_id}/package").status_code == 404
+
+    # The liaison API: token, list, a refused step (409, nothing changed), then 立案.
+    api = app.test_client()
+    token = api.post("/api/v1/liaison/token", json={
+        "username": "police", "password": staff.PASSWORD,
+        "otp": staff.code(ids["police"], offset_steps=1)}).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+    listed = api.get("/api/v1/liaison/referrals", headers=headers).get_json()["referrals"]
+    assert [r["id"] for r in listed] == [referral_id]
+    detail = api.get(f"/api/v1/liaison/referrals/{referral_id}", headers=headers).get_json()
+    assert {a["action"] for a in detail["next_actions"]} >= {"file", "decline_filing",
+                                                             "request_material"}
+    again = api.post(f"/api/v1/liaison/referrals/{referral_id}/sign_receipt", headers=headers)
+    assert again.status_code == 409 and again.get_json()["code"] == "not_from_this_state"
+    no_document = api.post(f"/api/v1/liaison/referrals/{referral_id}/file", headers=headers)
+    assert no_document.status_code == 409 and no_document.get_json()["code"] == (
+        "documents_missing")
+    db.session.refresh(referral)
+    assert referral.state == "receipt_signed"
+    filed = api.post(f"/api/v1/liaison/referrals/{referral_id}/file", headers=headers,
+                     content_type="multipart/form-data", data={
+                         "document_kind": "decision",
+                         "documents": [(io.BytesIO(b"decision"), "decision.txt")]})
+    assert filed.status_code == 200 and filed.get_json()["state"] == "filed"
+    sealed = api.get(f"/api/v1/liaison/referrals/{referral_id}/package", headers=headers)
+    assert sealed.data.startswith(b"age-encryption.org/v1\n")
+    # The officer sees the decision in the history, and the next period (exhibits, 3 days).
+    page = officer.get(f"/staff/referrals/{referral_id}?lang=en").get_data(as_text=True)
+    assert re.search(r"Record 立案 \(case filed\)</td>|→ Filed \(立案\)", page)
+    assert "referral.hand_over_exhibits" in page
