@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Category, UnitKind
+from models import Category, Offence, UnitKind
 from portal.audit import Actor, record
 
 LANGS = ("zh", "ko", "en")
@@ -54,3 +54,33 @@ def edit_category(session: Session, code: str, edit: CategoryEdit, *, actor: Act
     record(session, actor, "category.edited", object_type="category", object_id=new.id,
            code=code, version=new.version)
     return new
+
+
+def save_offence(session: Session, code: str, names: dict[str, str], basis: str, active: bool,
+                 *, actor: Actor) -> Offence:
+    """Add or edit a suspected offence of the list cases choose from."""
+    code = code.strip().lower()
+    if not code or not all(names.get(lang, "").strip() for lang in LANGS) or not basis.strip():
+        raise CategoryRejected("offence", "required")
+    offence = session.scalar(select(Offence).where(Offence.code == code))
+    if offence is None:
+        offence = Offence(code=code)
+        session.add(offence)
+    offence.name_zh, offence.name_ko, offence.name_en = (names[lang].strip() for lang in LANGS)
+    offence.basis, offence.active = basis.strip(), active
+    session.flush()
+    record(session, actor, "offence.saved", object_type="offence", object_id=offence.id,
+           code=code, active=active)
+    return offence
+
+
+def import_calendar(session: Session, csv_text: str, *, actor: Actor) -> set[int]:
+    """An administrator's holiday-calendar import (referral/calendar.py parse_csv format);
+    returns the years marked complete. Raises CalendarImportError naming the bad line."""
+    from referral.calendar import parse_csv, store_days
+
+    days, years = parse_csv(csv_text)
+    store_days(session, days, years, "import")
+    record(session, actor, "calendar.imported", days=len(days),
+           years=",".join(str(y) for y in sorted(years))[:64])
+    return years

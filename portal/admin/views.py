@@ -14,7 +14,7 @@ from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
-from models import Category, Membership, Role, Unit, UnitKind, User
+from models import CalendarYear, Category, Membership, Offence, Role, Unit, UnitKind, User
 from portal import crypto
 from portal.accounts import (
     MIN_PASSWORD_LENGTH,
@@ -26,7 +26,13 @@ from portal.accounts import (
 )
 from portal.admin import bp
 from portal.audit import Actor
-from portal.categories import CategoryEdit, CategoryRejected, edit_category
+from portal.categories import (
+    CategoryEdit,
+    CategoryRejected,
+    edit_category,
+    import_calendar,
+    save_offence,
+)
 from portal.custody import reset_password
 from portal.extensions import db
 from portal.http import current_lang
@@ -226,3 +232,50 @@ def categories() -> Any:
                                    .order_by(Category.sort_order)))
     return render_template("admin/categories.html", rows=rows, caller=caller, form=form,
                            receivers=[k.value for k in UnitKind])
+
+
+@bp.route("/admin/calendar", methods=["GET", "POST"])
+def calendar() -> Any:
+    """The holiday calendar: which years have data, and an import for the years to come."""
+    from referral.calendar import CalendarImportError
+
+    caller = _admin()
+    if request.method == "POST":
+        upload = request.files.get("file")
+        text = (upload.stream.read().decode("utf-8-sig", errors="replace") if upload
+                and upload.filename else request.form.get("csv", ""))
+        try:
+            years = import_calendar(db.session, text,
+                                    actor=Actor("staff", caller.user.id, Role.ADMINISTRATOR))
+        except CalendarImportError as error:
+            db.session.rollback()
+            flash(gettext("The calendar was not imported: %(error)s", error=str(error)), "error")
+            return redirect(url_for("admin.calendar")), 303
+        db.session.commit()
+        flash(gettext("Imported. Years now complete: %(years)s",
+                      years=", ".join(str(y) for y in sorted(years)) or "—"))
+        return redirect(url_for("admin.calendar")), 303
+    years = list(db.session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
+    return render_template("admin/calendar.html", years=years, caller=caller)
+
+
+@bp.route("/admin/offences", methods=["GET", "POST"])
+def offences() -> Any:
+    caller = _admin()
+    if request.method == "POST":
+        form = request.form
+        try:
+            save_offence(db.session, form.get("code", ""),
+                         {lang: form.get(f"name_{lang}", "") for lang in ("zh", "ko", "en")},
+                         form.get("basis", ""), form.get("active") == "y",
+                         actor=Actor("staff", caller.user.id, Role.ADMINISTRATOR))
+        except CategoryRejected:
+            db.session.rollback()
+            flash(gettext("Every offence needs a code, a name in all three languages and its "
+                          "legal basis."), "error")
+            return redirect(url_for("admin.offences")), 303
+        db.session.commit()
+        flash(gettext("Saved."))
+        return redirect(url_for("admin.offences")), 303
+    rows = list(db.session.scalars(select(Offence).order_by(Offence.id)))
+    return render_template("admin/offences.html", rows=rows, caller=caller)

@@ -42,7 +42,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                                 "tip and cannot be recovered. Error messages follow "
                                 "Accept-Language (zh, ko, en)."},
         "servers": [{"url": "/api/v1"}],
-        "paths": {**citizen_paths(config), **staff_paths()},
+        "paths": {**citizen_paths(config), **staff_paths(), **referral_paths()},
         "components": components(),
     }
 
@@ -239,3 +239,56 @@ def staff_paths() -> dict[str, Any]:
                     "hotline", "petition", "inspection_rectification", "enforcement",
                     "routine_inspection", "transfer"]}}})},
     }
+
+
+def referral_paths() -> dict[str, Any]:
+    """The liaison API (a receiving body's own system) and the bureau's referral API."""
+    from referral.workflow import TRANSITIONS
+
+    actions = sorted({t.action for t in TRANSITIONS})
+    step_body = {"type": "object", "properties": {
+        "reason": TEXT, "period": {"type": "string", "enum": ["normal", "check", "major"],
+                                   "description": "with sign_receipt: 3, 7 or 30 days"},
+        "contact_phone": {**TEXT, "description": "with hand_over: printed on the 移送书"},
+        "document_kind": TEXT}}
+    step = {
+        "summary": "Take a step of the referral procedure (refused steps change nothing)",
+        "requestBody": {"content": {
+            "application/json": {"schema": step_body},
+            "multipart/form-data": {"schema": {**step_body, "properties": {
+                **step_body["properties"],
+                "documents": {"type": "array", "items": {"type": "string",
+                                                         "format": "binary"}}}}}}},
+        "responses": {"200": {"description": "the referral after the step"},
+                      "400": _error_response("bad input"),
+                      "404": _error_response("not a referral the caller may see"),
+                      "409": _error_response("the transition table does not allow this step "
+                                             "now (code, state)")},
+    }
+    id_param = _path_id("referral_id")
+    action_param = {"name": "action", "in": "path", "required": True,
+                    "schema": {"type": "string", "enum": actions}}
+    paths: dict[str, Any] = {
+        "/liaison/token": {"post": {
+            "summary": "Sign in as a liaison (same as /staff/token)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["username", "password", "otp"],
+                "properties": {"username": TEXT, "password": TEXT, "otp": TEXT}}}}},
+            "responses": {"201": {"description": "token"},
+                          "401": _error_response("wrong name, password or code")}}},
+    }
+    for prefix, who in (("/liaison", "addressed to the caller's body"),
+                        ("/staff", "of the caller's units")):
+        paths[f"{prefix}/referrals"] = {"get": _bearer(
+            f"Referrals {who}", {"200": {"description": "referrals"}})}
+        paths[f"{prefix}/referrals/{{referral_id}}"] = {"get": _bearer(
+            "A referral, its history and the next steps the table allows",
+            {"200": {"description": "the referral"}, "404": _error_response("not found")},
+            parameters=[id_param])}
+        paths[f"{prefix}/referrals/{{referral_id}}/{{action}}"] = {"post": {
+            **step, "security": [{"staffToken": []}],
+            "parameters": [id_param, action_param]}}
+        paths[f"{prefix}/referrals/{{referral_id}}/package"] = {"get": _bearer(
+            "The referral package as stored: age-encrypted ZIP (open with the body's key)",
+            {"200": {"description": "application/octet-stream"}}, parameters=[id_param])}
+    return paths

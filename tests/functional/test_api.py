@@ -136,3 +136,7 @@ def test_openapi_document_is_valid_openapi_31_and_lists_the_staff_api(client) ->
     assert {"/staff/token", "/staff/tips", "/staff/tips/{tip_id}",
             "/staff/tips/{tip_id}/{action}", "/staff/hotline"} <= set(doc["paths"])
     assert doc["paths"]["/staff/tips"]["get"]["security"] == [{"staffToken": []}]
+    assert {"/liaison/token", "/liaison/referrals", "/liaison/referrals/{referral_id}/{action}",
+            "/liaison/referrals/{referral_id}/package"} <= set(doc["paths"])
+    step = doc["paths"]["/liaison/referrals/{referral_id}/{action}"]["post"]
+    assert "409" in step["responses"]

@@ -1,0 +1,60 @@
+"""Administrators maintain the holiday calendar and the offences; neither opens a tip."""
+
+from __future__ import annotations
+
+import io
+
+import pyotp
+from sqlalchemy import select
+
+from models import CalendarYear, Holiday, Offence, User
+from portal.auth import begin_enrollment
+from portal.extensions import db
+from tests.conftest import ADMIN_PASSWORD
+
+
+def admin_client(app):
+    admin = db.session.scalars(select(User).where(User.username == "admin")).one()
+    secret = begin_enrollment(admin, app.config["SECRET_KEY"]).secret
+    admin.totp_confirmed_at = admin.created_at
+    db.session.commit()
+    client = app.test_client()
+    client.post("/staff/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+    assert client.post("/staff/login/code",
+                       data={"code": pyotp.TOTP(secret).now()}).status_code == 302
+    return client
+
+
+def test_calendar_import_adds_a_year_and_names_bad_lines(app, portal_keys) -> None:
+    client = admin_client(app)
+    assert "2026" in client.get("/admin/calendar").get_data(as_text=True)
+    assert db.session.get(CalendarYear, 2027) is None
+    bad = client.post("/admin/calendar?lang=en", data={
+        "csv": "date,kind,name\n2027-01-01,holiday,元旦\n2027-13-01,holiday,x\n"})
+    assert "line 3" in client.get(bad.location).get_data(as_text=True)
+    assert db.session.get(CalendarYear, 2027) is None
+    csv = ("date,kind,name\n2027-01-01,holiday,元旦\n2027-02-06,workday,春节调休\n"
+           "2027,complete,\n")
+    done = client.post("/admin/calendar", content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(csv.encode()), "2027.csv")})
+    assert done.status_code == 303
+    assert db.session.get(CalendarYear, 2027).source == "import"
+    assert db.session.get(Holiday, __import__("datetime").date(2027, 2, 6)).kind == "workday"
+
+
+def test_offences_are_editable(app, portal_keys, staff) -> None:
+    client = admin_client(app)
+    client.post("/admin/offences", data={"code": "wildlife", "name_zh": "危害珍贵、濒危野生动物罪",
+                                         "name_ko": "진귀·멸종위기 야생동물 위해죄",
+                                         "name_en": "Harming rare or endangered wildlife",
+                                         "basis": "《中华人民共和国刑法》第三百四十一条",
+                                         "active": "y"})
+    assert db.session.scalars(select(Offence).where(Offence.code == "wildlife")).one().active
+    refused = client.post("/admin/offences", data={"code": "x", "name_zh": "", "basis": ""})
+    assert refused.status_code == 303
+    assert db.session.scalars(select(Offence).where(Offence.code == "x")).first() is None
+    # An officer is no administrator.
+    uid = staff.create("plain_officer", "yanji")
+    officer = app.test_client()
+    staff.login(officer, "plain_officer", uid)
+    assert officer.get("/admin/offences").status_code == 403
