@@ -71,6 +71,11 @@ class Settings:
     SESSION_COOKIE_SAMESITE: str = "Lax"
     SESSION_COOKIE_SECURE: bool = False
     TESTING: bool = False
+    # The tamper-evident log: its origin line, and the Ed25519 signing key kept OUTSIDE the
+    # database (default: the instance folder; put it on a separate volume in production).
+    AUDIT_LOG_ORIGIN: str = "yanbian.sthjj/qingliu/audit-log"
+    AUDIT_SIGNING_KEY_FILE: str = ""
+    CASE_NUMBER_FORMAT: str = "延州环移〔{year}〕第{seq}号"
 
     def as_flask_config(self) -> dict[str, Any]:
         data = asdict(self)
@@ -112,4 +117,8 @@ def from_environment(instance_path: Path) -> Settings:
         SUBMIT_RATE_LIMIT=os.environ.get("SUBMIT_RATE_LIMIT") or Settings.SUBMIT_RATE_LIMIT,
         FOLLOWUP_RATE_LIMIT=os.environ.get("FOLLOWUP_RATE_LIMIT") or Settings.FOLLOWUP_RATE_LIMIT,
         SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
+        AUDIT_SIGNING_KEY_FILE=os.environ.get("AUDIT_SIGNING_KEY_FILE")
+        or str(instance_path / "audit-log.key"),
+        AUDIT_LOG_ORIGIN=os.environ.get("AUDIT_LOG_ORIGIN") or Settings.AUDIT_LOG_ORIGIN,
+        CASE_NUMBER_FORMAT=os.environ.get("CASE_NUMBER_FORMAT") or Settings.CASE_NUMBER_FORMAT,
     )

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed tables, a module per aggregate."""
 
-from models.audit import AuditEvent
+from models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from models.base import Base
 from models.calendar import CalendarYear, Holiday
 from models.case import Case, CaseMember, CaseTip, Offence, Referral, ReferralEvent, Suggestion
@@ -22,7 +22,9 @@ __all__ = [
     "HANDLING_KINDS",
     "RECEIVING_KINDS",
     "Attachment",
+    "AuditCheckpoint",
     "AuditEvent",
+    "AuditHead",
     "Base",
     "BlobChunk",
     "CalendarYear",

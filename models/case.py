@@ -95,6 +95,8 @@ class Referral(Base):
     # use_alter: attachments point back at referrals, so this key is added after both tables.
     package_id: Mapped[int | None] = mapped_column(ForeignKey("attachments.id", use_alter=True))
     letter_sha256: Mapped[str | None] = mapped_column(String(64))
+    # age ciphertext of the letter's inputs, so the 移送书 can be rendered again, identical.
+    letter_data: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     case = relationship("Case", back_populates="referrals")
     receiving_unit = relationship("Unit", foreign_keys=[receiving_unit_id])

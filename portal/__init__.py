@@ -54,6 +54,8 @@ def register_template_helpers(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    with app.app_context():
+        enforce_sqlite_foreign_keys(db.engine)
     if app.config.get("REDIS_URL"):
         import redis
 
@@ -65,9 +67,25 @@ def register_extensions(app: Flask) -> None:
                    default_translation_directories=str(ROOT / "portal" / "translations"))
 
 
+def enforce_sqlite_foreign_keys(engine: object) -> None:
+    """SQLite checks foreign keys only when asked; PostgreSQL always does. Ask, so that the
+    embedded default keeps the same rules."""
+    from sqlalchemy import event
+
+    if getattr(engine, "dialect", None) is None or engine.dialect.name != "sqlite":  # type: ignore[attr-defined]
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection: object, _record: object) -> None:
+        cursor = connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
 def register_blueprints(app: Flask) -> None:
     from portal.admin import bp as admin_bp
     from portal.api import bp as api_bp
+    from portal.auditor import bp as auditor_bp
     from portal.citizen import bp as citizen_bp
     from portal.liaison import bp as liaison_bp
     from portal.staff import bp as staff_bp
@@ -75,6 +93,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(citizen_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")
     app.register_blueprint(liaison_bp, url_prefix="/liaison")
+    app.register_blueprint(auditor_bp, url_prefix="/audit")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(admin_bp)
     csrf.exempt(api_bp)

@@ -6,6 +6,7 @@ see no tip content. Everything else asks `may` or `visible_units`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -46,13 +47,27 @@ class KeyNotHeld(Exception):
 class Principal:
     user: User
     roles: dict[int, set[str]]  # unit id → roles
-    identities: dict[int, crypto.AgeIdentity] = field(default_factory=dict)
     bureau_id: int | None = None
     handling_ids: frozenset[int] = frozenset()
+    # The unit keys are unsealed only when content is opened: a page that needs none (the
+    # queue, an auditor's page) decrypts nothing.
+    identity_loader: Callable[[], dict[int, crypto.AgeIdentity]] = dict
+    _identities: dict[int, crypto.AgeIdentity] | None = field(default=None, repr=False)
+
+    @property
+    def identities(self) -> dict[int, crypto.AgeIdentity]:
+        if self._identities is None:
+            self._identities = self.identity_loader()
+        return self._identities
 
     @property
     def is_admin(self) -> bool:
         return any(Role.ADMINISTRATOR in roles for roles in self.roles.values())
+
+    @property
+    def is_auditor(self) -> bool:
+        """Auditors read metadata and the log; the role opens no content."""
+        return any(Role.AUDITOR in roles for roles in self.roles.values())
 
     def liaison_units(self) -> set[int]:
         """The receiving bodies this person is a liaison of: they see referrals addressed
@@ -83,12 +98,17 @@ class Principal:
 
 
 def principal_for(session: Session, user: User,
-                  identities: dict[int, crypto.AgeIdentity] | None = None) -> Principal:
+                  identities: dict[int, crypto.AgeIdentity] | None = None,
+                  loader: Callable[[], dict[int, crypto.AgeIdentity]] | None = None
+                  ) -> Principal:
     roles: dict[int, set[str]] = {}
     for membership in session.scalars(select(Membership).where(Membership.user_id == user.id)):
         roles.setdefault(membership.unit_id, set()).add(membership.role)
     bureau_id = session.scalar(select(Unit.id).where(Unit.code == BUREAU_CODE))
     handling = frozenset(session.scalars(
         select(Unit.id).where(Unit.kind.in_([k.value for k in HANDLING_KINDS]))))
-    return Principal(user=user, roles=roles, identities=identities or {}, bureau_id=bureau_id,
-                     handling_ids=handling)
+    if loader is None:
+        fixed = dict(identities or {})
+        loader = fixed.copy
+    return Principal(user=user, roles=roles, bureau_id=bureau_id, handling_ids=handling,
+                     identity_loader=loader)

@@ -28,6 +28,8 @@ def write_recovery_keys(directory: Path, recovery: dict[str, crypto.AgeIdentity]
 
 
 def register(app: Flask) -> None:
+    register_audit_commands(app)
+
     @app.cli.command("seed")
     def seed_command() -> None:
         """Load the default units and the 17 categories (idempotent)."""
@@ -65,3 +67,40 @@ def register(app: Flask) -> None:
             return
         click.echo(f"First start: create the administrator and the units' keys at\n"
                    f"  {base_url.rstrip('/')}/setup/{token}\n(the link works once)")
+
+
+def register_audit_commands(app: Flask) -> None:
+    from flask.cli import AppGroup
+
+    audit = AppGroup("audit", help="The tamper-evident log: checkpoints, verification, export.")
+
+    @audit.command("checkpoint")
+    def checkpoint_command() -> None:
+        """Sign a checkpoint of the log as it stands (run it periodically, e.g. hourly)."""
+        from portal.web import checkpoint_now
+
+        click.echo(checkpoint_now())
+
+    @audit.command("verify")
+    def verify_command() -> None:
+        """Check the stored log against its signed checkpoints; exit 1 naming the first fault."""
+        from portal.auditlog import verify_database
+        from portal.web import audit_keys
+
+        result = verify_database(db.session, audit_keys())  # type: ignore[arg-type]
+        if not result.ok:
+            raise click.ClickException(result.reason)
+        click.echo(f"ok: {result.entries} entries, latest checkpoint {result.checkpoint_size}")
+
+    @audit.command("export")
+    @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+    def export_command(directory: Path) -> None:
+        """Write an export bundle for `python -m referral.verify DIRECTORY`."""
+        from portal.auditlog import export_bundle
+        from portal.web import audit_keys, checkpoint_now
+
+        checkpoint_now()
+        count = export_bundle(db.session, directory, audit_keys())  # type: ignore[arg-type]
+        click.echo(f"wrote {count} entries to {directory}")
+
+    app.cli.add_command(audit)

@@ -5,6 +5,7 @@ statutory deadline (referral/deadlines.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -438,6 +439,9 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     pdf = render_transfer_letter(letter)
     referral.letter_sha256 = hashlib.sha256(pdf).hexdigest()
     recipients = _referral_recipients(session, referral)
+    referral.letter_data = crypto.seal(json.dumps(
+        {**dataclasses.asdict(letter), "issued_on": letter.issued_on.isoformat()},
+        ensure_ascii=False).encode(), recipients)
     package = Attachment(case_id=case.id, referral_id=referral.id, family="package",
                          kind="package", meta=b"", created_at=now)
     session.add(package)
@@ -506,6 +510,23 @@ class _ChunkStream(io.RawIOBase):
         target[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+
+def render_letter_again(session: Session, principal: Principal, referral_id: int) -> bytes:
+    """The 移送书 rendered again from the inputs kept at handover: the same bytes."""
+    from datetime import date
+
+    from referral.letter import LetterData, Material, render_transfer_letter
+
+    referral = get_referral(session, principal, referral_id)
+    if referral.letter_data is None:
+        raise NotFound
+    data = json.loads(crypto.open_sealed(referral.letter_data,
+                                         identities_for_referral(principal, referral)))
+    data["materials"] = tuple(Material(**m) for m in data["materials"])
+    data["officer_names"] = tuple(data["officer_names"])
+    data["issued_on"] = date.fromisoformat(data["issued_on"])
+    return render_transfer_letter(LetterData(**data))
 
 
 def package_ciphertext(session: Session, principal: Principal, referral_id: int

@@ -44,3 +44,27 @@ def followup_secret() -> bytes:
 def choices(pairs: Iterable[tuple[str, object]]) -> list[SelectChoice]:
     """(value, label) pairs as WTForms select choices."""
     return [SelectChoice(value, str(label)) for value, label in pairs]
+
+
+def audit_keys() -> object:
+    """The log-signing keys of this app (loaded once, from outside the database)."""
+    from pathlib import Path
+
+    from portal.auditlog import load_keys
+
+    keys = current_app.extensions.get("audit_keys")
+    if keys is None:
+        path = current_app.config.get("AUDIT_SIGNING_KEY_FILE") or str(
+            Path(current_app.instance_path) / "audit-log.key")
+        keys = load_keys(Path(path), current_app.config["AUDIT_LOG_ORIGIN"])
+        current_app.extensions["audit_keys"] = keys
+    return keys
+
+
+def checkpoint_now() -> str:
+    """Sign a checkpoint of the log as it stands and return its note (printed on a 移送书)."""
+    from portal.auditlog import make_checkpoint
+    from portal.extensions import db
+
+    return make_checkpoint(db.session, audit_keys(),  # type: ignore[arg-type]
+                           current_app.config["AUDIT_LOG_ORIGIN"]).note

@@ -19,7 +19,7 @@ from portal.api.staff import _error, staff_token, token_required
 from portal.extensions import db
 from portal.intake import IntakeRejected
 from portal.messages import error_text
-from portal.staff.cases import LETTER_LABELS, refusal, state_text
+from portal.staff.cases import letter_context, refusal, state_text
 from portal.staff.context import Caller
 from portal.web import limits, uploads_from
 from referral.workflow import TransitionRefused
@@ -87,8 +87,7 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
             reason=str(params.get("reason", "")), period=str(params.get("period", "normal")),
             uploads=uploads, document_kind=params.get("document_kind") or None,
             limits=limits(),
-            letter_context={"contact_phone": str(params.get("contact_phone", "")),
-                            "document_labels": LETTER_LABELS})
+            letter_context=letter_context(action, str(params.get("contact_phone", ""))))
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     except TransitionRefused as refused:

@@ -32,7 +32,7 @@ from portal.messages import error_text, refusal_text
 from portal.staff import bp
 from portal.staff.context import Caller
 from portal.staff.views import signed_in
-from portal.web import limits, uploads_from
+from portal.web import checkpoint_now, limits, uploads_from
 from referral.workflow import Document, TransitionRefused
 
 DOCUMENT_LABELS = {
@@ -233,6 +233,16 @@ def render_referral(caller: Caller, referral_id: int, face: str) -> Any:
         state_text=state_text)
 
 
+def letter_context(action: str, contact_phone: str) -> dict[str, object]:
+    """What the 移送书 needs beyond the case: the contact, the materials' names, and the log
+    checkpoint it is issued under (signed at every handover)."""
+    context: dict[str, object] = {"contact_phone": contact_phone,
+                                  "document_labels": LETTER_LABELS}
+    if action == "hand_over" and contact_phone.strip():
+        context["checkpoint"] = checkpoint_now()
+    return context
+
+
 def handle_action(caller: Caller, referral_id: int, action: str, face: str) -> Response:
     target = url_for(f"{face}.referral", referral_id=referral_id)
     try:
@@ -241,8 +251,7 @@ def handle_action(caller: Caller, referral_id: int, action: str, face: str) -> R
             reason=request.form.get("reason", ""), period=request.form.get("period", "normal"),
             uploads=uploads_from(request.files.getlist("files")),
             document_kind=request.form.get("document_kind") or None, limits=limits(),
-            letter_context={"contact_phone": request.form.get("contact_phone", ""),
-                            "document_labels": LETTER_LABELS})
+            letter_context=letter_context(action, request.form.get("contact_phone", "")))
     except referrals.NotFound:
         abort(404)
     except KeyNotHeld:

@@ -63,8 +63,10 @@ def current_caller(*, api: bool = False, stage: str = "active") -> Caller | None
                 "api" if api else "web"):
             user = db.session.get(User, opened.user_id)
             if user is not None and user.active:
-                held = unit_identities(db.session, user, opened.identity)
-                caller = Caller(opened, user, principal_for(db.session, user, held))
+                personal = opened.identity
+                caller = Caller(opened, user, principal_for(
+                    db.session, user,
+                    loader=lambda: unit_identities(db.session, user, personal)))
         db.session.commit()  # the session's last-seen time
     request.environ[cache_key] = caller
     return caller

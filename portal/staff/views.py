@@ -125,9 +125,12 @@ def second_factor() -> Any:
 
 def _home(caller: Caller) -> str:
     """Where a signed-in person starts: liaisons of receiving bodies at their referrals."""
-    officer = caller.principal.units_for("tip.view")
-    return url_for("staff.queue") if officer or caller.principal.is_admin else (
-        url_for("liaison.index"))
+    principal = caller.principal
+    if principal.units_for("tip.view") or principal.is_admin:
+        return url_for("staff.queue")
+    if principal.is_auditor:
+        return url_for("auditor.index")
+    return url_for("liaison.index")
 
 
 def _finish_sign_in(caller: Caller) -> Response:

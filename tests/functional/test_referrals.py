@@ -207,9 +207,12 @@ def test_every_disallowed_transition_is_refused_and_changes_nothing(app, staff, 
 def test_documents_and_reasons_the_table_requires(app, staff, chain) -> None:
     case, referral = form(staff, chain)
     # Without an investigation report a referral cannot be submitted.
-    from models import Attachment
+    from models import Attachment, BlobChunk
 
-    db.session.query(Attachment).filter(Attachment.kind == "investigation_report").delete()
+    report = db.session.scalars(select(Attachment).where(
+        Attachment.kind == "investigation_report")).one()
+    db.session.query(BlobChunk).filter(BlobChunk.attachment_id == report.id).delete()
+    db.session.delete(report)
     db.session.commit()
     with pytest.raises(workflow.TransitionRefused) as missing:
         step(staff, "case_a", referral.id, "submit", cst(2026, 9, 28))

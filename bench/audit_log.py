@@ -1,0 +1,157 @@
+"""How fast the audit log's pure-Python side is: appending entries (canonical JSON, leaf hash,
+chain hash, incremental Merkle root) and verifying an export bundle offline.
+
+Run:  .venv/bin/python bench/audit_log.py                  (1,000,000 entries, about a minute)
+      .venv/bin/python bench/audit_log.py --entries 20000  (a quick check)
+      .venv/bin/python bench/audit_log.py --keep           (leave the bundle behind, print where)
+
+Steps: (1) append N synthetic entries with referral.logformat (canonical + leaf + chain) and
+referral.merkle.CompactRange, signing a checkpoint at N/2 and at N; (2) write the bundle
+(entries.jsonl, checkpoints/, log.vkey) to a temporary folder; (3) verify it with
+referral.verify.verify_bundle, once plainly and once with --previous (the N/2 checkpoint) and
+--entry; (4) for comparison, hash entries.jsonl once with hashlib.sha256 in 1 MiB blocks.
+Prints entries/second for appending and verifying and the ratio verify / hashlib. The database
+side's append rate is measured separately (it adds the INSERT and the row lock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from referral.logformat import (
+    ZERO,
+    canonical,
+    chain_hash,
+    encode_line,
+    format_time,
+    leaf_hash,
+)
+from referral.merkle import CompactRange, HashList
+from referral.notes import Signer, generate_signer, sign_checkpoint
+from referral.verify import verify_bundle
+
+ORIGIN = "audit.qingliu.example/bench"
+ACTIONS = ["tip.submitted", "tip.viewed", "tip.assigned", "referral.created", "referral.file",
+           "auth.login", "auth.logout", "attachment.downloaded"]
+UNITS = ["222401", "222402", "222403", "222404", "222405", "222406", "222424", "222426", None]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def entries(n: int) -> Iterator[dict[str, Any]]:
+    """N synthetic entries, `prev` left empty (the caller fills it in)."""
+    for seq in range(n):
+        staff = seq % 5 != 0
+        yield {
+            "v": 1, "seq": seq, "at": format_time(START + timedelta(microseconds=seq * 250_001)),
+            "actor_type": "staff" if staff else "reporter",
+            "actor_id": 1000 + seq % 97 if staff else None,
+            "role": "officer" if staff else "reporter",
+            "action": ACTIONS[seq % len(ACTIONS)],
+            "object_type": "tip", "object_id": 500_000 + seq // 3,
+            "unit": UNITS[seq % len(UNITS)],
+            "details": {"count": seq % 7, "first": seq % 11 == 0, "channel": "web"},
+            "prev": "",
+        }
+
+
+class Timer:
+    """Wall-clock and CPU seconds of a block (the CPU figure is steadier on a shared machine)."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+    def rate(self, n: int) -> str:
+        return (f"{n / self.wall:>10,.0f} entries/s  ({self.wall:6.2f} s wall, "
+                f"{self.cpu:6.2f} s CPU)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the bundle folder")
+    args = parser.parse_args()
+    n, half = args.entries, args.entries // 2
+    signer_text, verifier_text = generate_signer(ORIGIN)
+    signer = Signer.from_text(signer_text)
+
+    # (1) Append: what the server does per entry, minus the database.
+    chains = HashList()
+    notes: dict[int, str] = {}
+    frontier = CompactRange()
+    prev = ZERO
+    with Timer() as append:
+        for entry in entries(n):
+            entry["prev"] = prev.hex()
+            leaf = leaf_hash(canonical(entry))
+            prev = chain_hash(prev, leaf)
+            frontier.append(leaf)
+            chains.append(prev)
+            if frontier.size in (half, n):
+                notes[frontier.size] = sign_checkpoint(signer, ORIGIN, frontier.size,
+                                                       frontier.root())
+
+    # (2) Export the bundle.
+    folder = Path(tempfile.mkdtemp(prefix="audit-bundle-"))
+    with Timer() as export:
+        (folder / "checkpoints").mkdir()
+        (folder / "log.vkey").write_text(verifier_text + "\n", encoding="utf-8")
+        for size, note in notes.items():
+            (folder / "checkpoints" / f"{size}.note").write_text(note, encoding="utf-8")
+        previous_chain = ZERO
+        with (folder / "entries.jsonl").open("wb", buffering=1 << 20) as out:
+            for entry, chain in zip(entries(n), chains, strict=True):
+                entry["prev"] = previous_chain.hex()
+                out.write(encode_line(entry, chain))
+                previous_chain = chain
+    size_mb = (folder / "entries.jsonl").stat().st_size / 1e6
+
+    # (3) Verify.
+    with Timer() as verify:
+        report = verify_bundle(folder)
+    with Timer() as verify_proofs:
+        proofs = verify_bundle(folder, previous=folder / "checkpoints" / f"{half}.note",
+                               entry=n * 7 // 9)
+
+    # (4) The floor: one SHA-256 pass over the same bytes.
+    with Timer() as hashing:
+        digest = hashlib.sha256()
+        with (folder / "entries.jsonl").open("rb", buffering=0) as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+
+    print(f"python {sys.version.split()[0]}, {n:,} entries, entries.jsonl {size_mb:,.1f} MB")
+    print(f"append (canonical+leaf+chain+root) {append.rate(n)}")
+    print(f"export (encode_line, write)        {export.rate(n)}")
+    print(f"verify_bundle                      {verify.rate(n)}")
+    print(f"verify + --previous + --entry      {verify_proofs.rate(n)}")
+    print(f"  (consistency proof {len(proofs.consistency_proof or [])} hashes, "
+          f"inclusion proof {len(proofs.inclusion_proof or [])} hashes)")
+    print(f"hashlib.sha256, 1 MiB blocks       {hashing.rate(n)}, "
+          f"{size_mb / hashing.wall:,.0f} MB/s")
+    print(f"ratio verify / hashlib             {verify.wall / hashing.wall:10.1f}x wall, "
+          f"{verify.cpu / hashing.cpu:.1f}x CPU")
+    print(report.summary)
+    if args.keep:
+        print(f"bundle kept in {folder}")
+    else:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()

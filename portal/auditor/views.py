@@ -1,0 +1,122 @@
+"""Auditor pages: read-only; they never decrypt."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from models import Referral, Role, Tip, Unit, User
+from models.base import utcnow
+from portal import oversight
+from portal.audit import Actor, record
+from portal.auditlog import export_bundle, latest_checkpoint, verify_database
+from portal.auditor import bp
+from portal.extensions import db
+from portal.staff.context import Caller, current_caller
+from portal.web import audit_keys, checkpoint_now
+from referral.calendar import load_calendar
+
+
+def _auditor() -> Caller:
+    caller = current_caller()
+    if caller is None:
+        abort(redirect(url_for("staff.login")))
+    if not caller.principal.is_auditor:
+        abort(403)
+    return caller
+
+
+@bp.get("/")
+def index() -> str:
+    caller = _auditor()
+    per_step, per_unit = oversight.on_time_rates(db.session, utcnow() - timedelta(days=365))
+    return render_template("auditor/index.html", caller=caller, per_step=per_step,
+                           per_unit=per_unit, checkpoint=latest_checkpoint(db.session))
+
+
+@bp.get("/tips")
+def tips() -> str:
+    caller = _auditor()
+    page = max(0, int(request.args.get("page", "0") or 0))
+    rows = list(db.session.scalars(select(Tip).order_by(Tip.id.desc()).offset(page * 100)
+                                   .limit(100)))
+    calendar = load_calendar(db.session)
+    units = {u.id: u.code for u in db.session.scalars(select(Unit))}
+    return render_template("auditor/tips.html", caller=caller, rows=rows, units=units,
+                           deadlines={t.id: oversight.tip_deadlines(t, calendar) for t in rows},
+                           page=page)
+
+
+@bp.get("/tips/<int:tip_id>")
+def tip(tip_id: int) -> str:
+    caller = _auditor()
+    row = db.session.get(Tip, tip_id)
+    if row is None:
+        abort(404)
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    return render_template("auditor/tip.html", caller=caller, tip=row, users=users,
+                           timeline=oversight.tip_timeline(db.session, tip_id),
+                           deadlines=oversight.tip_deadlines(row, load_calendar(db.session)))
+
+
+@bp.get("/referrals")
+def referrals() -> str:
+    caller = _auditor()
+    rows = list(db.session.scalars(select(Referral).order_by(Referral.id.desc()).limit(200)))
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    return render_template("auditor/referrals.html", caller=caller, rows=rows, users=users,
+                           timelines={r.id: oversight.referral_timeline(db.session, r.id)
+                                      for r in rows})
+
+
+@bp.get("/decryptions")
+def decryptions() -> str:
+    caller = _auditor()
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    events, grants = oversight.key_events(db.session)
+    units = {u.id: u.code for u in db.session.scalars(select(Unit))}
+    return render_template("auditor/decryptions.html", caller=caller, users=users,
+                           reads=oversight.decryptions(db.session), key_events=events,
+                           grants=grants, units=units)
+
+
+@bp.post("/verify")
+def verify() -> Any:
+    caller = _auditor()
+    checkpoint_now()
+    result = verify_database(db.session, audit_keys())  # type: ignore[arg-type]
+    record(db.session, Actor("staff", caller.user.id, Role.AUDITOR), "audit.verified",
+           ok=result.ok, entries=result.entries)
+    db.session.commit()
+    return render_template("auditor/verify.html", caller=caller, result=result,
+                           checkpoint=latest_checkpoint(db.session))
+
+
+@bp.post("/export")
+def export() -> Response:
+    """The bundle for `python -m referral.verify`, as a ZIP. The log holds no content."""
+    caller = _auditor()
+    checkpoint_now()
+    record(db.session, Actor("staff", caller.user.id, Role.AUDITOR), "audit.exported")
+    db.session.commit()
+    with tempfile.TemporaryDirectory() as folder:
+        export_bundle(db.session, Path(folder), audit_keys())  # type: ignore[arg-type]
+        buffer = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(Path(folder).rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(folder).as_posix())
+        size = buffer.tell()
+        buffer.seek(0)
+    name = current_app.config["AUDIT_LOG_ORIGIN"].replace("/", "_") + ".zip"
+    return Response(iter(lambda: buffer.read(io.DEFAULT_BUFFER_SIZE * 16), b""),
+                    mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Content-Length": str(size)})

@@ -1,0 +1,219 @@
+"""The tamper-evident log in the database: chained Merkle leaves, append-only triggers, signed
+checkpoints, concurrent writers, the export and the auditor's workspace."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from models import AuditCheckpoint, AuditEvent
+from portal import crypto, intake
+from portal.audit import SYSTEM, Actor, record
+from portal.auditlog import export_bundle, load_keys, make_checkpoint, verify_database
+from portal.extensions import db
+from referral import notes
+from tests.conftest import FAST_ARGON2
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "test.example/qingliu/audit-log"
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return load_keys(tmp_path / "keys" / "audit-log.key", ORIGIN)
+
+
+def write_events(count: int) -> None:
+    for i in range(count):
+        record(db.session, SYSTEM, "test.event", object_type="tip", object_id=i, n=i)
+        db.session.commit()
+
+
+@contextmanager
+def triggers_off():
+    """What a database superuser could do: switch the append-only triggers off."""
+    dialect = db.engine.dialect.name
+    if dialect == "sqlite":
+        db.session.execute(text("DROP TRIGGER audit_events_no_update"))
+        db.session.execute(text("DROP TRIGGER audit_events_no_delete"))
+    else:
+        db.session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+    db.session.commit()
+    try:
+        yield
+    finally:
+        db.session.rollback()
+        if dialect == "postgresql":
+            db.session.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+            db.session.commit()
+
+
+def test_every_action_is_a_chained_leaf_and_the_log_verifies(app, client, keys,
+                                                             portal_keys) -> None:
+    client.post("/api/v1/tips", json={"narrative": "x", "county": "yanji"})
+    write_events(5)
+    make_checkpoint(db.session, keys, ORIGIN)
+    seqs = list(db.session.scalars(select(AuditEvent.seq).order_by(AuditEvent.id)))
+    assert seqs == list(range(len(seqs))) and len(seqs) > 5
+    result = verify_database(db.session, keys)
+    assert result.ok and result.entries == len(seqs) and result.checkpoint_size == len(seqs)
+
+
+def test_the_database_refuses_updates_and_deletes(app, keys) -> None:
+    write_events(3)
+    for statement in ("UPDATE audit_events SET action = 'x' WHERE seq = 1",
+                      "DELETE FROM audit_events WHERE seq = 2"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.execute(text(statement))
+        db.session.rollback()
+    assert verify_database(db.session, keys).ok
+
+
+@pytest.mark.parametrize("tamper", ["change", "delete", "reorder"])
+def test_tampering_is_detected_and_the_entry_named(app, keys, tamper) -> None:
+    write_events(10)
+    make_checkpoint(db.session, keys, ORIGIN)
+    with triggers_off():
+        if tamper == "change":
+            db.session.execute(text("UPDATE audit_events SET action = 'test.evenT' WHERE seq = 4"))
+        elif tamper == "delete":
+            db.session.execute(text("DELETE FROM audit_events WHERE seq = 4"))
+        else:  # swap two entries' positions
+            db.session.execute(text("UPDATE audit_events SET seq = -1 WHERE seq = 4"))
+            db.session.execute(text("UPDATE audit_events SET seq = 4 WHERE seq = 5"))
+            db.session.execute(text("UPDATE audit_events SET seq = 5 WHERE seq = -1"))
+        db.session.commit()
+        result = verify_database(db.session, keys)
+    assert not result.ok and result.first_bad_seq == 4, result
+
+
+def test_a_rewritten_tail_fails_the_earlier_checkpoint(app, keys) -> None:
+    write_events(8)
+    make_checkpoint(db.session, keys, ORIGIN)
+    with triggers_off():
+        # Replace entries 5.. with another history, recomputing every hash consistently.
+        db.session.execute(text("DELETE FROM audit_events WHERE seq >= 5"))
+        last = db.session.scalar(select(AuditEvent.chain_hash).where(AuditEvent.seq == 4))
+        db.session.execute(text("UPDATE audit_head SET size = 5, chain_hash = :h"), {"h": last})
+        db.session.commit()
+        for i in range(3):
+            record(db.session, SYSTEM, "forged.event", n=i)
+        db.session.commit()
+        result = verify_database(db.session, keys)
+    assert not result.ok and "checkpoint 8" in result.reason
+
+
+def test_a_checkpoint_signed_with_another_key_is_refused(app, keys, tmp_path) -> None:
+    write_events(4)
+    other = load_keys(tmp_path / "other.key", ORIGIN)
+    forged = make_checkpoint(db.session, other, ORIGIN)
+    assert forged.size == 4
+    result = verify_database(db.session, keys)
+    assert not result.ok and "checkpoint 4" in result.reason
+
+
+def _append_many(url: str, count: int, label: str) -> None:
+    engine = create_engine(url)
+    for i in range(count):
+        with Session(engine) as session:
+            record(session, Actor("system"), "concurrent.append", writer=label, n=i)
+            session.commit()
+    engine.dispose()
+
+
+def test_two_processes_appending_at_once_cannot_fork_the_chain(app, keys) -> None:
+    write_events(1)
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_append_many, args=(url, 40, label)) for label in "ab"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+        assert writer.exitcode == 0
+    db.session.expire_all()
+    seqs = list(db.session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)))
+    assert seqs == list(range(81))
+    assert verify_database(db.session, keys).ok
+
+
+def test_export_verifies_offline_with_proofs(app, keys, tmp_path) -> None:
+    write_events(6)
+    first = make_checkpoint(db.session, keys, ORIGIN)
+    (tmp_path / "earlier.note").write_text(first.note)
+    write_events(7)
+    make_checkpoint(db.session, keys, ORIGIN)
+    bundle = tmp_path / "bundle"
+    assert export_bundle(db.session, bundle, keys) == 13
+    ok = subprocess.run([sys.executable, "-m", "referral.verify", str(bundle), "--previous",
+                         str(tmp_path / "earlier.note"), "--entry", "3"], cwd=ROOT,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    lines = (bundle / "entries.jsonl").read_bytes().splitlines(keepends=True)
+    lines[9] = lines[9].replace(b"test.event", b"test.evenT")
+    (bundle / "entries.jsonl").write_bytes(b"".join(lines))
+    bad = subprocess.run([sys.executable, "-m", "referral.verify", str(bundle)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "entry 9" in bad.stderr
+
+
+def test_cli_checkpoint_verify_and_export(app, runner, tmp_path) -> None:
+    write_events(3)
+    assert "—" in runner.invoke(args=["audit", "checkpoint"]).output
+    verified = runner.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0 and "ok:" in verified.output
+    exported = runner.invoke(args=["audit", "export", str(tmp_path / "out")])
+    assert exported.exit_code == 0
+    assert (tmp_path / "out" / "log.vkey").exists()
+    assert list((tmp_path / "out" / "checkpoints").iterdir())
+
+
+def test_the_referral_letter_carries_a_checkpoint(app, keys) -> None:
+    write_events(2)
+    note = make_checkpoint(db.session, keys, ORIGIN).note
+    checkpoint = notes.parse_checkpoint(note, keys.verifier)
+    assert checkpoint.size == 2 and db.session.get(AuditCheckpoint, 2) is not None
+
+
+def test_auditors_browse_and_verify_but_never_decrypt(app, client, staff, monkeypatch) -> None:
+    filed = intake.file_tip(db.session, intake.TipDraft(narrative="AUDITOR-MUST-NOT-SEE",
+                                                        county="yanji"), [],
+                            limits=intake.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2,
+                            actor=SYSTEM)
+    officer = staff.create("reader", "yanji")
+    reader = app.test_client()
+    staff.login(reader, "reader", officer)
+    assert b"AUDITOR-MUST-NOT-SEE" in reader.get(f"/staff/tips/{filed.tip_id}").data
+    # An auditor of 州本级, even holding 州本级's key, reads no content anywhere.
+    auditor = staff.create("auditor", "zhou", "auditor")
+    browser = app.test_client()
+    staff.login(browser, "auditor", auditor)
+
+    def no_decryption(*args, **kwargs):
+        raise AssertionError("an auditor's page decrypted something")
+
+    monkeypatch.setattr(crypto, "open_sealed", no_decryption)
+    monkeypatch.setattr(crypto, "open_stream", no_decryption)
+    for path in ("/audit/", "/audit/tips", f"/audit/tips/{filed.tip_id}", "/audit/referrals",
+                 "/audit/decryptions"):
+        page = browser.get(path + "?lang=en")
+        assert page.status_code == 200, path
+        assert b"AUDITOR-MUST-NOT-SEE" not in page.data
+    timeline = browser.get(f"/audit/tips/{filed.tip_id}?lang=en").get_data(as_text=True)
+    assert "tip.received" in timeline and "tip.opened" in timeline
+    assert "reader" in browser.get("/audit/decryptions").get_data(as_text=True)
+    assert browser.get(f"/staff/tips/{filed.tip_id}").status_code == 404
+    verified = browser.post("/audit/verify?lang=en")
+    assert verified.status_code == 200 and "The log is intact" in verified.get_data(as_text=True)
+    export = browser.post("/audit/export")
+    assert export.status_code == 200 and export.mimetype == "application/zip"
+    # Officers are not auditors.
+    assert reader.get("/audit/").status_code == 403

@@ -1,0 +1,517 @@
+"""The audit log's entry format, signed checkpoints and the offline bundle verifier.
+
+Bundles are built in tmp_path with the package's own functions; each tampering must be caught
+and the place named.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from referral import merkle
+from referral.logformat import (
+    ZERO,
+    FormatError,
+    canonical,
+    chain_hash,
+    decode_line,
+    encode_line,
+    format_time,
+    leaf_hash,
+)
+from referral.notes import (
+    Checkpoint,
+    NoteError,
+    Signer,
+    Verifier,
+    checkpoint_body,
+    generate_signer,
+    key_id,
+    open_note,
+    parse_checkpoint,
+    sign_checkpoint,
+    sign_note,
+)
+from referral.verify import Report, VerifyError, main, verify_bundle
+
+REPO = Path(__file__).resolve().parents[2]
+ORIGIN = "audit.qingliu.test/log"
+SIGNER = Signer.from_text(generate_signer(ORIGIN)[0])
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+# golang.org/x/mod/sumdb/note, note_test.go (TestNewSigner, TestSign, TestOpen): known answers.
+PETER_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+PETER_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+ENOCH_VKEY = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop"
+PETER_TEXT = ("If you think cryptography is the answer to your problem,\n"
+              "then you don't know what your problem is.\n")
+PETER_SIG = ("— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfq"
+             "dngotpRZb6KE6RyyBwJnAM=\n")
+ENOCH_SIG = ("— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGw"
+             "nWLox33WWd1RvMc+QQ=\n")
+
+
+def make_entry(seq: int, variant: str = "") -> dict[str, Any]:
+    """A synthetic entry (prev is filled in by `link`)."""
+    return {
+        "v": 1, "seq": seq, "at": format_time(T0 + timedelta(seconds=seq, microseconds=seq)),
+        "actor_type": "staff", "actor_id": 100 + seq % 7, "role": "officer",
+        "action": ("tip.viewed", "tip.assigned", "referral.created")[seq % 3] + variant,
+        "object_type": "tip", "object_id": 9000 + seq // 2, "unit": "延吉市" if seq % 2 else None,
+        "details": {"count": seq, "urgent": seq % 5 == 0, "note": "例" if seq % 4 else None},
+        "prev": "",
+    }
+
+
+def link(entries: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[bytes]]:
+    """Fill in prev and chain: (bundle lines, leaf hashes)."""
+    lines, leaves, prev = [], [], ZERO
+    for entry in entries:
+        entry["prev"] = prev.hex()
+        leaf = leaf_hash(canonical(entry))
+        prev = chain_hash(prev, leaf)
+        lines.append(encode_line(entry, prev))
+        leaves.append(leaf)
+    return lines, leaves
+
+
+def history(n: int, variant_from: int | None = None) -> tuple[list[bytes], list[bytes]]:
+    """n linked entries; from `variant_from` on, a different history (other actions)."""
+    return link([make_entry(s, "" if variant_from is None or s < variant_from else ".x")
+                 for s in range(n)])
+
+
+def write_bundle(folder: Path, lines: Sequence[bytes], leaves: Sequence[bytes],
+                 sizes: Sequence[int], signer: Signer = SIGNER) -> Path:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "log.vkey").write_text(signer.verifier_text + "\n", encoding="utf-8")
+    (folder / "entries.jsonl").write_bytes(b"".join(lines))
+    for size in sizes:
+        note = sign_checkpoint(signer, ORIGIN, size, merkle.root(leaves[:size]))
+        (folder / "checkpoints" / f"{size}.note").write_text(note, encoding="utf-8")
+    return folder
+
+
+def bundle(tmp_path: Path, n: int = 100, sizes: Sequence[int] = (10, 40, 64, 100)) -> Path:
+    return write_bundle(tmp_path / "bundle", *history(n), sizes)
+
+
+def failure(folder: Path, **kwargs: Any) -> str:
+    with pytest.raises(VerifyError) as caught:
+        verify_bundle(folder, **kwargs)
+    return str(caught.value)
+
+
+def edit_lines(folder: Path, edit: Any) -> None:
+    path = folder / "entries.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(edit(lines)))
+
+
+# --- logformat ---
+
+def test_canonical_bytes_are_sorted_compact_utf8() -> None:
+    entry = make_entry(1)
+    entry["prev"] = "ab" * 32
+    assert canonical(entry) == (
+        '{"action":"tip.assigned","actor_id":101,"actor_type":"staff",'
+        '"at":"2026-03-01T08:00:01.000001Z","details":{"count":1,"note":"例","urgent":false},'
+        '"object_id":9000,"object_type":"tip","prev":"' + "ab" * 32 + '","role":"officer",'
+        '"seq":1,"unit":"延吉市","v":1}').encode()
+    assert leaf_hash(b"x") == hashlib.sha256(b"\x00x").digest()
+    assert chain_hash(ZERO, ZERO) == hashlib.sha256(bytes(64)).digest()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"seq": 1.0}, "seq must be"),
+    ({"seq": True}, "seq must be"),
+    ({"seq": -1}, "seq must be"),
+    ({"v": 2}, "v must be 1"),
+    ({"actor_id": 2**63}, "actor_id must be"),
+    ({"actor_id": "7"}, "actor_id must be"),
+    ({"role": 3}, "role must be"),
+    ({"action": None}, "action must be"),
+    ({"at": "2026-03-01T08:00:00Z"}, "at must look like"),
+    ({"at": "2026-02-30T08:00:00.000000Z"}, "not a real time"),
+    ({"at": "\u0662026-03-01T08:00:00.000000Z"}, "at must look like"),
+    ({"at": "2026-03-01T08:00:00.000000+00:00"}, "at must look like"),
+    ({"details": {"x": 1.5}}, "details['x']"),
+    ({"details": {"x": [1]}}, "details['x']"),
+    ({"details": {"x": {"y": 1}}}, "details['x']"),
+    ({"details": []}, "details must be an object"),
+    ({"prev": "AB" * 32}, "prev must be"),
+    ({"prev": "ab"}, "prev must be"),
+    ({"extra": 1}, "unexpected extra"),
+    ({"unit": "\ud800"}, "lone surrogate"),
+])
+def test_canonical_refuses_what_is_not_the_format(change: dict[str, Any], message: str) -> None:
+    entry = {**make_entry(0), "prev": "0" * 64, **change}
+    with pytest.raises(FormatError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        canonical(entry)
+
+
+def test_missing_key_is_named() -> None:
+    entry = {**make_entry(0), "prev": "0" * 64}
+    del entry["unit"]
+    with pytest.raises(FormatError, match="missing unit"):
+        canonical(entry)
+
+
+def test_format_time() -> None:
+    east8 = timezone(timedelta(hours=8))
+    assert format_time(datetime(2026, 3, 1, 16, 0, 0, 5, tzinfo=east8)) == \
+        "2026-03-01T08:00:00.000005Z"
+    with pytest.raises(FormatError, match="naive"):
+        format_time(datetime(2026, 3, 1))
+
+
+def test_lines_round_trip_and_must_be_canonical() -> None:
+    (line,), _ = link([make_entry(0)])
+    entry, chain = decode_line(line)
+    assert encode_line(entry, chain) == line and line.endswith(b"}\n")
+    assert line.startswith(b'{"chain":"' + chain.hex().encode() + b'","entry":{')
+    for bad, message in [
+        (line.replace(b'"seq":0', b'"seq": 0'), "canonical"),
+        (line.replace(b'"seq":0', b'"seq":0.0'), "floats"),
+        (line.replace(b'"v":1}', b'"v":1,"v":1}'), "duplicate key 'v'"),
+        (line.replace(b'"chain":"', b'"chain":"A', 1)[:-1], "chain must be"),
+        (b'{"entry":{},"chain":"00"}', "canonical|chain|entry"),
+        (b"[1]", "exactly the keys"),
+        (b"\xff", "not UTF-8"),
+        (b"{", "not JSON"),
+    ]:
+        with pytest.raises(FormatError, match=message):
+            decode_line(bad)
+
+
+def test_the_example_in_docs_audit_log_md() -> None:
+    """The known answers printed in docs/audit-log.md §5 (cross-checked with sha256sum)."""
+    first = {"v": 1, "seq": 0, "at": "2026-03-01T08:00:00.000000Z", "actor_type": "staff",
+             "actor_id": 42, "role": "officer", "action": "tip.viewed", "object_type": "tip",
+             "object_id": 9000, "unit": "延吉市",
+             "details": {"count": 2, "urgent": False, "via": None}, "prev": "0" * 64}
+    second = {**first, "seq": 1, "at": "2026-03-01T08:00:01.500000Z",
+              "action": "referral.created", "object_type": None, "object_id": None,
+              "unit": None, "details": {}}
+    lines, leaves = link([first, second])
+    assert leaves[0].hex() == "8cf9ea28df685b6931ddaed6f5d19bd8d107723f6ad8a5f6ba2a100e9ecf361d"
+    assert leaves[1].hex() == "fbd9e04a424f703d6b2a3f06a3f2cf42b4d2615d30b6753fde6f98a5643658b0"
+    assert decode_line(lines[1])[1].hex() == \
+        "1f6c35ddba1d62788e0e8687cbc966075bb043c88b96029415e50f66a18bc8b5"
+    assert second["prev"] == "c0cae88b87db8eacb1db1903e7fed58d020ccfcf8d882778c428357d815e0521"
+    root = merkle.root(leaves)
+    assert root.hex() == "b2b0db72bcbb29675a28ad200cf46dd8c6613196035e07b47eb19c3f4f6ae6fa"
+    signer = Signer("audit.example/qingliu", bytes(range(32)))
+    assert signer.text == ("PRIVATE+KEY+audit.example/qingliu+dda1efc8+"
+                           "AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f")
+    assert signer.verifier_text == ("audit.example/qingliu+dda1efc8+"
+                                    "AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4")
+    assert sign_checkpoint(signer, "audit.example/qingliu", 2, root) == (
+        "audit.example/qingliu\n2\nsrDbcry7KWdaKK0gDPRt2MZhMZYDXge0frGcP09q5vo=\n\n"
+        "— audit.example/qingliu 3aHvyGD6Xzb6Tj7zmjIO2H7v0XhPGqN2tbcjgi8/xobbLsJBl//+epWiG/WhJIP"
+        "JthHsYNeGLU7wgpEzqF+2mDIH6wI=\n")
+
+
+# --- notes: the Go sumdb/note known answers, C2SP checkpoints ---
+
+def test_go_note_known_answers() -> None:
+    signer = Signer.from_text(PETER_SKEY)
+    assert signer.text == PETER_SKEY
+    assert signer.verifier_text == PETER_VKEY
+    verifier = Verifier.from_text(PETER_VKEY)
+    assert verifier.key_id == bytes.fromhex("c74f20a3") == key_id("PeterNeumann",
+                                                                  verifier.public_key)
+    assert sign_note(signer, PETER_TEXT) == PETER_TEXT + "\n" + PETER_SIG  # Ed25519 is determ.
+    assert open_note(PETER_TEXT + "\n" + PETER_SIG, verifier) == PETER_TEXT
+    # Signatures by other keys are ignored; either key opens the doubly signed note.
+    both = PETER_TEXT + "\n" + PETER_SIG + ENOCH_SIG
+    assert open_note(both, verifier) == PETER_TEXT
+    assert open_note(both.encode(), Verifier.from_text(ENOCH_VKEY)) == PETER_TEXT
+    # A corrupted signature by the known key is refused (as Go's TestOpen).
+    corrupt = PETER_TEXT + "\n" + PETER_SIG[:60] + "ABCD" + PETER_SIG[60:]
+    with pytest.raises(NoteError, match=r"invalid signature for key PeterNeumann\+c74f20a3"):
+        open_note(corrupt, verifier)
+    with pytest.raises(NoteError, match="no signature by the expected key"):
+        open_note(PETER_TEXT + "\n" + ENOCH_SIG, verifier)
+
+
+@pytest.mark.parametrize("note", [
+    PETER_TEXT,
+    PETER_TEXT + "\n",
+    PETER_TEXT + "\n" + PETER_SIG[:-1],
+    "\x01" + PETER_TEXT + "\n" + PETER_SIG,
+    PETER_TEXT + "\n" + "— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZS"
+    "NXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n",
+    PETER_TEXT + "\n" + PETER_SIG + "Unexpected line.\n",
+    PETER_TEXT + "\n" + PETER_SIG.replace("- ", "-- ").replace("—", "-"),
+])
+def test_malformed_notes(note: str) -> None:  # the bad messages of Go's TestOpen
+    with pytest.raises(NoteError, match="malformed note"):
+        open_note(note, Verifier.from_text(PETER_VKEY))
+
+
+@pytest.mark.parametrize("text", [
+    PETER_VKEY[:-1], PETER_VKEY.replace("c74f20a3", "c74f20a4"),
+    "PeterNeumann+c74f20a3",
+    "Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+    "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+])
+def test_bad_verifier_keys(text: str) -> None:
+    with pytest.raises(NoteError):
+        Verifier.from_text(text)
+
+
+def test_bad_signer_keys() -> None:
+    for text in [PETER_SKEY[:-1], PETER_SKEY.replace("c74f20a3", "c74f20a4"),
+                 PETER_SKEY.replace("PRIVATE+KEY", "PUBLIC+KEY"), PETER_VKEY]:
+        with pytest.raises(NoteError):
+            Signer.from_text(text)
+
+
+def test_checkpoint_note_format_and_parsing() -> None:
+    signer_text, verifier_text = generate_signer(ORIGIN)
+    signer, verifier = Signer.from_text(signer_text), Verifier.from_text(verifier_text)
+    assert signer_text.startswith(f"PRIVATE+KEY+{ORIGIN}+{signer.key_id.hex()}+A")
+    assert verifier_text.startswith(f"{ORIGIN}+{signer.key_id.hex()}+A") and "PRIVATE" not in \
+        repr(signer)
+    root = bytes(range(32))
+    note = sign_checkpoint(signer, ORIGIN, 1234, root)
+    body = f"{ORIGIN}\n1234\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+    assert body == checkpoint_body(ORIGIN, 1234, root)
+    assert note.startswith(body + "\n— " + ORIGIN + " ") and note.endswith("\n")
+    sig = base64.b64decode(note.rsplit(" ", 1)[1])
+    assert sig[:4] == signer.key_id and len(sig) == 68
+    assert verifier.verify(body.encode(), sig[4:])
+    assert parse_checkpoint(note, verifier) == Checkpoint(ORIGIN, 1234, root)
+    with pytest.raises(NoteError, match="origin"):
+        parse_checkpoint(note, verifier, origin="other.example/log")
+    other = Signer.from_text(generate_signer(ORIGIN)[0])
+    with pytest.raises(NoteError, match="no signature by the expected key"):
+        parse_checkpoint(sign_checkpoint(other, ORIGIN, 1234, root), verifier)
+    forged = note.replace("\n1234\n", "\n1235\n")
+    with pytest.raises(NoteError, match="invalid signature"):
+        parse_checkpoint(forged, verifier)
+    for text, message in [(f"{ORIGIN}\n01\n{body.split()[2]}\n", "size"),
+                          (f"{ORIGIN}\n1\nAAEC\n", "32"),
+                          (f"{ORIGIN}\n1\n{body.split()[2]}\next\n", "extension"),
+                          (f"{ORIGIN}\n1\n", "origin, size and root")]:
+        with pytest.raises(NoteError, match=message):
+            parse_checkpoint(sign_note(signer, text), verifier)
+
+
+# --- the verifier ---
+
+def test_clean_bundle_verifies(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    report = verify_bundle(folder)
+    assert isinstance(report, Report)
+    assert report.entries == 100 and report.latest.size == 100
+    assert [c.size for c in report.checkpoints] == [10, 40, 64, 100]
+    assert report.summary == f"ok: 100 entries, latest checkpoint 100, root " \
+        f"{report.latest.root.hex()}"
+
+
+def test_clean_bundle_via_the_command_line(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "referral.verify", str(folder)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: 100 entries, latest checkpoint 100, root ")
+    edit_lines(folder, lambda lines: lines[:50] + lines[51:])
+    done = subprocess.run([sys.executable, "-m", "referral.verify", str(folder)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("FAILED: entry 51: expected seq 50")
+
+
+def test_empty_log_and_uncovered_tail(tmp_path: Path) -> None:
+    empty = write_bundle(tmp_path / "empty", [], [], [0])
+    assert verify_bundle(empty).latest == Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT)
+    folder = write_bundle(tmp_path / "tail", *history(30), [20])
+    report = verify_bundle(folder)
+    assert report.entries == 30 and "entries 20..29 are not covered" in "\n".join(report.lines())
+
+
+def test_one_changed_byte_is_named(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: [*lines[:37], lines[37].replace(b'"tip.', b'"tiq.'),
+                                      *lines[38:]])
+    assert failure(folder).startswith("entry 37: chain hash ")
+
+
+def test_rewritten_entry_with_recomputed_chain_is_caught_by_the_checkpoint(
+        tmp_path: Path) -> None:
+    entries = [make_entry(s) for s in range(100)]
+    good_lines, good_leaves = link([dict(e) for e in entries])
+    entries[23]["action"] = "tip.deleted"
+    bad_lines, _ = link(entries)  # every chain hash recomputed after the edit
+    folder = tmp_path / "bundle"
+    write_bundle(folder, good_lines, good_leaves, [10, 40, 64, 100])
+    (folder / "entries.jsonl").write_bytes(b"".join(bad_lines))
+    message = failure(folder)
+    assert message.startswith("checkpoint checkpoints/40.note: root ")
+    assert "entries 10..39 (after the last matching checkpoint, 10)" in message
+
+
+def test_deleted_line_is_named(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: lines[:16] + lines[17:])
+    assert failure(folder).startswith("entry 17: expected seq 16")
+
+
+def test_swapped_lines_are_named(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: [*lines[:20], lines[21], lines[20], *lines[22:]])
+    assert failure(folder).startswith("entry 21: expected seq 20")
+
+
+def test_broken_prev_link_is_named(tmp_path: Path) -> None:
+    entries = [make_entry(s) for s in range(12)]
+    lines, _ = link(entries)
+    entries[5]["prev"] = "1" * 64
+    lines[5] = encode_line(entries[5], chain_hash(bytes.fromhex("1" * 64),
+                                                  leaf_hash(canonical(entries[5]))))
+    folder = write_bundle(tmp_path / "b", lines, [], [0])
+    assert failure(folder).startswith(f"entry 5: prev {'1' * 64} is not the chain hash")
+
+
+def test_non_canonical_and_truncated_lines_are_named(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: [*lines[:5], lines[5].replace(b'"v":1', b'"v": 1'),
+                                      *lines[6:]])
+    assert failure(folder) == "entry 5 (line 6): entry is not in canonical form"
+    folder = bundle(tmp_path / "2")
+    edit_lines(folder, lambda lines: [*lines[:-1], lines[-1][:-1]])
+    assert failure(folder).startswith("entry 99 (line 100): the last line is not terminated")
+
+
+def test_checkpoint_signed_with_another_key(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    other = Signer.from_text(generate_signer(ORIGIN)[0])
+    _, leaves = history(100)
+    (folder / "checkpoints" / "64.note").write_text(
+        sign_checkpoint(other, ORIGIN, 64, merkle.root(leaves[:64])), encoding="utf-8")
+    message = failure(folder)
+    assert message.startswith("checkpoint checkpoints/64.note: no signature by the expected key "
+                              f"{SIGNER.verifier.label} (signed by {other.verifier.label})")
+
+
+def test_forged_checkpoint_signature(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    path = folder / "checkpoints" / "40.note"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[1] = "41"  # the size line, still signed by the old signature
+    path.write_text("\n".join(lines), encoding="utf-8")
+    assert failure(folder) == (f"checkpoint checkpoints/40.note: invalid signature for key "
+                               f"{SIGNER.verifier.label}")
+
+
+def test_checkpoint_with_a_wrong_root(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    _, leaves = history(100)
+    (folder / "checkpoints" / "64.note").write_text(
+        sign_checkpoint(SIGNER, ORIGIN, 64, merkle.root(leaves[:63])), encoding="utf-8")
+    message = failure(folder)
+    assert message.startswith("checkpoint checkpoints/64.note: root ")
+    assert "entries 40..63 (after the last matching checkpoint, 40)" in message
+
+
+def test_checkpoint_larger_than_the_log(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: lines[:90])
+    assert failure(folder).startswith("checkpoint checkpoints/100.note: size 100 is larger than "
+                                      "the log (90 entries")
+
+
+def test_bundle_layout_errors(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    (folder / "checkpoints" / "0040.note").write_text("x", encoding="utf-8")
+    assert failure(folder) == "checkpoint checkpoints/0040.note: not named <size>.note"
+    (folder / "checkpoints" / "0040.note").unlink()
+    shutil.copy(folder / "checkpoints" / "40.note", folder / "checkpoints" / "41.note")
+    assert failure(folder) == "checkpoint checkpoints/41.note: its note says size 40"
+    (folder / "checkpoints" / "41.note").unlink()
+    (folder / "log.vkey").write_text(generate_signer(ORIGIN)[1], encoding="utf-8")
+    assert failure(folder).startswith("checkpoint checkpoints/10.note: no signature by the "
+                                      "expected key")
+    (folder / "log.vkey").write_text("nonsense", encoding="utf-8")
+    assert failure(folder).startswith("log.vkey: ")
+    shutil.rmtree(folder / "checkpoints")
+    (folder / "checkpoints").mkdir()
+    (folder / "log.vkey").write_text(SIGNER.verifier_text, encoding="utf-8")
+    assert failure(folder) == "no checkpoints in checkpoints/: nothing is signed"
+
+
+def test_inclusion_of_an_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = bundle(tmp_path)
+    report = verify_bundle(folder, entry=57)
+    lines, leaves = history(100)
+    assert report.inclusion_proof == merkle.inclusion_proof(57, leaves)
+    assert report.entry_leaf == leaves[57] and report.entry_line == lines[57]
+    assert merkle.verify_inclusion(57, 100, leaves[57], report.inclusion_proof,
+                                   report.latest.root)
+    assert main([str(folder), "--entry", "57"]) == 0
+    out = capsys.readouterr().out
+    assert f"included: entry 57 in checkpoint 100, leaf {leaves[57].hex()}, proof of 7 hashes" \
+        in out
+    assert '"seq":57' in out and report.inclusion_proof[0].hex() in out
+    assert failure(folder, entry=100) == ("entry 100 is not covered by the latest checkpoint "
+                                          "(size 100)")
+
+
+def test_consistency_with_an_earlier_checkpoint(tmp_path: Path) -> None:
+    lines, leaves = history(100)
+    earlier = write_bundle(tmp_path / "earlier", lines[:70], leaves[:70], [40, 70])
+    saved = tmp_path / "70.note"
+    shutil.copy(earlier / "checkpoints" / "70.note", saved)
+    folder = write_bundle(tmp_path / "now", lines, leaves, [40, 70, 100])
+    report = verify_bundle(folder, previous=saved)
+    assert report.previous == Checkpoint(ORIGIN, 70, merkle.root(leaves[:70]))
+    assert report.consistency_proof == merkle.consistency_proof(70, leaves)
+    assert len(report.consistency_proof) == 7
+    assert "consistent: previous checkpoint 70 " in "\n".join(report.lines())
+    assert verify_bundle(folder, previous=folder / "checkpoints" / "40.note").previous
+    assert verify_bundle(folder, previous=folder / "checkpoints" / "100.note").previous
+    # An earlier checkpoint from a longer log: the log lost entries.
+    longer = write_bundle(tmp_path / "longer", *history(120), [120])
+    message = failure(folder, previous=longer / "checkpoints" / "120.note")
+    assert "size 120 is larger than the latest checkpoint 100" in message
+    # A forged previous checkpoint.
+    other = Signer.from_text(generate_signer(ORIGIN)[0])
+    forged = tmp_path / "forged.note"
+    forged.write_text(sign_checkpoint(other, ORIGIN, 70, merkle.root(leaves[:70])), "utf-8")
+    assert failure(folder, previous=forged).startswith(f"previous checkpoint {forged}: no "
+                                                       "signature by the expected key")
+
+
+def test_replaced_tail_is_caught_only_with_the_previous_checkpoint(tmp_path: Path) -> None:
+    """Someone with the signing key keeps entries 0..39 (checkpoint 40), writes a different
+    history after them and signs new checkpoints. The bundle is consistent in itself; only a
+    checkpoint kept from an earlier export that covered the old tail shows the rewrite."""
+    lines, leaves = history(100)
+    earlier = write_bundle(tmp_path / "earlier", lines[:70], leaves[:70], [40, 70])
+    kept = tmp_path / "kept-70.note"
+    shutil.copy(earlier / "checkpoints" / "70.note", kept)
+
+    new_lines, new_leaves = history(120, variant_from=40)
+    assert new_lines[:40] == lines[:40] and new_lines[40] != lines[40]
+    folder = write_bundle(tmp_path / "rewritten", new_lines, new_leaves, [40, 80, 120])
+
+    report = verify_bundle(folder)  # the bundle alone verifies...
+    assert report.entries == 120 and report.latest.size == 120
+    ok = verify_bundle(folder, previous=earlier / "checkpoints" / "40.note")
+    assert ok.previous is not None and ok.previous.size == 40  # ...the untouched prefix too
+    message = failure(folder, previous=kept)  # but not the checkpoint over the old tail
+    assert message.startswith(f"previous checkpoint {kept} (size 70, root ")
+    assert "is not consistent with checkpoint 120" in message
+    assert main([str(folder), "--previous", str(kept)]) == 1
