@@ -61,6 +61,7 @@ def test_each_revision_upgrades_a_database_holding_a_tip(tmp_path: Path,
         metadata = MetaData()
         metadata.reflect(db.engine)
         units, tips = metadata.tables["units"], metadata.tables["tips"]
+        audit = metadata.tables["audit_events"]
         with db.engine.begin() as conn:
             unit_id = conn.execute(units.insert().values(
                 code="zhou", kind="bureau", name_zh="州本级", name_ko="주", name_en="Prefecture",
@@ -70,6 +71,10 @@ def test_each_revision_upgrades_a_database_holding_a_tip(tmp_path: Path,
                 channel="online", status="received", priority=0, real_name=False,
                 attachment_count=0, received_at=datetime(2026, 1, 5, tzinfo=UTC),
                 content=b"ciphertext"))
+            for n in range(3):  # entries logged before the log was chained
+                conn.execute(audit.insert().values(
+                    at=datetime(2026, 1, 5, 8, n, tzinfo=UTC), actor_type="system",
+                    action="legacy.event", details=f'{{"n":{n}}}'))
         for revision in revisions[1:]:
             flask_migrate.upgrade(revision=revision)
             with db.engine.connect() as conn:
@@ -78,6 +83,17 @@ def test_each_revision_upgrades_a_database_holding_a_tip(tmp_path: Path,
         with db.engine.connect() as conn:
             row = conn.execute(text("select due_certain, extended from tips")).one()
         assert (bool(row[0]), bool(row[1])) == (True, False)
+        # The old entries became the first leaves of the chained log, which verifies, and the
+        # next entry continues it.
+        from portal.audit import SYSTEM, record
+        from portal.auditlog import load_keys, make_checkpoint, verify_database
+
+        keys = load_keys(tmp_path / "log.key", "test/audit")
+        record(db.session, SYSTEM, "after.migration")
+        db.session.commit()
+        make_checkpoint(db.session, keys, "test/audit")
+        result = verify_database(db.session, keys)
+        assert result.ok and result.entries == 4, result
         db.session.remove()
         flask_migrate.downgrade(revision="base")
         db.engine.dispose()
