@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml package-lock.json
 	touch $@
 
 translations: $(VENV)/.installed
-	$(VENV)/bin/pybabel compile -q -f -d portal/translations
+	$(VENV)/bin/pybabel compile -f -d portal/translations
 
 install: $(VENV)/.installed translations
 

@@ -96,6 +96,7 @@ class Attachment(Base):
     tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"), index=True)
+    suggestion_id: Mapped[int | None] = mapped_column(ForeignKey("suggestions.id"), index=True)
     kind: Mapped[str | None] = mapped_column(String(32))  # referral/workflow.py Document
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     family: Mapped[str] = mapped_column(String(12))  # image, video, audio, pdf, office, text

@@ -176,6 +176,7 @@ def store_attachments(
     message_id: int | None = None,
     case_id: int | None = None,
     referral_id: int | None = None,
+    suggestion_id: int | None = None,
     kind: str | None = None,
 ) -> list[Attachment]:
     """Sniff, clean and seal each upload into the tip (or a case's or referral's documents).
@@ -198,7 +199,8 @@ def store_attachments(
                     raise sanitize.UploadRejected("too_large_to_clean")
                 source = io.BytesIO(data)
             attachment = Attachment(tip=tip, family=file_kind.family, message_id=message_id,
-                                    case_id=case_id, referral_id=referral_id, kind=kind,
+                                    case_id=case_id, referral_id=referral_id,
+                                    suggestion_id=suggestion_id, kind=kind,
                                     meta=b"")
             session.add(attachment)
             session.flush()

@@ -380,7 +380,9 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
                                principal.user.id, actor.value),
            f"referral.{action}", object_type="referral", object_id=referral.id,
            unit_code=referral.case.unit.code, to_state=transition.target.value,
-           on_time=on_time, with_documents=bool(uploads))
+           on_time=on_time, with_documents=bool(uploads),
+           # The log commits to the 移送书 it handed over (SHA-256 of the PDF).
+           letter_sha256=referral.letter_sha256 if action == "hand_over" else None)
     session.commit()
     return referral
 
@@ -599,14 +601,57 @@ def record_suggestion(session: Session, principal: Principal, *, kind: str, issu
     return suggestion
 
 
-def answer_suggestion(session: Session, principal: Principal, suggestion_id: int,
-                      measures: str, now: datetime | None = None) -> Suggestion:
-    now = now or utcnow()
+def _suggestion(session: Session, principal: Principal, suggestion_id: int) -> Suggestion:
     suggestion = session.get(Suggestion, suggestion_id)
     if suggestion is None or suggestion.unit_id not in principal.units_for("tip.view"):
         raise NotFound
+    return suggestion
+
+
+def visible_suggestions(session: Session, principal: Principal) -> list[Suggestion]:
+    units = principal.units_for("tip.view")
+    return list(session.scalars(select(Suggestion).where(Suggestion.unit_id.in_(sorted(units)))
+                                .order_by(Suggestion.answered_at.is_not(None),
+                                          Suggestion.due_at)))
+
+
+def open_suggestion(session: Session, principal: Principal, suggestion_id: int
+                    ) -> tuple[Suggestion, dict, list[dict]]:
+    """The suggestion's text, the measures taken and the evidence files' names (audited)."""
+    suggestion = _suggestion(session, principal, suggestion_id)
+    identities = [principal.identities[u] for u in (suggestion.unit_id, principal.bureau_id)
+                  if u in principal.identities]
+    if not identities:
+        from portal.access import KeyNotHeld
+
+        raise KeyNotHeld
+    content = json.loads(crypto.open_sealed(suggestion.content, identities))
+    evidence = [json.loads(crypto.open_sealed(a.meta, identities)) for a in session.scalars(
+        select(Attachment).where(Attachment.suggestion_id == suggestion.id))]
+    record(session, AuditActor("staff", principal.user.id, None), "suggestion.opened",
+           object_type="suggestion", object_id=suggestion.id)
+    session.commit()
+    return suggestion, content, evidence
+
+
+def answer_suggestion(session: Session, principal: Principal, suggestion_id: int,
+                      measures: str, now: datetime | None = None,
+                      evidence: Sequence[Upload] = (), limits: Limits | None = None
+                      ) -> Suggestion:
+    """Record the rectification measures and their evidence; the answer closes the due date."""
+    now = now or utcnow()
+    suggestion = _suggestion(session, principal, suggestion_id)
     if not measures.strip():
         raise CaseRefused("reason_required")
+    try:
+        return _answer(session, principal, suggestion, measures, now, evidence, limits)
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _answer(session: Session, principal: Principal, suggestion: Suggestion, measures: str,
+            now: datetime, evidence: Sequence[Upload], limits: Limits | None) -> Suggestion:
     identities = [principal.identities[u] for u in (suggestion.unit_id, principal.bureau_id)
                   if u in principal.identities]
     content = json.loads(crypto.open_sealed(suggestion.content, identities))
@@ -614,8 +659,15 @@ def answer_suggestion(session: Session, principal: Principal, suggestion_id: int
     suggestion.content = crypto.seal(json.dumps(content, ensure_ascii=False).encode(),
                                      unit_recipients(session, suggestion.unit))
     suggestion.answered_at = now
+    if evidence:
+        if limits is None:
+            raise CaseRefused("bad_value")
+        store_attachments(session, None, evidence, unit_recipients(session, suggestion.unit),
+                          keep_location=True, limits=limits, suggestion_id=suggestion.id,
+                          kind="evidence")
     record(session, AuditActor("staff", principal.user.id, None), "suggestion.answered",
            object_type="suggestion", object_id=suggestion.id,
-           on_time=suggestion.due_at is None or now <= suggestion.due_at)
+           on_time=suggestion.due_at is None or now <= suggestion.due_at,
+           evidence=len(evidence))
     session.commit()
     return suggestion

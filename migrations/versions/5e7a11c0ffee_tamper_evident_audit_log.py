@@ -55,6 +55,13 @@ def upgrade():
         batch_op.add_column(sa.Column('chain_hash', sa.LargeBinary(length=32), nullable=True))
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('letter_data', sa.LargeBinary(), nullable=True))
+    # Evidence of the rectification of a 三书一函 suggestion is an encrypted file too.
+    with op.batch_alter_table('attachments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('suggestion_id', sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_attachments_suggestion_id'), ['suggestion_id'],
+                              unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_attachments_suggestion_id_suggestions'),
+                                    'suggestions', ['suggestion_id'], ['id'])
     # The queue of 州本级 (all units) reads in sort order only through these (bench/queue.py).
     with op.batch_alter_table('tips', schema=None) as batch_op:
         batch_op.create_index('ix_tips_received', ['received_at', 'id'], unique=False)
@@ -107,6 +114,11 @@ def downgrade():
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
+    with op.batch_alter_table('attachments', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_attachments_suggestion_id_suggestions'),
+                                 type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_attachments_suggestion_id'))
+        batch_op.drop_column('suggestion_id')
     with op.batch_alter_table('tips', schema=None) as batch_op:
         batch_op.drop_index('ix_tips_priority')
         batch_op.drop_index('ix_tips_due')

@@ -308,3 +308,78 @@ def referral_action(caller: Caller, referral_id: int, action: str) -> Response:
 @signed_in
 def referral_package(caller: Caller, referral_id: int) -> Response:
     return package_response(caller, referral_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound suggestions (三书一函)
+
+SUGGESTION_KIND_LABELS = {
+    "judicial": _l("Judicial suggestion (司法建议书)"),
+    "procuratorial": _l("Procuratorial suggestion (检察建议书)"),
+    "supervisory": _l("Supervisory suggestion (监察建议书)"),
+    "police": _l("Public security notice (公安提示函)"),
+}
+
+
+@bp.route("/suggestions", methods=["GET", "POST"])
+@signed_in
+def suggestions(caller: Caller) -> Any:
+    principal = caller.principal
+    if request.method == "POST":
+        from datetime import datetime, time
+        from zoneinfo import ZoneInfo
+
+        try:
+            received = datetime.combine(
+                datetime.strptime(request.form.get("received_on", ""), "%Y-%m-%d").date(),
+                time(9), tzinfo=ZoneInfo("Asia/Shanghai"))
+            due_text = request.form.get("due_on", "").strip()
+            due = (datetime.combine(datetime.strptime(due_text, "%Y-%m-%d").date(),
+                                    time(23, 59, 59), tzinfo=ZoneInfo("Asia/Shanghai"))
+                   if due_text else None)
+            suggestion = referrals.record_suggestion(
+                db.session, principal, kind=request.form.get("kind", ""),
+                issuer=request.form.get("issuer", ""), unit_code=request.form.get("unit", ""),
+                received_on=received, problems=request.form.get("problems", ""), due_on=due)
+        except ValueError:
+            flash(refusal_text("bad_value"), "error")
+            return redirect(url_for("staff.suggestions")), 303
+        except referrals.CaseRefused as refused:
+            db.session.rollback()
+            flash(refusal(refused.code), "error")
+            return redirect(url_for("staff.suggestions")), 303
+        return redirect(url_for("staff.suggestion", suggestion_id=suggestion.id)), 303
+    units = list(db.session.scalars(select(Unit).where(Unit.id.in_(
+        sorted(principal.units_for("tip.view")))).order_by(Unit.id)))
+    return render_template("staff/suggestions.html", caller=caller,
+                           rows=referrals.visible_suggestions(db.session, principal),
+                           kinds=SUGGESTION_KIND_LABELS, units=units, lang=current_lang())
+
+
+@bp.route("/suggestions/<int:suggestion_id>", methods=["GET", "POST"])
+@signed_in
+def suggestion(caller: Caller, suggestion_id: int) -> Any:
+    principal = caller.principal
+    if request.method == "POST":
+        try:
+            referrals.answer_suggestion(db.session, principal, suggestion_id,
+                                        request.form.get("measures", ""),
+                                        evidence=uploads_from(request.files.getlist("files")),
+                                        limits=limits())
+        except referrals.NotFound:
+            abort(404)
+        except referrals.CaseRefused as refused:
+            flash(refusal(refused.code), "error")
+        except IntakeRejected as rejected:
+            flash(" ".join(error_text(e) for e in rejected.errors.values()), "error")
+        else:
+            flash(gettext("Done."))
+        return redirect(url_for("staff.suggestion", suggestion_id=suggestion_id)), 303
+    try:
+        row, content, evidence = referrals.open_suggestion(db.session, principal, suggestion_id)
+    except referrals.NotFound:
+        abort(404)
+    except KeyNotHeld:
+        return render_template("staff/no_key.html", tip_id=suggestion_id), 403
+    return render_template("staff/suggestion.html", caller=caller, row=row, content=content,
+                           evidence=evidence, kinds=SUGGESTION_KIND_LABELS)

@@ -19,7 +19,10 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from portal.extensions import db
@@ -152,3 +155,40 @@ def page_replaced(old_root: WebElement) -> Callable[[WebDriver], bool]:
         return False
 
     return check
+
+
+DESKTOP_WIDTH, DESKTOP_HEIGHT = 1280, 900
+
+
+@pytest.fixture
+def desk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """An office desktop: headless Chromium, 1280 px wide, JavaScript disabled; the phone's
+    options minus the device emulation (staff tables are wider than a phone)."""
+    _require_chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-desk')}")
+    options.add_argument(f"--window-size={DESKTOP_WIDTH},{DESKTOP_HEIGHT}")
+    options.add_experimental_option("prefs", NO_JAVASCRIPT)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
+                              options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: WebDriver, css: str) -> WebElement:
+    return WebDriverWait(driver, 20).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def submit_form(driver: WebDriver, form_action: str) -> None:
+    """Click the submit button of the form posting to `form_action`; wait for the next page."""
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR,
+                        f'form[action="{form_action}"] button[type="submit"]').click()
+    WebDriverWait(driver, 30).until(page_replaced(old_page))

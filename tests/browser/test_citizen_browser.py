@@ -15,10 +15,7 @@ import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from models import Attachment, BlobChunk, Tip
@@ -26,7 +23,7 @@ from portal import crypto
 from portal.extensions import db
 from portal.intake import FieldError
 from portal.messages import error_text
-from tests.browser.conftest import page_replaced
+from tests.browser.conftest import submit_form, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -49,18 +46,6 @@ def _jpeg_with_location(path: Path) -> Path:
         assert written[TAG_MAKE] == "QingliuTestCam"
         assert written.get_ifd(IFD_GPS)
     return path
-
-
-def _wait_for(driver: WebDriver, css: str) -> WebElement:
-    return WebDriverWait(driver, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
-
-
-def _submit(driver: WebDriver, form_action: str) -> None:
-    """Click the submit button of the form posting to `form_action`; wait for the next page."""
-    old_page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR,
-                        f'form[action="{form_action}"] button[type="submit"]').click()
-    WebDriverWait(driver, 30).until(page_replaced(old_page))
 
 
 def _assert_fits_phone(driver: WebDriver) -> None:
@@ -105,10 +90,10 @@ def test_korean_report_followup_and_reply(live_portal, browser: WebDriver,
         f"밤마다 공장에서 검은 폐수를 강에 버립니다. {marker}")
     browser.find_element(By.ID, "attachments").send_keys(str(photo))
     assert not browser.find_element(By.ID, "keep_photo_location").is_selected()
-    _submit(browser, "/report")
+    submit_form(browser, "/report")
 
     # -- the receipt, shown once
-    code = _wait_for(browser, "p.receipt code").text.strip()
+    code = wait_for(browser, "p.receipt code").text.strip()
     assert RECEIPT.match(code), code
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
     _assert_fits_phone(browser)
@@ -116,8 +101,8 @@ def test_korean_report_followup_and_reply(live_portal, browser: WebDriver,
     # -- follow up, typing the receipt in lower case without dashes
     browser.get(f"{base}/followup")
     browser.find_element(By.ID, "receipt").send_keys(code.replace("-", "").lower())
-    _submit(browser, "/followup")
-    _wait_for(browser, "dl.status")
+    submit_form(browser, "/followup")
+    wait_for(browser, "dl.status")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
     _assert_fits_phone(browser)
 
@@ -133,8 +118,8 @@ def test_korean_report_followup_and_reply(live_portal, browser: WebDriver,
     # -- write to the officers
     reply = f"사진을 더 찍었습니다. {marker}-reply"
     browser.find_element(By.ID, "body").send_keys(reply)
-    _submit(browser, "/followup/reply")
-    sent = _wait_for(browser, 'p.success[role="status"]')
+    submit_form(browser, "/followup/reply")
+    sent = wait_for(browser, 'p.success[role="status"]')
     assert sent.text.strip()
     thread = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "ol.thread li.msg.reporter")]
     assert any(reply in text for text in thread), thread
@@ -175,9 +160,9 @@ def test_missing_narrative_is_explained_in_korean(live_portal, browser: WebDrive
     browser.find_element(By.ID, "place").send_keys(place)
     browser.find_element(By.ID, "occurred").send_keys("2026-11-03")
     Select(browser.find_element(By.ID, "county")).select_by_value("tumen")
-    _submit(browser, "/report")
+    submit_form(browser, "/report")
 
-    _wait_for(browser, '.error-summary[role="alert"]')
+    wait_for(browser, '.error-summary[role="alert"]')
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
     error = browser.find_element(By.ID, "narrative-error").text.strip()
     narrative = browser.find_element(By.ID, "narrative")

@@ -7,15 +7,12 @@ the steps in that order, each taken by the right person."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
 import pytest
 from flask import current_app
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -32,20 +29,12 @@ from portal.audit import SYSTEM
 from portal.auth import begin_enrollment
 from portal.custody import grant_from_recovery, unit_identities, unlock_personal
 from portal.extensions import db
-from tests.browser.conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    NO_JAVASCRIPT,
-    _require_chromium,
-    page_replaced,
-)
+from tests.browser.conftest import page_replaced
 from tests.helpers import MemoryUpload
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "officer password 2026"
-DESKTOP_WIDTH, DESKTOP_HEIGHT = 1280, 900
 LIMITS = intake.Limits(10, 10**6, 10**6)
 PEOPLE = (("ref_case_a", "yanji", "case_officer"), ("ref_case_b", "yanji", "case_officer"),
           ("ref_head", "yanji", "head"), ("ref_police", "psb_zhou", "liaison"))
@@ -57,27 +46,6 @@ class Scenario:
     case_number: str
     user_ids: dict[str, int]  # username → user id
     secrets: dict[str, str]  # username → TOTP secret
-
-
-@pytest.fixture
-def desk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    """An office desktop: headless Chromium, 1280 px wide, JavaScript disabled; the conftest's
-    phone minus the device emulation (the staff tables are wider than a phone)."""
-    _require_chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-referral')}")
-    options.add_argument(f"--window-size={DESKTOP_WIDTH},{DESKTOP_HEIGHT}")
-    options.add_experimental_option("prefs", NO_JAVASCRIPT)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 # -- the domain set-up ---------------------------------------------------------------------

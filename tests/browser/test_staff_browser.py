@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pyotp
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
@@ -30,14 +25,7 @@ from portal.audit import SYSTEM
 from portal.custody import grant_from_recovery
 from portal.extensions import db
 from portal.messages import status_text
-from tests.browser.conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    NO_JAVASCRIPT,
-    _require_chromium,
-    page_replaced,
-)
+from tests.browser.conftest import page_replaced, submit_form, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -45,41 +33,6 @@ RECEIPT = re.compile(r"^[0-9A-Z]{4}(?:-[0-9A-Z]{4}){4}$")
 USERNAME = "yanji-intake"
 PASSWORD = "officer password 2026"
 WRONG_CODE = "This code is wrong, expired or already used."
-DESKTOP_WIDTH, DESKTOP_HEIGHT = 1280, 900
-
-
-@pytest.fixture
-def desk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    """An office desktop: headless Chromium, 1280 px wide, JavaScript disabled; built like the
-    conftest's phone, minus the device emulation. (On the phone the staff tables widen the page
-    to 670-850 px and chromedriver's clicks on the tip page's buttons miss.)"""
-    _require_chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-desk')}")
-    options.add_argument(f"--window-size={DESKTOP_WIDTH},{DESKTOP_HEIGHT}")
-    options.add_experimental_option("prefs", NO_JAVASCRIPT)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _wait_for(driver: WebDriver, css: str) -> WebElement:
-    return WebDriverWait(driver, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
-
-
-def _submit(driver: WebDriver, form_action: str) -> None:
-    """Click the submit button of the form posting to `form_action`; wait for the next page."""
-    old_page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR,
-                        f'form[action="{form_action}"] button[type="submit"]').click()
-    WebDriverWait(driver, 30).until(page_replaced(old_page))
 
 
 def _path(driver: WebDriver, base: str) -> str:
@@ -111,7 +64,7 @@ def _sign_in_with_password(driver: WebDriver, base: str) -> None:
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     driver.find_element(By.ID, "username").send_keys(USERNAME)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    _submit(driver, "/staff/login")
+    submit_form(driver, "/staff/login")
 
 
 def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
@@ -130,8 +83,8 @@ def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
     Select(citizen.find_element(By.ID, "county")).select_by_value("yanji")
     citizen.find_element(By.ID, "narrative").send_keys(
         f"每天夜里有工厂把黑色废水排进布尔哈通河。{marker}")
-    _submit(citizen, "/report")
-    receipt = _wait_for(citizen, "p.receipt code").text.strip()
+    submit_form(citizen, "/report")
+    receipt = wait_for(citizen, "p.receipt code").text.strip()
     assert RECEIPT.match(receipt), receipt
 
     # -- the officer signs in and enrolls a second factor
@@ -143,7 +96,7 @@ def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
     assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
     enrollment_code = pyotp.TOTP(secret).now()
     officer.find_element(By.ID, "code").send_keys(enrollment_code)
-    _submit(officer, "/staff/login/enroll")
+    submit_form(officer, "/staff/login/enroll")
 
     codes = officer.find_elements(By.CSS_SELECTOR, "ul.codes li code")
     assert len(codes) == 10, officer.page_source[:2000]
@@ -167,21 +120,21 @@ def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
 
     # -- classify, accept, write to the reporter; each time the tip page comes back
     Select(officer.find_element(By.ID, "classify-category")).select_by_value("P04")
-    _submit(officer, f"{tip_path}/classify")
+    submit_form(officer, f"{tip_path}/classify")
     assert _path(officer, base) == tip_path
-    _wait_for(officer, 'p.success[role="status"]')
+    wait_for(officer, 'p.success[role="status"]')
     assert not officer.find_elements(By.CSS_SELECTOR, ".flashes .error-summary")
     assert Select(officer.find_element(By.ID, "classify-category")) \
         .first_selected_option.get_attribute("value") == "P04"
 
-    _submit(officer, f"{tip_path}/accept")
+    submit_form(officer, f"{tip_path}/accept")
     assert _path(officer, base) == tip_path
     assert not officer.find_elements(By.CSS_SELECTOR, ".flashes .error-summary")
     assert officer.find_element(By.CSS_SELECTOR, "h1 .status-tag").text.strip() == accepted
     assert not officer.find_elements(By.CSS_SELECTOR, f'form[action="{tip_path}/accept"]')
 
     officer.find_element(By.ID, "message-body").send_keys(message)
-    _submit(officer, f"{tip_path}/message")
+    submit_form(officer, f"{tip_path}/message")
     assert _path(officer, base) == tip_path
     assert not officer.find_elements(By.CSS_SELECTOR, ".flashes .error-summary")
     assert officer.find_element(By.CSS_SELECTOR, "h1 .status-tag").text.strip() == accepted
@@ -189,7 +142,7 @@ def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
     assert any(message in text for text in thread), thread
 
     # -- sign out from the staff nav
-    _submit(officer, "/staff/logout")
+    submit_form(officer, "/staff/logout")
     assert _path(officer, base) == "/staff/login"
     assert officer.find_elements(By.CSS_SELECTOR, 'form[action="/staff/login"] #password')
     assert not officer.find_elements(By.CSS_SELECTOR, "nav.staff-nav")
@@ -201,7 +154,7 @@ def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
     assert pyotp.TOTP(secret).verify(enrollment_code, valid_window=1), (
         "too slow: the enrollment code expired, so the replay check would prove nothing")
     officer.find_element(By.ID, "code").send_keys(enrollment_code)
-    _submit(officer, "/staff/login/code")
+    submit_form(officer, "/staff/login/code")
     assert _path(officer, base) == "/staff/login/code"
     assert officer.find_element(By.ID, "code-error").text.strip() == WRONG_CODE
     assert officer.find_element(By.ID, "code").get_attribute("aria-invalid") == "true"
@@ -213,8 +166,8 @@ def test_officer_enrolls_handles_a_tip_and_the_citizen_sees_it(
     citizen.delete_all_cookies()
     citizen.get(f"{base}/followup?lang=zh")
     citizen.find_element(By.ID, "receipt").send_keys(receipt)
-    _submit(citizen, "/followup")
-    _wait_for(citizen, "dl.status")
+    submit_form(citizen, "/followup")
+    wait_for(citizen, "dl.status")
     accepted_zh = _status(live_portal, "accepted", "zh")
     assert accepted_zh != accepted  # really translated
     assert citizen.find_element(By.CSS_SELECTOR, "dd.status-now").text.strip() == accepted_zh

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 import zipfile
 
+from pypdf import PdfReader
 from sqlalchemy import select
 
-from models import Case, Referral, Tip
-from portal import intake
+from models import AuditEvent, Case, Referral, Tip, User
+from portal import intake, referrals
 from portal.audit import SYSTEM
 from portal.extensions import db
 from tests.conftest import FAST_ARGON2
@@ -66,6 +69,21 @@ def test_referral_from_case_to_filing_across_pages_and_api(app, staff) -> None:
     referral = db.session.get(Referral, referral_id)
     db.session.refresh(referral)
     assert referral.state == "handed_over" and referral.package_id
+    # The letter carries the log checkpoint it was issued under, renders again to the same
+    # bytes from what was kept, and the log commits to its hash.
+    from portal.access import principal_for
+    from portal.custody import unit_identities, unlock_personal
+
+    kim = db.session.get(User, ids["kim_case"])
+    kim_principal = principal_for(db.session, kim, unit_identities(
+        db.session, kim, unlock_personal(kim, staff.PASSWORD)))
+    again = referrals.render_letter_again(db.session, kim_principal, referral_id)
+    assert hashlib.sha256(again).hexdigest() == referral.letter_sha256
+    letter_text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(again)).pages)
+    assert "audit-log" in letter_text.replace("\n", "")
+    handover = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "referral.hand_over")).one()
+    assert json.loads(handover.details)["letter_sha256"] == referral.letter_sha256
 
     # The liaison's pages: their body's referral, not another's.
     assert f"#{referral_id} " in police.get("/liaison/?lang=en").get_data(as_text=True)
@@ -109,3 +127,27 @@ def test_referral_from_case_to_filing_across_pages_and_api(app, staff) -> None:
     page = officer.get(f"/staff/referrals/{referral_id}?lang=en").get_data(as_text=True)
     assert re.search(r"Record 立案 \(case filed\)</td>|→ Filed \(立案\)", page)
     assert "referral.hand_over_exhibits" in page
+
+
+def test_suggestions_are_recorded_answered_with_evidence(app, staff) -> None:
+    uid = staff.create("rectifier", "yanji", "head")
+    client = app.test_client()
+    staff.login(client, "rectifier", uid)
+    assert client.get("/staff/suggestions?lang=en").status_code == 200
+    made = client.post("/staff/suggestions", data={
+        "kind": "procuratorial", "issuer": "延吉市人民检察院", "unit": "yanji",
+        "received_on": "2026-08-31", "problems": "饮用水水源地排污口未拆除"})
+    assert made.status_code == 303
+    page = client.get(made.location + "?lang=en").get_data(as_text=True)
+    # Two months from 31 Aug 2026 is Sat 31 Oct, a rest day: Mon 2 Nov.
+    assert "饮用水水源地排污口未拆除" in page and "Nov 2, 2026" in page
+    answered = client.post(made.location, content_type="multipart/form-data", data={
+        "measures": "排污口已拆除", "files": [(io.BytesIO(b"photo notes"), "after.txt")]})
+    assert answered.status_code == 303
+    page = client.get(made.location + "?lang=en").get_data(as_text=True)
+    assert "排污口已拆除" in page and "after.txt" in page
+    refused = client.post("/staff/suggestions", data={"kind": "rumour", "issuer": "x",
+                                                      "unit": "yanji",
+                                                      "received_on": "2026-08-31",
+                                                      "problems": "p"})
+    assert refused.status_code == 303 and refused.location.endswith("/staff/suggestions")

@@ -345,8 +345,8 @@ def test_suggestions_are_tracked_with_their_due_date(app, staff, chain) -> None:
     referrals.answer_suggestion(db.session, officer, suggestion.id, "已拆除并复查",
                                 now=cst(2026, 10, 30, 9))
     assert db.session.scalar(select(AuditEvent.details).where(
-        AuditEvent.action == "suggestion.answered")) == json.dumps({"on_time": True},
-                                                                  separators=(",", ":"))
+        AuditEvent.action == "suggestion.answered")) == json.dumps(
+            {"evidence": 0, "on_time": True}, separators=(",", ":"))
     assert db.session.scalar(select(func.count()).select_from(TipUpdate)) >= 0
     with pytest.raises(referrals.CaseRefused):
         referrals.record_suggestion(db.session, officer, kind="rumour", issuer="x",
