@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from referral.logformat import ZERO, canonical, chain_hash, encode_line, leaf_hash
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import AuditCheckpoint, AuditEvent
 from portal.audit import entry_object
 from referral import merkle, notes
+from referral.logformat import ZERO, canonical, chain_hash, encode_line, leaf_hash
 
 BATCH = 10_000
 
