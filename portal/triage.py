@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from models import (
     Attachment,
@@ -178,7 +178,11 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
     unit_ids = principal.units_for("tip.view")
     if not unit_ids:
         return QueuePage([], None)
+    # Metadata only: the ciphertext and the receipt's columns are not even loaded.
     query = _filtered(select(Tip, Unit.code, Category.code)
+                      .options(defer(Tip.content), defer(Tip.receipt_lookup),
+                               defer(Tip.receipt_recipient), defer(Tip.responsible_index),
+                               defer(Tip.place_index))
                       .join(Unit, Unit.id == Tip.unit_id)
                       .outerjoin(Category, Category.id == Tip.category_id),
                       unit_ids, filters, now, calendar)

@@ -401,3 +401,25 @@ def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
     assert counts == {None: 6, "P01": 6}
     with pytest.raises(triage.Refused):
         triage.queue(db.session, principal, triage.QueueFilter(cursor="%%%"), now=base)
+
+
+def test_the_queue_does_not_even_load_ciphertext(app, client, staff) -> None:
+    from sqlalchemy import event
+
+    from portal import triage
+    from portal.access import principal_for
+
+    file_tip(client, "yanji")
+    principal = principal_for(db.session, db.session.get(User, staff.create("lister", "zhou")))
+    db.session.expunge_all()
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        rows = triage.queue(db.session, principal, triage.QueueFilter()).rows
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(rows) == 1
+    listing = next(s for s in statements if "FROM tips" in s and "ORDER BY" in s)
+    for column in ("tips.content", "receipt_lookup", "receipt_recipient"):
+        assert column not in listing
