@@ -5,6 +5,8 @@ from referral/workflow.py through referrals.available_actions."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import (
@@ -112,6 +114,25 @@ CASE_REFUSALS = {
 }
 
 
+@contextmanager
+def step_then_redirect(target: str) -> Iterator[list[Response]]:
+    """Run a step; on success flash "Done.", on a refusal flash why, then go back to `target`.
+    An unknown object answers 404. The views' one place for turning refusals into words."""
+    result = [redirect(target, 303)]
+    try:
+        yield result
+    except referrals.NotFound:
+        abort(404)
+    except KeyNotHeld:
+        flash(gettext("You have not been granted this unit's key"), "error")
+    except (TransitionRefused, referrals.CaseRefused) as refused:
+        flash(refusal(refused.code), "error")
+    except IntakeRejected as rejected:
+        flash(" ".join(error_text(e) for e in rejected.errors.values()), "error")
+    else:
+        flash(gettext("Done."))
+
+
 def refusal(code: str) -> str:
     label = REFUSALS.get(code) or CASE_REFUSALS.get(code)
     return str(label) if label else refusal_text(code)
@@ -167,23 +188,18 @@ def cases(caller: Caller) -> Any:
 def case(caller: Caller, case_id: int) -> Any:
     principal = caller.principal
     if request.method == "POST":
-        try:
+        with step_then_redirect(url_for("staff.case", case_id=case_id)) as done:
             if request.form.get("do") == "referral":
                 referral = referrals.create_referral(
                     db.session, principal, case_id, request.form.get("receiver", ""),
                     request.form.get("copy") or None)
-                return redirect(url_for("staff.referral", referral_id=referral.id)), 303
-            referrals.add_documents(db.session, principal, case_id,
-                                    request.form.get("kind", ""),
-                                    uploads_from(request.files.getlist("files")),
-                                    limits=limits())
-        except referrals.NotFound:
-            abort(404)
-        except referrals.CaseRefused as refused:
-            flash(refusal(refused.code), "error")
-        except IntakeRejected as rejected:
-            flash(" ".join(error_text(e) for e in rejected.errors.values()), "error")
-        return redirect(url_for("staff.case", case_id=case_id)), 303
+                done[0] = redirect(url_for("staff.referral", referral_id=referral.id), 303)
+            else:
+                referrals.add_documents(db.session, principal, case_id,
+                                        request.form.get("kind", ""),
+                                        uploads_from(request.files.getlist("files")),
+                                        limits=limits())
+        return done[0]
     try:
         view = referrals.open_case(db.session, principal, case_id)
     except referrals.NotFound:
@@ -244,30 +260,14 @@ def letter_context(action: str, contact_phone: str) -> dict[str, object]:
 
 
 def handle_action(caller: Caller, referral_id: int, action: str, face: str) -> Response:
-    target = url_for(f"{face}.referral", referral_id=referral_id)
-    try:
+    with step_then_redirect(url_for(f"{face}.referral", referral_id=referral_id)) as done:
         referrals.act(
             db.session, caller.principal, referral_id, action,
             reason=request.form.get("reason", ""), period=request.form.get("period", "normal"),
             uploads=uploads_from(request.files.getlist("files")),
             document_kind=request.form.get("document_kind") or None, limits=limits(),
             letter_context=letter_context(action, request.form.get("contact_phone", "")))
-    except referrals.NotFound:
-        abort(404)
-    except KeyNotHeld:
-        flash(gettext("You have not been granted this unit's key"), "error")
-        return redirect(target, 303)
-    except TransitionRefused as refused:
-        flash(refusal(refused.code), "error")
-        return redirect(target, 303)
-    except referrals.CaseRefused as refused:
-        flash(refusal(refused.code), "error")
-        return redirect(target, 303)
-    except IntakeRejected as rejected:
-        flash(" ".join(error_text(e) for e in rejected.errors.values()), "error")
-        return redirect(target, 303)
-    flash(gettext("Done."))
-    return redirect(target, 303)
+    return done[0]
 
 
 def package_response(caller: Caller, referral_id: int) -> Response:
@@ -361,20 +361,12 @@ def suggestions(caller: Caller) -> Any:
 def suggestion(caller: Caller, suggestion_id: int) -> Any:
     principal = caller.principal
     if request.method == "POST":
-        try:
+        with step_then_redirect(url_for("staff.suggestion", suggestion_id=suggestion_id)) as done:
             referrals.answer_suggestion(db.session, principal, suggestion_id,
                                         request.form.get("measures", ""),
                                         evidence=uploads_from(request.files.getlist("files")),
                                         limits=limits())
-        except referrals.NotFound:
-            abort(404)
-        except referrals.CaseRefused as refused:
-            flash(refusal(refused.code), "error")
-        except IntakeRejected as rejected:
-            flash(" ".join(error_text(e) for e in rejected.errors.values()), "error")
-        else:
-            flash(gettext("Done."))
-        return redirect(url_for("staff.suggestion", suggestion_id=suggestion_id)), 303
+        return done[0]
     try:
         row, content, evidence = referrals.open_suggestion(db.session, principal, suggestion_id)
     except referrals.NotFound:
