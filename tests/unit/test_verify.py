@@ -515,3 +515,219 @@ def test_replaced_tail_is_caught_only_with_the_previous_checkpoint(tmp_path: Pat
     assert message.startswith(f"previous checkpoint {kept} (size 70, root ")
     assert "is not consistent with checkpoint 120" in message
     assert main([str(folder), "--previous", str(kept)]) == 1
+
+
+# --- the byte-level (default) check against the strict JSON check ---
+
+def outcome(folder: Path, **kwargs: Any) -> str:
+    """The summary line, or the failure message."""
+    try:
+        return verify_bundle(folder, **kwargs).summary
+    except VerifyError as error:
+        return f"FAILED: {error}"
+
+
+def both(folder: Path, **kwargs: Any) -> tuple[str, str]:
+    return outcome(folder, **kwargs), outcome(folder, strict=True, **kwargs)
+
+
+def rechain(lines: Sequence[bytes], start: int = 0) -> list[bytes]:
+    """Recompute the chain hashes (and the prev fields) from line `start` on, as someone without
+    the signing key would after editing a line; the entry bytes are kept as they are."""
+    out = list(lines[:start])
+    prev = ZERO if start == 0 else bytes.fromhex(lines[start - 1][10:74].decode())
+    for line in lines[start:]:
+        entry = line[84:-2].replace(b'"prev":"' + line[84:-2].split(b'"prev":"')[-1][:64],
+                                    b'"prev":"' + prev.hex().encode())
+        prev = chain_hash(prev, leaf_hash(entry))
+        out.append(b'{"chain":"' + prev.hex().encode() + b'","entry":' + entry + b"}\n")
+    return out
+
+
+def signed_bundle(folder: Path, lines: Sequence[bytes], sizes: Sequence[int]) -> Path:
+    """A bundle whose checkpoints sign `lines` as they are (the signer wrote them)."""
+    return write_bundle(folder, lines, [leaf_hash(line[84:-2]) for line in lines], sizes)
+
+
+@pytest.mark.parametrize("block", [1 << 20, 1000, 2])
+def test_both_checks_agree_on_a_clean_bundle(tmp_path: Path, block: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("referral.verify._BLOCK", block)  # runs of many lines, or of one
+    folder = bundle(tmp_path)
+    fast, strict = both(folder, previous=folder / "checkpoints" / "40.note", entry=57)
+    assert fast == strict and fast.startswith("ok: 100 entries")
+    assert verify_bundle(folder, strict=True).strict and not verify_bundle(folder).strict
+    report = verify_bundle(folder, previous=folder / "checkpoints" / "40.note", entry=57)
+    lines, leaves = history(100)
+    assert report.consistency_proof == merkle.consistency_proof(40, leaves)
+    assert report.inclusion_proof == merkle.inclusion_proof(57, leaves)
+    assert report.entry_line == lines[57]
+
+
+def test_only_unsigned_lines_are_decoded_by_default(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The byte-level check really is the path taken: JSON only for the unsigned tail."""
+    import referral.verify
+    decoded: list[int] = []
+    check_json = referral.verify._check_json
+
+    def spy(line: bytes, seq: int, prev: bytes) -> tuple[bytes, bytes]:
+        decoded.append(seq)
+        return check_json(line, seq, prev)
+
+    monkeypatch.setattr("referral.verify._check_json", spy)
+    folder = write_bundle(tmp_path / "b", *history(100), [10, 64])
+    assert outcome(folder).startswith("ok: 100 entries, latest checkpoint 64")
+    assert decoded == list(range(64, 100))
+    decoded.clear()
+    assert outcome(folder, strict=True).startswith("ok: 100 entries")
+    assert decoded == list(range(100))
+
+
+TAMPERINGS = {
+    "changed byte": lambda lines: [*lines[:37], lines[37].replace(b'"tip.', b'"tiq.'),
+                                   *lines[38:]],
+    "changed chain": lambda lines: [*lines[:37], lines[37][:20] + b"0" + lines[37][21:],
+                                    *lines[38:]],
+    "upper-case chain": lambda lines: [*lines[:37], lines[37][:10] + lines[37][10:74].upper()
+                                       + lines[37][74:], *lines[38:]],
+    "deleted line": lambda lines: lines[:16] + lines[17:],
+    "added line": lambda lines: [*lines[:16], lines[16], *lines[16:]],
+    "swapped lines": lambda lines: [*lines[:20], lines[21], lines[20], *lines[22:]],
+    "space in the entry": lambda lines: [*lines[:5], lines[5].replace(b'"v":1', b'"v": 1'),
+                                         *lines[6:]],
+    "space in the frame": lambda lines: [*lines[:5], lines[5].replace(b'{"chain":', b'{ "chain":'),
+                                         *lines[6:]],
+    "escaped character": lambda lines: [*lines[:6], lines[6].replace(b"tip.", b"tip\\u002e", 1),
+                                        *lines[7:]],
+    "CRLF": lambda lines: [*lines[:5], lines[5][:-1] + b"\r\n", *lines[6:]],
+    "empty line": lambda lines: [*lines[:5], b"\n", *lines[5:]],
+    "truncated": lambda lines: [*lines[:-1], lines[-1][:-1]],
+    "half a line": lambda lines: [*lines[:-1], lines[-1][:200]],
+    "lines missing at the end": lambda lines: lines[:90],
+    "prev in details": lambda lines: [*lines[:8], lines[8].replace(
+        b'"details":{', b'"details":{"prev":"' + lines[8][10:74] + b'",'), *lines[9:]],
+    "seq in details": lambda lines: [*lines[:8], lines[8].replace(b'"details":{',
+                                                                  b'"details":{"seq":8,'),
+                                     *lines[9:]],
+    "rewritten and rechained": lambda lines: rechain(
+        [*lines[:24], lines[24].replace(b'"tip.', b'"tiq.'), *lines[25:]], 24),
+    "deleted and rechained": lambda lines: rechain(lines[:16] + lines[17:], 16),
+}
+
+
+@pytest.mark.parametrize("block", [1 << 20, 1000])
+@pytest.mark.parametrize("name", list(TAMPERINGS))
+def test_both_checks_catch_every_tampering(tmp_path: Path, name: str, block: int,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("referral.verify._BLOCK", block)
+    folder = bundle(tmp_path)
+    edit_lines(folder, TAMPERINGS[name])
+    fast, strict = both(folder)
+    # The byte-level check names the first bad line with the strict check's own message.
+    assert fast == strict and fast.startswith("FAILED: "), (fast, strict)
+    if name == "rewritten and rechained":  # consistent in itself: only the signed root tells
+        assert fast.startswith("FAILED: checkpoint checkpoints/40.note: root ")
+        assert "entries 10..39" in fast
+
+
+def test_a_non_canonical_edit_with_a_recomputed_chain(tmp_path: Path) -> None:
+    """An entry edited into non-canonical JSON, the chain recomputed by someone without the key:
+    strict mode names the line, the byte-level check the checkpoint whose root it breaks."""
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: rechain(
+        [*lines[:24], lines[24].replace(b"tip.", b"tip\\u002e", 1), *lines[25:]], 24))
+    fast, strict = both(folder)
+    assert strict == "FAILED: entry 24 (line 25): entry is not in canonical form"
+    assert fast.startswith("FAILED: checkpoint checkpoints/40.note: root ")
+
+
+def test_strict_check_messages_are_the_reference_ones(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, TAMPERINGS["upper-case chain"])
+    assert outcome(folder) == ("FAILED: entry 37 (line 38): chain must be 64 lowercase hex "
+                               "characters")
+    edit_lines(folder, lambda lines: [*lines[:37], lines[37][:10] + lines[37][10:74].lower()
+                                      + lines[37][74:], *lines[38:]])
+    assert outcome(folder).startswith("ok: ")
+    edit_lines(folder, TAMPERINGS["space in the frame"])
+    assert outcome(folder) == "FAILED: entry 5 (line 6): line is not in canonical form"
+    edit_lines(folder, lambda lines: [*lines[:5], lines[5].replace(b'{ "chain":', b'{"chain":'),
+                                      *lines[6:]])
+    edit_lines(folder, lambda lines: [*lines[:5], lines[5].replace(b'"entry":', b'"entry": '),
+                                      *lines[6:]])
+    assert outcome(folder) == "FAILED: entry 5 (line 6): entry is not in canonical form"
+    edit_lines(folder, lambda lines: [*lines[:5], b'{"x":1}\n', *lines[6:]])
+    assert outcome(folder) == ('FAILED: entry 5 (line 6): a line must be an object with exactly '
+                               'the keys "chain" and "entry"')
+
+
+def test_a_signed_non_canonical_entry_is_caught_by_strict_only(tmp_path: Path) -> None:
+    """Hash-consistent but not canonical: the signer itself committed to a malformed entry. The
+    bytes are exactly the signed ones, which is all the byte-level check proves; --strict also
+    proves the format. Edited after signing, the same line fails both (previous test)."""
+    lines, _ = history(100)
+    for edit in [lambda line: line.replace(b"tip.", b"tip\\u002e", 1),  # same value
+                 lambda line: line.replace(b'"details":{', b'"details":{"a":1,"a":2,'),
+                 lambda line: line.replace(b'"details":{', b'"details":{"z":1.5,')]:
+        edited = rechain([*lines[:30], edit(lines[30]), *lines[31:]], 30)
+        folder = signed_bundle(tmp_path / str(len(list(tmp_path.iterdir()))), edited,
+                               [10, 40, 64, 100])
+        fast, strict = both(folder)
+        assert fast.startswith("ok: 100 entries")
+        assert strict.startswith("FAILED: entry 30 (line 31): ")
+        # Past the latest checkpoint the entries are unsigned: both check them strictly.
+        folder = signed_bundle(tmp_path / str(len(list(tmp_path.iterdir()))), edited, [10, 30])
+        fast, strict = both(folder)
+        assert fast == strict and strict.startswith("FAILED: entry 30 (line 31): ")
+
+
+def test_lines_the_byte_check_cannot_read_are_checked_strictly(tmp_path: Path) -> None:
+    """Canonical entries whose tail does not split as expected (a role ending in ",", `prev` and
+    `seq` keys in details) verify, through the line-by-line JSON check."""
+    entries = [make_entry(s) for s in range(50)]
+    entries[3]["role"] = "officer,"
+    entries[4]["unit"] = 'a,"b'
+    entries[5]["details"] = {"prev": "0" * 64, "role": "x", "seq": 99, "unit": None, "v": 1}
+    entries[6]["unit"] = "\n,\"seq\":6,"
+    lines, leaves = link(entries)
+    folder = write_bundle(tmp_path / "b", lines, leaves, [20, 50])
+    assert both(folder) == (outcome(folder),) * 2 and outcome(folder).startswith("ok: 50 ")
+    # ... and still catch a wrong top-level seq hidden behind a right one in details.
+    entries = [make_entry(s) for s in range(12)]
+    entries[7]["seq"] = 70
+    entries[7]["details"] = {"seq": 7}
+    lines, leaves = link(entries)
+    folder = write_bundle(tmp_path / "c", lines, leaves, [12])
+    assert both(folder) == ("FAILED: entry 70: expected seq 7 (line 8; a missing, added or "
+                            "reordered line)",) * 2
+
+
+def test_the_stored_tree_gives_the_reference_roots_and_proofs() -> None:
+    from referral.verify import _Tree
+    leaves = [hashlib.sha256(bytes([i])).digest() for i in range(70)]
+    for runs in [[70], [1] * 70, [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 2]]:
+        tree, size = _Tree(), 0
+        assert tree.root(0, 0) == merkle.EMPTY_ROOT
+        for run in runs:
+            tree.extend(leaves[size:size + run])
+            size += run
+            assert tree.size == size and tree.root(0, size) == merkle.root(leaves[:size])
+    for size in range(1, 71):
+        for m in range(size + 1):
+            assert tree.consistency_proof(m, size) == merkle.consistency_proof(m, leaves[:size])
+        for index in range(size):
+            assert tree.inclusion_proof(index, size) == merkle.inclusion_proof(index,
+                                                                               leaves[:size])
+    assert tree.root(3, 11) == merkle.root(leaves[3:11])  # not aligned: computed, still right
+
+
+def test_strict_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines, _ = history(20)
+    edited = rechain([*lines[:6], lines[6].replace(b"tip.", b"tip\\u002e", 1), *lines[7:]], 6)
+    assert edited[6] != lines[6]
+    folder = signed_bundle(tmp_path / "b", edited, [20])
+    assert main([str(folder)]) == 0
+    assert main([str(folder), "--strict"]) == 1
+    assert capsys.readouterr().err == ("FAILED: entry 6 (line 7): entry is not in canonical "
+                                       "form\n")
