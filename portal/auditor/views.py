@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from models import Referral, Role, Tip, Unit, User
+from models import Case, Referral, Role, Tip, Unit, User
 from models.base import utcnow
 from portal import oversight
 from portal.audit import Actor, record
@@ -70,8 +70,10 @@ def tip(tip_id: int) -> str:
 def referrals() -> str:
     caller = _auditor()
     rows = list(db.session.scalars(select(Referral).order_by(Referral.id.desc()).limit(200)))
+    cases = list(db.session.scalars(select(Case).order_by(Case.id.desc()).limit(200)))
     users = {u.id: u for u in db.session.scalars(select(User))}
     return render_template("auditor/referrals.html", caller=caller, rows=rows, users=users,
+                           cases=cases,
                            timelines={r.id: oversight.referral_timeline(db.session, r.id)
                                       for r in rows})
 

@@ -127,6 +127,13 @@ def test_referral_from_case_to_filing_across_pages_and_api(app, staff) -> None:
     page = officer.get(f"/staff/referrals/{referral_id}?lang=en").get_data(as_text=True)
     assert re.search(r"Record 立案 \(case filed\)</td>|→ Filed \(立案\)", page)
     assert "referral.hand_over_exhibits" in page
+    # An auditor sees the case and the referral by their metadata, never the case's title.
+    auditor = staff.create("case_auditor", "zhou", "auditor", grant=False)
+    audit = app.test_client()
+    staff.login(audit, "case_auditor", auditor)
+    overview = audit.get("/audit/referrals?lang=en").get_data(as_text=True)
+    assert case.number in overview and "Quarry dumping case" not in overview
+    assert "file → filed" in overview and "kim_case" in overview
 
 
 def test_suggestions_are_recorded_answered_with_evidence(app, staff) -> None:
