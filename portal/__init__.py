@@ -47,9 +47,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def register_template_helpers(app: Flask) -> None:
     from flask_babel import format_datetime
 
-    from portal.messages import status_text
+    from portal.messages import TEMPLATE_WORDS, status_text
 
-    app.jinja_env.globals.update(format_datetime=format_datetime, status_text=status_text)
+    app.jinja_env.globals.update(format_datetime=format_datetime, status_text=status_text,
+                                 **TEMPLATE_WORDS)
 
 
 def register_extensions(app: Flask) -> None:

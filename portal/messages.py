@@ -96,3 +96,110 @@ STATUS_WORDS = {
 
 def status_text(status: str) -> str:
     return str(STATUS_WORDS.get(status, status))
+
+
+# ---------------------------------------------------------------------------------------------
+# Words for the codes the pages show. Every staff, liaison, auditor and admin page turns a code
+# into words through one of these (registered as Jinja globals in portal/__init__.py); a page
+# never prints a unit code, channel, role, deadline step, state or audit action as it is stored.
+
+
+def unit_name(unit: object, lang: str | None = None) -> str:
+    """A unit (or its code) by its name in the page's language."""
+    from portal.http import current_lang
+
+    lang = lang or current_lang()
+    if unit is None:
+        return "—"
+    if isinstance(unit, str):
+        from sqlalchemy import select
+
+        from models import Unit
+        from portal.extensions import db
+
+        found = db.session.scalar(select(Unit).where(Unit.code == unit))
+        return found.name(lang) if found is not None else unit
+    return unit.name(lang)  # type: ignore[attr-defined]
+
+
+CHANNEL_WORDS = {
+    "online": lazy_gettext("Online portal"),
+    "api": lazy_gettext("Partner app"),
+    "hotline": lazy_gettext("12369 hotline"),
+    "petition": lazy_gettext("Petition (信访)"),
+    "inspection_rectification": lazy_gettext("Inspection rectification (督察整改)"),
+    "enforcement": lazy_gettext("Enforcement"),
+    "routine_inspection": lazy_gettext("Routine inspection"),
+    "transfer": lazy_gettext("Transferred from another body"),
+}
+
+
+def channel_text(channel: str) -> str:
+    return str(CHANNEL_WORDS.get(channel, channel))
+
+
+ROLE_WORDS = {
+    "intake_officer": lazy_gettext("Intake officer"),
+    "case_officer": lazy_gettext("Case officer"),
+    "head": lazy_gettext("Head"),
+    "auditor": lazy_gettext("Auditor"),
+    "administrator": lazy_gettext("Administrator"),
+    "liaison": lazy_gettext("Liaison"),
+}
+
+
+def role_text(role: str) -> str:
+    return str(ROLE_WORDS.get(str(role), role))
+
+
+PRIORITY_WORDS = {0: lazy_gettext("Normal"), 1: lazy_gettext("High"), 2: lazy_gettext("Urgent")}
+
+
+def priority_text(priority: int | None) -> str:
+    return str(PRIORITY_WORDS.get(priority or 0, priority))
+
+
+STEP_WORDS = {
+    "tip.accept": lazy_gettext("Decide to accept or decline"),
+    "tip.close": lazy_gettext("Close with a result"),
+    "tip.contact": lazy_gettext("Contact the real-name reporter"),
+}
+
+
+def step_text(step: str | None) -> str:
+    """A deadline step (tip.accept, referral.approve …) in words."""
+    return str(STEP_WORDS.get(step or "", step or "—"))
+
+
+def event_text(action: str, details: object = None) -> str:
+    """One history or audit entry as a sentence (收到举报（1个附件）), never `action {json}`."""
+    return str(EVENT_WORDS.get(action, action))
+
+
+EVENT_WORDS: dict[str, object] = {}
+
+
+def duration_text(delta: object) -> str:
+    """A duration (late by …) in the page's language: days, hours and minutes."""
+    from datetime import timedelta
+
+    if not isinstance(delta, timedelta):
+        return "—"
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(abs(minutes), 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(gettext("%(num)d days", num=days))
+    if hours:
+        parts.append(gettext("%(num)d hours", num=hours))
+    if mins or not parts:
+        parts.append(gettext("%(num)d minutes", num=mins))
+    return " ".join(parts)
+
+
+TEMPLATE_WORDS = {
+    "unit_name": unit_name, "channel_text": channel_text, "role_text": role_text,
+    "priority_text": priority_text, "step_text": step_text, "event_text": event_text,
+    "duration_text": duration_text,
+}
