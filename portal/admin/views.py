@@ -36,6 +36,7 @@ from portal.categories import (
 from portal.custody import reset_password
 from portal.extensions import db
 from portal.http import current_lang
+from portal.messages import ROLE_WORDS
 from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, token_is_valid
 from portal.staff.context import Caller, current_caller, session_store
@@ -65,16 +66,18 @@ def setup(token: str) -> tuple[str, int] | str:
             try:
                 result = complete_setup(db.session, username, password, token=token,
                                         wrap_cost=current_app.config["WRAP_ARGON2"],
-                login_cost=current_app.config["LOGIN_ARGON2"])
+                                        login_cost=current_app.config["LOGIN_ARGON2"])
             except WeakPassword:
                 form.password.errors = [gettext("Use at least %(n)s characters.",
                                                 n=MIN_PASSWORD_LENGTH)]
             except AlreadySetUp:
                 abort(404)
             else:
-                files = {code: crypto.identity_file_text(identity, f"Qingliu recovery key {code}")
-                         for code, identity in result.recovery.items()}
-                return render_template("admin/recovery.html", files=files)
+                units = {u.code: u for u in db.session.scalars(select(Unit))}
+                keys = [(units[code], crypto.identity_file_text(
+                    identity, f"Qingliu recovery key {code}"))
+                    for code, identity in result.recovery.items()]
+                return render_template("admin/recovery.html", keys=keys)
         return render_template("admin/setup.html", form=form), 400
     return render_template("admin/setup.html", form=form)
 
@@ -88,6 +91,32 @@ def _admin() -> Caller:
     return caller
 
 
+def _actor(caller: Caller) -> Actor:
+    return Actor("staff", caller.user.id, Role.ADMINISTRATOR)
+
+
+def _today() -> date:
+    """Today in the prefecture; a test sets app.config["TODAY"] to a fixed day."""
+    fixed = current_app.config.get("TODAY")
+    return fixed if isinstance(fixed, date) else datetime.now(LOCAL).date()
+
+
+@bp.get("/admin")
+@bp.get("/admin/")
+def home() -> Any:
+    """The administrator's start page: the accounts at a glance, where to go, what needs doing."""
+    caller = _admin()
+    active = db.session.scalar(select(func.count(User.id)).where(User.active.is_(True))) or 0
+    inactive = db.session.scalar(select(func.count(User.id)).where(User.active.is_(False))) or 0
+    per_role = dict(db.session.execute(
+        select(Membership.role, func.count(func.distinct(Membership.user_id)))
+        .join(User, User.id == Membership.user_id).where(User.active.is_(True))
+        .group_by(Membership.role)).tuples().all())
+    return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
+                           per_role=[(role, per_role.get(role.value, 0)) for role in Role],
+                           warnings=admin_warnings(db.session, _today()))
+
+
 class UserForm(FlaskForm):
     username = StringField(_l("Username"))
     display_name = StringField(_l("Display name"))
@@ -96,59 +125,113 @@ class UserForm(FlaskForm):
     role = SelectField(_l("Role"), validate_choice=False)
 
 
-ROLE_LABELS = {
-    Role.INTAKE_OFFICER: _l("Intake officer"), Role.CASE_OFFICER: _l("Case officer"),
-    Role.HEAD: _l("Head"), Role.AUDITOR: _l("Auditor"), Role.ADMINISTRATOR: _l("Administrator"),
-    Role.LIAISON: _l("Liaison"),
+# Why a role was refused, in words; the field the message belongs to.
+ROLE_REFUSALS: dict[str, tuple[str, Any]] = {
+    "unknown_unit": ("unit", _l("Please choose one of the listed units.")),
+    "unknown_role": ("role", _l("Please choose one of the listed roles.")),
+    "liaison_needs_receiving_body": ("role", _l(
+        "A liaison belongs to a receiving body (public security, procuratorate, court, "
+        "discipline inspection and supervision commission or an administrative department). "
+        "Choose such a body as the unit, or another role.")),
+    "officer_needs_handling_unit": ("role", _l(
+        "Intake officers, case officers and heads belong to a handling unit (州本级 or a county "
+        "or city division). Choose such a unit, or the liaison role for a receiving body.")),
+    "oversight_needs_bureau": ("role", _l(
+        "Auditors and administrators belong to the bureau (州本级) or the province, not to a "
+        "receiving body.")),
+    "admin_not_officer": ("role", _l(
+        "An administrator cannot also be an officer or a liaison: use a separate account.")),
+    "already_member": ("role", _l("This person already has this role in this unit.")),
+    "bad_username": ("username", _l("Use at most 64 characters.")),
+    "no_role": ("role", _l("Please choose one of the listed roles.")),
 }
+
+
+def _unit_groups(lang: str) -> dict[str, list[tuple[str, str]]]:
+    """The units for a select, grouped so that the role that fits each is plain to see."""
+    groups: dict[str, list[tuple[str, str]]] = {
+        str(_l("Handling units (officers)")): [],
+        str(_l("Receiving bodies (liaisons)")): [],
+        str(_l("Province")): [],
+    }
+    keys = list(groups)
+    for unit in db.session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.id)):
+        if unit.kind in {k.value for k in HANDLING_KINDS}:
+            groups[keys[0]].append((unit.code, unit.name(lang)))
+        elif unit.kind in {k.value for k in RECEIVING_KINDS}:
+            groups[keys[1]].append((unit.code, unit.name(lang)))
+        else:
+            groups[keys[2]].append((unit.code, unit.name(lang)))
+    return {label: rows for label, rows in groups.items() if rows}
 
 
 def _user_form() -> UserForm:
     form = UserForm()
-    lang = current_lang()
-    form.unit.choices = choices([(u.code, u.name(lang)) for u in
-                         db.session.scalars(select(Unit).order_by(Unit.id))])
-    form.role.choices = choices([(role.value, str(label)) for role, label in ROLE_LABELS.items()
-                         if role != Role.LIAISON])
+    form.unit.choices = _unit_groups(current_lang())  # type: ignore[assignment]
+    form.role.choices = choices([(role.value, role_text(role)) for role in ROLE_ORDER])
     return form
+
+
+ROLE_ORDER = (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON, Role.AUDITOR,
+              Role.ADMINISTRATOR)
+
+
+def _show_refusal(form: FlaskForm, code: str) -> None:
+    field_name, message = ROLE_REFUSALS.get(code, ("role", _l("A value in the form is not "
+                                                              "valid.")))
+    getattr(form, field_name).errors = [str(message)]
+
+
+def _sign_in_link(user: User) -> str:
+    return url_for("admin.first_sign_in",
+                   token=first_sign_in_token(user, current_app.config["SECRET_KEY"]),
+                   _external=True)
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
 def users() -> Any:
     caller = _admin()
     form = _user_form()
-    actor = Actor("staff", caller.user.id, Role.ADMINISTRATOR)
     if form.is_submitted():
         username = (form.username.data or "").strip()
         if not username:
             form.username.errors = [gettext("This field is required.")]
-        elif db.session.scalar(select(User.id).where(User.username == username)):
-            form.username.errors = [gettext("This username is taken.")]
         else:
             try:
-                user = create_user(db.session, username, form.password.data or "",
-                                   wrap_cost=current_app.config["WRAP_ARGON2"],
-                login_cost=current_app.config["LOGIN_ARGON2"], actor=actor,
-                                   display_name=(form.display_name.data or "").strip())
-                add_membership(db.session, user, form.unit.data or "", Role(form.role.data),
-                               actor=actor)
+                role = parse_role(form.role.data or "")
+                user = create_account(
+                    db.session, username, form.password.data or "",
+                    [(form.unit.data or "", role)],
+                    wrap_cost=current_app.config["WRAP_ARGON2"],
+                    login_cost=current_app.config["LOGIN_ARGON2"], actor=_actor(caller),
+                    display_name=(form.display_name.data or "").strip())
+                record(db.session, _actor(caller), "user.sign_in_link_issued",
+                       object_type="user", object_id=user.id, via="page")
+            except UsernameTaken:
+                db.session.rollback()
+                form.username.errors = [gettext("This username is taken.")]
             except WeakPassword:
                 db.session.rollback()
                 form.password.errors = [gettext("Use at least %(n)s characters.",
                                                 n=MIN_PASSWORD_LENGTH)]
-            except ValueError:
+            except RoleRefused as refused:
                 db.session.rollback()
-                form.role.errors = [gettext("A value in the form is not valid.")]
+                _show_refusal(form, refused.code)
             else:
                 db.session.commit()
-                flash(gettext("The account has been created. A holder of the unit's key must "
-                              "grant it before the officer can read tips."))
+                flash(gettext("The account has been created. Give %(name)s the password and "
+                              "this one-time link, where they choose their own password and "
+                              "set up the second factor: %(link)s",
+                              name=username, link=_sign_in_link(user)))
+                if role in (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON):
+                    flash(gettext("A holder of the unit's key (or its recovery key) must grant "
+                                  "the key on the “Unit keys” page before they can open "
+                                  "anything."))
                 return redirect(url_for("admin.users")), 303
     people = list(db.session.scalars(select(User).order_by(User.username)))
     memberships = list(db.session.scalars(select(Membership)))
     return render_template("admin/users.html", form=form, people=people, caller=caller,
-                           memberships=memberships, role_labels=ROLE_LABELS,
-                           lang=current_lang()), 400 if form.errors else 200
+                           memberships=memberships), 400 if form.errors else 200
 
 
 @bp.post("/admin/users/<int:user_id>/<action>")
@@ -157,18 +240,23 @@ def user_action(user_id: int, action: str) -> Any:
     user = db.session.get(User, user_id)
     if user is None:
         abort(404)
-    actor = Actor("staff", caller.user.id, Role.ADMINISTRATOR)
+    actor = _actor(caller)
     form = _user_form()
     if action == "membership":
         try:
-            add_membership(db.session, user, form.unit.data or "", Role(form.role.data),
-                           actor=actor)
-            db.session.commit()
-        except (ValueError, LookupError):
+            assign_role(db.session, user, form.unit.data or "", parse_role(form.role.data or ""),
+                        actor=actor)
+        except RoleRefused as refused:
             db.session.rollback()
-            flash(gettext("A value in the form is not valid."), "error")
+            flash(str(ROLE_REFUSALS.get(refused.code, ROLE_REFUSALS["unknown_role"])[1]),
+                  "error")
+        else:
+            db.session.commit()
+            flash(gettext("Saved."))
     elif action == "remove-membership":
-        membership = db.session.get(Membership, int(request.form.get("membership_id", 0)))
+        membership_id = request.form.get("membership_id", "")
+        membership = (db.session.get(Membership, int(membership_id))
+                      if membership_id.isdigit() else None)
         if membership is None or membership.user_id != user.id:
             abort(404)
         remove_membership(db.session, membership, actor=actor)
@@ -182,7 +270,7 @@ def user_action(user_id: int, action: str) -> Any:
         try:
             revoked = reset_password(db.session, user, form.password.data or "",
                                      wrap_cost=current_app.config["WRAP_ARGON2"],
-                login_cost=current_app.config["LOGIN_ARGON2"], actor=actor)
+                                     login_cost=current_app.config["LOGIN_ARGON2"], actor=actor)
         except WeakPassword:
             flash(gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH), "error")
             return redirect(url_for("admin.users")), 303
@@ -193,6 +281,62 @@ def user_action(user_id: int, action: str) -> Any:
     else:
         abort(404)
     return redirect(url_for("admin.users")), 303
+
+
+class FirstSignInForm(FlaskForm):
+    current = PasswordField(_l("The password you were given"))
+    new = PasswordField(_l("Your own new password (at least 12 characters)"))
+    confirm = PasswordField(_l("New password again"))
+
+
+@bp.route("/welcome/<token>", methods=["GET", "POST"])
+def first_sign_in(token: str) -> Any:
+    """A one-time first sign-in link: the newcomer replaces the password the administrator chose
+    with their own (the personal key is re-wrapped, nothing is lost), then enrols the second
+    factor. Once the password has changed the link no longer works."""
+    secret_key = current_app.config["SECRET_KEY"]
+    user = user_for_first_sign_in(db.session, token, secret_key)
+    if user is None:
+        return render_template("admin/link_spent.html"), 404
+    form = FirstSignInForm()
+    if not form.is_submitted():
+        return render_template("admin/first_sign_in.html", form=form, user=user)
+    current, new = form.current.data or "", form.new.data or ""
+    if new != (form.confirm.data or ""):
+        form.confirm.errors = [gettext("The two passwords differ.")]
+    elif new == current:
+        form.new.errors = [gettext("Choose a password of your own, not the one you were given.")]
+    else:
+        try:
+            personal = custody.unlock_personal(user, current)
+            custody.change_password(db.session, user, current, new,
+                                    wrap_cost=current_app.config["WRAP_ARGON2"],
+                                    login_cost=current_app.config["LOGIN_ARGON2"])
+        except CryptoError:
+            db.session.rollback()
+            form.current.errors = [gettext("Wrong password.")]
+        except WeakPassword:
+            db.session.rollback()
+            form.new.errors = [gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
+        else:
+            pending = session_store().create(user.id, personal, stage="password")
+            db.session.commit()
+            target = "staff.second_factor" if user.totp_confirmed_at else "staff.enroll"
+            response = redirect(url_for(target), 303)
+            response.set_cookie(COOKIE, pending.token, httponly=True, samesite="Strict",
+                                path="/", secure=current_app.config["SESSION_COOKIE_SECURE"])
+            return response
+    return render_template("admin/first_sign_in.html", form=form, user=user), 400
+
+
+# What a category's usual receiving body is, in words (the stored value is a kind of unit).
+RECEIVER_LABELS = {
+    UnitKind.PUBLIC_SECURITY: _l("Public security (公安)"),
+    UnitKind.PROCURATORATE: _l("Procuratorate (检察院)"),
+    UnitKind.COURT: _l("Court (法院)"),
+    UnitKind.DISCIPLINE: _l("Discipline inspection and supervision commission (纪委监委)"),
+    UnitKind.ADMIN_DEPT: _l("Competent administrative department (转办)"),
+}
 
 
 class CategoryForm(FlaskForm):

@@ -30,70 +30,21 @@ from portal.access import OFFICERS, KeyNotHeld
 from portal.extensions import db
 from portal.http import current_lang
 from portal.intake import IntakeRejected
-from portal.messages import error_text, refusal_text
+from portal.messages import (  # the words live in portal/messages.py; re-exported here
+    ACTION_LABELS,
+    DOCUMENT_LABELS,
+    LETTER_LABELS,
+    STATE_LABELS,
+    SUGGESTION_KIND_LABELS,
+    error_text,
+    refusal_text,
+)
 from portal.staff import bp
 from portal.staff.context import Caller
 from portal.staff.views import signed_in
 from portal.web import checkpoint_now, limits, uploads_from
-from referral.workflow import Document, TransitionRefused
+from referral.workflow import TransitionRefused
 
-DOCUMENT_LABELS = {
-    Document.INVESTIGATION_REPORT: _l("Investigation report (案件调查报告)"),
-    Document.INSPECTION_RECORD: _l("On-site inspection record (现场检查笔录)"),
-    Document.INTERVIEW_RECORD: _l("Interview record (询问笔录)"),
-    Document.SAMPLING_RECORD: _l("Sampling record (采样记录)"),
-    Document.EXHIBIT_LIST: _l("List of exhibits (涉案物品清单)"),
-    Document.MEDIA: _l("Photos, audio and video (照片音像)"),
-    Document.MONITORING_REPORT: _l("Monitoring or test report (监测/检验报告)"),
-    Document.EXPERT_OPINION: _l("Expert opinion (认定意见)"),
-    Document.PENALTY_DECISION: _l("Administrative penalty decision (行政处罚决定书)"),
-    Document.TRANSFER_LETTER: _l("Case transfer letter (案件移送书)"),
-    Document.RECEIPT: _l("Receipt (回执)"),
-    Document.DECISION: _l("Decision (决定书)"),
-    Document.RECONSIDERATION_REQUEST: _l("Request for reconsideration (复议申请)"),
-    Document.SUPERVISION_REQUEST: _l("Request for supervision (立案监督申请)"),
-    Document.OTHER: _l("Other material"),
-}
-# The letter lists materials under their Chinese names (17号 第6条).
-LETTER_LABELS = {
-    "investigation_report": "案件调查报告", "inspection_record": "现场检查（勘察）笔录",
-    "interview_record": "询问笔录", "sampling_record": "采样记录",
-    "exhibit_list": "涉案物品清单", "media": "照片、音像资料及清单",
-    "monitoring_report": "监测/检验报告", "expert_opinion": "认定意见",
-    "penalty_decision": "行政处罚决定书", "other": "其他材料",
-}
-ACTION_LABELS = {
-    "submit": _l("Submit for approval"), "approve": _l("Approve the referral"),
-    "reject": _l("Reject, with reasons"), "revise": _l("Revise the report"),
-    "hand_over": _l("Hand over (generates the 移送书 and the package)"),
-    "sign_receipt": _l("Sign the receipt (回执)"),
-    "request_material": _l("Ask for missing material"),
-    "supplement": _l("Supplement the material (补正)"),
-    "forward": _l("Forward to another jurisdiction"), "return": _l("Return"),
-    "file": _l("Record 立案 (case filed)"), "decline_filing": _l("Record 不予立案"),
-    "mark_overdue": _l("Mark the decision overdue"),
-    "request_reconsideration": _l("Ask for reconsideration (复议)"),
-    "uphold_refusal": _l("Uphold the refusal"),
-    "request_supervision": _l("Ask the procuratorate for supervision (立案监督)"),
-    "hand_over_exhibits": _l("Record the handover of exhibits"),
-    "withdraw": _l("Record 撤案 (withdrawn)"), "prosecute": _l("Record prosecution (起诉)"),
-    "not_prosecute": _l("Record 不起诉"),
-    "return_for_penalty": _l("Return for administrative penalty"),
-}
-STATE_LABELS = {
-    "draft": _l("Draft report"), "awaiting_approval": _l("Awaiting approval"),
-    "approved": _l("Approved"), "rejected": _l("Rejected"), "handed_over": _l("Handed over"),
-    "receipt_signed": _l("Receipt signed"), "material_requested": _l("Material requested"),
-    "supplemented": _l("Supplemented"), "forwarded": _l("Forwarded"),
-    "returned": _l("Returned"), "filed": _l("Filed (立案)"),
-    "not_filed": _l("Not filed (不予立案)"), "overdue": _l("Decision overdue"),
-    "reconsideration_requested": _l("Reconsideration requested"),
-    "reconsideration_upheld": _l("Refusal upheld"),
-    "supervision_requested": _l("Supervision requested"),
-    "exhibits_handed_over": _l("Exhibits handed over"), "withdrawn": _l("Withdrawn (撤案)"),
-    "prosecuted": _l("Prosecuted (起诉)"), "not_prosecuted": _l("Not prosecuted (不起诉)"),
-    "returned_for_penalty": _l("Returned for administrative penalty"),
-}
 REFUSALS = {
     "unknown_action": _l("There is no such step."),
     "not_from_this_state": _l("This step is not possible in the referral's current state."),
@@ -312,13 +263,6 @@ def referral_package(caller: Caller, referral_id: int) -> Response:
 
 # ---------------------------------------------------------------------------------------------
 # Inbound suggestions (三书一函)
-
-SUGGESTION_KIND_LABELS = {
-    "judicial": _l("Judicial suggestion (司法建议书)"),
-    "procuratorial": _l("Procuratorial suggestion (检察建议书)"),
-    "supervisory": _l("Supervisory suggestion (监察建议书)"),
-    "police": _l("Public security notice (公安提示函)"),
-}
 
 
 @bp.route("/suggestions", methods=["GET", "POST"])
