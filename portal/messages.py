@@ -438,6 +438,7 @@ EVENT_WORDS: dict[str, Any] = {
     "user.created": lazy_gettext("Account created"),
     "user.activated": lazy_gettext("Account activated"),
     "user.deactivated": lazy_gettext("Account deactivated"),
+    "user.sign_in_link_issued": lazy_gettext("One-time sign-in link issued"),
     "membership.added": lazy_gettext("Role given"),
     "membership.removed": lazy_gettext("Role removed"),
     "password.changed": lazy_gettext("Password changed"),
@@ -521,7 +522,12 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "units": lambda v: _count(int(v), _l("%(num)d unit"), _l("%(num)d units")),
     "ok": lambda v: _yes(v, _l("intact"), _l("does not verify")),
     "entries": lambda v: _count(int(v), _l("%(num)d entry"), _l("%(num)d entries")),
+    "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
 }
+
+
+VIA_WORDS = {"page": lazy_gettext("on the administration page"),
+             "command": lazy_gettext("from the command line")}
 
 
 def _details(details: object) -> dict[str, Any]:

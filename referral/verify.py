@@ -1,9 +1,10 @@
 """Offline verifier of an audit-log export bundle. Standard library and `cryptography` only.
 
-    python -m referral.verify DIR [--previous CHECKPOINT_FILE] [--entry SEQ] [--strict]
+    python -m referral.verify DIR_OR_ZIP [--previous CHECKPOINT_FILE] [--entry SEQ] [--strict]
 
 DIR holds `log.vkey` (the verifier key text), `checkpoints/<size>.note` (signed checkpoints) and
-`entries.jsonl` (one canonical line per entry, in seq order). The verifier checks every
+`entries.jsonl` (one canonical line per entry, in seq order); the ZIP file the auditor's page
+downloads holds the same files and is read in place, without unpacking it. The verifier checks every
 checkpoint's signature; streams the entries, checking their format, their seq numbers, their
 `prev` links and chain hashes; checks the Merkle root at every checkpoint size; with
 --previous, verifies an RFC 6962 consistency proof from an earlier export's checkpoint to the
@@ -28,6 +29,7 @@ import argparse
 import hashlib
 import re
 import sys
+import zipfile
 from binascii import hexlify
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,25 @@ _NOTE_NAME = re.compile(r"(0|[1-9][0-9]*)\.note")
 
 class VerifyError(Exception):
     """The bundle does not verify; the message names the first problem found."""
+
+
+# A bundle is a directory or the ZIP of one, read in place (zipfile.Path walks it like a path).
+Root = Path | zipfile.Path
+
+
+def _open_bundle(path: Path) -> tuple[Root, zipfile.ZipFile | None]:
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        return path, None
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise VerifyError(f"{path}: not a readable ZIP file ({error})") from None
+    root = zipfile.Path(archive)
+    if not (root / VKEY).exists():  # a ZIP of the bundle's folder rather than of its files
+        folders = [p for p in root.iterdir() if p.is_dir()]
+        if len(folders) == 1 and (folders[0] / VKEY).exists():
+            root = folders[0]
+    return root, archive
 
 
 _BLOCK = 1 << 20  # bytes read at a time from entries.jsonl
@@ -292,12 +313,12 @@ class Report:
         return self.lines()[0]
 
 
-def _read_checkpoints(root: Path, verifier: Verifier) -> list[tuple[str, Checkpoint]]:
+def _read_checkpoints(root: Root, verifier: Verifier) -> list[tuple[str, Checkpoint]]:
     folder = root / CHECKPOINTS
     if not folder.is_dir():
         raise VerifyError(f"{CHECKPOINTS}/ is missing")
     found: list[tuple[str, Checkpoint]] = []
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
         name = f"{CHECKPOINTS}/{path.name}"
         match = _NOTE_NAME.fullmatch(path.name)
         if not match or not path.is_file():
@@ -320,15 +341,27 @@ def _read_checkpoints(root: Path, verifier: Verifier) -> list[tuple[str, Checkpo
 
 def verify_bundle(path: str | Path, previous: str | Path | None = None,
                   entry: int | None = None, strict: bool = False) -> Report:
-    """Verify the bundle in `path`; raise VerifyError naming the first problem found.
+    """Verify the bundle in `path` (a directory or its ZIP); raise VerifyError naming the first
+    problem found.
 
     With strict=True every line is decoded and re-encoded as JSON; by default only the lines
     past the latest checkpoint are (see the module docstring and docs/audit-log.md §7).
     """
-    root = Path(path)
+    root, archive = _open_bundle(Path(path))
+    try:
+        return _verify(root, previous, entry, strict)
+    except zipfile.BadZipFile as error:
+        raise VerifyError(f"{path}: the ZIP file is damaged ({error})") from None
+    finally:
+        if archive is not None:
+            archive.close()
+
+
+def _verify(root: Root, previous: str | Path | None, entry: int | None, strict: bool
+            ) -> Report:
     try:
         verifier = Verifier.from_text((root / VKEY).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, KeyError, UnicodeDecodeError) as error:
         raise VerifyError(f"{VKEY}: cannot read it ({error})") from None
     except NoteError as error:
         raise VerifyError(f"{VKEY}: {error}") from None
@@ -372,8 +405,9 @@ def verify_bundle(path: str | Path, previous: str | Path | None = None,
     strict_from = 0 if strict else latest.size  # lines past the latest checkpoint: strict
     seq, prev = 0, ZERO
     try:
-        stream = (root / ENTRIES).open("rb", buffering=_BLOCK)
-    except OSError as error:
+        stream = ((root / ENTRIES).open("rb", buffering=_BLOCK) if isinstance(root, Path)
+                  else (root / ENTRIES).open("rb"))
+    except (OSError, KeyError) as error:
         raise VerifyError(f"{ENTRIES}: cannot read it ({error})") from None
     with stream:
         rest = b""
@@ -440,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m referral.verify",
         description="Verify an audit-log export bundle offline (see docs/audit-log.md).")
-    parser.add_argument("bundle", help="the bundle directory")
+    parser.add_argument("bundle", help="the bundle directory, or the ZIP file exported from "
+                                       "the auditor's page")
     parser.add_argument("--previous", metavar="CHECKPOINT_FILE",
                         help="a signed checkpoint from an earlier export: prove the log only "
                              "grew since")

@@ -334,6 +334,45 @@ def test_clean_bundle_via_the_command_line(tmp_path: Path) -> None:
     assert done.stderr.startswith("FAILED: entry 51: expected seq 50")
 
 
+def _zip(folder: Path, target: Path, prefix: str = "") -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, prefix + path.relative_to(folder).as_posix())
+    return target
+
+
+def test_the_downloaded_zip_verifies_in_place(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    archive = _zip(folder, tmp_path / "export.zip")
+    assert verify_bundle(archive).summary == verify_bundle(folder).summary
+    # A ZIP of the folder itself (one level deeper) is read too.
+    nested = _zip(folder, tmp_path / "nested.zip", prefix="export/")
+    assert verify_bundle(nested).entries == 100
+    done = subprocess.run([sys.executable, "-m", "referral.verify", str(archive)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: 100 entries, latest checkpoint 100, root ")
+
+
+def test_a_tampered_or_damaged_zip_fails(tmp_path: Path) -> None:
+    folder = bundle(tmp_path)
+    edit_lines(folder, lambda lines: lines[:50] + lines[51:])
+    assert failure(_zip(folder, tmp_path / "cut.zip")).startswith("entry 51: expected seq 50")
+    good = _zip(bundle(tmp_path / "again"), tmp_path / "good.zip").read_bytes()
+    damaged = tmp_path / "damaged.zip"
+    middle = len(good) // 2
+    damaged.write_bytes(good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1:])
+    with pytest.raises(VerifyError):
+        verify_bundle(damaged)
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "readme.txt").write_text("not a bundle")
+    empty = _zip(tmp_path / "nothing", tmp_path / "empty.zip")
+    assert failure(empty).startswith("log.vkey: cannot read it")
+
+
 def test_empty_log_and_uncovered_tail(tmp_path: Path) -> None:
     empty = write_bundle(tmp_path / "empty", [], [], [0])
     assert verify_bundle(empty).latest == Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT)
