@@ -5,8 +5,8 @@ checks offline (docs/audit-log.md). No Flask here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -74,13 +74,30 @@ def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
     return session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1))
 
 
+# What can be wrong with the stored log, as codes with parameters: the pages put them into the
+# reader's language (portal/messages.py verification_text); `reason` is the English of the CLI.
+PROBLEMS = {
+    "missing_entry": "entry {seq} is missing (found {found})",
+    "altered_entry": "entry {seq} was altered (its content no longer matches its leaf hash)",
+    "broken_chain": "entry {seq} does not follow entry {previous}",
+    "bad_checkpoint": "checkpoint {size}: {detail}",
+    "checkpoint_beyond_log": "checkpoint {size} covers entries that are missing",
+    "differs_from_checkpoint": "the log differs from checkpoint {size}",
+}
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool
     entries: int
     checkpoint_size: int | None
     first_bad_seq: int | None = None
-    reason: str = ""
+    problem: str = ""  # a key of PROBLEMS
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return PROBLEMS[self.problem].format(**self.params) if self.problem else ""
 
 
 def verify_database(session: Session, keys: LogKeys) -> Verification:
@@ -89,17 +106,16 @@ def verify_database(session: Session, keys: LogKeys) -> Verification:
     prev, leaves, expected = ZERO, [], 0
     for event in _events(session):
         if event.seq != expected:
-            return Verification(False, expected, None, expected,
-                                f"entry {expected} is missing (found {event.seq})")
+            return Verification(False, expected, None, expected, "missing_entry",
+                                {"seq": expected, "found": event.seq})
         leaf = leaf_hash(canonical(entry_object(event, prev)))
         if leaf != event.leaf_hash:
-            return Verification(False, expected, None, event.seq,
-                                f"entry {event.seq} was altered (its content no longer matches "
-                                "its leaf hash)")
+            return Verification(False, expected, None, event.seq, "altered_entry",
+                                {"seq": event.seq})
         chained = chain_hash(prev, leaf)
         if chained != event.chain_hash:
-            return Verification(False, expected, None, event.seq,
-                                f"entry {event.seq} does not follow entry {event.seq - 1}")
+            return Verification(False, expected, None, event.seq, "broken_chain",
+                                {"seq": event.seq, "previous": event.seq - 1})
         prev = chained
         leaves.append(leaf)
         expected += 1
@@ -111,17 +127,17 @@ def verify_database(session: Session, keys: LogKeys) -> Verification:
         try:
             signed = notes.parse_checkpoint(checkpoint.note, verifier)
         except notes.NoteError as error:
-            return Verification(False, expected, checkpoint.size, None,
-                                f"checkpoint {checkpoint.size}: {error}")
+            return Verification(False, expected, checkpoint.size, None, "bad_checkpoint",
+                                {"size": checkpoint.size, "detail": str(error)})
         if signed.size > expected:
             return Verification(False, expected, signed.size, expected,
-                                f"checkpoint {signed.size} covers entries that are missing")
+                                "checkpoint_beyond_log", {"size": signed.size})
         while done < signed.size:
             frontier.append(leaves[done])
             done += 1
         if frontier.root() != signed.root:
             return Verification(False, expected, signed.size, None,
-                                f"the log differs from checkpoint {signed.size}")
+                                "differs_from_checkpoint", {"size": signed.size})
     latest = checkpoints[-1].size if checkpoints else None
     return Verification(True, expected, latest)
 

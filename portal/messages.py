@@ -43,6 +43,8 @@ _ERRORS = {
     "honeypot": lazy_gettext("The form could not be accepted. Please try again."),
     "invalid_json": lazy_gettext("The request body is not valid JSON."),
     "unknown_field": lazy_gettext("This field is not part of the API."),
+    "weak_idempotency_key": lazy_gettext("The Idempotency-Key must be a random value of 32 to "
+                                         "128 letters, digits or -._~+/= (e.g. a UUID)."),
     "unknown_language": lazy_gettext("Please choose one of the listed languages."),
     "unknown_channel": lazy_gettext("Please choose the channel the tip came through."),
     "not_a_choice": lazy_gettext("Please choose one of the listed values."),
@@ -589,11 +591,51 @@ def language_text(language: object) -> str:
     return str(LANGUAGE_WORDS.get(str(language), language))
 
 
+
+
+OBJECT_WORDS = {
+    "tip": lazy_gettext("tip"), "attachment": lazy_gettext("attachment"),
+    "case": lazy_gettext("case"), "referral": lazy_gettext("referral"),
+    "suggestion": lazy_gettext("suggestion (三书一函)"), "user": lazy_gettext("account"),
+    "unit": lazy_gettext("unit"), "category": lazy_gettext("category"),
+    "offence": lazy_gettext("offence"),
+}
+
+
+def object_text(object_type: object) -> str:
+    """What an audit entry is about (tip, case …), in words."""
+    return str(OBJECT_WORDS.get(str(object_type), ""))
+
+VERIFICATION_WORDS = {
+    "missing_entry": lazy_gettext("Entry %(seq)s is missing (the next stored entry is "
+                                  "%(found)s)."),
+    "altered_entry": lazy_gettext("Entry %(seq)s was altered: its content no longer matches its "
+                                  "leaf hash."),
+    "broken_chain": lazy_gettext("Entry %(seq)s does not follow entry %(previous)s."),
+    "bad_checkpoint": lazy_gettext("The signed checkpoint of %(size)s entries is not signed by "
+                                   "the log's key, or cannot be read."),
+    "checkpoint_beyond_log": lazy_gettext("The signed checkpoint of %(size)s entries covers "
+                                          "entries that are missing."),
+    "differs_from_checkpoint": lazy_gettext("The log differs from the signed checkpoint of "
+                                            "%(size)s entries."),
+}
+
+
+def verification_text(problem: str, params: dict[str, Any] | None = None) -> str:
+    """Why the log does not verify (portal/auditlog.py PROBLEMS), in the page's language."""
+    words = VERIFICATION_WORDS.get(problem)
+    if words is None:
+        return gettext("The log does not verify.")
+    try:
+        return str(words) % dict(params or {})
+    except (KeyError, TypeError, ValueError):
+        return gettext("The log does not verify.")
+
 TEMPLATE_WORDS = {
     "language_text": language_text,
     "unit_name": unit_name, "channel_text": channel_text, "role_text": role_text,
     "priority_text": priority_text, "step_text": step_text, "event_text": event_text,
     "duration_text": duration_text, "state_text": state_text, "action_text": action_text,
     "document_text": document_text, "case_status_text": case_status_text,
-    "user_name": user_name,
+    "user_name": user_name, "verification_text": verification_text, "object_text": object_text,
 }

@@ -9,14 +9,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Response, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
 from models import Case, Referral, Role, Tip, Unit, User
 from models.base import utcnow
 from portal import oversight
 from portal.audit import Actor, record
-from portal.auditlog import export_bundle, latest_checkpoint, verify_database
+from portal.auditlog import PROBLEMS, export_bundle, latest_checkpoint, verify_database
 from portal.auditor import bp
 from portal.extensions import db
 from portal.staff.context import Caller, current_caller
@@ -33,22 +42,28 @@ def _auditor() -> Caller:
     return caller
 
 
+def _export_name() -> str:
+    return current_app.config["AUDIT_LOG_ORIGIN"].replace("/", "_") + ".zip"
+
+
 @bp.get("/")
 def index() -> str:
     caller = _auditor()
     per_step, per_unit = oversight.on_time_rates(db.session, utcnow() - timedelta(days=365))
     return render_template("auditor/index.html", caller=caller, per_step=per_step,
-                           per_unit=per_unit, checkpoint=latest_checkpoint(db.session))
+                           per_unit=per_unit, checkpoint=latest_checkpoint(db.session),
+                           export_name=_export_name())
 
 
 @bp.get("/tips")
 def tips() -> str:
     caller = _auditor()
-    page = max(0, int(request.args.get("page", "0") or 0))
+    page_text = request.args.get("page", "0") or "0"
+    page = min(int(page_text), 10**6) if page_text.isdigit() else 0
     rows = list(db.session.scalars(select(Tip).order_by(Tip.id.desc()).offset(page * 100)
                                    .limit(100)))
     calendar = load_calendar(db.session)
-    units = {u.id: u.code for u in db.session.scalars(select(Unit))}
+    units = {u.id: u for u in db.session.scalars(select(Unit))}
     return render_template("auditor/tips.html", caller=caller, rows=rows, units=units,
                            deadlines={t.id: oversight.tip_deadlines(t, calendar) for t in rows},
                            page=page)
@@ -83,7 +98,7 @@ def decryptions() -> str:
     caller = _auditor()
     users = {u.id: u for u in db.session.scalars(select(User))}
     events, grants = oversight.key_events(db.session)
-    units = {u.id: u.code for u in db.session.scalars(select(Unit))}
+    units = {u.id: u for u in db.session.scalars(select(Unit))}
     return render_template("auditor/decryptions.html", caller=caller, users=users,
                            reads=oversight.decryptions(db.session), key_events=events,
                            grants=grants, units=units)
@@ -91,12 +106,26 @@ def decryptions() -> str:
 
 @bp.post("/verify")
 def verify() -> Any:
+    """Verify, log it, then show the result on a page of its own (a refresh repeats nothing)."""
     caller = _auditor()
     checkpoint_now()
     result = verify_database(db.session, audit_keys())  # type: ignore[arg-type]
     record(db.session, Actor("staff", caller.user.id, Role.AUDITOR), "audit.verified",
            ok=result.ok, entries=result.entries)
     db.session.commit()
+    session["audit_verification"] = {
+        "ok": result.ok, "entries": result.entries, "checkpoint_size": result.checkpoint_size,
+        "first_bad_seq": result.first_bad_seq, "problem": result.problem,
+        "params": {k: v for k, v in result.params.items() if isinstance(v, int | str)}}
+    return redirect(url_for("auditor.verification"), 303)
+
+
+@bp.get("/verify")
+def verification() -> Any:
+    caller = _auditor()
+    result = session.get("audit_verification")
+    if not isinstance(result, dict) or result.get("problem", "") not in {"", *PROBLEMS}:
+        return redirect(url_for("auditor.index"))
     return render_template("auditor/verify.html", caller=caller, result=result,
                            checkpoint=latest_checkpoint(db.session))
 
@@ -117,7 +146,7 @@ def export() -> Response:
                     archive.write(path, path.relative_to(folder).as_posix())
         size = buffer.tell()
         buffer.seek(0)
-    name = current_app.config["AUDIT_LOG_ORIGIN"].replace("/", "_") + ".zip"
+    name = _export_name()
     return Response(iter(lambda: buffer.read(io.DEFAULT_BUFFER_SIZE * 16), b""),
                     mimetype="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',

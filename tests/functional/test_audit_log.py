@@ -208,12 +208,67 @@ def test_auditors_browse_and_verify_but_never_decrypt(app, client, staff, monkey
         assert page.status_code == 200, path
         assert b"AUDITOR-MUST-NOT-SEE" not in page.data
     timeline = browser.get(f"/audit/tips/{filed.tip_id}?lang=en").get_data(as_text=True)
-    assert "tip.received" in timeline and "tip.opened" in timeline
+    assert "Tip received (Online portal, anonymous)" in timeline
+    assert "Tip opened and read" in timeline and "tip.received" not in timeline
     assert "reader" in browser.get("/audit/decryptions").get_data(as_text=True)
     assert browser.get(f"/staff/tips/{filed.tip_id}").status_code == 404
     verified = browser.post("/audit/verify?lang=en")
-    assert verified.status_code == 200 and "The log is intact" in verified.get_data(as_text=True)
+    assert verified.status_code == 303  # Post/Redirect/Get: a refresh verifies nothing twice
+    result = browser.get(verified.headers["Location"] + "?lang=en")
+    assert result.status_code == 200 and "The log is intact" in result.get_data(as_text=True)
     export = browser.post("/audit/export")
     assert export.status_code == 200 and export.mimetype == "application/zip"
     # Officers are not auditors.
     assert reader.get("/audit/").status_code == 403
+    assert reader.get("/audit/verify").status_code == 403
+
+
+def test_the_export_verifies_with_the_command_its_page_shows(app, client, staff, tmp_path
+                                                              ) -> None:
+    write_events(3)
+    auditor = staff.create("auditor", "zhou", "auditor")
+    staff.login(client, "auditor", auditor)
+    page = client.get("/audit/?lang=zh").get_data(as_text=True)
+    command = page.split("<code>", 1)[1].split("</code>", 1)[0]
+    assert command.startswith("python -m referral.verify ")
+    export = client.post("/audit/export")
+    assert export.status_code == 200
+    name = command.split()[3]  # the file name the page names is the one downloaded
+    assert f'filename="{name}"' in export.headers["Content-Disposition"]
+    (tmp_path / name).write_bytes(export.data)
+    done = subprocess.run([sys.executable, "-m", "referral.verify", name], cwd=tmp_path,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: ")
+    # The same file with one entry cut out fails, naming the entry.
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(export.data)) as original, \
+            zipfile.ZipFile(tmp_path / "cut.zip", "w") as cut:
+        for item in original.infolist():
+            data = original.read(item)
+            if item.filename == "entries.jsonl":
+                data = b"".join(data.splitlines(keepends=True)[:1] + data.splitlines(
+                    keepends=True)[2:])
+            cut.writestr(item, data)
+    bad = subprocess.run([sys.executable, "-m", "referral.verify", "cut.zip"], cwd=tmp_path,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
+    assert bad.returncode == 1 and "expected seq 1" in bad.stderr
+
+
+def test_a_broken_log_is_explained_in_the_page_language(app, client, staff) -> None:
+    write_events(4)
+    auditor = staff.create("auditor", "zhou", "auditor")
+    staff.login(client, "auditor", auditor)
+    with triggers_off():
+        db.session.execute(text("UPDATE audit_events SET details = :d WHERE seq = 2"),
+                           {"d": '{"n":7}'})
+        db.session.commit()
+    answer = client.post("/audit/verify")
+    page = client.get(answer.headers["Location"] + "?lang=zh").get_data(as_text=True)
+    assert "第2条记录已被改动" in page, page
+    page = client.get("/audit/verify?lang=ko").get_data(as_text=True)
+    assert "2번 기록이 변경되였습니다" in page
+    english = client.get("/audit/verify?lang=en").get_data(as_text=True)
+    assert "Entry 2 was altered" in english
