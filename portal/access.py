@@ -34,13 +34,23 @@ ACTIONS: dict[str, frozenset[str]] = {
     "tip.extend": OFFICERS,
     "tip.close": frozenset({Role.CASE_OFFICER, Role.HEAD}),
     "tip.hotline": _INTAKE,
-    "unit_key.grant": OFFICERS,
+    # A unit's key passes from holder to colleague: officers in handling units, liaisons in
+    # the receiving body they speak for (README: a liaison grants the body's key to the others).
+    "unit_key.grant": OFFICERS | {Role.LIAISON},
 }
+# The roles a unit's key may be granted to: officers of a handling unit, liaisons of a
+# receiving body. Administrators and auditors never hold one (they read no content).
+KEY_ROLES = OFFICERS | {Role.LIAISON}
 ADMIN_ACTIONS = frozenset({"accounts.manage", "categories.edit", "units.manage"})
 
 
 class KeyNotHeld(Exception):
-    """The officer may see the tip but has not been granted a key that opens it."""
+    """The officer may see the tip but has not been granted a key that opens it; `unit` is the
+    unit whose key would open it (for the "you hold no key" page), when known."""
+
+    def __init__(self, unit: Unit | None = None) -> None:
+        super().__init__(unit.code if unit is not None else "")
+        self.unit = unit
 
 
 @dataclass
@@ -87,13 +97,21 @@ class Principal:
     def may_admin(self, action: str) -> bool:
         return action in ADMIN_ACTIONS and self.is_admin
 
+    def key_units(self, keyed_units: set[int]) -> set[int]:
+        """The units whose key this person may hand on from the Unit keys page: their own (a
+        州本级 officer: every handling unit); an administrator, who keeps the printed recovery
+        keys, any keyed unit, but only with its recovery key pasted (custody checks it)."""
+        if self.may_admin("units.manage"):
+            return set(keyed_units)
+        return self.units_for("unit_key.grant") & set(keyed_units)
+
     def identities_for(self, tip: Tip) -> list[crypto.AgeIdentity]:
         """Unit identities that open this tip: its unit's, or 州本级's, which every tip is
         sealed to."""
         found = [self.identities[u] for u in (tip.unit_id, self.bureau_id)
                  if u is not None and u in self.identities]
         if not found:
-            raise KeyNotHeld
+            raise KeyNotHeld(tip.unit)
         return found
 
 

@@ -1,17 +1,29 @@
-"""CLI: `flask --app app seed | setup | setup-link`."""
+"""CLI: `flask --app app seed | setup | setup-link | users create | calendar-check | audit …`.
+
+Unattended commands fail with one line on stderr and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
 import os
+import sys
+from datetime import date, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from flask import Flask, current_app
 
 from portal import crypto
+from portal.accounts import MIN_PASSWORD_LENGTH, WeakPassword
 from portal.extensions import db
 from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, new_setup_token
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 2: what an unattended script can log and act on."""
+    click.echo(f"error: {message}", err=True)
+    raise click.exceptions.Exit(2)
 
 
 def write_recovery_keys(directory: Path, recovery: dict[str, crypto.AgeIdentity]) -> list[Path]:
@@ -29,6 +41,8 @@ def write_recovery_keys(directory: Path, recovery: dict[str, crypto.AgeIdentity]
 
 def register(app: Flask) -> None:
     register_audit_commands(app)
+    register_user_commands(app)
+    register_calendar_commands(app)
 
     @app.cli.command("seed")
     def seed_command() -> None:
@@ -44,14 +58,17 @@ def register(app: Flask) -> None:
         """Non-interactive first setup; the password comes from PORTAL_ADMIN_PASSWORD."""
         password = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
         if not password:
-            raise click.UsageError("set PORTAL_ADMIN_PASSWORD")
+            fail("set PORTAL_ADMIN_PASSWORD to the first administrator's password")
         seed(db.session)
         try:
             result = complete_setup(db.session, admin_name, password,
                                     wrap_cost=current_app.config["WRAP_ARGON2"],
-                login_cost=current_app.config["LOGIN_ARGON2"])
-        except AlreadySetUp as exc:
-            raise click.ClickException("this portal is already set up") from exc
+                                    login_cost=current_app.config["LOGIN_ARGON2"])
+        except WeakPassword:
+            fail(f"PORTAL_ADMIN_PASSWORD is too weak: use at least {MIN_PASSWORD_LENGTH} "
+                 "characters")
+        except AlreadySetUp:
+            fail("this portal is already set up")
         for path in write_recovery_keys(recovery_out, result.recovery):
             click.echo(f"wrote {path}")
         click.echo("Move these files offline now: they are the only way to recover the units' "
@@ -67,6 +84,118 @@ def register(app: Flask) -> None:
             return
         click.echo(f"First start: create the administrator and the units' keys at\n"
                    f"  {base_url.rstrip('/')}/setup/{token}\n(the link works once)")
+
+
+def read_new_password(variable: str) -> str:
+    """The password from the environment, else a hidden prompt when a person is at the terminal;
+    an unattended run without it fails."""
+    password = os.environ.get(variable, "")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        fail(f"set {variable} (no terminal to ask for the password)")
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
+                            err=True)
+    return str(password)
+
+
+def register_user_commands(app: Flask) -> None:
+    from flask.cli import AppGroup
+
+    users = AppGroup("users", help="Staff accounts, for unattended provisioning.")
+
+    @users.command("create")
+    @click.argument("name")
+    @click.option("--unit", "unit_code", required=True,
+                  help="the unit's code, e.g. yanji or psb_zhou")
+    @click.option("--role", "roles", required=True, multiple=True,
+                  help="intake_officer, case_officer, head, liaison, auditor or administrator "
+                       "(repeat for several)")
+    @click.option("--display-name", default="", help="the name colleagues see")
+    @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True,
+                  help="the portal's address, for the sign-in link")
+    def create_command(name: str, unit_code: str, roles: tuple[str, ...], display_name: str,
+                       base_url: str) -> None:
+        """Create an account; the first password comes from PORTAL_USER_PASSWORD (or a hidden
+        prompt at a terminal). Prints a one-time sign-in link where the person chooses their
+        own password. Exit 2 with one line on stderr when anything is refused."""
+        from portal.accounts import (
+            RoleRefused,
+            UsernameTaken,
+            create_account,
+            first_sign_in_token,
+            parse_role,
+        )
+        from portal.audit import SYSTEM, record
+
+        try:
+            wanted = [(unit_code, parse_role(role)) for role in roles]
+        except RoleRefused:
+            fail(f"unknown role in {', '.join(roles)}: use one of {_role_names()}")
+        password = read_new_password("PORTAL_USER_PASSWORD")
+        try:
+            user = create_account(db.session, name, password, wanted,
+                                  wrap_cost=current_app.config["WRAP_ARGON2"],
+                                  login_cost=current_app.config["LOGIN_ARGON2"], actor=SYSTEM,
+                                  display_name=display_name.strip())
+            record(db.session, SYSTEM, "user.sign_in_link_issued", object_type="user",
+                   object_id=user.id, via="cli")
+            db.session.commit()
+        except UsernameTaken:
+            db.session.rollback()
+            fail(f"the name {name!r} is taken")
+        except WeakPassword:
+            db.session.rollback()
+            fail(f"the password is too weak: use at least {MIN_PASSWORD_LENGTH} characters")
+        except RoleRefused as refused:
+            db.session.rollback()
+            fail(_ROLE_REFUSALS.get(refused.code, refused.code).format(unit=unit_code))
+        token = first_sign_in_token(user, current_app.config["SECRET_KEY"])
+        click.echo(f"created {user.username} ({', '.join(roles)} in {unit_code})")
+        click.echo(f"One-time sign-in link (valid 7 days; give it with the password):\n"
+                   f"  {base_url.rstrip('/')}/welcome/{token}")
+
+    app.cli.add_command(users)
+
+
+def _role_names() -> str:
+    from models import Role
+
+    return ", ".join(r.value for r in Role)
+
+
+_ROLE_REFUSALS = {
+    "unknown_unit": "unknown unit {unit!r}",
+    "liaison_needs_receiving_body": "{unit!r} is not a receiving body: a liaison belongs to one "
+                                    "(e.g. psb_zhou)",
+    "officer_needs_handling_unit": "{unit!r} is not a handling unit: officers and heads belong to "
+                                   "one (e.g. zhou, yanji)",
+    "oversight_needs_bureau": "auditors and administrators belong to the bureau, not to {unit!r}",
+    "admin_not_officer": "an administrator cannot also be an officer or a liaison",
+    "bad_username": "the name must be 1 to 64 characters",
+    "no_role": "give at least one --role",
+}
+
+
+def register_calendar_commands(app: Flask) -> None:
+    @app.cli.command("calendar-check")
+    @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                  help="check as of this day (default: today in the prefecture)")
+    def calendar_check_command(today: datetime | None) -> None:
+        """Exit 1 naming the years without holiday data that deadlines already reach (this
+        year, and next year from 1 November)."""
+        from zoneinfo import ZoneInfo
+
+        from portal.admin.warnings import missing_calendar_years
+
+        day: date = today.date() if today else datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        missing = missing_calendar_years(db.session, day)
+        if missing:
+            years = ", ".join(str(y) for y in missing)
+            click.echo(f"warning: the holiday calendar for {years} is missing; every deadline "
+                       f"that reaches it is uncertain. Import it on /admin/calendar.", err=True)
+            raise click.exceptions.Exit(1)
+        click.echo(f"ok: the holiday calendar covers what deadlines reach as of {day}")
 
 
 def register_audit_commands(app: Flask) -> None:

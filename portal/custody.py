@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Unit, UnitKeyGrant, User
+from models import Membership, Unit, UnitKeyGrant, User
 from models.base import utcnow
 from portal import crypto
 from portal.accounts import check_password_strength
@@ -22,6 +22,34 @@ class NotHolder(Exception):
 
 class WrongRecoveryKey(Exception):
     """The identity given is not this unit's recovery key."""
+
+
+class NotKeyMember(Exception):
+    """The grantee is not an officer of this handling unit, nor a liaison of this body."""
+
+
+def key_members(session: Session, unit_ids: set[int]) -> list[tuple[User, Unit]]:
+    """Who may receive each of these units' keys: its active officers (handling unit) or
+    liaisons (receiving body), as (person, unit) pairs."""
+    from portal.access import KEY_ROLES
+
+    rows = session.execute(
+        select(User, Unit).join(Membership, Membership.user_id == User.id)
+        .join(Unit, Unit.id == Membership.unit_id)
+        .where(Membership.unit_id.in_(sorted(unit_ids)),
+               Membership.role.in_(sorted(KEY_ROLES)), User.active.is_(True))
+        .distinct().order_by(Unit.id, User.username)).all()
+    return [(user, unit) for user, unit in rows]
+
+
+def check_key_member(session: Session, unit: Unit, grantee: User) -> None:
+    from portal.access import KEY_ROLES
+
+    found = session.scalar(select(Membership.id).where(
+        Membership.user_id == grantee.id, Membership.unit_id == unit.id,
+        Membership.role.in_(sorted(KEY_ROLES))).limit(1))
+    if found is None or not grantee.active:
+        raise NotKeyMember
 
 
 def unlock_personal(user: User, password: str) -> crypto.AgeIdentity:
@@ -86,6 +114,18 @@ def grant_from_recovery(session: Session, unit: Unit, grantee: User, recovery_te
     record(session, actor, "unit_key.recovered", object_type="user", object_id=grantee.id,
            unit_code=unit.code)
     return result
+
+
+def hand_on(session: Session, unit: Unit, grantee: User, *, granter: User,
+            granter_identities: dict[int, crypto.AgeIdentity], recovery_text: str,
+            actor: Actor) -> UnitKeyGrant:
+    """The Unit keys page: pass a unit's key to one of its officers or liaisons, from the key
+    the granter holds or from the unit's printed recovery key when one is given."""
+    check_key_member(session, unit, grantee)
+    if recovery_text.strip():
+        return grant_from_recovery(session, unit, grantee, recovery_text, actor=actor)
+    return grant(session, unit, grantee, granter=granter, granter_identities=granter_identities,
+                 actor=actor)
 
 
 def revoke(session: Session, grant_row: UnitKeyGrant, *, actor: Actor) -> None:

@@ -4,28 +4,46 @@ Administrators manage people and reference data; none of it opens a tip."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
 
-from models import CalendarYear, Category, Membership, Offence, Role, Unit, UnitKind, User
-from portal import crypto
+from models import (
+    HANDLING_KINDS,
+    RECEIVING_KINDS,
+    CalendarYear,
+    Category,
+    Membership,
+    Offence,
+    Role,
+    Unit,
+    UnitKind,
+    User,
+)
+from portal import crypto, custody
 from portal.accounts import (
     MIN_PASSWORD_LENGTH,
+    RoleRefused,
+    UsernameTaken,
     WeakPassword,
-    add_membership,
-    create_user,
+    assign_role,
+    create_account,
+    first_sign_in_token,
+    parse_role,
     remove_membership,
     set_active,
+    user_for_first_sign_in,
 )
 from portal.admin import bp
-from portal.audit import Actor
+from portal.admin.warnings import admin_warnings, missing_calendar_years
+from portal.audit import Actor, record
 from portal.categories import (
     CategoryEdit,
     CategoryRejected,
@@ -33,14 +51,17 @@ from portal.categories import (
     import_calendar,
     save_offence,
 )
+from portal.crypto import CryptoError
 from portal.custody import reset_password
 from portal.extensions import db
 from portal.http import current_lang
-from portal.messages import ROLE_WORDS
+from portal.messages import role_text
 from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, token_is_valid
-from portal.staff.context import Caller, current_caller, session_store
+from portal.staff.context import COOKIE, Caller, current_caller, session_store
 from portal.web import choices
+
+LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 class SetupForm(FlaskForm):
@@ -101,8 +122,7 @@ def _today() -> date:
     return fixed if isinstance(fixed, date) else datetime.now(LOCAL).date()
 
 
-@bp.get("/admin")
-@bp.get("/admin/")
+@bp.get("/admin", strict_slashes=False)
 def home() -> Any:
     """The administrator's start page: the accounts at a glance, where to go, what needs doing."""
     caller = _admin()
@@ -111,7 +131,7 @@ def home() -> Any:
     per_role = dict(db.session.execute(
         select(Membership.role, func.count(func.distinct(Membership.user_id)))
         .join(User, User.id == Membership.user_id).where(User.active.is_(True))
-        .group_by(Membership.role)).tuples().all())
+        .group_by(Membership.role)).all())
     return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
                            per_role=[(role, per_role.get(role.value, 0)) for role in Role],
                            warnings=admin_warnings(db.session, _today()))
@@ -347,9 +367,7 @@ class CategoryForm(FlaskForm):
     description_zh = TextAreaField(_l("Description (中文)"))
     description_ko = TextAreaField(_l("Description (조선어)"))
     description_en = TextAreaField(_l("Description (English)"))
-    usual_receiver = SelectField(_l("Usual receiving body"), validate_choice=False,
-                                 choices=[SelectChoice("", "—")]
-                                 + [SelectChoice(k.value, k.value) for k in UnitKind])
+    usual_receiver = SelectField(_l("Usual receiving body"), validate_choice=False)
 
 
 @bp.route("/admin/categories", methods=["GET", "POST"])
@@ -364,7 +382,7 @@ def categories() -> Any:
             usual_receiver=form.usual_receiver.data or None)
         try:
             edit_category(db.session, form.code.data or "", edit,
-                          actor=Actor("staff", caller.user.id, Role.ADMINISTRATOR))
+                          actor=_actor(caller))
         except CategoryRejected:
             db.session.rollback()
             flash(gettext("Every category needs a name in all three languages."), "error")
@@ -375,7 +393,8 @@ def categories() -> Any:
     rows = list(db.session.scalars(select(Category).where(Category.current.is_(True))
                                    .order_by(Category.sort_order)))
     return render_template("admin/categories.html", rows=rows, caller=caller, form=form,
-                           receivers=[k.value for k in UnitKind])
+                           receivers=[(k.value, str(label)) for k, label in
+                                      RECEIVER_LABELS.items()], lang=current_lang())
 
 
 @bp.route("/admin/calendar", methods=["GET", "POST"])
@@ -390,7 +409,7 @@ def calendar() -> Any:
                 and upload.filename else request.form.get("csv", ""))
         try:
             years = import_calendar(db.session, text,
-                                    actor=Actor("staff", caller.user.id, Role.ADMINISTRATOR))
+                                    actor=_actor(caller))
         except CalendarImportError as error:
             db.session.rollback()
             flash(gettext("The calendar was not imported: %(error)s", error=str(error)), "error")
@@ -400,7 +419,8 @@ def calendar() -> Any:
                       years=", ".join(str(y) for y in sorted(years)) or "—"))
         return redirect(url_for("admin.calendar")), 303
     years = list(db.session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
-    return render_template("admin/calendar.html", years=years, caller=caller)
+    return render_template("admin/calendar.html", years=years, caller=caller,
+                           missing=missing_calendar_years(db.session, _today()))
 
 
 @bp.route("/admin/offences", methods=["GET", "POST"])
@@ -412,7 +432,7 @@ def offences() -> Any:
             save_offence(db.session, form.get("code", ""),
                          {lang: form.get(f"name_{lang}", "") for lang in ("zh", "ko", "en")},
                          form.get("basis", ""), form.get("active") == "y",
-                         actor=Actor("staff", caller.user.id, Role.ADMINISTRATOR))
+                         actor=_actor(caller))
         except CategoryRejected:
             db.session.rollback()
             flash(gettext("Every offence needs a code, a name in all three languages and its "
@@ -422,4 +442,4 @@ def offences() -> Any:
         flash(gettext("Saved."))
         return redirect(url_for("admin.offences")), 303
     rows = list(db.session.scalars(select(Offence).order_by(Offence.id)))
-    return render_template("admin/offences.html", rows=rows, caller=caller)
+    return render_template("admin/offences.html", rows=rows, caller=caller, lang=current_lang())

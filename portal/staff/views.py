@@ -22,9 +22,9 @@ from flask import (
 from flask_babel import gettext
 from sqlalchemy import select
 
-from models import Category, Channel, Membership, Unit, UnitKeyGrant, User
+from models import Category, Channel, Unit, UnitKeyGrant, User
 from portal import auth, custody, triage
-from portal.access import KeyNotHeld
+from portal.access import KEY_ROLES, KeyNotHeld
 from portal.accounts import WeakPassword
 from portal.audit import Actor, record
 from portal.crypto import CryptoError
@@ -124,13 +124,18 @@ def second_factor() -> Any:
 
 
 def _home(caller: Caller) -> str:
-    """Where a signed-in person starts: liaisons of receiving bodies at their referrals."""
+    """Where a signed-in person starts: officers at the queue, administrators at their own home,
+    auditors at the log, liaisons of receiving bodies at their referrals."""
     principal = caller.principal
-    if principal.units_for("tip.view") or principal.is_admin:
+    if principal.units_for("tip.view"):
         return url_for("staff.queue")
+    if principal.is_admin:
+        return url_for("admin.home")
     if principal.is_auditor:
         return url_for("auditor.index")
-    return url_for("liaison.index")
+    if principal.liaison_units():
+        return url_for("liaison.index")
+    return url_for("staff.account")
 
 
 def _finish_sign_in(caller: Caller) -> Response:
@@ -276,8 +281,9 @@ def tip(caller: Caller, tip_id: int) -> Any:
         detail = triage.open_tip(db.session, caller.principal, tip_id)
     except triage.NotFound:
         abort(404)
-    except KeyNotHeld:
-        return render_template("staff/no_key.html", tip_id=tip_id), 403
+    except KeyNotHeld as missing:
+        return render_template("staff/no_key.html", what="tip", unit=missing.unit,
+                               caller=caller), 403
     users = {u.id: u for u in db.session.scalars(select(User))}
     return render_template("staff/tip.html", detail=detail, tip=detail.tip,
                            form=_action_form(caller, detail.tip.unit_id), caller=caller,
@@ -292,8 +298,9 @@ def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
         triage.perform(db.session, caller.principal, tip_id, action, request.form.to_dict())
     except triage.NotFound:
         abort(404)
-    except KeyNotHeld:
-        return render_template("staff/no_key.html", tip_id=tip_id), 403
+    except KeyNotHeld as missing:
+        return render_template("staff/no_key.html", what="tip", unit=missing.unit,
+                               caller=caller), 403
     except triage.Refused as refused:
         flash(refusal_text(refused.code), "error")
         return redirect(url_for("staff.tip", tip_id=tip_id)), 303
@@ -374,48 +381,62 @@ def hotline(caller: Caller) -> Any:
 @bp.route("/keys", methods=["GET", "POST"])
 @signed_in
 def keys(caller: Caller) -> Any:
+    """Grant a unit's key: officers of a handling unit and liaisons of a receiving body pass on
+    the key they hold; anyone who may see the unit here can paste its recovery key instead."""
     form = GrantForm()
     principal = caller.principal
-    my_units = principal.units_for("unit_key.grant")
+    keyed = set(db.session.scalars(select(Unit.id).where(Unit.public_key.is_not(None))))
+    my_units = principal.key_units(keyed)
     units = list(db.session.scalars(select(Unit).where(Unit.id.in_(sorted(my_units)))
                                     .order_by(Unit.id)))
     lang = current_lang()
     form.unit.choices = choices([(u.code, u.name(lang)) for u in units])
-    members = triage.staff_of_units(db.session, my_units)
-    form.user_id.choices = choices([(str(u.id), u.display_name or u.username) for u in members])
+    members = custody.key_members(db.session, my_units)
+    form.user_id.label.text = gettext("Colleague who receives the key")
+    form.user_id.choices = choices([(str(user.id), f"{user.display_name or user.username} — "
+                                     f"{unit.name(lang)}") for user, unit in members])
     if form.is_submitted():
         unit = next((u for u in units if u.code == form.unit.data), None)
-        grantee = db.session.get(User, int(form.user_id.data or 0)) if (
-            form.user_id.data or "").isdigit() else None
-        in_unit = grantee is not None and db.session.scalar(select(Membership.id).where(
-            Membership.user_id == grantee.id, Membership.unit_id == unit.id)) is not None if (
-            unit) else False
-        if unit is None or not in_unit:
-            flash(gettext("Choose an officer who belongs to that unit."), "error")
+        user_id = form.user_id.data or ""
+        grantee = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        if unit is None or grantee is None:
+            flash(gettext("Choose a unit and a colleague from the lists."), "error")
             return redirect(url_for("staff.keys")), 303
-        actor = Actor("staff", caller.user.id, None)
+        actor = Actor("liaison" if unit.id in principal.liaison_units() else "staff",
+                      caller.user.id, None)
         try:
-            if (form.recovery_key.data or "").strip():
-                custody.grant_from_recovery(db.session, unit, grantee,
-                                            form.recovery_key.data or "", actor=actor)
-            else:
-                custody.grant(db.session, unit, grantee, granter=caller.user,
-                              granter_identities=principal.identities, actor=actor)
+            custody.hand_on(db.session, unit, grantee, granter=caller.user,
+                            granter_identities=principal.identities,
+                            recovery_text=form.recovery_key.data or "", actor=actor)
+        except custody.NotKeyMember:
+            db.session.rollback()
+            flash(gettext("%(name)s is not an officer or liaison of %(unit)s, so cannot hold its "
+                          "key.", name=grantee.display_name or grantee.username,
+                          unit=unit.name(lang)), "error")
+            return redirect(url_for("staff.keys")), 303
         except custody.NotHolder:
             db.session.rollback()
-            flash(gettext("You do not hold this unit's key, so you cannot grant it."), "error")
+            flash(gettext("You do not hold the key of %(unit)s, so you cannot grant it. Paste "
+                          "its recovery key, or ask a colleague who holds it.",
+                          unit=unit.name(lang)), "error")
             return redirect(url_for("staff.keys")), 303
         except custody.WrongRecoveryKey:
             db.session.rollback()
-            flash(gettext("That is not this unit's recovery key."), "error")
+            flash(gettext("That is not the recovery key of %(unit)s.", unit=unit.name(lang)),
+                  "error")
             return redirect(url_for("staff.keys")), 303
         db.session.commit()
-        flash(gettext("The key has been granted."))
+        flash(gettext("%(name)s now holds the key of %(unit)s.",
+                      name=grantee.display_name or grantee.username, unit=unit.name(lang)))
         return redirect(url_for("staff.keys")), 303
     grants = list(db.session.scalars(select(UnitKeyGrant).where(
-        UnitKeyGrant.unit_id.in_(sorted(my_units)), UnitKeyGrant.revoked_at.is_(None))))
+        UnitKeyGrant.unit_id.in_(sorted(my_units)), UnitKeyGrant.revoked_at.is_(None))
+        .order_by(UnitKeyGrant.unit_id, UnitKeyGrant.granted_at)))
     users = {u.id: u for u in db.session.scalars(select(User))}
     unit_names = {u.id: u.name(lang) for u in db.session.scalars(select(Unit))}
+    own = {unit_id for unit_id, roles in principal.roles.items() if roles & KEY_ROLES}
     return render_template("staff/keys.html", form=form, grants=grants, users=users,
                            unit_names=unit_names, held=set(principal.identities),
+                           missing=[unit_names[u] for u in sorted(own - set(principal.identities))
+                                    if u in unit_names],
                            caller=caller)

@@ -1,0 +1,55 @@
+"""What an administrator should act on, shown on their home page (and by `flask calendar-check`).
+
+Flask-free: the caller passes the session and today's date, so a test can set the day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import CalendarYear, Membership, Role, Unit, UnitKeyGrant
+
+# From 1 November the next year's deadlines begin to matter (a 60-day period started then ends in
+# January), and the State Council usually publishes the next year's holidays in late autumn.
+NEXT_YEAR_WARNING_FROM = (11, 1)
+_KEYED_ROLES = (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON)
+
+
+@dataclass(frozen=True)
+class AdminWarning:
+    kind: str  # "calendar_missing" | "unit_without_key_holder"
+    year: int | None = None
+    unit: Unit | None = None
+
+
+def missing_calendar_years(session: Session, today: date) -> list[int]:
+    """Years without holiday data that deadlines already reach: this year always, and next year
+    from 1 November (every deadline that reaches it is uncertain)."""
+    covered = set(session.scalars(select(CalendarYear.year)))
+    wanted = [today.year]
+    if (today.month, today.day) >= NEXT_YEAR_WARNING_FROM:
+        wanted.append(today.year + 1)
+    return [year for year in wanted if year not in covered]
+
+
+def units_without_key_holder(session: Session) -> list[Unit]:
+    """Units with officers or liaisons of their own, none of whom holds the unit's key: nobody
+    there can open anything until the unit's recovery key grants it."""
+    staffed = set(session.scalars(select(Membership.unit_id).where(
+        Membership.role.in_([r.value for r in _KEYED_ROLES]))))
+    held = set(session.scalars(select(UnitKeyGrant.unit_id).where(
+        UnitKeyGrant.revoked_at.is_(None))))
+    missing = sorted(staffed - held)
+    if not missing:
+        return []
+    return list(session.scalars(select(Unit).where(Unit.id.in_(missing)).order_by(Unit.id)))
+
+
+def admin_warnings(session: Session, today: date) -> list[AdminWarning]:
+    return ([AdminWarning("calendar_missing", year=y)
+             for y in missing_calendar_years(session, today)]
+            + [AdminWarning("unit_without_key_holder", unit=u)
+               for u in units_without_key_holder(session)])
