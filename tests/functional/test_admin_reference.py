@@ -58,3 +58,44 @@ def test_offences_are_editable(app, portal_keys, staff) -> None:
     officer = app.test_client()
     staff.login(officer, "plain_officer", uid)
     assert officer.get("/admin/offences").status_code == 403
+
+
+def test_next_years_calendar_is_missed_from_1_november(app, portal_keys, runner) -> None:
+    """From 1 November a missing next-year calendar is a warning on the administrator's home,
+    on the calendar page and from `flask calendar-check`; on 31 October it is not yet."""
+    from datetime import date
+
+    from sqlalchemy import delete
+
+    db.session.execute(delete(CalendarYear).where(CalendarYear.year == 2027))
+    db.session.commit()
+    client = admin_client(app)
+    warning = "The holiday calendar for 2027 is missing"
+    app.config["TODAY"] = date(2026, 10, 31)
+    assert warning not in client.get("/admin?lang=en").get_data(as_text=True)
+    assert warning not in client.get("/admin/calendar?lang=en").get_data(as_text=True)
+    quiet = runner.invoke(args=["calendar-check", "--today", "2026-10-31"])
+    assert quiet.exit_code == 0 and "ok" in quiet.stdout
+    app.config["TODAY"] = date(2026, 11, 1)
+    assert warning in client.get("/admin?lang=en").get_data(as_text=True)
+    assert warning in client.get("/admin/calendar?lang=en").get_data(as_text=True)
+    loud = runner.invoke(args=["calendar-check", "--today", "2026-11-01"])
+    assert loud.exit_code == 1 and "2027" in loud.stderr
+    # Imported, the warning goes.
+    client.post("/admin/calendar", data={"csv": "date,kind,name\n2027-01-01,holiday,元旦\n"
+                                                "2027,complete,\n"})
+    assert warning not in client.get("/admin?lang=en").get_data(as_text=True)
+    assert runner.invoke(args=["calendar-check", "--today", "2026-11-01"]).exit_code == 0
+
+
+def test_categories_name_the_usual_receiver_in_words(app, portal_keys) -> None:
+    client = admin_client(app)
+    page = client.get("/admin/categories?lang=en").get_data(as_text=True)
+    assert ">Public security (公安)</option>" in page
+    assert ">public_security<" not in page and "(v1)" not in page
+    saved = client.post("/admin/categories", data={
+        "code": "P01", "name_zh": "非法倾倒", "name_ko": "불법투기", "name_en": "Dumping",
+        "usual_receiver": "procuratorate"})
+    assert saved.status_code == 303
+    page = client.get("/admin/categories?lang=en").get_data(as_text=True)
+    assert 'value="procuratorate" selected>Procuratorate (检察院)</option>' in page

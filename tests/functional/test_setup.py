@@ -29,9 +29,15 @@ def test_setup_link_works_once_and_shows_recovery_keys(app, client, runner) -> N
     assert mismatch.status_code == 400 and db.session.scalar(select(func.count(User.id))) == 0
     short = client.post(link, data={"username": "chief", "password": "short", "confirm": "short"})
     assert short.status_code == 400 and db.session.scalar(select(func.count(User.id))) == 0
-    done = client.post(link, data={"username": "chief", "password": ADMIN_PASSWORD,
-                                   "confirm": ADMIN_PASSWORD})
+    done = client.post(f"{link}?lang=en", data={"username": "chief", "password": ADMIN_PASSWORD,
+                                                "confirm": ADMIN_PASSWORD})
     assert done.status_code == 200
+    # The units by name, never by code, and the way on to sign in.
+    page = done.get_data(as_text=True)
+    headings = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert "Yanji" in headings and "yanji" not in headings and "psb_zhou" not in headings
+    assert len(headings) == len(KEYED)
+    assert 'href="/staff/login"' in page
     identities = re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]+", done.get_data(as_text=True))
     assert len(identities) == len(KEYED)
     units = {u.code: u for u in db.session.scalars(select(Unit))}
@@ -55,7 +61,15 @@ def test_noninteractive_setup_writes_one_identity_file_per_unit(app, runner, tmp
                                                                 monkeypatch) -> None:
     out = tmp_path / "recovery"
     missing = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
-    assert missing.exit_code != 0 and "PORTAL_ADMIN_PASSWORD" in missing.output
+    assert missing.exit_code == 2 and "PORTAL_ADMIN_PASSWORD" in missing.stderr
+    # A weak password: one line and exit status 2, not a traceback; nothing is set up.
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "short")
+    weak = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
+    assert weak.exit_code == 2 and weak.stdout == ""
+    assert weak.stderr.count("\n") == 1 and "too weak" in weak.stderr
+    assert "Traceback" not in weak.output
+    assert weak.exception is None or isinstance(weak.exception, SystemExit)
+    assert db.session.scalar(select(func.count(User.id))) == 0 and not out.exists()
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", ADMIN_PASSWORD)
     result = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
     assert result.exit_code == 0, result.output
@@ -70,4 +84,4 @@ def test_noninteractive_setup_writes_one_identity_file_per_unit(app, runner, tmp
         assert crypto.recipient_of(crypto.AgeIdentity(identity)) == units[code].public_key
     again = runner.invoke(args=["setup", "--admin", "ops2", "--recovery-out",
                                 str(tmp_path / "again")])
-    assert again.exit_code != 0 and "already set up" in again.output
+    assert again.exit_code == 2 and "already set up" in again.stderr
