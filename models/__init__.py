@@ -6,7 +6,16 @@ from models.calendar import CalendarYear, Holiday
 from models.case import Case, CaseMember, CaseTip, Offence, Referral, ReferralEvent, Suggestion
 from models.category import Category
 from models.install import InstallSecret, SetupToken
-from models.tip import Attachment, BlobChunk, Channel, Message, Tip, TipStatus, TipUpdate
+from models.tip import (
+    Attachment,
+    BlobChunk,
+    Channel,
+    Language,
+    Message,
+    Tip,
+    TipStatus,
+    TipUpdate,
+)
 from models.unit import HANDLING_KINDS, RECEIVING_KINDS, Unit, UnitKind
 from models.user import (
     LoginThrottle,
@@ -35,6 +44,7 @@ __all__ = [
     "Channel",
     "Holiday",
     "InstallSecret",
+    "Language",
     "LoginThrottle",
     "Membership",
     "Message",

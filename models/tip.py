@@ -32,6 +32,15 @@ class Channel(enum.StrEnum):
     TRANSFER = "transfer"  # from another body
 
 
+class Language(enum.StrEnum):
+    """The language the citizen filed in (the page's or the request's language; for a hotline
+    entry, the one the officer picks), so a Korean tip can be found without opening it."""
+
+    ZH = "zh"
+    KO = "ko"
+    EN = "en"
+
+
 class Tip(Base):
     __tablename__ = "tips"
     __table_args__ = (
@@ -56,6 +65,9 @@ class Tip(Base):
     county: Mapped[str | None] = mapped_column(String(40))  # unit code, None when unknown
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     channel: Mapped[str] = mapped_column(String(32), default=Channel.ONLINE)
+    # Language (zh, ko, en); None for tips filed before it was recorded. No index of its own:
+    # the queue walks an order-first index and filters, and each language is a large share.
+    language: Mapped[str | None] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(16), default=TipStatus.RECEIVED)
     priority: Mapped[int] = mapped_column(default=0)
     real_name: Mapped[bool] = mapped_column(default=False)

@@ -21,7 +21,7 @@ from typing import BinaryIO, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Attachment, Category, Channel, Tip, TipStatus, TipUpdate, Unit
+from models import Attachment, Category, Channel, Language, Tip, TipStatus, TipUpdate, Unit
 from models.base import utcnow
 from portal import crypto, receipts, sanitize
 from portal.audit import REPORTER, Actor, record
@@ -67,6 +67,7 @@ class TipDraft:
     keep_photo_location: bool = False
     identity: Identity | None = None
     channel: Channel = Channel.ONLINE
+    language: str | None = None  # zh, ko, en: the language the citizen filed in
 
 
 class Upload(Protocol):
@@ -129,6 +130,8 @@ def validate(session: Session, draft: TipDraft, upload_count: int, limits: Limit
         errors["category"] = FieldError("unknown_category")
     if draft.county is not None and draft.county not in COUNTIES:
         errors["county"] = FieldError("unknown_county")
+    if draft.language is not None and draft.language not in tuple(Language):
+        errors["language"] = FieldError("unknown_language")
     identity = draft.identity
     if identity is not None:
         if not identity.name.strip():
@@ -256,6 +259,7 @@ def file_tip(
             county=draft.county,
             category_id=category.id if category else None,
             channel=draft.channel,
+            language=draft.language,
             status=TipStatus.RECEIVED,
             real_name=draft.identity is not None,
             received_at=now,

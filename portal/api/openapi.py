@@ -29,6 +29,9 @@ TIP_PROPERTIES: dict[str, Any] = {
     "officials": {**TEXT, "maxLength": MAX_LENGTH["officials"]},
     "keep_photo_location": {"type": "boolean", "default": False},
     "identity": {"$ref": "#/components/schemas/Identity"},
+    "language": {"type": "string", "enum": ["zh", "ko", "en"],
+                 "description": "the language the tip is written in; omitted: the request's "
+                                "(?lang= or Accept-Language), else unknown"},
 }
 LIMITED = {"429": _error_response("too many requests from this connection")}
 
@@ -197,11 +200,15 @@ def staff_paths() -> dict[str, Any]:
             "delete": _bearer("Revoke this token", {"204": {"description": "revoked"}}),
         },
         "/staff/tips": {"get": _bearer("The queue: tips of the caller's units (metadata only)",
-                                       {"200": {"description": "one page and the next cursor"}},
+                                       {"200": {"description": "one page and the next cursor"},
+                                        "400": _error_response("a filter value that is not "
+                                                               "one of its choices")},
                                        parameters=[
             _query("status", "received, accepted, declined, verifying, referred, closed"),
             _query("category", "P01…Z07 or unclassified"),
             _query("county", "a county code or unknown"), _query("channel", "intake channel"),
+            _query("language", "the language the tip was filed in; unknown: not recorded",
+                   ["zh", "ko", "en", "unknown"]),
             _query("from", "received on or after (YYYY-MM-DD)"),
             _query("to", "received on or before (YYYY-MM-DD)"),
             _query("real_name", "yes or no", ["yes", "no"]),
@@ -229,7 +236,8 @@ def staff_paths() -> dict[str, Any]:
                                              "schema": {"type": "string",
                                                         "enum": STAFF_ACTIONS}}])},
         "/staff/attachments/{attachment_id}": {"get": _bearer(
-            "A file, decrypted (images re-rendered as PNG; audited)",
+            "A file, decrypted, as stored after cleaning (audited as a download): its true "
+            "type as Content-Type, its original name in Content-Disposition (RFC 5987)",
             {"200": {"description": "the file"}}, parameters=[_path_id("attachment_id")])},
         "/staff/hotline": {"post": _bearer(
             "Enter a tip for a caller (hotline, petition …); returns the receipt to read back",

@@ -12,7 +12,8 @@ from models import Channel
 from portal.intake import FieldError, Identity, TipDraft
 
 TIP_STRINGS = ("place", "occurred", "responsible", "narrative", "officials")
-TIP_FIELDS = {*TIP_STRINGS, "category", "county", "keep_photo_location", "identity"}
+TIP_FIELDS = {*TIP_STRINGS, "category", "county", "keep_photo_location", "identity",
+              "language"}
 IDENTITY_STRINGS = ("name", "phone", "id_number", "address")
 IDENTITY_FIELDS = {*IDENTITY_STRINGS, "contact_ok", "reward"}
 _TRUE = {"true", "1", "yes", "on"}
@@ -55,6 +56,7 @@ def tip_draft(data: Mapping[str, Any], *, from_form: bool) -> TipDraft:
     strings = {name: _string(data, name, errors) for name in TIP_STRINGS}
     category = _string(data, "category", errors).strip().upper() or None
     county = _string(data, "county", errors).strip().lower() or None
+    language = _string(data, "language", errors).strip().lower() or None
     identity_raw = data.get("identity")
     if from_form and isinstance(identity_raw, str):
         try:
@@ -87,6 +89,7 @@ def tip_draft(data: Mapping[str, Any], *, from_form: bool) -> TipDraft:
         keep_photo_location=_boolean(data, "keep_photo_location", errors),
         identity=identity,
         channel=Channel.API,
+        language=language,
     )
     if errors:
         raise SchemaError(errors)

@@ -13,6 +13,7 @@ from portal.api import bp
 from portal.api.openapi import openapi_document
 from portal.api.schema import SchemaError, receipt_and_body, tip_draft
 from portal.extensions import db
+from portal.http import LOCALES
 from portal.intake import FieldError, IntakeRejected
 from portal.messages import error_text, status_text
 from portal.web import limits, uploads_from
@@ -48,6 +49,15 @@ def categories() -> Response:
     ]})
 
 
+def _request_language() -> str | None:
+    """Without an explicit "language" field, a tip is in the language the client asked to be
+    answered in (?lang= or Accept-Language); None (unknown) when it named none we speak."""
+    chosen = request.args.get("lang")
+    if chosen in LOCALES:
+        return chosen
+    return request.accept_languages.best_match(list(LOCALES))
+
+
 @bp.post("/tips")
 def create_tip() -> tuple[Response, int]:
     try:
@@ -62,6 +72,7 @@ def create_tip() -> tuple[Response, int]:
                 raise SchemaError({"attachments": FieldError("invalid_type")})
             draft = tip_draft(data, from_form=False)
             uploads = []
+        draft.language = draft.language or _request_language()
         filed = intake.file_tip(db.session, draft, uploads, limits=limits(),
                                 receipt_cost=current_app.config["RECEIPT_ARGON2"])
     except (SchemaError, IntakeRejected) as rejected:

@@ -95,7 +95,9 @@ def report_submit() -> tuple[str, int]:
         return _render_report(form, 400)
     uploads = uploads_from(request.files.getlist("attachments"))
     try:
-        filed = intake.file_tip(db.session, form.to_draft(), uploads, limits=limits(),
+        draft = form.to_draft()
+        draft.language = current_lang()  # the page's language is the language of the tip
+        filed = intake.file_tip(db.session, draft, uploads, limits=limits(),
                                 receipt_cost=current_app.config["RECEIPT_ARGON2"])
     except IntakeRejected as rejected:
         loose = _attach_errors(form, rejected.errors)
