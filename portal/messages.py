@@ -429,6 +429,9 @@ EVENT_WORDS: dict[str, Any] = {
     "referral.not_prosecute": lazy_gettext("Not prosecuted (不起诉)"),
     "referral.return_for_penalty": lazy_gettext("Returned for administrative penalty"),
     "referral.package_downloaded": lazy_gettext("Referral package downloaded"),
+    "referral.package_refused": lazy_gettext("Referral package refused: no key that opens it"),
+    "referral.letter_previewed": lazy_gettext("Draft 移送书 previewed"),
+    "case.document_downloaded": lazy_gettext("Case document opened"),
     "suggestion.recorded": lazy_gettext("Suggestion (三书一函) recorded"),
     "suggestion.opened": lazy_gettext("Suggestion (三书一函) opened and read"),
     "suggestion.answered": lazy_gettext("Suggestion (三书一函) answered"),
@@ -524,10 +527,16 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "units": lambda v: _count(int(v), _l("%(num)d unit"), _l("%(num)d units")),
     "ok": lambda v: _yes(v, _l("intact"), _l("does not verify")),
     "entries": lambda v: _count(int(v), _l("%(num)d entry"), _l("%(num)d entries")),
+    "tip_files": lambda v: _count(int(v), _l("%(num)d of the reporter's files"),
+                                  _l("%(num)d of the reporters' files")) if v else None,
+    "sealed": lambda v: _yes(v, _l("sealed, for offline decryption")),
+    "reason": lambda v: str(REFUSAL_REASON_WORDS.get(str(v), "")) or None,
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
 }
 
 
+REFUSAL_REASON_WORDS = {"key_not_held": lazy_gettext("no key of the unit held"),
+                        "key_does_not_open": lazy_gettext("the key held does not open it")}
 VIA_WORDS = {"page": lazy_gettext("on the administration page"),
              "command": lazy_gettext("from the command line")}
 

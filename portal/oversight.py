@@ -23,8 +23,9 @@ from models import (
 from referral.calendar import HolidayCalendar, load_calendar
 from referral.deadlines import deadline_for
 
-READ_ACTIONS = ("tip.opened", "attachment.downloaded", "case.opened",
-                "referral.package_downloaded")
+READ_ACTIONS = ("tip.opened", "attachment.downloaded", "case.opened", "case.document_downloaded",
+                "suggestion.opened", "referral.package_downloaded", "referral.package_refused",
+                "referral.letter_previewed")
 
 
 @dataclass(frozen=True)
