@@ -3,7 +3,16 @@
 from models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from models.base import Base
 from models.calendar import CalendarYear, Holiday
-from models.case import Case, CaseMember, CaseTip, Offence, Referral, ReferralEvent, Suggestion
+from models.case import (
+    Case,
+    CaseMember,
+    CaseTip,
+    Offence,
+    Referral,
+    ReferralEvent,
+    ReferralTipFile,
+    Suggestion,
+)
 from models.category import Category
 from models.install import InstallSecret, SetupToken
 from models.tip import (
@@ -52,6 +61,7 @@ __all__ = [
     "RecoveryCode",
     "Referral",
     "ReferralEvent",
+    "ReferralTipFile",
     "Role",
     "SetupToken",
     "StaffSession",

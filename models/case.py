@@ -127,6 +127,17 @@ class ReferralEvent(Base):
     referral = relationship("Referral", back_populates="events")
 
 
+class ReferralTipFile(Base):
+    """A file a reporter sent with one of the case's tips, chosen to go into the referral's
+    package as it is stored: its name, its type, and the location and time the reporter chose to
+    keep."""
+
+    __tablename__ = "referral_tip_files"
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
+    attachment_id: Mapped[int] = mapped_column(ForeignKey("attachments.id"), primary_key=True)
+
+
 class Suggestion(Base):
     """An inbound 司法建议书 / 检察建议书 / 监察建议书 / 公安提示函 and its rectification."""
 

@@ -10,9 +10,10 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePosixPath, PureWindowsPath
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from models import (
     Offence,
     Referral,
     ReferralEvent,
+    ReferralTipFile,
     Role,
     Suggestion,
     Tip,
@@ -38,7 +40,7 @@ from models import (
 )
 from models.base import utcnow
 from portal import blobs, crypto
-from portal.access import OFFICERS, Principal
+from portal.access import OFFICERS, KeyNotHeld, Principal
 from portal.audit import Actor as AuditActor
 from portal.audit import record
 from portal.intake import Limits, Upload, store_attachments
@@ -46,6 +48,7 @@ from portal.keys import unit_recipients
 from referral import workflow
 from referral.calendar import load_calendar
 from referral.deadlines import deadline_for
+from referral.letter import LetterData, LetterIncomplete, Material, render_transfer_letter
 from referral.workflow import Actor, Document, State
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -127,24 +130,26 @@ def available_actions(principal: Principal, referral: Referral) -> list[workflow
     return [t for t in workflow.allowed(referral.state) if t.actor in roles]
 
 
-def identities_for_case(principal: Principal, case: Case) -> list[crypto.AgeIdentity]:
-    found = [principal.identities[u] for u in (case.unit_id, principal.bureau_id)
-             if u in principal.identities]
+def identities_for_unit(principal: Principal, unit_id: int) -> list[crypto.AgeIdentity]:
+    """The keys this person holds that open what is sealed to a unit (its own, or 州本级's);
+    KeyNotHeld when none, so that no cipher is ever asked to open with no key."""
+    found = [principal.identities[u] for u in dict.fromkeys((unit_id, principal.bureau_id))
+             if u is not None and u in principal.identities]
     if not found:
-        from portal.access import KeyNotHeld
-
         raise KeyNotHeld
     return found
+
+
+def identities_for_case(principal: Principal, case: Case) -> list[crypto.AgeIdentity]:
+    return identities_for_unit(principal, case.unit_id)
 
 
 def identities_for_referral(principal: Principal, referral: Referral
                             ) -> list[crypto.AgeIdentity]:
     units = (referral.case.unit_id, principal.bureau_id, referral.receiving_unit_id,
              referral.copy_unit_id)
-    found = [principal.identities[u] for u in units if u in principal.identities]
+    found = [principal.identities[u] for u in dict.fromkeys(units) if u in principal.identities]
     if not found:
-        from portal.access import KeyNotHeld
-
         raise KeyNotHeld
     return found
 
@@ -215,6 +220,9 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
     session.flush()
     for tip in tips:
         session.add(CaseTip(case_id=case.id, tip_id=tip.id))
+        if tip.status != TipStatus.VERIFYING:
+            # The reporter's status is their latest progress entry (portal/followup.py).
+            session.add(TipUpdate(tip_id=tip.id, status=TipStatus.VERIFYING, at=now))
         tip.status = TipStatus.VERIFYING
     for user_id in sorted(members):
         session.add(CaseMember(case_id=case.id, user_id=user_id))
@@ -223,6 +231,40 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
            members=len(members), offence=offence.code)
     session.commit()
     return case
+
+
+@dataclass(frozen=True)
+class TeamCandidate:
+    """An officer who may sit on a 专案组, with where and as what."""
+
+    user: User
+    memberships: list[tuple[Unit, str]]  # (unit, role)
+
+
+def team_candidates(session: Session, principal: Principal) -> list[TeamCandidate]:
+    """The active officers of the units this person forms cases in (case officers first)."""
+    units = principal.units_for("tip.verify")
+    rows = session.execute(
+        select(User, Unit, Membership.role).join(Membership, Membership.user_id == User.id)
+        .join(Unit, Unit.id == Membership.unit_id)
+        .where(Membership.unit_id.in_(sorted(units)), Membership.role.in_(sorted(OFFICERS)),
+               User.active.is_(True))
+        .order_by(Unit.id, User.display_name, User.username)).all()
+    found: dict[int, TeamCandidate] = {}
+    for user, unit, role in rows:
+        found.setdefault(user.id, TeamCandidate(user, [])).memberships.append((unit, role))
+    return sorted(found.values(), key=lambda c: (
+        not any(role == Role.CASE_OFFICER for _, role in c.memberships),
+        c.user.display_name or c.user.username))
+
+
+def tips_for_a_case(session: Session, principal: Principal) -> list[Tip]:
+    """Accepted tips of this person's units that belong to no case yet (ids and metadata)."""
+    in_a_case = select(CaseTip.tip_id)
+    return list(session.scalars(select(Tip).where(
+        Tip.unit_id.in_(sorted(principal.units_for("tip.verify"))),
+        Tip.status.in_([TipStatus.ACCEPTED, TipStatus.VERIFYING]),
+        Tip.id.not_in(in_a_case)).order_by(Tip.id.desc()).limit(200)))
 
 
 def add_documents(session: Session, principal: Principal, case_id: int, kind: str,
@@ -259,6 +301,21 @@ def open_case(session: Session, principal: Principal, case_id: int) -> CaseView:
            object_type="case", object_id=case.id, unit_code=case.unit.code)
     session.commit()
     return CaseView(case, content["title"], content["summary"], documents)
+
+
+@dataclass(frozen=True)
+class TipLinks:
+    """Where a tip went: its case (if any) and that case's referrals. Numbers and states only,
+    nothing sealed, so the tip page can show them to whoever may see the tip."""
+
+    case: Case | None
+    referrals: list[Referral]
+
+
+def links_for_tip(session: Session, tip_id: int) -> TipLinks:
+    case = session.scalar(select(Case).join(CaseTip, CaseTip.case_id == Case.id)
+                          .where(CaseTip.tip_id == tip_id))
+    return TipLinks(case, list(case.referrals) if case is not None else [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,14 +368,16 @@ def _documents_present(session: Session, referral: Referral) -> set[str]:
 def act(session: Session, principal: Principal, referral_id: int, action: str, *,
         reason: str = "", period: str = "normal", uploads: Sequence[Upload] = (),
         document_kind: str | None = None, limits: Limits | None = None,
-        letter_context: dict | None = None, now: datetime | None = None) -> Referral:
+        letter_context: dict | None = None, tip_files: Sequence[int] | None = None,
+        now: datetime | None = None) -> Referral:
     """Take one step of the procedure. Refusals (workflow.TransitionRefused, CaseRefused,
-    NotFound) change nothing."""
+    NotFound, KeyNotHeld) change nothing. `tip_files`, with "submit": which of the tips' own
+    files go into the package."""
     now = now or utcnow()
     try:
         return _act(session, principal, referral_id, action, reason=reason, period=period,
                     uploads=uploads, document_kind=document_kind, limits=limits,
-                    letter_context=letter_context or {}, now=now)
+                    letter_context=letter_context or {}, tip_files=tip_files, now=now)
     except BaseException:
         session.rollback()
         raise
@@ -326,7 +385,8 @@ def act(session: Session, principal: Principal, referral_id: int, action: str, *
 
 def _act(session: Session, principal: Principal, referral_id: int, action: str, *,
          reason: str, period: str, uploads: Sequence[Upload], document_kind: str | None,
-         limits: Limits | None, letter_context: dict, now: datetime) -> Referral:
+         limits: Limits | None, letter_context: dict, tip_files: Sequence[int] | None,
+         now: datetime) -> Referral:
     referral = get_referral(session, principal, referral_id)
     roles = actor_role(principal, referral)
     if not roles:
@@ -346,6 +406,8 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
         raise CaseRefused("bad_value")
     if action == "hand_over" and not str(letter_context.get("contact_phone", "")).strip():
         raise CaseRefused("contact_phone_required")  # 17号 第6条: the 移送书 names a contact
+    if tip_files is not None and action == "submit":
+        _choose_tip_files(session, referral, tip_files)
     recipients = _referral_recipients(session, referral)
     if uploads:
         if limits is None or brought is None:
@@ -381,6 +443,7 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
            f"referral.{action}", object_type="referral", object_id=referral.id,
            unit_code=referral.case.unit.code, to_state=transition.target.value,
            on_time=on_time, with_documents=bool(uploads),
+           tip_files=len(tip_files) if tip_files is not None and action == "submit" else None,
            # The log commits to the 移送书 it handed over (SHA-256 of the PDF).
            letter_sha256=referral.letter_sha256 if action == "hand_over" else None)
     session.commit()
@@ -404,26 +467,185 @@ def _tell_reporters(session: Session, referral: Referral, action: str, now: date
         session.add(TipUpdate(tip_id=tip.id, status=status, at=now))  # no names, no notes
 
 
-def _build_package(session: Session, principal: Principal, referral: Referral,
-                   letter_context: dict, now: datetime) -> None:
-    """The referral package (17号 第6条): the 案件移送书 PDF, the case's documents and their
-    list, as one reproducible ZIP sealed (age) to the receiving body (and the procuratorate's
-    copy, and the bureau)."""
-    from referral.letter import LetterData, Material, render_transfer_letter
+# ---------------------------------------------------------------------------------------------
+# What goes with a referral: its materials (17号 第6条)
 
+# The documents a 移送书 lists; receipts and decisions come back from the receiving body.
+MATERIAL_KINDS = (
+    Document.INVESTIGATION_REPORT, Document.INSPECTION_RECORD, Document.INTERVIEW_RECORD,
+    Document.SAMPLING_RECORD, Document.EXHIBIT_LIST, Document.MEDIA,
+    Document.MONITORING_REPORT, Document.EXPERT_OPINION, Document.PENALTY_DECISION,
+    Document.OTHER,
+)
+TIP_EVIDENCE = "tip_evidence"  # a file the reporter sent with one of the case's tips
+TIP_EVIDENCE_LETTER_LABEL = "举报人提供的证据材料"
+# Extensions that name the same type (a JPEG called .jpeg is still a JPEG).
+_SAME_TYPE = {"jpeg": "jpg", "tif": "tiff", "htm": "html", "3gpp": "3gp"}
+
+
+@dataclass(frozen=True)
+class MaterialView:
+    """One file that goes (or may go) with a referral, as the pages list it. The name, type and
+    kept metadata are content: None when the person holds no key that opens them."""
+
+    id: int
+    kind: str  # a MATERIAL_KINDS value, or TIP_EVIDENCE
+    size: int
+    tip_id: int | None
+    filename: str | None = None
+    media_type: str | None = None
+    kept: tuple[str, ...] = ()  # identifying metadata the reporter chose to keep (gps, datetime)
+    chosen: bool = False
+
+
+@dataclass(frozen=True)
+class ReferralReview:
+    """What a head reads before deciding: the case, its team and tips, and what will be sent."""
+
+    title: str | None
+    team: list[str]
+    tip_ids: list[int]
+    materials: list[MaterialView]  # the documents and the chosen tip files, in package order
+    tip_files: list[MaterialView]  # every file of the case's tips, `chosen` or not
+    key_held: bool
+
+
+def _referral_documents(session: Session, referral: Referral) -> list[Attachment]:
+    """The case's documents and those uploaded at any step of this referral (the report comes
+    with "submit for approval"): all of it belongs to what is handed over."""
+    return list(session.scalars(select(Attachment).where(
+        Attachment.case_id == referral.case_id,
+        Attachment.referral_id.is_(None) | (Attachment.referral_id == referral.id),
+        Attachment.tip_id.is_(None),
+        Attachment.kind.in_([k.value for k in MATERIAL_KINDS])).order_by(Attachment.id)))
+
+
+def _case_tip_files(session: Session, case: Case) -> list[Attachment]:
+    tip_ids = [link.tip_id for link in case.tips]
+    if not tip_ids:
+        return []
+    return list(session.scalars(select(Attachment).where(Attachment.tip_id.in_(tip_ids))
+                                .order_by(Attachment.tip_id, Attachment.id)))
+
+
+def _chosen_tip_files(session: Session, referral: Referral) -> list[Attachment]:
+    return list(session.scalars(
+        select(Attachment).join(ReferralTipFile, ReferralTipFile.attachment_id == Attachment.id)
+        .where(ReferralTipFile.referral_id == referral.id).order_by(Attachment.tip_id,
+                                                                    Attachment.id)))
+
+
+def _meta(attachment: Attachment, identities: Sequence[str]) -> dict:
+    return json.loads(crypto.open_sealed(attachment.meta, identities))
+
+
+def _material_view(attachment: Attachment, identities: Sequence[str] | None,
+                   chosen: bool = False) -> MaterialView:
+    kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or Document.OTHER.value)
+    if not identities:
+        return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
+                            chosen=chosen)
+    meta = _meta(attachment, identities)
+    return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
+                        meta.get("filename", ""), meta.get("media_type"),
+                        tuple(meta.get("kept", ())), chosen)
+
+
+def review_referral(session: Session, principal: Principal, referral: Referral
+                    ) -> ReferralReview:
+    """The case behind a referral for the bureau's people: number, team, tips and materials.
+    Without the unit's key the list keeps its kinds and sizes, and names nothing. Reading the
+    names is a read of the case: audited."""
+    case = referral.case
+    team = [m.user.display_name or m.user.username for m in case.members]
+    tip_ids = [link.tip_id for link in case.tips]
+    try:
+        identities: list[crypto.AgeIdentity] | None = identities_for_case(principal, case)
+    except KeyNotHeld:
+        identities = None
+    chosen = {a.id for a in _chosen_tip_files(session, referral)}
+    documents = [_material_view(a, identities) for a in _referral_documents(session, referral)]
+    tip_files = [_material_view(a, identities, a.id in chosen)
+                 for a in _case_tip_files(session, case)]
+    title = None
+    if identities:
+        title = json.loads(crypto.open_sealed(case.content, identities))["title"]
+        record(session, AuditActor("staff", principal.user.id, None), "case.opened",
+               object_type="case", object_id=case.id, unit_code=case.unit.code)
+        session.commit()
+    return ReferralReview(title, team, tip_ids, documents + [f for f in tip_files if f.chosen],
+                          tip_files, identities is not None)
+
+
+def _choose_tip_files(session: Session, referral: Referral,
+                      attachment_ids: Sequence[int]) -> None:
+    """Which of the reporters' own files go into the package (chosen when submitting)."""
+    allowed = {a.id for a in _case_tip_files(session, referral.case)}
+    wanted = set(attachment_ids)
+    if not wanted <= allowed:
+        raise CaseRefused("bad_value")
+    for link in session.scalars(select(ReferralTipFile).where(
+            ReferralTipFile.referral_id == referral.id)):
+        session.delete(link)
+    session.flush()
+    for attachment_id in sorted(wanted):
+        session.add(ReferralTipFile(referral_id=referral.id, attachment_id=attachment_id))
+
+
+def open_document(session: Session, principal: Principal, attachment_id: int
+                  ) -> tuple[str, str, Iterator[bytes]]:
+    """A case's (or referral's) document as uploaded: name, true type, plaintext chunks.
+    The download is audited; the package and the tips' files have their own doors."""
+    attachment = session.get(Attachment, attachment_id)
+    if (attachment is None or attachment.case_id is None or attachment.tip_id is not None
+            or attachment.kind == "package"):
+        raise NotFound
+    case = get_case(session, principal, attachment.case_id)
+    identities = identities_for_case(principal, case)  # sealed to the unit, at any step
+    meta = _meta(attachment, identities)
+    chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
+    first = next(chunks, b"")  # a key that does not open it fails here, before any byte is sent
+    record(session, AuditActor("staff", principal.user.id, None), "case.document_downloaded",
+           object_type="attachment", object_id=attachment.id, unit_code=case.unit.code)
+    session.commit()
+    return meta["filename"], meta["media_type"], _prepend(first, chunks)
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def package_name(filename: str, extension: str | None) -> str:
+    """A file's name inside the package: the name it was sent with (no folders, no control
+    characters), with its true type's extension added when the name does not already say it."""
+    base = PureWindowsPath(PurePosixPath(filename).name).name
+    base = "".join(c for c in base if c.isprintable()).strip().strip(".") or "file"
+    if extension:
+        suffix = PurePosixPath(base).suffix.lower().lstrip(".")
+        if _SAME_TYPE.get(suffix, suffix) != _SAME_TYPE.get(extension, extension):
+            base = f"{base}.{extension}"
+    return base
+
+
+# ---------------------------------------------------------------------------------------------
+# The 案件移送书 and the package
+
+
+def _letter_data(session: Session, principal: Principal, referral: Referral,
+                 letter_context: dict, now: datetime) -> tuple[LetterData, list[Attachment]]:
+    """The letter's inputs from the case as it is now, and the files that go with it."""
     case = referral.case
     identities = identities_for_case(principal, case)
     content = json.loads(crypto.open_sealed(case.content, identities))
-    documents = list(session.scalars(select(Attachment).where(
-        Attachment.case_id == case.id, Attachment.referral_id.is_(None))
-        .order_by(Attachment.id)))
-    metas = [json.loads(crypto.open_sealed(d.meta, identities)) for d in documents]
+    files = _referral_documents(session, referral) + _chosen_tip_files(session, referral)
     labels = letter_context.get("document_labels", {})
     counts: dict[str, int] = {}
-    for document in documents:
-        counts[document.kind or "other"] = counts.get(document.kind or "other", 0) + 1
+    for attachment in files:
+        kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or "other")
+        counts[kind] = counts.get(kind, 0) + 1
     members = [session.get(User, m.user_id) for m in case.members]
-    letter = LetterData(
+    return LetterData(
         case_number=case.number,
         agency=letter_context.get("agency", "延边朝鲜族自治州生态环境局"),
         receiving_body=referral.receiving_unit.name_zh,
@@ -434,11 +656,49 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
         facts=content["summary"],
         officer_names=tuple(m.display_name or m.username for m in members),
         contact_phone=letter_context.get("contact_phone", ""),
-        materials=tuple(Material(labels.get(kind, kind), n) for kind, n in counts.items()),
+        materials=tuple(Material(_letter_label(labels, kind), n) for kind, n in counts.items()),
         issued_on=now.astimezone(LOCAL).date(),
         checkpoint=letter_context.get("checkpoint"),
-    )
-    pdf = render_transfer_letter(letter)
+    ), files
+
+
+def _letter_label(labels: dict, kind: str) -> str:
+    return TIP_EVIDENCE_LETTER_LABEL if kind == TIP_EVIDENCE else str(labels.get(kind, kind))
+
+
+def preview_letter(session: Session, principal: Principal, referral_id: int,
+                   letter_context: dict, now: datetime | None = None) -> bytes:
+    """The 移送书 as it would be rendered now, marked 样稿: what a head reads before deciding.
+    Only the bureau's people (team or head) preview it; the reading is audited."""
+    now = now or utcnow()
+    referral = get_referral(session, principal, referral_id)
+    if not actor_role(principal, referral) & {Actor.OFFICER, Actor.HEAD}:
+        raise NotFound
+    data, files = _letter_data(session, principal, referral, letter_context, now)
+    pdf = render_transfer_letter(data, draft=True)
+    record(session, AuditActor("staff", principal.user.id, None), "referral.letter_previewed",
+           object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
+           files=len(files))
+    session.commit()
+    return pdf
+
+
+def _build_package(session: Session, principal: Principal, referral: Referral,
+                   letter_context: dict, now: datetime) -> None:
+    """The referral package (17号 第6条): the 案件移送书 PDF, the case's documents, the files
+    uploaded at the referral's steps and the chosen files of its tips, with their list, as one
+    reproducible ZIP sealed (age) to the receiving body (and the procuratorate's copy, and the
+    bureau). Every file goes in as stored, under the name it was sent with, in a folder that
+    numbers it and names its kind."""
+    letter, files = _letter_data(session, principal, referral, letter_context, now)
+    try:
+        pdf = render_transfer_letter(letter)
+    except LetterIncomplete as missing:
+        raise CaseRefused(f"letter_{missing.field}") from missing
+    case = referral.case
+    identities = identities_for_case(principal, case)
+    metas = [_meta(f, identities) for f in files]
+    labels = letter_context.get("document_labels", {})
     referral.letter_sha256 = hashlib.sha256(pdf).hexdigest()
     recipients = _referral_recipients(session, referral)
     referral.letter_data = crypto.seal(json.dumps(
@@ -451,14 +711,21 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     sink = blobs.ChunkSink(session, package.id)
     writer = crypto.AgeWriter(sink, recipients)
     stamp = now.astimezone(LOCAL).timetuple()[:6]
-    listing = ["序号\t材料\t文件名\t字节"]
+    listing = ["序号\t材料\t文件\t类型\t字节\t来源"]
     with zipfile.ZipFile(_Unseekable(writer), "w", compression=zipfile.ZIP_DEFLATED) as archive:
         _zip_add(archive, "01_案件移送书.pdf", io.BytesIO(pdf), stamp)
-        for index, (document, meta) in enumerate(zip(documents, metas, strict=True), start=2):
-            name = f"{index:02d}_{meta['filename']}"
-            listing.append(f"{index}\t{labels.get(document.kind, document.kind)}\t{name}\t"
-                           f"{document.size}")
-            chunks = crypto.open_stream(blobs.reader(session, document.id), identities)
+        listing.append(f"1\t案件移送书\t01_案件移送书.pdf\tapplication/pdf\t{len(pdf)}\t")
+        for index, (attachment, meta) in enumerate(zip(files, metas, strict=True), start=2):
+            kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or "other")
+            label = _letter_label(labels, kind)
+            name = (f"{index:02d}_{label.replace('/', '、')}/"
+                    f"{package_name(meta['filename'], meta.get('extension'))}")
+            source = f"举报 #{attachment.tip_id}" if attachment.tip_id else ""
+            if attachment.tip_id and meta.get("kept"):
+                source += "（按举报人选择保留拍摄位置和时间）"
+            listing.append(f"{index}\t{label}\t{name}\t{meta.get('media_type', '')}\t"
+                           f"{attachment.size}\t{source}")
+            chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
             _zip_add(archive, name, _ChunkStream(chunks), stamp)
         _zip_add(archive, "00_材料清单.txt", io.BytesIO("\n".join(listing).encode()), stamp)
     writer.close()
@@ -518,8 +785,6 @@ def render_letter_again(session: Session, principal: Principal, referral_id: int
     """The 移送书 rendered again from the inputs kept at handover: the same bytes."""
     from datetime import date
 
-    from referral.letter import LetterData, Material, render_transfer_letter
-
     referral = get_referral(session, principal, referral_id)
     if referral.letter_data is None:
         raise NotFound
@@ -531,17 +796,51 @@ def render_letter_again(session: Session, principal: Principal, referral_id: int
     return render_transfer_letter(LetterData(**data))
 
 
-def package_ciphertext(session: Session, principal: Principal, referral_id: int
-                       ) -> tuple[Referral, io.BufferedReader]:
-    """The package as stored (age), for offline decryption with the receiving body's key."""
+def _package_actor(principal: Principal) -> AuditActor:
+    return AuditActor("liaison" if principal.liaison_units() else "staff", principal.user.id,
+                      None)
+
+
+def _visible_package(session: Session, principal: Principal, referral_id: int) -> Referral:
     referral = get_referral(session, principal, referral_id)
     if referral.package_id is None:
         raise NotFound
-    record(session, AuditActor("liaison" if principal.liaison_units() else "staff",
-                               principal.user.id, None), "referral.package_downloaded",
-           object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code)
+    return referral
+
+
+def package_ciphertext(session: Session, principal: Principal, referral_id: int
+                       ) -> tuple[Referral, io.BufferedReader]:
+    """The package as stored (age), for offline decryption with the receiving body's key."""
+    referral = _visible_package(session, principal, referral_id)
+    record(session, _package_actor(principal), "referral.package_downloaded",
+           object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
+           sealed=True)
     session.commit()
     return referral, blobs.reader(session, referral.package_id)
+
+
+def open_package(session: Session, principal: Principal, referral_id: int
+                 ) -> tuple[Referral, Iterator[bytes]]:
+    """The package decrypted (the ZIP). Someone who may see the referral but holds no key that
+    opens it is refused, and the log says so: a refusal is not a download."""
+    referral = _visible_package(session, principal, referral_id)
+    try:
+        chunks = crypto.open_stream(blobs.reader(session, referral.package_id),
+                                    identities_for_referral(principal, referral))
+        first = next(chunks, b"")  # the header opens here, or not at all
+    except (KeyNotHeld, crypto.CryptoError) as refused:
+        session.rollback()
+        record(session, _package_actor(principal), "referral.package_refused",
+               object_type="referral", object_id=referral.id,
+               unit_code=referral.case.unit.code,
+               reason="key_not_held" if isinstance(refused, KeyNotHeld) else "key_does_not_open")
+        session.commit()
+        raise KeyNotHeld from None
+    record(session, _package_actor(principal), "referral.package_downloaded",
+           object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
+           sealed=False)
+    session.commit()
+    return referral, _prepend(first, chunks)
 
 
 def referral_reasons(session: Session, principal: Principal, referral: Referral
@@ -601,6 +900,11 @@ def record_suggestion(session: Session, principal: Principal, *, kind: str, issu
     return suggestion
 
 
+def suggestion_row(session: Session, principal: Principal, suggestion_id: int) -> Suggestion:
+    """The suggestion's metadata (kind, issuer, unit, dates), without opening its text."""
+    return _suggestion(session, principal, suggestion_id)
+
+
 def _suggestion(session: Session, principal: Principal, suggestion_id: int) -> Suggestion:
     suggestion = session.get(Suggestion, suggestion_id)
     if suggestion is None or suggestion.unit_id not in principal.units_for("tip.view"):
@@ -619,12 +923,7 @@ def open_suggestion(session: Session, principal: Principal, suggestion_id: int
                     ) -> tuple[Suggestion, dict, list[dict]]:
     """The suggestion's text, the measures taken and the evidence files' names (audited)."""
     suggestion = _suggestion(session, principal, suggestion_id)
-    identities = [principal.identities[u] for u in (suggestion.unit_id, principal.bureau_id)
-                  if u in principal.identities]
-    if not identities:
-        from portal.access import KeyNotHeld
-
-        raise KeyNotHeld
+    identities = identities_for_unit(principal, suggestion.unit_id)
     content = json.loads(crypto.open_sealed(suggestion.content, identities))
     evidence = [json.loads(crypto.open_sealed(a.meta, identities)) for a in session.scalars(
         select(Attachment).where(Attachment.suggestion_id == suggestion.id))]
@@ -642,7 +941,7 @@ def answer_suggestion(session: Session, principal: Principal, suggestion_id: int
     now = now or utcnow()
     suggestion = _suggestion(session, principal, suggestion_id)
     if not measures.strip():
-        raise CaseRefused("reason_required")
+        raise CaseRefused("measures_required")
     try:
         return _answer(session, principal, suggestion, measures, now, evidence, limits)
     except BaseException:
@@ -652,8 +951,7 @@ def answer_suggestion(session: Session, principal: Principal, suggestion_id: int
 
 def _answer(session: Session, principal: Principal, suggestion: Suggestion, measures: str,
             now: datetime, evidence: Sequence[Upload], limits: Limits | None) -> Suggestion:
-    identities = [principal.identities[u] for u in (suggestion.unit_id, principal.bureau_id)
-                  if u in principal.identities]
+    identities = identities_for_unit(principal, suggestion.unit_id)
     content = json.loads(crypto.open_sealed(suggestion.content, identities))
     content["measures"] = measures.strip()
     suggestion.content = crypto.seal(json.dumps(content, ensure_ascii=False).encode(),

@@ -17,7 +17,7 @@ the content, the subset tag is fixed, no font timestamp is rewritten).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
@@ -84,6 +84,15 @@ _BODY, _HEADING = "body", "heading"  # fpdf2 family names
 
 class FontNotFound(RuntimeError):
     """No CJK font file to embed was found on this machine."""
+
+
+class LetterIncomplete(ValueError):
+    """The letter lacks something 17号 第6条 requires; `field` names it (officer_names,
+    materials, contact_phone, facts …) so that a page can say which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -154,15 +163,21 @@ def _face_index(path: Path, face: str) -> int:
     return 0
 
 
-def render_transfer_letter(data: LetterData) -> bytes:
+def render_transfer_letter(data: LetterData, *, draft: bool = False) -> bytes:
     """The 案件移送书 as PDF bytes; the same data gives the same bytes.
 
     Page 1 on is the letter, ending with the 署名, 成文日期 and the seal's place; the list of
     materials follows as its 附件 on a page of its own (GB/T 9704: 附件另面编排), and the 版记
     (抄送) and the audit checkpoint sit at the foot of the last page.
+
+    A draft (the preview a head reads before approving) is marked 样稿 on every page, carries no
+    checkpoint, and shows what is still missing as （待补） instead of refusing.
     """
-    _validate(data)
-    pdf = _LetterPDF()
+    if draft:
+        data = _draft_of(data)
+    else:
+        _validate(data)
+    pdf = _LetterPDF(draft=draft)
     for family, choice in ((_BODY, BODY_FONT), (_HEADING, HEADING_FONT)):
         path = find_font(choice)
         pdf.add_font(family, "", path, collection_font_number=_face_index(path, choice.face))
@@ -186,27 +201,57 @@ def _quiet_bitmap_tables(record: logging.LogRecord) -> bool:
     return "NOT subset" not in record.getMessage()
 
 
+_TEXT_FIELDS = ("case_number", "agency", "receiving_body", "case_title", "offence",
+                "legal_basis", "facts", "contact_phone")
+_MISSING = "（待补）"
+DRAFT_MARK = "样稿（预览）· 非正式文书"
+
+
 def _validate(data: LetterData) -> None:
     officers = [name for name in data.officer_names if name.strip()]
     if len(officers) < 2:
-        raise ValueError("a 专案组 has at least two officers: officer_names needs two names")
+        raise LetterIncomplete("officer_names", "a 专案组 has at least two officers: "
+                               "officer_names needs two names")
     if not data.materials:
-        raise ValueError("a referral lists its materials: materials is empty")
+        raise LetterIncomplete("materials", "a referral lists its materials: materials is empty")
     for material in data.materials:
         if not material.name.strip() or material.count < 1:
-            raise ValueError(f"a material needs a name and a count of at least 1: {material!r}")
-    for field in ("case_number", "agency", "receiving_body", "case_title", "offence",
-                  "legal_basis", "facts", "contact_phone"):
+            raise LetterIncomplete("materials", "a material needs a name and a count of at "
+                                   f"least 1: {material!r}")
+    for field in _TEXT_FIELDS:
         if not getattr(data, field).strip():
-            raise ValueError(f"{field} is empty")
+            raise LetterIncomplete(field, f"{field} is empty")
+
+
+def _draft_of(data: LetterData) -> LetterData:
+    """The data with （待补） wherever the final letter would refuse, and no checkpoint."""
+    filled = {field: getattr(data, field) if getattr(data, field).strip() else _MISSING
+              for field in _TEXT_FIELDS}
+    officers = tuple(name for name in data.officer_names if name.strip())
+    materials = tuple(m for m in data.materials if m.name.strip() and m.count >= 1)
+    return replace(data, **filled, checkpoint=None,
+                   officer_names=officers + (_MISSING,) * max(0, 2 - len(officers)),
+                   materials=materials or (Material(_MISSING, 1),))
 
 
 class _LetterPDF(FPDF):
-    def __init__(self) -> None:
+    def __init__(self, *, draft: bool = False) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
+        self.draft = draft
         self.set_margins(_MARGIN_LEFT, _MARGIN_TOP, _MARGIN_RIGHT)
         self.set_auto_page_break(auto=True, margin=_MARGIN_BOTTOM)
         self.c_margin = 0
+
+    def header(self) -> None:
+        # A preview can never pass for the letter: 样稿 in red in the top margin of every page.
+        if not self.draft:
+            return
+        self.set_y(_MARGIN_TOP - 16)
+        self.set_font(_HEADING, "", _SUBTITLE_PT)
+        self.set_text_color(200, 30, 30)
+        self.cell(0, 8, DRAFT_MARK, align=Align.C)
+        self.set_text_color(0)
+        self.set_xy(self.l_margin, _MARGIN_TOP)
 
     def footer(self) -> None:
         # GB/T 9704 page number: "— 1 —", in the bottom margin.
@@ -223,11 +268,11 @@ class _LetterPDF(FPDF):
         return self.h - _MARGIN_BOTTOM
 
 
-def _set_metadata(pdf: FPDF, data: LetterData) -> None:
+def _set_metadata(pdf: _LetterPDF, data: LetterData) -> None:
     # A fixed creation date (midnight of the day of issue, Beijing time) keeps the bytes, and the
     # document ID that fpdf2 hashes from them, the same on every run.
     pdf.set_creation_date(datetime.combine(data.issued_on, time(0, 0), tzinfo=SHANGHAI))
-    pdf.set_title(f"案件移送书 {data.case_number}")
+    pdf.set_title(f"案件移送书 {data.case_number}{'（样稿）' if pdf.draft else ''}")
     pdf.set_subject(data.case_title)
     pdf.set_author(data.agency)
     pdf.set_creator("qingliu referral.letter")

@@ -258,7 +258,12 @@ def referral_paths() -> dict[str, Any]:
         "reason": TEXT, "period": {"type": "string", "enum": ["normal", "check", "major"],
                                    "description": "with sign_receipt: 3, 7 or 30 days"},
         "contact_phone": {**TEXT, "description": "with hand_over: printed on the 移送书"},
-        "document_kind": TEXT}}
+        "document_kind": TEXT,
+        "tip_files": {"type": "array", "items": {"type": "integer"},
+                      "description": "with submit: ids of the case's tips' own files to put "
+                                     "into the package (as stored: name, true type, and the "
+                                     "location and time a reporter chose to keep); replaces "
+                                     "the earlier choice"}}}
     step = {
         "summary": "Take a step of the referral procedure (refused steps change nothing)",
         "requestBody": {"content": {
@@ -268,7 +273,9 @@ def referral_paths() -> dict[str, Any]:
                 "documents": {"type": "array", "items": {"type": "string",
                                                          "format": "binary"}}}}}}},
         "responses": {"200": {"description": "the referral after the step"},
-                      "400": _error_response("bad input"),
+                      "400": _error_response("bad input, or the 移送书 cannot be written "
+                                             "(code letter_materials, letter_facts …)"),
+                      "403": _error_response("the caller holds no key that opens the case"),
                       "404": _error_response("not a referral the caller may see"),
                       "409": _error_response("the transition table does not allow this step "
                                              "now (code, state)")},
@@ -290,7 +297,8 @@ def referral_paths() -> dict[str, Any]:
         paths[f"{prefix}/referrals"] = {"get": _bearer(
             f"Referrals {who}", {"200": {"description": "referrals"}})}
         paths[f"{prefix}/referrals/{{referral_id}}"] = {"get": _bearer(
-            "A referral, its history and the next steps the table allows",
+            "A referral, its history and the next steps the table allows (each with its legal "
+            "basis: the citation as data, basis_text in the caller's language)",
             {"200": {"description": "the referral"}, "404": _error_response("not found")},
             parameters=[id_param])}
         paths[f"{prefix}/referrals/{{referral_id}}/{{action}}"] = {"post": {

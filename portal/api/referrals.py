@@ -12,14 +12,14 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from models import Referral
-from portal import referrals
+from portal import crypto, referrals
 from portal.access import KeyNotHeld
 from portal.api import bp
 from portal.api.staff import _error, staff_token, token_required
 from portal.extensions import db
 from portal.intake import IntakeRejected
 from portal.messages import error_text
-from portal.staff.cases import letter_context, refusal, state_text
+from portal.staff.cases import NO_KEY, basis_text, letter_context, refusal, state_text
 from portal.staff.context import Caller
 from portal.web import limits, uploads_from
 from referral.workflow import TransitionRefused
@@ -57,7 +57,7 @@ def _detail(caller: Caller, referral_id: int) -> tuple[Response, int]:
         return _error(404, gettext("This page does not exist."))
     try:
         reasons = referrals.referral_reasons(db.session, caller.principal, referral)
-    except KeyNotHeld:
+    except (KeyNotHeld, crypto.CryptoError):
         reasons = {}
     return jsonify({
         **_summary(referral),
@@ -67,7 +67,8 @@ def _detail(caller: Caller, referral_id: int) -> tuple[Response, int]:
                     "on_time": e.on_time, "reason": reasons.get(e.id)}
                    for e in referral.events],
         "next_actions": [{"action": t.action, "needs_reason": t.needs_reason,
-                          "documents": list(t.documents), "basis": t.basis}
+                          "documents": list(t.documents), "basis": t.basis,
+                          "basis_text": basis_text(t)}
                          for t in referrals.available_actions(caller.principal, referral)],
     }), 200
 
@@ -81,21 +82,30 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
         uploads = []
     if not isinstance(params, dict):
         return _error(400, gettext("A value in the form is not valid."))
+    tip_files = (request.form.getlist("tip_files") if request.mimetype == "multipart/form-data"
+                 else params.get("tip_files"))
+    if tip_files is not None and (not isinstance(tip_files, list) or not all(
+            str(x).isdigit() for x in tip_files)):
+        return _error(400, gettext("A value in the form is not valid."))
+    if request.mimetype == "multipart/form-data" and "tip_files" not in request.form:
+        tip_files = None
     try:
         referral = referrals.act(
             db.session, caller.principal, referral_id, action,
             reason=str(params.get("reason", "")), period=str(params.get("period", "normal")),
             uploads=uploads, document_kind=params.get("document_kind") or None,
             limits=limits(),
-            letter_context=letter_context(action, str(params.get("contact_phone", ""))))
+            letter_context=letter_context(action, str(params.get("contact_phone", ""))),
+            tip_files=[int(x) for x in tip_files] if tip_files is not None else None)
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     except TransitionRefused as refused:
         return _error(409, refusal(refused.code), code=refused.code, state=refused.state)
     except referrals.CaseRefused as refused:
         return _error(400, refusal(refused.code), code=refused.code)
-    except KeyNotHeld:
-        return _error(403, gettext("You have not been granted this unit's key"))
+    except (KeyNotHeld, crypto.CryptoError):
+        db.session.rollback()
+        return _error(403, str(NO_KEY))
     except IntakeRejected as rejected:
         return jsonify({"errors": {k: error_text(v) for k, v in rejected.errors.items()}}), 400
     return jsonify(_summary(referral)), 200

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Response,
@@ -24,9 +27,9 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from models import Case, Membership, Offence, Referral, Unit, UnitKind, User
+from models import Case, Offence, Referral, Unit, UnitKind, User
 from portal import crypto, referrals
-from portal.access import OFFICERS, KeyNotHeld
+from portal.access import KeyNotHeld
 from portal.extensions import db
 from portal.http import current_lang
 from portal.intake import IntakeRejected
@@ -43,7 +46,7 @@ from portal.staff import bp
 from portal.staff.context import Caller
 from portal.staff.views import signed_in
 from portal.web import checkpoint_now, limits, uploads_from
-from referral.workflow import TransitionRefused
+from referral.workflow import Transition, TransitionRefused
 
 REFUSALS = {
     "unknown_action": _l("There is no such step."),
@@ -62,7 +65,66 @@ CASE_REFUSALS = {
     "not_a_member": _l("That officer does not belong to the tip's unit."),
     "unknown_offence": _l("Please choose a suspected offence."),
     "contact_phone_required": _l("The 移送书 needs a contact phone number."),
+    "measures_required": _l("Please describe the rectification measures taken."),
+    "bad_date": _l("Please enter the dates as year-month-day, for example 2026-08-31."),
+    # What the 移送书 cannot be written without (referral/letter.py LetterIncomplete).
+    "letter_materials": _l("The 移送书 lists the materials sent with it, and none is attached "
+                           "yet: add the documents (at least the investigation report)."),
+    "letter_facts": _l("The 移送书 needs the summary of the facts, and the case has none: the "
+                       "case's summary of the facts must be filled in first."),
+    "letter_officer_names": _l("The 移送书 names the case team: it needs at least two "
+                               "officers."),
+    "letter_contact_phone": _l("The 移送书 needs a contact phone number."),
+    "letter_offence": _l("The 移送书 needs the suspected offence of the case."),
+    "letter_legal_basis": _l("The 移送书 needs the legal basis of the suspected offence."),
+    "letter_case_title": _l("The 移送书 needs the case's title."),
 }
+# What each row of referral/workflow.py says, beside its citation (kept as data there, in the
+# regulation's own words: 17号 第9条).
+BASIS_NOTES = {
+    "head_decides_3_days": _l("The case team reports; the head decides within 3 days."),
+    "hand_over_24_hours": _l("Hand over within 24 hours of approval."),
+    "refusal_with_reasons": _l("A refusal is recorded with its reasons."),
+    "letter_and_materials": _l("The 移送书 and the materials go to the receiving body, with a "
+                               "copy to the procuratorate."),
+    "decide_filing_3_days": _l("The receiving body decides on filing within 3 days."),
+    "material_24_hours_supplement_3_days": _l("Missing material is asked for within 24 hours "
+                                              "and supplemented within 3 days."),
+    "not_in_jurisdiction": _l("Not within its jurisdiction: forwarded to the competent body."),
+    "filed_in_writing_exhibits_3_days": _l("Filing is notified in writing; exhibits are handed "
+                                           "over within 3 days."),
+    "reconsideration_3_working_days": _l("Reconsideration may be asked within 3 working days."),
+    "no_decision_in_period": _l("No decision within the period."),
+    "police_decide_3_working_days": _l("The police decide the reconsideration within 3 working "
+                                       "days."),
+    "procuratorate_supervision": _l("The procuratorate is asked to supervise the filing "
+                                    "(立案监督)."),
+    "non_prosecution_notified_3_days": _l("A decision not to prosecute is notified within 3 "
+                                          "days."),
+    "returned_for_penalty": _l("Returned to the bureau for an administrative penalty."),
+}
+# Who took a step, by the column of the workflow table they acted in.
+ACTOR_WORDS = {
+    "officer": _l("case team"),
+    "head": _l("head"),
+    "liaison": _l("receiving body"),
+}
+NO_KEY = _l("You have not been granted the key that opens this. Ask a colleague who holds the "
+            "unit's key to grant it to you, or paste the unit's recovery key on the “Unit keys” "
+            "page.")
+# Every refusal a step of these pages can meet. A key that is not held or does not open is one
+# of them: a refusal in words, never a 500.
+REFUSED = (referrals.CaseRefused, TransitionRefused, KeyNotHeld, crypto.CryptoError,
+           IntakeRejected)
+
+
+def refusal_words(error: BaseException) -> str:
+    """Why a step was refused, in the page's language."""
+    if isinstance(error, KeyNotHeld | crypto.CryptoError):
+        return str(NO_KEY)
+    if isinstance(error, IntakeRejected):
+        return " ".join(error_text(e) for e in error.errors.values())
+    return refusal(getattr(error, "code", "bad_value"))
 
 
 @contextmanager
@@ -74,14 +136,33 @@ def step_then_redirect(target: str) -> Iterator[list[Response]]:
         yield result
     except referrals.NotFound:
         abort(404)
-    except KeyNotHeld:
-        flash(gettext("You have not been granted this unit's key"), "error")
-    except (TransitionRefused, referrals.CaseRefused) as refused:
-        flash(refusal(refused.code), "error")
-    except IntakeRejected as rejected:
-        flash(" ".join(error_text(e) for e in rejected.errors.values()), "error")
+    except REFUSED as refused:
+        db.session.rollback()
+        result[0] = redirect(target, 303)
+        flash(refusal_words(refused), "error")
     else:
         flash(gettext("Done."))
+
+
+@dataclass
+class Outcome:
+    error: str | None = None
+    no_key: bool = False
+
+
+@contextmanager
+def step_keeping_input() -> Iterator[Outcome]:
+    """Run a step whose form has typed input: a refusal becomes `outcome.error` (in words) so
+    the view renders the form again with what was typed; success is the view's to redirect."""
+    outcome = Outcome()
+    try:
+        yield outcome
+    except referrals.NotFound:
+        abort(404)
+    except REFUSED as refused:
+        db.session.rollback()
+        outcome.error = refusal_words(refused)
+        outcome.no_key = isinstance(refused, KeyNotHeld | crypto.CryptoError)
 
 
 def refusal(code: str) -> str:
@@ -93,45 +174,71 @@ def state_text(state: str) -> str:
     return str(STATE_LABELS.get(state, state))
 
 
+def basis_text(transition: Transition) -> str:
+    """The row's legal citation, and what it says in the page's language."""
+    note = BASIS_NOTES.get(transition.note)
+    if transition.basis and note:
+        return f"{transition.basis}: {note}"
+    return transition.basis or (str(note) if note else "")
+
+
+def actor_text(actor: str) -> str:
+    return str(ACTOR_WORDS.get(actor, "—"))
+
+
+def _done(target: str) -> Response:
+    flash(gettext("Done."))
+    return redirect(target, 303)
+
+
+def _attachment_headers(filename: str, disposition: str = "attachment") -> dict[str, str]:
+    return {"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(filename, safe='')}"}
+
+
 # ---------------------------------------------------------------------------------------------
 # Cases
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(part) for part in text.replace(",", " ").split() if part.isdigit()]
+def _int_list(values: list[str]) -> list[int]:
+    return [int(part) for value in values for part in value.replace(",", " ").split()
+            if part.isdigit()]
 
 
 @bp.route("/cases", methods=["GET", "POST"])
 @signed_in
 def cases(caller: Caller) -> Any:
     principal = caller.principal
-    lang = current_lang()
-    units = principal.units_for("tip.verify")
+    error = None
     if request.method == "POST":
-        try:
+        with step_keeping_input() as outcome:
             case = referrals.form_case(
-                db.session, principal, tip_ids=_int_list(request.form.get("tips", "")),
-                member_ids=[int(x) for x in request.form.getlist("members") if x.isdigit()],
+                db.session, principal, tip_ids=_int_list(request.form.getlist("tips")),
+                member_ids=_int_list(request.form.getlist("members")),
                 offence_code=request.form.get("offence", ""),
                 title=request.form.get("title", ""), summary=request.form.get("summary", ""),
                 number_format=current_app.config.get("CASE_NUMBER_FORMAT",
                                                      referrals.DEFAULT_NUMBER_FORMAT))
-        except referrals.CaseRefused as refused:
-            db.session.rollback()
-            flash(refusal(refused.code), "error")
-            return redirect(url_for("staff.cases", tips=request.form.get("tips", ""))), 303
-        return redirect(url_for("staff.case", case_id=case.id)), 303
+        if outcome.error is None:
+            return _done(url_for("staff.case", case_id=case.id))
+        error = outcome.error
+        typed = {"tips": set(_int_list(request.form.getlist("tips"))),
+                 "members": set(_int_list(request.form.getlist("members"))),
+                 "offence": request.form.get("offence", ""),
+                 "title": request.form.get("title", ""),
+                 "summary": request.form.get("summary", "")}
+    else:
+        typed = {"tips": set(_int_list(request.args.getlist("tips"))), "members": set(),
+                 "offence": "", "title": "", "summary": ""}
     visible = [c for c in db.session.scalars(select(Case).order_by(Case.id.desc()))
                if referrals.case_visible(principal, c)]
-    officers = list(db.session.scalars(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.unit_id.in_(sorted(units)), Membership.role.in_(sorted(OFFICERS)))
-        .distinct().order_by(User.username)))
     offences = list(db.session.scalars(select(Offence).where(Offence.active.is_(True))
                                        .order_by(Offence.id)))
-    return render_template("staff/cases.html", cases=visible, officers=officers,
-                           offences=offences, lang=lang, caller=caller,
-                           tips=request.args.get("tips", ""))
+    page = render_template(
+        "staff/cases.html", cases=visible, lang=current_lang(), caller=caller,
+        candidates=referrals.team_candidates(db.session, principal),
+        eligible=referrals.tips_for_a_case(db.session, principal), offences=offences,
+        typed=typed, error=error)
+    return (page, 422) if error else page
 
 
 @bp.route("/cases/<int:case_id>", methods=["GET", "POST"])
@@ -155,14 +262,34 @@ def case(caller: Caller, case_id: int) -> Any:
         view = referrals.open_case(db.session, principal, case_id)
     except referrals.NotFound:
         abort(404)
-    except KeyNotHeld:
-        return render_template("staff/no_key.html", tip_id=case_id), 403
+    except (KeyNotHeld, crypto.CryptoError):
+        db.session.rollback()
+        case_row = db.session.get(Case, case_id)
+        return render_template("staff/no_key.html", what="case", tip_id=case_id,
+                               unit=case_row.unit if case_row else None, caller=caller), 403
     receivers = list(db.session.scalars(select(Unit).where(Unit.kind.in_([
         UnitKind.PUBLIC_SECURITY, UnitKind.DISCIPLINE, UnitKind.PROCURATORATE,
         UnitKind.ADMIN_DEPT])).order_by(Unit.id)))
     return render_template("staff/case.html", view=view, case=view.case, caller=caller,
                            lang=current_lang(), receivers=receivers,
                            documents=DOCUMENT_LABELS, state_text=state_text)
+
+
+@bp.get("/documents/<int:attachment_id>")
+@signed_in
+def case_document(caller: Caller, attachment_id: int) -> Response:
+    """A case's (or referral's) document, as uploaded: its name and true type (audited)."""
+    try:
+        filename, _media_type, chunks = referrals.open_document(db.session, caller.principal,
+                                                                attachment_id)
+    except referrals.NotFound:
+        abort(404)
+    except (KeyNotHeld, crypto.CryptoError):
+        db.session.rollback()
+        abort(403)
+    # Saved, never shown inline (nosniff forbids guessing): the type travels in the name.
+    return Response(stream_with_context(chunks), mimetype="application/octet-stream",
+                    headers=_attachment_headers(filename))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,24 +307,35 @@ def referral_list(caller: Caller) -> str:
                         for t in referrals.available_actions(caller.principal, r))]
     return render_template("staff/referrals.html", overdue=overdue, soon=soon,
                            awaiting=awaiting, referrals=visible, caller=caller,
-                           state_text=state_text, face="staff")
+                           state_text=state_text, face="staff", lang=current_lang())
 
 
-def render_referral(caller: Caller, referral_id: int, face: str) -> Any:
+def render_referral(caller: Caller, referral_id: int, face: str, *,
+                    failed: tuple[str, str] | None = None) -> Any:
+    """The referral page. `failed` = (action, why) re-renders it after a refused step, with the
+    form of that step holding what was typed."""
     try:
         referral = referrals.get_referral(db.session, caller.principal, referral_id)
     except referrals.NotFound:
         abort(404)
     try:
         reasons = referrals.referral_reasons(db.session, caller.principal, referral)
-    except KeyNotHeld:
+    except (KeyNotHeld, crypto.CryptoError):
         reasons = {}
+    review = None
+    if face == "staff" and referrals.case_visible(caller.principal, referral.case):
+        try:
+            review = referrals.review_referral(db.session, caller.principal, referral)
+        except crypto.CryptoError:
+            db.session.rollback()
     users = {u.id: u for u in db.session.scalars(select(User))}
     return render_template(
         "staff/referral.html", referral=referral, caller=caller, face=face,
         actions=referrals.available_actions(caller.principal, referral), reasons=reasons,
         users=users, lang=current_lang(), labels=ACTION_LABELS, documents=DOCUMENT_LABELS,
-        state_text=state_text)
+        state_text=state_text, basis_text=basis_text, actor_text=actor_text, review=review,
+        tip_evidence=referrals.TIP_EVIDENCE, failed=failed,
+        typed=request.form if failed else {})
 
 
 def letter_context(action: str, contact_phone: str) -> dict[str, object]:
@@ -210,37 +348,44 @@ def letter_context(action: str, contact_phone: str) -> dict[str, object]:
     return context
 
 
-def handle_action(caller: Caller, referral_id: int, action: str, face: str) -> Response:
-    with step_then_redirect(url_for(f"{face}.referral", referral_id=referral_id)) as done:
+def handle_action(caller: Caller, referral_id: int, action: str, face: str) -> Any:
+    """One step; a refused one shows the page again, its form keeping what was typed."""
+    with step_keeping_input() as outcome:
         referrals.act(
             db.session, caller.principal, referral_id, action,
             reason=request.form.get("reason", ""), period=request.form.get("period", "normal"),
             uploads=uploads_from(request.files.getlist("files")),
             document_kind=request.form.get("document_kind") or None, limits=limits(),
-            letter_context=letter_context(action, request.form.get("contact_phone", "")))
-    return done[0]
+            letter_context=letter_context(action, request.form.get("contact_phone", "")),
+            tip_files=(_int_list(request.form.getlist("tip_files"))
+                       if "tip_files_offered" in request.form else None))
+    if outcome.error is None:
+        return _done(url_for(f"{face}.referral", referral_id=referral_id))
+    return render_referral(caller, referral_id, face, failed=(action, outcome.error)), 422
 
 
-def package_response(caller: Caller, referral_id: int) -> Response:
+def package_response(caller: Caller, referral_id: int) -> Any:
     """The package as the receiving body's liaison (or the bureau) can open it: decrypted ZIP,
     or ?format=age for the sealed file to open offline with the age tool."""
+    sealed_only = request.args.get("format") == "age"
     try:
-        referral, sealed = referrals.package_ciphertext(db.session, caller.principal,
-                                                        referral_id)
+        if sealed_only:
+            referral, sealed = referrals.package_ciphertext(db.session, caller.principal,
+                                                            referral_id)
+            chunks = iter(lambda: sealed.read(1024 * 1024), b"")
+        else:
+            referral, chunks = referrals.open_package(db.session, caller.principal,
+                                                      referral_id)
     except referrals.NotFound:
         abort(404)
-    name = f"referral-{referral.id}"
-    if request.args.get("format") == "age":
-        return Response(stream_with_context(iter(lambda: sealed.read(1024 * 1024), b"")),
-                        mimetype="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.zip.age"'})
-    try:
-        identities = referrals.identities_for_referral(caller.principal, referral)
     except KeyNotHeld:
-        abort(403)
-    return Response(stream_with_context(crypto.open_stream(sealed, identities)),
-                    mimetype="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.zip"'})
+        row = db.session.get(Referral, referral_id)
+        return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
+                               unit=row.receiving_unit if row else None, caller=caller), 403
+    name = f"referral-{referral.id}.zip" + (".age" if sealed_only else "")
+    return Response(stream_with_context(chunks),
+                    mimetype="application/octet-stream" if sealed_only else "application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.get("/referrals/<int:referral_id>")
@@ -251,71 +396,106 @@ def referral(caller: Caller, referral_id: int) -> Any:
 
 @bp.post("/referrals/<int:referral_id>/<action>")
 @signed_in
-def referral_action(caller: Caller, referral_id: int, action: str) -> Response:
+def referral_action(caller: Caller, referral_id: int, action: str) -> Any:
     return handle_action(caller, referral_id, action, "staff")
 
 
 @bp.get("/referrals/<int:referral_id>/package")
 @signed_in
-def referral_package(caller: Caller, referral_id: int) -> Response:
+def referral_package(caller: Caller, referral_id: int) -> Any:
     return package_response(caller, referral_id)
+
+
+@bp.get("/referrals/<int:referral_id>/letter-preview")
+@signed_in
+def letter_preview(caller: Caller, referral_id: int) -> Any:
+    """The 移送书 as it would be issued now, marked 样稿 (the head reads it before deciding)."""
+    try:
+        pdf = referrals.preview_letter(db.session, caller.principal, referral_id,
+                                       letter_context("preview", ""))
+    except referrals.NotFound:
+        abort(404)
+    except (KeyNotHeld, crypto.CryptoError):
+        db.session.rollback()
+        row = db.session.get(Referral, referral_id)
+        return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
+                               unit=row.case.unit if row else None, caller=caller), 403
+    return Response(pdf, mimetype="application/pdf", headers={
+        **_attachment_headers(f"referral-{referral_id}-preview.pdf", "inline"),
+        "Cache-Control": "no-store"})
 
 
 # ---------------------------------------------------------------------------------------------
 # Inbound suggestions (三书一函)
+
+LOCAL_ZONE = "Asia/Shanghai"
+
+
+def _local_datetime(text: str, at: time) -> datetime:
+    """A yyyy-mm-dd date typed in the form, at a time of day in Beijing; ValueError if not."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(datetime.strptime(text.strip(), "%Y-%m-%d").date(), at,
+                            tzinfo=ZoneInfo(LOCAL_ZONE))
 
 
 @bp.route("/suggestions", methods=["GET", "POST"])
 @signed_in
 def suggestions(caller: Caller) -> Any:
     principal = caller.principal
+    error = None
     if request.method == "POST":
-        from datetime import datetime, time
-        from zoneinfo import ZoneInfo
-
-        try:
-            received = datetime.combine(
-                datetime.strptime(request.form.get("received_on", ""), "%Y-%m-%d").date(),
-                time(9), tzinfo=ZoneInfo("Asia/Shanghai"))
-            due_text = request.form.get("due_on", "").strip()
-            due = (datetime.combine(datetime.strptime(due_text, "%Y-%m-%d").date(),
-                                    time(23, 59, 59), tzinfo=ZoneInfo("Asia/Shanghai"))
-                   if due_text else None)
+        with step_keeping_input() as outcome:
+            try:
+                received = _local_datetime(request.form.get("received_on", ""), time(9))
+                due_text = request.form.get("due_on", "").strip()
+                due = _local_datetime(due_text, time(23, 59, 59)) if due_text else None
+            except ValueError:
+                raise referrals.CaseRefused("bad_date") from None
             suggestion = referrals.record_suggestion(
                 db.session, principal, kind=request.form.get("kind", ""),
                 issuer=request.form.get("issuer", ""), unit_code=request.form.get("unit", ""),
                 received_on=received, problems=request.form.get("problems", ""), due_on=due)
-        except ValueError:
-            flash(refusal_text("bad_value"), "error")
-            return redirect(url_for("staff.suggestions")), 303
-        except referrals.CaseRefused as refused:
-            db.session.rollback()
-            flash(refusal(refused.code), "error")
-            return redirect(url_for("staff.suggestions")), 303
-        return redirect(url_for("staff.suggestion", suggestion_id=suggestion.id)), 303
+        if outcome.error is None:
+            return _done(url_for("staff.suggestion", suggestion_id=suggestion.id))
+        error = outcome.error
     units = list(db.session.scalars(select(Unit).where(Unit.id.in_(
         sorted(principal.units_for("tip.view")))).order_by(Unit.id)))
-    return render_template("staff/suggestions.html", caller=caller,
+    page = render_template("staff/suggestions.html", caller=caller,
                            rows=referrals.visible_suggestions(db.session, principal),
-                           kinds=SUGGESTION_KIND_LABELS, units=units, lang=current_lang())
+                           kinds=SUGGESTION_KIND_LABELS, units=units, lang=current_lang(),
+                           typed=request.form if error else {}, error=error)
+    return (page, 422) if error else page
 
 
 @bp.route("/suggestions/<int:suggestion_id>", methods=["GET", "POST"])
 @signed_in
 def suggestion(caller: Caller, suggestion_id: int) -> Any:
     principal = caller.principal
+    target = url_for("staff.suggestion", suggestion_id=suggestion_id)
+    error = None
     if request.method == "POST":
-        with step_then_redirect(url_for("staff.suggestion", suggestion_id=suggestion_id)) as done:
+        with step_keeping_input() as outcome:
             referrals.answer_suggestion(db.session, principal, suggestion_id,
                                         request.form.get("measures", ""),
                                         evidence=uploads_from(request.files.getlist("files")),
                                         limits=limits())
-        return done[0]
+        if outcome.error is None:
+            return _done(target)
+        if outcome.no_key:  # the page cannot be shown either: it says how to get the key
+            flash(outcome.error, "error")
+            return redirect(target, 303)
+        error = outcome.error
     try:
         row, content, evidence = referrals.open_suggestion(db.session, principal, suggestion_id)
     except referrals.NotFound:
         abort(404)
-    except KeyNotHeld:
-        return render_template("staff/no_key.html", tip_id=suggestion_id), 403
-    return render_template("staff/suggestion.html", caller=caller, row=row, content=content,
-                           evidence=evidence, kinds=SUGGESTION_KIND_LABELS)
+    except (KeyNotHeld, crypto.CryptoError):
+        db.session.rollback()
+        row = referrals.suggestion_row(db.session, principal, suggestion_id)
+        return render_template("staff/no_key.html", what="suggestion", tip_id=suggestion_id,
+                               unit=row.unit, caller=caller), 403
+    page = render_template("staff/suggestion.html", caller=caller, row=row, content=content,
+                           evidence=evidence, kinds=SUGGESTION_KIND_LABELS, error=error,
+                           measures=request.form.get("measures") if error else None)
+    return (page, 422) if error else page
