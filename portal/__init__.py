@@ -35,6 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"],  # type: ignore[method-assign]
                                 x_proto=app.config["PROXY_COUNT"])
     register_extensions(app)
+    http.install_converters(app)  # before the routes: `<int:…>` ids are bounded
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)

@@ -11,6 +11,7 @@ from typing import IO
 import flask_babel
 from flask import Flask, Request, current_app, request, session
 from flask.wrappers import Response
+from werkzeug.routing import IntegerConverter, Map
 
 from portal import crypto
 from portal.uploads import EncryptedSpool
@@ -35,6 +36,24 @@ class PortalRequest(Request):
         content_length: int | None = None,
     ) -> IO[bytes]:
         return EncryptedSpool(limit=current_app.config["MAX_FILE_BYTES"])  # type: ignore[return-value]
+
+
+# Row ids are 32-bit integers (PostgreSQL `integer`): a larger number in a URL names no row.
+MAX_ROW_ID = 2**31 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` with an upper bound: an id past it answers 404 from the router instead of
+    overflowing the database driver (SQLite and PostgreSQL both refuse such a parameter)."""
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = MAX_ROW_ID, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def install_converters(app: Flask) -> None:
+    """Before any blueprint is registered: rules take their converters when they are added."""
+    app.url_map.converters["int"] = RowIdConverter
 
 
 def rate_limit_key() -> str:
