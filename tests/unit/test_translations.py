@@ -169,3 +169,51 @@ def test_translations_keep_placeholders(locale: str) -> None:
                                 "    the msgid and msgstr must both end, or both not end, "
                                 "with a newline")
     assert not problems, f"Placeholders differ in the {locale} catalog:\n" + "\n".join(problems)
+
+
+# The bureau's terms (issue 8's bilingual review): a translation that breaks one fails here.
+# (pattern in the translation, why), per locale; `when` narrows to msgids matching a pattern.
+GLOSSARY: dict[str, list[tuple[str, str, str]]] = {
+    "ko": [
+        (r"접수", r"(?i)^(?!.*receiv).*\baccept", "受理 (accept) is 수리, never 접수"),
+        (r"(?<![가-힣])키(?![가-힣]*열쇠)(?=[는가를마도의로와\s.,:)]|$)", r".",
+         "a key is 열쇠, never 키"),
+        (r"감사원", r".", "auditor is 감사 담당 사업일군 (감사원 is a South Korean agency)"),
+        (r"철회", r".", "撤案 is 사건취소 (the police cancel the case), not 철회"),
+        (r"문의기록", r".", "询问笔录 is 조사질문기록"),
+        (r"제시함", r".", "公安提示函 is not 제시함"),
+        (r"본급", r"(?i)prefecture office|report", "州本级 reads 주 생태환경국 for citizens"),
+        (r"폐기물|폐유", r".", "废物 is 페기물 (Yanbian norm)"),
+        (r"(?<![가-힣])(?:이유|입안|연락|녹음|규율)", r".",
+         "Yanbian norms: 리유, 립안, 련락, 록음, 규률"),
+        (r"통상적인 이송 기관", r".", "the usual receiving body is 통상 이송받는 기관"),
+    ],
+    "zh_Hans": [
+        (r"已超期|超期", r".", "overdue is 逾期"),
+        (r"^审计$", r"^Auditor$", "an auditor is 审计员 (审计 is the menu's name)"),
+        (r"撤回", r".", "撤案 is the police cancelling a case, not 撤回"),
+        (r"由州本级", r".", "citizens read 州生态环境局, not 州本级"),
+    ],
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_translations_use_the_bureau_terms(locale: str) -> None:
+    catalog = _read(TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po")
+    problems = []
+    for message in catalog:
+        if not message.id:
+            continue
+        for form in _forms(message.string):
+            for pattern, when, why in GLOSSARY[locale]:
+                if form and re.search(when, _forms(message.id)[0]) and re.search(pattern, form):
+                    problems.append(f"  {message.id!r}\n    -> {form!r}\n    {why}")
+    assert not problems, f"The {locale} catalog breaks the glossary:\n" + "\n".join(problems)
+
+
+def test_withdrawn_is_not_the_word_for_a_cancelled_case() -> None:
+    """撤案 is the police cancelling the case they opened: "case cancelled" in English too."""
+    template = _read(POT)
+    for message in template:
+        if message.id and "撤案" in _forms(message.id)[0]:
+            assert "withdr" not in _forms(message.id)[0].lower(), message.id
