@@ -192,3 +192,162 @@ def submit_form(driver: WebDriver, form_action: str) -> None:
     driver.find_element(By.CSS_SELECTOR,
                         f'form[action="{form_action}"] button[type="submit"]').click()
     WebDriverWait(driver, 30).until(page_replaced(old_page))
+
+
+# -- a staffed portal: one signed-in browser per role -------------------------------------------
+
+STAFF_PASSWORD = "officer password 2026"
+# username → (unit, roles). The officer holds three yanji roles so one browser sees every page of
+# the officers' side; the second case officer completes the 专案组, the head approves.
+STAFF_PEOPLE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "w_officer": ("yanji", ("intake_officer", "case_officer", "head")),
+    "w_case_b": ("yanji", ("case_officer",)),
+    "w_head": ("yanji", ("head",)),
+    "w_police": ("psb_zhou", ("liaison",)),
+    "w_auditor": ("zhou", ("auditor",)),
+}
+# A file name with no break opportunity: it must wrap instead of widening the page.
+LONG_FILE_NAME = "布尔哈通河排污口夜间现场照片_IMG_20261101_083000_0123456789abcdef0123456789.jpg"
+
+
+@dataclass(frozen=True)
+class StaffWorld:
+    """The live portal with a person for each role and something on every page: a tip with a
+    long narrative and a photo, a case of two tips, one referral awaiting approval and one
+    handed over to the prefecture public security bureau, a 检察建议书."""
+
+    portal: LivePortal
+    secrets: dict[str, str]  # username → TOTP secret ("admin" included)
+    pages: dict[str, tuple[str, ...]]  # role → paths that role's browser visits
+
+    def password(self, username: str) -> str:
+        return ADMIN_PASSWORD if username == "admin" else STAFF_PASSWORD
+
+
+ROLE_USER = {"staff": "w_officer", "liaison": "w_police", "auditor": "w_auditor",
+             "admin": "admin"}
+
+
+def _build_staff_world(portal: LivePortal) -> StaffWorld:
+    # Imported here: only the tests that ask for this fixture need the domain.
+    from datetime import UTC, datetime
+
+    from flask import current_app
+    from sqlalchemy import select
+
+    from models import Role, Tip, Unit, User
+    from portal import intake, referrals
+    from portal.access import principal_for
+    from portal.accounts import add_membership, create_user
+    from portal.audit import SYSTEM
+    from portal.auth import begin_enrollment
+    from portal.custody import grant_from_recovery, unit_identities, unlock_personal
+    from tests.helpers import MemoryUpload, jpeg_with_metadata
+
+    app = portal.app
+    limits = intake.Limits(10, 10**7, 10**7)
+    secrets: dict[str, str] = {}
+    ids: dict[str, int] = {}
+
+    def enroll(user: User) -> None:
+        secrets[user.username] = begin_enrollment(user, app.config["SECRET_KEY"]).secret
+        user.totp_confirmed_at = user.created_at
+
+    def principal(username: str):
+        user = db.session.get(User, ids[username])
+        personal = unlock_personal(user, STAFF_PASSWORD)
+        return principal_for(db.session, user, unit_identities(db.session, user, personal))
+
+    def tip(narrative: str, uploads=(), status: str = "accepted") -> int:
+        filed = intake.file_tip(db.session, intake.TipDraft(
+            narrative=narrative, county="yanji", category="P04", place="布尔哈通河 延吉段"),
+            list(uploads), limits=limits, receipt_cost=current_app.config["RECEIPT_ARGON2"],
+            actor=SYSTEM)
+        db.session.get(Tip, filed.tip_id).status = status
+        db.session.commit()
+        return filed.tip_id
+
+    with app.app_context():
+        for username, (unit_code, roles) in STAFF_PEOPLE.items():
+            user = create_user(db.session, username, STAFF_PASSWORD,
+                               wrap_cost=app.config["WRAP_ARGON2"],
+                               login_cost=app.config["LOGIN_ARGON2"], actor=SYSTEM)
+            for role in roles:
+                add_membership(db.session, user, unit_code, Role(role), actor=SYSTEM)
+            if unit_code in portal.recovery:
+                unit = db.session.scalars(select(Unit).where(Unit.code == unit_code)).one()
+                grant_from_recovery(db.session, unit, user, portal.recovery[unit_code],
+                                    actor=SYSTEM)
+            enroll(user)
+            db.session.commit()
+            ids[username] = user.id
+        enroll(db.session.scalars(select(User).where(User.username == "admin")).one())
+        db.session.commit()
+
+        long_line = "每天夜里有工厂通过暗管把黑色废水排进布尔哈通河，气味刺鼻，鱼死了很多。" * 6
+        photo = MemoryUpload(LONG_FILE_NAME, jpeg_with_metadata())
+        shown = tip(long_line + "\nhttps://example.org/" + "x" * 90, [photo], status="received")
+        case_tips = [tip("quarry waste oil poured into the river"), tip("the same quarry again")]
+        other_tips = [tip("a second site, same owner"), tip("the second site at night")]
+        officer = principal("w_officer")
+        cases = []
+        for n, tips in enumerate((case_tips, other_tips)):
+            case = referrals.form_case(
+                db.session, officer, tip_ids=tips, member_ids=[ids["w_officer"], ids["w_case_b"]],
+                offence_code="pollution", title=f"布尔哈通河暗管排污案 {n + 1}",
+                summary="暗管夜间排放含油废水，多次。")
+            referrals.add_documents(db.session, officer, case.id, "investigation_report",
+                                    [MemoryUpload("调查报告.txt", "调查报告正文".encode())],
+                                    limits=limits)
+            cases.append(case.id)
+        waiting = referrals.create_referral(db.session, officer, cases[0], "psb_zhou",
+                                            "proc_zhou")
+        referrals.act(db.session, officer, waiting.id, "submit", limits=limits)
+        sent = referrals.create_referral(db.session, officer, cases[1], "psb_zhou", "proc_zhou")
+        referrals.act(db.session, officer, sent.id, "submit", limits=limits)
+        referrals.act(db.session, principal("w_head"), sent.id, "approve", limits=limits)
+        referrals.act(db.session, officer, sent.id, "hand_over", limits=limits,
+                      letter_context={"contact_phone": "0433-2512345"})
+        suggestion = referrals.record_suggestion(
+            db.session, officer, kind="procuratorial", issuer="延边朝鲜族自治州人民检察院",
+            unit_code="yanji", received_on=datetime.now(UTC),
+            problems="饮用水水源保护区内排污口未拆除。")
+        db.session.commit()
+        referral_ids = (waiting.id, sent.id)
+        case_id, suggestion_id = cases[0], suggestion.id
+        db.session.remove()
+
+    mine = ("/staff/keys", "/staff/account")
+    pages = {
+        "staff": ("/staff/", f"/staff/tips/{shown}", "/staff/cases", f"/staff/cases/{case_id}",
+                  "/staff/referrals", *(f"/staff/referrals/{r}" for r in referral_ids),
+                  "/staff/suggestions", f"/staff/suggestions/{suggestion_id}", "/staff/hotline",
+                  *mine),
+        "liaison": ("/liaison/", f"/liaison/referrals/{referral_ids[1]}", *mine),
+        "auditor": ("/audit/", "/audit/tips", f"/audit/tips/{shown}", "/audit/referrals",
+                    "/audit/decryptions", *mine),
+        "admin": ("/admin/users", "/admin/categories", "/admin/offences", "/admin/calendar",
+                  *mine),
+    }
+    return StaffWorld(portal=portal, secrets=secrets, pages=pages)
+
+
+@pytest.fixture
+def staff_world(live_portal: LivePortal) -> StaffWorld:
+    """The live portal, staffed (see StaffWorld); sign people in with `sign_in_staff`."""
+    return _build_staff_world(live_portal)
+
+
+def sign_in_staff(driver: WebDriver, world: StaffWorld, username: str, lang: str = "en") -> None:
+    """Password, then the current TOTP code, through the real sign-in pages."""
+    import pyotp
+
+    base = world.portal.url
+    driver.get(f"{base}/staff/login?lang={lang}")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(world.password(username))
+    submit_form(driver, "/staff/login")
+    assert driver.current_url.startswith(f"{base}/staff/login/code"), driver.page_source[:2000]
+    driver.find_element(By.ID, "code").send_keys(pyotp.TOTP(world.secrets[username]).now())
+    submit_form(driver, "/staff/login/code")
+    assert driver.find_elements(By.CSS_SELECTOR, "nav.staff-nav"), driver.page_source[:2000]

@@ -1,4 +1,5 @@
-"""axe-core over every citizen page, in Chinese, Korean and English, on a 360 px phone.
+"""axe-core over every citizen page, and every staff, liaison, auditor and administrator page, in
+Chinese, Korean and English, on a 360 px phone.
 
 A visit per language walks: home, the report form, the form sent back with errors, the receipt,
 the follow-up form, the same form after a wrong receipt, the status page, and the status page
@@ -24,7 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import page_replaced
+from tests.browser.conftest import ROLE_USER, StaffWorld, page_replaced, sign_in_staff
 
 pytestmark = pytest.mark.browser
 
@@ -137,6 +138,48 @@ def test_citizen_pages_have_no_serious_violations(live_portal, js_browser: WebDr
     assert len(audit.pages) == 8
     assert not audit.problems, (
         f"{len(audit.problems)} serious/critical axe violations:\n" + "\n".join(audit.problems))
+
+
+def test_staff_pages_have_no_serious_violations(staff_world: StaffWorld,
+                                                 js_browser: WebDriver) -> None:
+    """The sign-in pages, then each role's pages (staff_world.pages), signed in once per role,
+    in each language."""
+    import pyotp
+
+    driver, base = js_browser, staff_world.portal.url
+    audits = {lang: Audit(driver, lang) for lang in HTML_LANG}
+    for lang, audit in audits.items():
+        driver.get(f"{base}/staff/login?lang={lang}")
+        audit.check("sign-in /staff/login")
+    # The second step, with an error, once (its words are checked in every language above).
+    audit = audits["zh"]
+    driver.get(f"{base}/staff/login?lang=zh")
+    driver.find_element(By.ID, "username").send_keys(ROLE_USER["staff"])
+    driver.find_element(By.ID, "password").send_keys(staff_world.password(ROLE_USER["staff"]))
+    audit.submit("/staff/login")
+    audit.check("sign-in, second factor /staff/login/code")
+    driver.find_element(By.ID, "code").send_keys("000000" if pyotp.TOTP(
+        staff_world.secrets[ROLE_USER["staff"]]).now() != "000000" else "111111")
+    audit.submit("/staff/login/code")
+    audit.shows(".errors")
+    audit.check("sign-in, wrong code")
+    driver.delete_all_cookies()
+
+    for role, user in ROLE_USER.items():
+        sign_in_staff(driver, staff_world, user)
+        for lang, audit in audits.items():
+            for path in staff_world.pages[role]:
+                driver.get(f"{base}{path}?lang={lang}")
+                assert driver.find_elements(By.CSS_SELECTOR, "nav.staff-nav"), (
+                    f"{role} {path}: " + driver.find_element(By.TAG_NAME, "main").text[:300])
+                audit.check(f"{role} {path}")
+        driver.delete_all_cookies()
+
+    pages = sum(len(paths) for paths in staff_world.pages.values())
+    assert [len(a.pages) for a in audits.values()] == [pages + 3, pages + 1, pages + 1]
+    problems = [p for audit in audits.values() for p in audit.problems]
+    assert not problems, (
+        f"{len(problems)} serious/critical axe violations:\n" + "\n".join(problems))
 
 
 def test_axe_catches_real_problems(js_browser: WebDriver) -> None:
