@@ -187,6 +187,9 @@ GLOSSARY: dict[str, list[tuple[str, str, str]]] = {
         (r"(?<![가-힣])(?:이유|입안|연락|녹음|규율)", r".",
          "Yanbian norms: 리유, 립안, 련락, 록음, 규률"),
         (r"통상적인 이송 기관", r".", "the usual receiving body is 통상 이송받는 기관"),
+        (r"[가-힣] 수 (?:있|없)", r".", "Yanbian spelling joins 수: 할수 있다, 볼수 없다"),
+        (r"되었|하었", r".", "Yanbian spelling: 되였다"),
+        (r"페이지", r".", "a page is 페지"),
     ],
     "zh_Hans": [
         (r"已超期|超期", r".", "overdue is 逾期"),
