@@ -190,6 +190,8 @@ GLOSSARY: dict[str, list[tuple[str, str, str]]] = {
         (r"[가-힣] 수 (?:있|없)", r".", "Yanbian spelling joins 수: 할수 있다, 볼수 없다"),
         (r"되었|하었", r".", "Yanbian spelling: 되였다"),
         (r"페이지", r".", "a page is 페지"),
+        (r"재심의", r".", "复议 is 복의, as everywhere else in the catalog"),
+        (r"당신", r".", "the portal addresses people as 귀하 (or leaves the pronoun out)"),
     ],
     "zh_Hans": [
         (r"已超期|超期", r".", "overdue is 逾期"),
