@@ -556,6 +556,8 @@ def event_text(action: str, details: object = None) -> str:
     sentence = str(words) if words is not None else gettext("Recorded event")
     parts = []
     values = _details(details)
+    if values.get("previous") == values.get("category"):
+        values.pop("previous", None)  # confirmed as the reporter chose: nothing to compare
     for key, render in DETAIL_WORDS.items():
         if key not in values:
             continue
