@@ -372,5 +372,20 @@ def overflow_at(driver: WebDriver, width: int) -> int:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def header_offset(driver: WebDriver, width: int = DESK) -> int | None:
+    """At `width` px, how far apart the header's brand and the page's first heading start
+    (None when the page has no such pair)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        brand = driver.find_elements(By.CSS_SELECTOR, "header.site .brand")
+        heading = driver.find_elements(By.CSS_SELECTOR, "main h1")
+        if not brand or not heading:
+            return None
+        return int(abs(brand[0].rect["x"] - heading[0].rect["x"]))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
