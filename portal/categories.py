@@ -60,8 +60,14 @@ def save_offence(session: Session, code: str, names: dict[str, str], basis: str,
                  *, actor: Actor) -> Offence:
     """Add or edit a suspected offence of the list cases choose from."""
     code = code.strip().lower()
+    if len(code) > 24:  # the column's length (models/case.py Offence.code)
+        raise CategoryRejected("offence", "too_long")
     if not code or not all(names.get(lang, "").strip() for lang in LANGS) or not basis.strip():
         raise CategoryRejected("offence", "required")
+    # The columns' lengths (models/case.py Offence): longer text is refused, not truncated.
+    if (len(names.get("zh", "").strip()) > 80 or len(basis.strip()) > 120
+            or any(len(names.get(lang, "").strip()) > 120 for lang in LANGS)):
+        raise CategoryRejected("offence", "too_long")
     offence = session.scalar(select(Offence).where(Offence.code == code))
     if offence is None:
         offence = Offence(code=code)

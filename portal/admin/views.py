@@ -59,9 +59,10 @@ from portal.messages import role_text
 from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, token_is_valid
 from portal.staff.context import COOKIE, Caller, current_caller, session_store
-from portal.web import choices
+from portal.web import choices, row_id
 
 LOCAL = ZoneInfo("Asia/Shanghai")
+MAX_ID = 2**31 - 1  # the id columns' range (PostgreSQL integer): larger ids name nothing
 
 
 class SetupForm(FlaskForm):
@@ -257,7 +258,7 @@ def users() -> Any:
 @bp.post("/admin/users/<int:user_id>/<action>")
 def user_action(user_id: int, action: str) -> Any:
     caller = _admin()
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id) if user_id <= MAX_ID else None
     if user is None:
         abort(404)
     actor = _actor(caller)
@@ -275,8 +276,8 @@ def user_action(user_id: int, action: str) -> Any:
             flash(gettext("Saved."))
     elif action == "remove-membership":
         membership_id = request.form.get("membership_id", "")
-        membership = (db.session.get(Membership, int(membership_id))
-                      if membership_id.isdigit() else None)
+        membership = (db.session.get(Membership, row_id(membership_id))
+                      if row_id(membership_id) else None)
         if membership is None or membership.user_id != user.id:
             abort(404)
         remove_membership(db.session, membership, actor=actor)
@@ -383,18 +384,35 @@ def categories() -> Any:
         try:
             edit_category(db.session, form.code.data or "", edit,
                           actor=_actor(caller))
-        except CategoryRejected:
+        except CategoryRejected as rejected:
             db.session.rollback()
-            flash(gettext("Every category needs a name in all three languages."), "error")
-            return redirect(url_for("admin.categories")), 303
+            typed = {"code": form.code.data or "", "usual_receiver": edit.usual_receiver or "",
+                     **{f"name_{lang}": text for lang, text in edit.names.items()},
+                     **{f"description_{lang}": text for lang, text in edit.descriptions.items()}}
+            return _categories_page(caller, form, typed=typed, error=str(
+                CATEGORY_REFUSALS.get(rejected.field.split("_")[0], CATEGORY_REFUSALS["name"]))
+            ), 400
         db.session.commit()
         flash(gettext("Saved as a new version; tips keep the version they were filed under."))
         return redirect(url_for("admin.categories")), 303
+    return _categories_page(caller, form)
+
+
+CATEGORY_REFUSALS = {
+    "name": _l("Every category needs a name in all three languages."),
+    "usual": _l("Please choose one of the listed receiving bodies."),
+    "code": _l("There is no such category."),
+}
+
+
+def _categories_page(caller: Caller, form: CategoryForm, *, typed: dict[str, str] | None = None,
+                     error: str | None = None) -> str:
     rows = list(db.session.scalars(select(Category).where(Category.current.is_(True))
                                    .order_by(Category.sort_order)))
     return render_template("admin/categories.html", rows=rows, caller=caller, form=form,
                            receivers=[(k.value, str(label)) for k, label in
-                                      RECEIVER_LABELS.items()], lang=current_lang())
+                                      RECEIVER_LABELS.items()], lang=current_lang(),
+                           typed=typed, error=error)
 
 
 @bp.route("/admin/calendar", methods=["GET", "POST"])
@@ -433,13 +451,24 @@ def offences() -> Any:
                          {lang: form.get(f"name_{lang}", "") for lang in ("zh", "ko", "en")},
                          form.get("basis", ""), form.get("active") == "y",
                          actor=_actor(caller))
-        except CategoryRejected:
+        except CategoryRejected as rejected:
             db.session.rollback()
-            flash(gettext("Every offence needs a code, a name in all three languages and its "
-                          "legal basis."), "error")
-            return redirect(url_for("admin.offences")), 303
+            typed = {name: form.get(name, "") for name in
+                     ("code", "name_zh", "name_ko", "name_en", "basis", "active")}
+            error = (gettext("A name is at most 80 characters in Chinese and 120 in Korean or "
+                             "English, the legal basis at most 120, the code at most 24.")
+                     if rejected.code == "too_long" else
+                     gettext("Every offence needs a code, a name in all three languages and its "
+                             "legal basis."))
+            return _offences_page(caller, typed=typed, error=error), 400
         db.session.commit()
         flash(gettext("Saved."))
         return redirect(url_for("admin.offences")), 303
+    return _offences_page(caller)
+
+
+def _offences_page(caller: Caller, *, typed: dict[str, str] | None = None,
+                   error: str | None = None) -> str:
     rows = list(db.session.scalars(select(Offence).order_by(Offence.id)))
-    return render_template("admin/offences.html", rows=rows, caller=caller, lang=current_lang())
+    return render_template("admin/offences.html", rows=rows, caller=caller, lang=current_lang(),
+                           typed=typed, error=error)

@@ -50,8 +50,14 @@ def test_offences_are_editable(app, portal_keys, staff) -> None:
                                          "basis": "《中华人民共和国刑法》第三百四十一条",
                                          "active": "y"})
     assert db.session.scalars(select(Offence).where(Offence.code == "wildlife")).one().active
-    refused = client.post("/admin/offences", data={"code": "x", "name_zh": "", "basis": ""})
-    assert refused.status_code == 303
+    refused = client.post("/admin/offences?lang=en", data={
+        "code": "x", "name_zh": "", "name_en": "Typed name", "basis": "typed basis"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Every offence needs a code" in page
+    assert 'value="Typed name"' in page and 'value="typed basis"' in page
+    too_long = client.post("/admin/offences?lang=en", data={
+        "code": "y", "name_zh": "罪" * 81, "name_ko": "죄", "name_en": "Offence", "basis": "b"})
+    assert too_long.status_code == 400 and "at most 80" in too_long.get_data(as_text=True)
     assert db.session.scalars(select(Offence).where(Offence.code == "x")).first() is None
     # An officer is no administrator.
     uid = staff.create("plain_officer", "yanji")
@@ -93,6 +99,13 @@ def test_categories_name_the_usual_receiver_in_words(app, portal_keys) -> None:
     page = client.get("/admin/categories?lang=en").get_data(as_text=True)
     assert ">Public security (公安)</option>" in page
     assert ">public_security<" not in page and "(v1)" not in page
+    missing = client.post("/admin/categories?lang=en", data={
+        "code": "P01", "name_zh": "", "name_ko": "불법투기", "name_en": "Typed dumping",
+        "usual_receiver": "procuratorate"})
+    page = missing.get_data(as_text=True)
+    assert missing.status_code == 400 and "name in all three languages" in page
+    assert 'value="Typed dumping"' in page
+    assert 'value="procuratorate" selected>Procuratorate (检察院)</option>' in page
     saved = client.post("/admin/categories", data={
         "code": "P01", "name_zh": "非法倾倒", "name_ko": "불법투기", "name_en": "Dumping",
         "usual_receiver": "procuratorate"})
