@@ -122,7 +122,7 @@ def test_openapi_document_describes_the_api(client) -> None:
     tip = doc["components"]["schemas"]["Tip"]
     assert tip["required"] == ["narrative"]
     assert {"category", "county", "place", "occurred", "responsible", "narrative", "officials",
-            "keep_photo_location", "identity"} == set(tip["properties"])
+            "keep_photo_location", "identity", "language"} == set(tip["properties"])
     responses = doc["paths"]["/tips"]["post"]["responses"]
     assert {"201", "400", "413", "429"} <= set(responses)
     assert "multipart/form-data" in doc["paths"]["/tips"]["post"]["requestBody"]["content"]
