@@ -61,6 +61,9 @@ class Tip(Base):
     receipt_lookup: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     # Public half of the key derived from the receipt: officers' messages are sealed to it too.
     receipt_recipient: Mapped[str] = mapped_column(Text)
+    # Keyed hash of the report form's one-time token (portal/receipts.py Submission): a second
+    # POST of the same form files nothing and shows the same receipt. Never the token itself.
+    submission_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     county: Mapped[str | None] = mapped_column(String(40))  # unit code, None when unknown
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
@@ -141,6 +144,8 @@ class Message(Base):
     staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     body: Mapped[bytes] = mapped_column(LargeBinary)  # age ciphertext
+    # Keyed hash of the reply form's one-time token: a refresh does not post the message twice.
+    submission_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
 
     tip: Mapped[Tip] = relationship(back_populates="messages")
 

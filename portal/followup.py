@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Message, Tip
@@ -25,6 +26,10 @@ TOKEN_LIFETIME = 30 * 60
 
 class ReceiptNotFound(Exception):
     """No tip answers to this receipt, or the follow-up token expired; deliberately no more."""
+
+
+class AlreadySent(Exception):
+    """This reply form was sent before (a refresh, a double click): nothing was added."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,21 @@ class AttachmentInfo:
 
 @dataclass(frozen=True)
 class ReporterView:
-    status: str
+    status: str  # always the latest update's: what the reporter reads first agrees with the list
     received_at: datetime
     content: dict
     updates: list[Update]
     messages: list[ThreadMessage]
     attachments: list[AttachmentInfo]
+    unit_code: str  # the handling unit, named in words on the page
+
+
+def current_status(updates: Sequence[Update], fallback: str) -> str:
+    """The reporter's status is the latest progress entry (one source of truth): tip.status is
+    the officers' working state and may move without a word to the reporter."""
+    if not updates:
+        return fallback
+    return max(enumerate(updates), key=lambda pair: (pair[1].at, pair[0]))[1].status
 
 
 def unlock(session: Session, receipt_text: str, cost: receipts.Argon2Cost) -> FollowupKey:
@@ -109,21 +123,32 @@ def reporter_view(session: Session, key: FollowupKey) -> ReporterView:
         meta = json.loads(crypto.open_sealed(attachment.meta, [key.identity]))
         attachments.append(AttachmentInfo(meta["filename"], attachment.family, attachment.size,
                                           attachment.uncleaned))
+    updates = [Update(u.status, u.at, _open_text(u.note, key) if u.note else None)
+               for u in tip.updates]
     return ReporterView(
-        status=tip.status,
+        status=current_status(updates, tip.status),
         received_at=tip.received_at,
         content=content,
-        updates=[Update(u.status, u.at, _open_text(u.note, key) if u.note else None)
-                 for u in tip.updates],
+        updates=updates,
         messages=[ThreadMessage(m.author, m.created_at, _open_text(m.body, key))
                   for m in tip.messages],
         attachments=attachments,
+        unit_code=tip.unit.code,
     )
 
 
+def _sent_before(session: Session, tip_id: int, once: bytes | None) -> bool:
+    return once is not None and session.scalar(
+        select(Message.id).where(Message.tip_id == tip_id, Message.submission_hash == once)
+    ) is not None
+
+
 def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Upload],
-          *, limits: Limits) -> Message:
-    """The reporter writes to the officers and may add evidence, in one transaction."""
+          *, limits: Limits, once: bytes | None = None) -> Message:
+    """The reporter writes to the officers and may add evidence, in one transaction. `once` is
+    the keyed hash of the reply form's one-time token: a repeat raises AlreadySent."""
+    if _sent_before(session, key.tip_id, once):
+        raise AlreadySent
     uploads = [u for u in uploads if u.filename]
     if not body.strip() and not uploads:
         raise IntakeRejected({"body": FieldError("required")})
@@ -138,7 +163,7 @@ def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Uploa
     try:
         recipients = tip_recipients(session, tip)
         message = Message(tip_id=tip.id, author="reporter", created_at=utcnow(),
-                          body=crypto.seal(body.encode(), recipients))
+                          body=crypto.seal(body.encode(), recipients), submission_hash=once)
         session.add(message)
         session.flush()
         stored = store_attachments(session, tip, uploads, recipients, keep_location=False,
@@ -147,6 +172,11 @@ def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Uploa
         record(session, REPORTER, "message.from_reporter", object_type="tip", object_id=tip.id,
                unit_code=tip.unit.code, attachments=len(stored))
         session.commit()
+    except IntegrityError:
+        session.rollback()
+        if _sent_before(session, key.tip_id, once):  # the same form, posted twice at once
+            raise AlreadySent from None
+        raise
     except BaseException:
         session.rollback()
         raise

@@ -19,6 +19,7 @@ from hashlib import sha256
 from typing import BinaryIO, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Attachment, Category, Channel, Language, Tip, TipStatus, TipUpdate, Unit
@@ -104,6 +105,29 @@ class IntakeRejected(Exception):
 class FiledTip:
     tip_id: int
     receipt: receipts.Receipt
+
+
+class AlreadyFiled(Exception):
+    """This submission (one report form, one Idempotency-Key) filed a tip before: nothing new is
+    stored. `receipt` is that tip's receipt again while a repeat may still show it
+    (receipts.RECEIPT_REPLAY_SECONDS), else None."""
+
+    def __init__(self, tip_id: int, receipt: receipts.Receipt | None) -> None:
+        super().__init__("already filed")
+        self.tip_id = tip_id
+        self.receipt = receipt
+
+
+def filed_before(session: Session, once: receipts.Once, now: datetime | None = None
+                 ) -> AlreadyFiled | None:
+    """The tip this submission already filed, if any (found by the keyed hash alone)."""
+    row = session.execute(select(Tip.id, Tip.received_at)
+                          .where(Tip.submission_hash == once.index)).first()
+    if row is None:
+        return None
+    age = ((now or utcnow()) - row.received_at).total_seconds()
+    shown = once.receipt if age <= receipts.RECEIPT_REPLAY_SECONDS else None
+    return AlreadyFiled(row.id, shown)
 
 
 def valid_id_number(value: str) -> bool:
@@ -237,15 +261,19 @@ def file_tip(
     receipt_cost: receipts.Argon2Cost,
     actor: Actor = REPORTER,
     now: datetime | None = None,
+    once: receipts.Once | None = None,
 ) -> FiledTip:
     """Validate, seal and store a tip with its attachments in one transaction, and return the
-    receipt, which exists nowhere else afterwards."""
+    receipt, which exists nowhere else afterwards. With `once` (a one-time submission token), a
+    repeat of the same submission raises AlreadyFiled instead of filing again."""
+    now = now or utcnow()
+    if once is not None and (earlier := filed_before(session, once, now)) is not None:
+        raise earlier
     uploads = [u for u in uploads if u.filename]
     errors = validate(session, draft, len(uploads), limits)
     if errors:
         raise IntakeRejected(errors)
-    now = now or utcnow()
-    receipt = receipts.new_receipt()
+    receipt = once.receipt if once is not None else receipts.new_receipt()
     keys = receipts.derive_keys(receipt, install_secret(session, "receipt_salt"), receipt_cost)
     unit: Unit = routing_unit(session, draft.county)
     recipients = [*unit_recipients(session, unit), keys.keypair.recipient]
@@ -260,6 +288,7 @@ def file_tip(
             category_id=category.id if category else None,
             channel=draft.channel,
             language=draft.language,
+            submission_hash=once.index if once is not None else None,
             status=TipStatus.RECEIVED,
             real_name=draft.identity is not None,
             received_at=now,
@@ -280,6 +309,12 @@ def file_tip(
                unit_code=unit.code, at=now, channel=str(draft.channel),
                attachments=len(stored), real_name=draft.identity is not None)
         session.commit()
+    except IntegrityError:
+        session.rollback()
+        # Two POSTs of one form at once (a double click): the other one filed it.
+        if once is not None and (earlier := filed_before(session, once, now)) is not None:
+            raise earlier from None
+        raise
     except BaseException:
         session.rollback()
         raise

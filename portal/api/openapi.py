@@ -60,6 +60,17 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
             }},
             "/tips": {"post": {
                 "summary": "File a tip",
+                "parameters": [{
+                    "name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~+/=-]{32,128}$"},
+                    "description": "Optional. A random value of at least 128 bits made by the "
+                                   "client for this one tip (e.g. a UUID v4 or 32 hex digits) "
+                                   "and kept secret like the receipt. Sending the same key "
+                                   "again files nothing: within an hour of filing the answer is "
+                                   "200 with the same receipt (header Idempotent-Replayed: "
+                                   "true), later 409. The key is never stored, only a keyed "
+                                   "hash of it; the receipt is derived from it.",
+                }],
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/Tip"}},
                     "multipart/form-data": {"schema": {
@@ -79,6 +90,14 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                         "schema": {"type": "object", "required": ["receipt"], "properties": {
                             "receipt": {"type": "string", "pattern": RECEIPT_PATTERN}
                         }}}}},
+                    "200": {"description": "filed before with this Idempotency-Key: the same "
+                                           "receipt, nothing new filed",
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "required": ["receipt"], "properties": {
+                                    "receipt": {"type": "string",
+                                                "pattern": RECEIPT_PATTERN}}}}}},
+                    "409": _error_response("filed before with this Idempotency-Key, more than "
+                                           "an hour ago: nothing new filed, receipt not shown"),
                     "400": _error_response("invalid fields"),
                     "413": _error_response("request larger than the portal accepts"),
                     **limited,

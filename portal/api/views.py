@@ -8,7 +8,7 @@ from flask import Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from models import Category
-from portal import followup, intake
+from portal import followup, intake, receipts
 from portal.api import bp
 from portal.api.openapi import openapi_document
 from portal.api.schema import SchemaError, receipt_and_body, tip_draft
@@ -73,11 +73,31 @@ def create_tip() -> tuple[Response, int]:
             draft = tip_draft(data, from_form=False)
             uploads = []
         draft.language = draft.language or _request_language()
+        once = _idempotency()
         filed = intake.file_tip(db.session, draft, uploads, limits=limits(),
-                                receipt_cost=current_app.config["RECEIPT_ARGON2"])
+                                receipt_cost=current_app.config["RECEIPT_ARGON2"], once=once)
     except (SchemaError, IntakeRejected) as rejected:
         return _errors(rejected.errors)
+    except intake.AlreadyFiled as earlier:
+        # The same Idempotency-Key again (a retry after a lost answer): nothing new is filed.
+        if earlier.receipt is None:
+            return jsonify({"error": "already_filed", "status": 409}), 409
+        response = jsonify({"receipt": earlier.receipt})
+        response.headers["Idempotent-Replayed"] = "true"
+        return response, 200
     return jsonify({"receipt": filed.receipt}), 201
+
+
+def _idempotency() -> receipts.Once | None:
+    """The optional Idempotency-Key header, as a one-time submission (portal/receipts.py)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    submission = receipts.api_submission(key.strip())
+    if submission is None:
+        raise SchemaError({"Idempotency-Key": FieldError("weak_idempotency_key")})
+    return submission.bind(receipts.SubmissionSecrets.from_secret_key(
+        current_app.config["SECRET_KEY"]))
 
 
 def _not_found() -> tuple[Response, int]:

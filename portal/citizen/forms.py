@@ -39,6 +39,8 @@ class ReportForm(FlaskForm):
     reward = BooleanField(_l("I am interested in a reward (有奖举报)"))
     # Honeypot: hidden from people by CSS and from screen readers; bots fill it in.
     website = StringField(_l("Leave this field empty"))
+    # One-time submission token (portal/receipts.py): a refresh of the receipt page files nothing.
+    submission = HiddenField()
 
     IDENTITY = ("name", "phone", "id_number", "address")
 
@@ -80,13 +82,31 @@ COUNTY_FIELD_CHOICES = ("unknown", *COUNTIES)
 
 class FollowupForm(FlaskForm):
     receipt = StringField(_l("Your receipt"))
+    # A message typed when the visit had expired, carried back to the reply form unsent.
+    draft = HiddenField()
 
 
 class ReplyForm(FlaskForm):
-    token = HiddenField()
+    token = HiddenField()  # the sealed follow-up handle (portal/followup.py issue_token)
+    submission = HiddenField()  # one-time: a refresh does not post the message twice
     body = TextAreaField(_l("Your message to the officers"))
     attachments = MultipleFileField(_l("Add evidence (optional)"))
 
 
 class ReceiptDownloadForm(FlaskForm):
     receipt = HiddenField()
+
+
+class StatusLanguageForm(FlaskForm):
+    """The status page's language buttons: the sealed handle travels in the body, never in the
+    address or a cookie."""
+
+    token = HiddenField()
+    lang = HiddenField()
+
+
+class ReceiptLanguageForm(FlaskForm):
+    """The receipt page's language buttons: the report form's token re-derives the receipt."""
+
+    submission = HiddenField()
+    lang = HiddenField()

@@ -16,14 +16,15 @@ from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
-from sqlalchemy import select
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import func, select
 
-from models import Attachment, BlobChunk, Tip
+from models import Attachment, BlobChunk, Message, Tip
 from portal import crypto
 from portal.extensions import db
 from portal.intake import FieldError
 from portal.messages import error_text
-from tests.browser.conftest import submit_form, wait_for
+from tests.browser.conftest import page_replaced, submit_form, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -184,3 +185,75 @@ def test_missing_narrative_is_explained_in_korean(live_portal, browser: WebDrive
     assert _has_hangul(error), (
         f"the Korean page shows {error!r}: is it translated in {catalog / 'messages.po'} and "
         f"compiled (make translations; messages.mo exists: {(catalog / 'messages.mo').exists()})?")
+
+
+def _no_receipt_in_address_or_cookie(browser: WebDriver, code: str) -> None:
+    for secret in (code, code.replace("-", ""), code.lower()):
+        assert secret not in browser.current_url
+        for cookie in browser.get_cookies():
+            assert secret not in cookie.get("value", "")
+
+
+def test_refresh_and_language_switch_repeat_nothing(live_portal, browser: WebDriver) -> None:
+    """With JavaScript off: refreshing the receipt page files no second tip and shows the same
+    receipt; the receipt and status pages change language and stay; refreshing after a message
+    does not post it twice."""
+    base = live_portal.url
+    marker = f"refresh-{uuid.uuid4().hex[:12]}"
+    browser.get(f"{base}/report?lang=en")
+    browser.find_element(By.ID, "narrative").send_keys(f"Ash dumped by the road. {marker}")
+    submit_form(browser, "/report")
+    code = wait_for(browser, "p.receipt code").text.strip()
+    assert RECEIPT.match(code), code
+
+    # -- refresh: the browser posts the same form again
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.refresh()
+    WebDriverWait(browser, 30).until(page_replaced(old_page))
+    assert wait_for(browser, "p.receipt code").text.strip() == code
+    assert browser.find_element(By.CSS_SELECTOR, 'p.success[role="status"]').text.strip()
+    _no_receipt_in_address_or_cookie(browser, code)
+
+    # -- the receipt page in Korean: the same receipt, on the same page
+    submit_form_button(browser, "/report/receipt", "ko")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
+    assert wait_for(browser, "p.receipt code").text.strip() == code
+    _no_receipt_in_address_or_cookie(browser, code)
+    with live_portal.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Tip)) == 1
+        db.session.remove()
+
+    # -- follow up, then switch the status page to English: it stays
+    browser.get(f"{base}/followup")
+    browser.find_element(By.ID, "receipt").send_keys(code)
+    submit_form(browser, "/followup")
+    wait_for(browser, "dl.status")
+    submit_form_button(browser, "/followup/status", "en")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    wait_for(browser, "dl.status")
+    assert browser.find_element(By.ID, "body")  # still the status page with its reply form
+    _no_receipt_in_address_or_cookie(browser, code)
+
+    # -- a message, then a refresh: it is there once
+    browser.find_element(By.ID, "body").send_keys(f"Again today. {marker}")
+    submit_form(browser, "/followup/reply")
+    wait_for(browser, 'p.success[role="status"]')
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.refresh()
+    WebDriverWait(browser, 30).until(page_replaced(old_page))
+    wait_for(browser, 'p.success[role="status"]')
+    thread = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "ol.thread li.msg.reporter")]
+    assert sum(f"Again today. {marker}" in text for text in thread) == 1, thread
+    _no_receipt_in_address_or_cookie(browser, code)
+    with live_portal.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Message)) == 1
+        db.session.remove()
+
+
+def submit_form_button(browser: WebDriver, form_action: str, lang: str) -> None:
+    """Press one language button (a small form) and wait for the next page."""
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(
+        By.CSS_SELECTOR, f'form[action="{form_action}"] button[name="lang"][value="{lang}"]'
+    ).click()
+    WebDriverWait(browser, 30).until(page_replaced(old_page))

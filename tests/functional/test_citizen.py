@@ -15,11 +15,26 @@ from portal.extensions import db
 from tests.helpers import jpeg_with_metadata
 
 RECEIPT = re.compile(rb"<code>([0-9A-Z]{4}(?:-[0-9A-Z]{4}){4})</code>")
+SUBMISSION = re.compile(r'name="submission" type="hidden" value="([^"]+)"')
+HANDLE = re.compile(r'name="token" type="hidden" value="([0-9a-f]+)"')
 
 
-def submit(client, **fields):
-    data = {"narrative": "waste oil poured into the Buerhatong river", **fields}
-    return client.post("/report", data=data, content_type="multipart/form-data")
+def hidden(pattern: re.Pattern, page) -> str:
+    text = page if isinstance(page, str) else page.get_data(as_text=True)
+    match = pattern.search(text)
+    assert match, text[:2000]
+    return match.group(1)
+
+
+def form_token(client) -> str:
+    """The one-time submission token of a freshly drawn report form, as a browser gets it."""
+    return hidden(SUBMISSION, client.get("/report"))
+
+
+def submit(client, path="/report", **fields):
+    data = {"narrative": "waste oil poured into the Buerhatong river",
+            "submission": form_token(client), **fields}
+    return client.post(path, data=data, content_type="multipart/form-data")
 
 
 def receipt_of(response) -> str:
@@ -109,11 +124,11 @@ def test_invalid_identity_fields_are_explained(client, portal_keys) -> None:
 
 
 def test_success_shows_the_receipt_once_with_a_warning(client, portal_keys) -> None:
-    response = submit(client, county="hunchun")
+    response = submit(client, "/report?lang=en", county="hunchun")
     assert response.status_code == 201
     receipt = receipt_of(response)
     page = response.get_data(as_text=True)
-    assert "无法找回" in page or "cannot be recovered" in page
+    assert "cannot be shown again or recovered" in page
     assert response.headers["Cache-Control"] == "no-store"
     download = client.post("/receipt.txt", data={"receipt": receipt})
     assert download.mimetype == "text/plain"
@@ -128,10 +143,9 @@ def test_honeypot_refuses_without_storing(client, portal_keys) -> None:
 
 
 def test_attachment_errors_name_the_file_and_keep_the_text(client, portal_keys) -> None:
-    response = client.post("/report?lang=en", content_type="multipart/form-data", data={
-        "narrative": "see the attached script",
-        "attachments": [(io.BytesIO(b"<html><script>alert(1)</script></html>"), "page.html")],
-    })
+    response = submit(client, "/report?lang=en", narrative="see the attached script",
+                      attachments=[(io.BytesIO(b"<html><script>alert(1)</script></html>"),
+                                    "page.html")])
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "page.html" in page and "cannot be accepted" in page
@@ -145,9 +159,8 @@ def test_a_file_over_the_per_file_limit_is_named(app_factory) -> None:
         from tests.conftest import COSTS
 
         complete_setup(db.session, "admin", "correct horse battery", **COSTS)
-        response = app.test_client().post("/report?lang=en", data={
-            "narrative": "keep me", "attachments": [(io.BytesIO(b"x" * 5000), "big.txt")]},
-            content_type="multipart/form-data")
+        response = submit(app.test_client(), "/report?lang=en", narrative="keep me",
+                          attachments=[(io.BytesIO(b"x" * 5000), "big.txt")])
         assert response.status_code == 400
         page = response.get_data(as_text=True)
         assert "big.txt" in page and "larger than the limit" in page and "keep me" in page
@@ -169,11 +182,12 @@ def test_follow_up_shows_status_and_messages_and_takes_replies(client, portal_ke
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Received" in text and "Longjing quarry" in text
-    token = re.search(r'name="token" type="hidden" value="([0-9a-f]+)"', text).group(1)
+    token = hidden(HANDLE, text)
     assert receipt not in text  # the page carries a sealed token, not the receipt
     photo = jpeg_with_metadata()
     reply = client.post("/followup/reply?lang=en", content_type="multipart/form-data", data={
-        "token": token, "body": "The trucks come at 2 a.m.",
+        "token": token, "submission": hidden(SUBMISSION, text),
+        "body": "The trucks come at 2 a.m.",
         "attachments": [(io.BytesIO(photo), "trucks.jpg")]})
     assert reply.status_code == 200
     text = reply.get_data(as_text=True)
@@ -188,8 +202,9 @@ def test_follow_up_shows_status_and_messages_and_takes_replies(client, portal_ke
 def test_empty_reply_is_refused_with_the_page_kept(client, portal_keys) -> None:
     receipt = receipt_of(submit(client))
     text = client.post("/followup", data={"receipt": receipt}).get_data(as_text=True)
-    token = re.search(r'name="token" type="hidden" value="([0-9a-f]+)"', text).group(1)
-    response = client.post("/followup/reply", data={"token": token, "body": "  "},
+    token = hidden(HANDLE, text)
+    response = client.post("/followup/reply", data={"token": token, "body": "  ",
+                                                    "submission": hidden(SUBMISSION, text)},
                            content_type="multipart/form-data")
     assert response.status_code == 400
     assert db.session.scalar(select(func.count()).select_from(Message)) == 0

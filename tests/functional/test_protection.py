@@ -81,8 +81,11 @@ def file_everything(client, canary: str) -> str:
     """A real-name tip with the canary in every field and file, then a reply; returns the
     receipt."""
     digits = str(uuid.uuid4().int)[:9]
+    form = client.get("/report?lang=en", environ_base={"REMOTE_ADDR": CLIENT_IP},
+                      headers={"User-Agent": USER_AGENT}).get_data(as_text=True)
+    submission = re.search(r'name="submission" type="hidden" value="([^"]+)"', form).group(1)
     response = client.post("/report?lang=en", content_type="multipart/form-data", data={
-        "category": "P01", "county": "yanji",
+        "submission": submission, "category": "P01", "county": "yanji",
         "place": f"place {canary}", "occurred": f"when {canary}",
         "responsible": f"responsible {canary}", "narrative": f"narrative {canary}",
         "officials": f"officials {canary}", "real_name": "y", "name": f"name {canary}",
@@ -100,8 +103,9 @@ def file_everything(client, canary: str) -> str:
                        environ_base={"REMOTE_ADDR": CLIENT_IP},
                        headers={"User-Agent": USER_AGENT}).get_data(as_text=True)
     token = re.search(r'name="token" type="hidden" value="([0-9a-f]+)"', page).group(1)
+    once = re.search(r'name="submission" type="hidden" value="([^"]+)"', page).group(1)
     reply = client.post("/followup/reply", content_type="multipart/form-data", data={
-        "token": token, "body": f"reply {canary}",
+        "token": token, "submission": once, "body": f"reply {canary}",
         "attachments": [(io.BytesIO(f"more {canary}".encode()), "more.txt")]},
         environ_base={"REMOTE_ADDR": CLIENT_IP}, headers={"User-Agent": USER_AGENT})
     assert reply.status_code == 200
