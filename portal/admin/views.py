@@ -296,9 +296,15 @@ def user_action(user_id: int, action: str) -> Any:
             flash(gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH), "error")
             return redirect(url_for("admin.users")), 303
         session_store().revoke_all(user.id)
+        record(db.session, actor, "user.sign_in_link_issued", object_type="user",
+               object_id=user.id, via="reset")
         db.session.commit()
         flash(gettext("Password reset. %(n)s unit keys must be granted again by a holder.",
                       n=revoked))
+        # The administrator never completes the reset: the person chooses their own password.
+        flash(gettext("Give %(name)s the new password and this one-time link, where they choose "
+                      "their own password and set up the second factor again: %(link)s",
+                      name=user.username, link=_sign_in_link(user)))
     else:
         abort(404)
     return redirect(url_for("admin.users")), 303

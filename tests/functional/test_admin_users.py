@@ -200,3 +200,19 @@ def test_cli_refusals_are_one_line_and_exit_2(app, portal_keys, provision, args,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert db.session.scalar(select(func.count(User.id))) == users_before
+
+
+def test_a_password_reset_is_completed_by_the_person_not_the_administrator(app, staff) -> None:
+    uid = staff.create("forgetful", "yanji", "case_officer")
+    client, _ = admin_client(app)
+    reset = client.post(f"/admin/users/{uid}/reset-password", data={"password": NEW_PASSWORD})
+    assert reset.status_code == 303
+    page = client.get("/admin/users").get_data(as_text=True)
+    link = re.search(r"http://localhost(/welcome/[\w.-]+)", page).group(1)
+    person = app.test_client()
+    done = person.post(link, data={"current": NEW_PASSWORD, "new": "only I know this 2026",
+                                   "confirm": "only I know this 2026"})
+    assert done.status_code == 303 and done.location.endswith("/staff/login/enroll")
+    assert app.test_client().post("/staff/login", data={
+        "username": "forgetful", "password": NEW_PASSWORD}).status_code == 401
+    assert app.test_client().get(link).status_code == 404
