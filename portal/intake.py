@@ -118,6 +118,25 @@ class AlreadyFiled(Exception):
         self.receipt = receipt
 
 
+class FormReused(Exception):
+    """A filed report's one-time token came back with other content (a used form restored from
+    the browser's history and edited, or an Idempotency-Key reused): nothing is filed; the
+    sender is asked to send it as a new report."""
+
+
+def _same_report(session: Session, tip_id: int, once: receipts.Once, draft: TipDraft,
+                 cost: receipts.Argon2Cost) -> bool:
+    """Whether a repeat carries the content filed before: the receipt the token derives opens
+    the tip (one Argon2id, as filing costs), so nothing else needs to be kept to compare."""
+    keys = receipts.derive_keys(once.receipt, install_secret(session, "receipt_salt"), cost)
+    tip = session.get(Tip, tip_id)
+    try:
+        stored = json.loads(crypto.open_sealed(tip.content, [keys.keypair.identity]))
+    except (crypto.CryptoError, AttributeError, ValueError):
+        return False
+    return bool(stored == json.loads(_content_json(draft)))
+
+
 def filed_before(session: Session, once: receipts.Once, now: datetime | None = None
                  ) -> AlreadyFiled | None:
     """The tip this submission already filed, if any (found by the keyed hash alone)."""
@@ -268,6 +287,8 @@ def file_tip(
     repeat of the same submission raises AlreadyFiled instead of filing again."""
     now = now or utcnow()
     if once is not None and (earlier := filed_before(session, once, now)) is not None:
+        if not _same_report(session, earlier.tip_id, once, draft, receipt_cost):
+            raise FormReused
         raise earlier
     uploads = [u for u in uploads if u.filename]
     errors = validate(session, draft, len(uploads), limits)

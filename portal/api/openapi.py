@@ -66,7 +66,8 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                     "description": "Optional. A random value of at least 128 bits made by the "
                                    "client for this one tip (e.g. a UUID v4 or 32 hex digits) "
                                    "and kept secret like the receipt. Sending the same key "
-                                   "again files nothing: within an hour of filing the answer is "
+                                   "again with the same content files nothing: within an hour "
+                                   "of filing the answer is "
                                    "200 with the same receipt (header Idempotent-Replayed: "
                                    "true), later 409. The key is never stored, only a keyed "
                                    "hash of it; the receipt is derived from it.",
@@ -98,6 +99,8 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                                                 "pattern": RECEIPT_PATTERN}}}}}},
                     "409": _error_response("filed before with this Idempotency-Key, more than "
                                            "an hour ago: nothing new filed, receipt not shown"),
+                    "422": _error_response("this Idempotency-Key filed a tip with other "
+                                           "content: nothing filed; use a new key"),
                     "400": _error_response("invalid fields"),
                     "413": _error_response("request larger than the portal accepts"),
                     **limited,

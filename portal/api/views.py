@@ -85,6 +85,8 @@ def create_tip() -> tuple[Response, int]:
         response = jsonify({"receipt": earlier.receipt})
         response.headers["Idempotent-Replayed"] = "true"
         return response, 200
+    except intake.FormReused:
+        return jsonify({"error": "idempotency_key_reused", "status": 422}), 422
     return jsonify({"receipt": filed.receipt}), 201
 
 

@@ -188,6 +188,11 @@ def report_submit() -> tuple[str, int]:
     except intake.AlreadyFiled as earlier:
         # A refresh or a double click: nothing new was filed; the same receipt, re-derived.
         return _render_receipt(earlier.receipt, form.submission.data or "", again=True)
+    except intake.FormReused:
+        form.submission.data = receipts.new_form_token(secrets_, "report")
+        return _render_report(form, 400, [gettext(
+            "This form had already been used to send a report, so nothing was sent now. What "
+            "you typed is kept below: check it and send it as a new report.")])
     except IntakeRejected as rejected:
         loose = _attach_errors(form, rejected.errors)
         return _render_report(form, 400, loose)

@@ -347,3 +347,35 @@ def test_api_idempotency_key(client, portal_keys):
                       content_type="multipart/form-data")
     api = client.post("/api/v1/tips", json=body, headers={"Idempotency-Key": token})
     assert api.status_code == 201 and api.get_json()["receipt"] != receipt_of(web)
+
+
+def test_a_used_form_sent_with_other_content_is_kept_and_not_lost(client, portal_keys):
+    """A form restored from the browser's history after filing, then edited: not silently
+    swallowed as a repeat, nor filed twice under one token."""
+    token = form_token(client)
+    first = client.post("/report", data={**STORY, "submission": token},
+                        content_type="multipart/form-data")
+    assert first.status_code == 201
+    other = client.post("/report?lang=en", content_type="multipart/form-data", data={
+        **STORY, "narrative": "a second, different problem", "submission": token,
+        "attachments": [(io.BytesIO(jpeg_with_metadata()), "second.jpg")]})
+    page = other.get_data(as_text=True)
+    assert other.status_code == 400 and "already been used" in page
+    assert "a second, different problem" in page and "second.jpg" in page
+    assert receipt_of(first) not in page
+    fresh = hidden(SUBMISSION, page)
+    assert fresh != token and count(Tip) == 1
+    second = client.post("/report", content_type="multipart/form-data", data={
+        **STORY, "narrative": "a second, different problem", "submission": fresh})
+    assert second.status_code == 201 and receipt_of(second) != receipt_of(first)
+    assert count(Tip) == 2
+
+
+def test_api_key_reused_with_other_content_is_refused(client, portal_keys):
+    key = "0123456789abcdef0123456789abcdef"
+    assert client.post("/api/v1/tips", json={"narrative": "one"},
+                       headers={"Idempotency-Key": key}).status_code == 201
+    reused = client.post("/api/v1/tips", json={"narrative": "two"},
+                         headers={"Idempotency-Key": key})
+    assert reused.status_code == 422 and "receipt" not in reused.get_json()
+    assert count(Tip) == 1

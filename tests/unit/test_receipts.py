@@ -69,3 +69,51 @@ def test_production_receipt_hash_is_slow() -> None:
     # The key that wraps an officer's private key is derived with parameters distinct from the
     # login hash, so a stolen login hash is no shortcut to the key.
     assert wrap != login and wrap.memory_kib >= login.memory_kib
+
+
+SECRETS = receipts.SubmissionSecrets.from_secret_key("unit test secret key")
+
+
+def test_a_form_token_derives_one_receipt_and_one_hash() -> None:
+    token = receipts.new_form_token(SECRETS, "report")
+    submission = receipts.form_submission(SECRETS, "report", token)
+    assert submission is not None and len(submission.value) == 16  # 128 random bits
+    receipt = submission.receipt(SECRETS)
+    assert re.fullmatch(r"([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}", receipt)
+    assert receipts.normalise(receipt) is not None
+    again = receipts.form_submission(SECRETS, "report", token)
+    assert again is not None and again.receipt(SECRETS) == receipt
+    assert again.index(SECRETS) == submission.index(SECRETS)
+    assert len(submission.index(SECRETS)) == 32
+    # Neither the hash nor the receipt shows the token.
+    assert submission.value not in submission.index(SECRETS)
+    # Fresh tokens give fresh receipts, spread over the whole alphabet.
+    receipts_ = {receipts.form_submission(SECRETS, "report", receipts.new_form_token(
+        SECRETS, "report")).receipt(SECRETS) for _ in range(500)}
+    assert len(receipts_) == 500
+    assert set("".join(receipts_).replace("-", "")) == set(receipts.ALPHABET)
+
+
+def test_only_tokens_the_server_made_for_that_form_are_honoured() -> None:
+    token = receipts.new_form_token(SECRETS, "report")
+    other_key = receipts.SubmissionSecrets.from_secret_key("another secret key")
+    assert receipts.form_submission(other_key, "report", token) is None
+    assert receipts.form_submission(SECRETS, "reply", token) is None  # not a reply token
+    for bad in (None, "", "x", "!!!!", token[:-2], token + "AA", "A" * len(token)):
+        assert receipts.form_submission(SECRETS, "report", bad) is None
+
+
+def test_kinds_never_share_a_receipt_or_a_hash() -> None:
+    value = b"\x01" * 16
+    report, api = receipts.Submission("report", value), receipts.Submission("api", value)
+    assert report.receipt(SECRETS) != api.receipt(SECRETS)
+    assert report.index(SECRETS) != api.index(SECRETS)
+
+
+@pytest.mark.parametrize(("key", "accepted"), [
+    ("5f0c3a1e-9b7d-4c2a-8e61-0d4b2f7a9c13", True), ("0123456789abcdef" * 2, True),
+    ("short", False), ("1" * 31, False), ("a" * 129, False), ("spaces are not ok " * 3, False),
+    ("中文" * 20, False),
+])
+def test_idempotency_keys_must_have_room_for_128_bits(key: str, accepted: bool) -> None:
+    assert (receipts.api_submission(key) is not None) is accepted
