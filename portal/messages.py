@@ -50,6 +50,8 @@ _ERRORS = {
     "not_a_choice": lazy_gettext("Please choose one of the listed values."),
     "invalid_date": lazy_gettext("Please enter a date as year-month-day."),
     "form_expired": lazy_gettext("This form has expired. Check the entries and send it again."),
+    "form_reused": lazy_gettext("This form was already used to file a tip. Everything typed is "
+                                "kept: send it again to file it as a new tip."),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,6 +24,7 @@ from models import (
     Attachment,
     Category,
     Channel,
+    Language,
     Membership,
     Message,
     Tip,
@@ -35,8 +37,10 @@ from models.base import utcnow
 from portal import blobs, crypto
 from portal.access import OFFICERS, Principal
 from portal.audit import Actor, record
-from portal.intake import current_category
+from portal.intake import COUNTIES, FiledTip, Limits, TipDraft, current_category, file_tip
 from portal.keys import tip_recipients, unit_recipients
+from portal.photo_location import PhotoLocation, photo_location
+from portal.receipts import Argon2Cost, Once
 from referral.calendar import HolidayCalendar, load_calendar
 from referral.deadlines import Deadline, DeadlineState, deadline_for, extend, state_of
 
@@ -44,6 +48,12 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 PAGE_SIZE = 50
 OPEN_STATUSES = (TipStatus.RECEIVED, TipStatus.ACCEPTED, TipStatus.VERIFYING)
 MAX_REASON = 4000
+PRIORITIES = (0, 1, 2, 3)  # normal … most urgent (portal/messages.py PRIORITY_WORDS)
+# Channels an officer enters on a caller's behalf: not the portal's own pages nor the API.
+ENTERED_CHANNELS = tuple(c for c in Channel if c not in (Channel.ONLINE, Channel.API))
+DEADLINE_FILTERS = ("due_soon", "overdue")
+SORTS = ("received", "deadline", "priority")
+PREVIEW_PIXELS = 1280  # longest side of a photo shown on the tip page
 
 
 class NotFound(Exception):
@@ -76,6 +86,7 @@ class QueueFilter:
     category: str | None = None  # a code, or "unclassified"
     county: str | None = None  # a unit code, or "unknown"
     channel: str | None = None
+    language: str | None = None  # zh, ko, en, or "unknown" (tips filed before it was kept)
     received_from: date | None = None
     received_to: date | None = None
     real_name: bool | None = None
@@ -93,11 +104,13 @@ class QueueRow:
     county: str | None
     category_code: str | None
     channel: str
+    language: str | None
     priority: int
     real_name: bool
     attachment_count: int
     received_at: datetime
     due_at: datetime | None
+    due_step: str | None
     due_certain: bool
     deadline_state: str | None
     assigned_to_id: int | None
@@ -151,6 +164,10 @@ def _filtered(query: Select, unit_ids: set[int], filters: QueueFilter, now: date
         query = query.where(Tip.county == filters.county)
     if filters.channel:
         query = query.where(Tip.channel == filters.channel)
+    if filters.language == "unknown":
+        query = query.where(Tip.language.is_(None))
+    elif filters.language:
+        query = query.where(Tip.language == filters.language)
     if filters.received_from:
         query = query.where(Tip.received_at >= _local_day_start(filters.received_from))
     if filters.received_to:
@@ -212,9 +229,9 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
         if tip.due_at is not None and tip.status in OPEN_STATUSES:
             state = deadline_state(tip, now, calendar)
         rows.append(QueueRow(tip.id, tip.status, unit_code, tip.county, category_code,
-                             tip.channel, tip.priority, tip.real_name, tip.attachment_count,
-                             tip.received_at, tip.due_at, tip.due_certain, state,
-                             tip.assigned_to_id))
+                             tip.channel, tip.language, tip.priority, tip.real_name,
+                             tip.attachment_count, tip.received_at, tip.due_at, tip.due_step,
+                             tip.due_certain, state, tip.assigned_to_id))
     next_cursor = None
     if len(results) > limit:
         last = results[limit - 1][0]
@@ -223,6 +240,28 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
                               }.get(filters.sort, [last.received_at, last.id])
         next_cursor = _encode_cursor(keys)
     return QueuePage(rows, next_cursor)
+
+
+def filter_errors(session: Session, filters: QueueFilter) -> dict[str, str]:
+    """The filters whose value is not one of the choices (a hand-edited link), by field name,
+    with an error code: the caller shows the error instead of an empty or wrong list."""
+    errors = {}
+    if filters.status and filters.status not in tuple(TipStatus):
+        errors["status"] = "not_a_choice"
+    if filters.category and filters.category != "unclassified" and session.scalar(
+            select(Category.id).where(Category.code == filters.category).limit(1)) is None:
+        errors["category"] = "unknown_category"
+    if filters.county and filters.county not in (*COUNTIES, "unknown"):
+        errors["county"] = "unknown_county"
+    if filters.channel and filters.channel not in tuple(Channel):
+        errors["channel"] = "unknown_channel"
+    if filters.language and filters.language not in (*tuple(Language), "unknown"):
+        errors["language"] = "unknown_language"
+    if filters.deadline and filters.deadline not in DEADLINE_FILTERS:
+        errors["deadline"] = "not_a_choice"
+    if filters.sort not in SORTS:
+        errors["sort"] = "not_a_choice"
+    return errors
 
 
 def category_counts(session: Session, principal: Principal) -> dict[str | None, int]:
@@ -258,6 +297,11 @@ class AttachmentView:
     size: int
     uncleaned: bool
     from_message: int | None
+    # Where and when a photo was taken, when the reporter chose to keep them (else None).
+    location: PhotoLocation | None = None
+    # A photo drawn on the tip page itself (a data: URL), so that seeing it is part of the
+    # audited opening of the tip and not a separate download.
+    preview: str | None = None
 
 
 @dataclass(frozen=True)
@@ -300,17 +344,47 @@ def _open(ciphertext: bytes, identities: list[crypto.AgeIdentity]) -> str:
     return crypto.open_sealed(ciphertext, identities).decode()
 
 
-def open_tip(session: Session, principal: Principal, tip_id: int) -> TipDetail:
-    """Decrypt a tip for an officer who may see it and holds a key; audited as a read."""
+def _preview(data: bytes) -> str | None:
+    """A photo scaled down for the page, re-encoded so only pixels reach the browser."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (PREVIEW_PIXELS, PREVIEW_PIXELS))  # JPEG: decode at a lower scale
+            image.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
+            out = io.BytesIO()
+            if image.mode in ("RGBA", "LA", "P"):
+                image.convert("RGBA").save(out, "PNG")
+                media_type = "image/png"
+            else:
+                image.convert("RGB").save(out, "JPEG", quality=85)
+                media_type = "image/jpeg"
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None  # the file can still be downloaded; the page does not break over it
+    return f"data:{media_type};base64,{base64.b64encode(out.getvalue()).decode()}"
+
+
+def _attachment_view(session: Session, attachment: Attachment,
+                     identities: list[crypto.AgeIdentity], previews: bool) -> AttachmentView:
+    meta = json.loads(_open(attachment.meta, identities))
+    location = preview = None
+    kept = bool(meta.get("kept"))
+    if attachment.family == "image" and (previews or kept):
+        data = b"".join(crypto.open_stream(blobs.reader(session, attachment.id), identities))
+        location = photo_location(data) if kept else None
+        preview = _preview(data) if previews else None
+    return AttachmentView(attachment.id, meta["filename"], meta["media_type"],
+                          attachment.family, attachment.size, attachment.uncleaned,
+                          attachment.message_id, location, preview)
+
+
+def open_tip(session: Session, principal: Principal, tip_id: int, *,
+             previews: bool = False) -> TipDetail:
+    """Decrypt a tip for an officer who may see it and holds a key; audited as a read. With
+    `previews`, photos come along scaled down for the page: seeing them is part of this read.
+    The location and time a reporter chose to keep with a photo are read either way."""
     tip = get_visible(session, principal, tip_id)
     identities = principal.identities_for(tip)
     content = json.loads(_open(tip.content, identities))
-    attachments = []
-    for attachment in tip.attachments:
-        meta = json.loads(_open(attachment.meta, identities))
-        attachments.append(AttachmentView(attachment.id, meta["filename"], meta["media_type"],
-                                          attachment.family, attachment.size,
-                                          attachment.uncleaned, attachment.message_id))
+    attachments = [_attachment_view(session, a, identities, previews) for a in tip.attachments]
     detail = TipDetail(
         tip=tip, content=content, attachments=attachments,
         messages=[MessageView(m.id, m.author, m.staff_user_id, m.created_at,
@@ -342,17 +416,39 @@ def related_tips(session: Session, principal: Principal, tip: Tip, limit: int = 
 
 @dataclass(frozen=True)
 class FileOut:
-    filename: str
-    media_type: str
-    inline_image: bool
+    filename: str  # the reporter's name for it, with the true type's extension if it lacked it
+    media_type: str  # the type found by content (portal/sanitize.py sniff), not the one claimed
+    size: int
     chunks: Iterator[bytes]
 
 
+_SAME_EXTENSION = {"jpg": ("jpeg", "jpe", "jfif"), "ole": ("doc", "xls", "ppt"),
+                   "txt": ("text", "log", "csv", "md")}
+
+
+def download_name(filename: str, media_type: str, extension: str | None) -> str:
+    """The reporter's file name, with the extension of its true type added when the name's own
+    does not say that type (a JPEG sent as "photo.png" saves as "photo.png.jpg")."""
+    name = filename.replace("/", "_").replace("\\", "_").strip() or "file"
+    if not extension:
+        return name
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    guessed, _encoding = mimetypes.guess_type(name, strict=False)
+    major = media_type.split("/")[0]
+    if (suffix == extension or suffix in _SAME_EXTENSION.get(extension, ())
+            or guessed == media_type
+            # recordings and text pass through unchanged: any name of the same sort will do
+            or (guessed and major in ("audio", "video", "text") and guessed.startswith(major))):
+        return name
+    return f"{name}.{extension}"
+
+
 def open_attachment(session: Session, principal: Principal, attachment_id: int) -> FileOut:
-    """Decrypt a file for download; images are re-rendered (decoded and re-encoded) so that
-    nothing but pixels reaches the officer's browser. Audited."""
+    """Decrypt a file for download, as stored after cleaning (a photo keeps the location and
+    time the reporter chose to keep). Audited as a download: photos seen on the tip page come
+    with the tip (open_tip) instead."""
     attachment = session.get(Attachment, attachment_id)
-    if attachment is None:
+    if attachment is None or attachment.tip_id is None:
         raise NotFound
     tip = get_visible(session, principal, attachment.tip_id)
     identities = principal.identities_for(tip)
@@ -361,13 +457,8 @@ def open_attachment(session: Session, principal: Principal, attachment_id: int) 
            object_type="attachment", object_id=attachment.id, unit_code=tip.unit.code)
     session.commit()
     chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
-    if attachment.family == "image":
-        image = Image.open(io.BytesIO(b"".join(chunks)))
-        image.load()
-        out = io.BytesIO()
-        image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(out, "PNG")
-        return FileOut(meta["filename"], "image/png", True, iter([out.getvalue()]))
-    return FileOut(meta["filename"], meta["media_type"], False, chunks)
+    return FileOut(download_name(meta["filename"], meta["media_type"], meta.get("extension")),
+                   meta["media_type"], attachment.size, chunks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,7 +516,7 @@ def classify(session: Session, principal: Principal, tip_id: int, code: str,
 
 def set_priority(session: Session, principal: Principal, tip_id: int, priority: int) -> None:
     tip = get_visible(session, principal, tip_id, "tip.set_priority")
-    if priority not in (0, 1, 2, 3):
+    if priority not in PRIORITIES:
         raise Refused("bad_priority")
     tip.priority = priority
     _done(session, principal, tip, "tip.priority_set", priority=priority)
@@ -585,20 +676,17 @@ def transfer(session: Session, principal: Principal, tip_id: int, unit_code: str
     _done(session, principal, tip, "tip.transferred", from_unit=source_code, to_unit=target.code)
 
 
-def hotline_tip(session: Session, principal: Principal, draft: object, *, limits: object,
-                receipt_cost: object) -> object:
+def hotline_tip(session: Session, principal: Principal, draft: TipDraft, *, limits: Limits,
+                receipt_cost: Argon2Cost, once: Once | None = None) -> FiledTip:
     """An officer enters a tip for a caller (12369 hotline, petition …); returns FiledTip, whose
-    receipt is read back to the caller."""
-    from portal.intake import TipDraft, file_tip
-
-    assert isinstance(draft, TipDraft)
+    receipt is read back to the caller. With `once` (the entry form's one-time token), sending
+    the same form again files nothing and raises portal.intake.AlreadyFiled."""
     if not principal.units_for("tip.hotline"):
         raise Refused("not_allowed")
-    if draft.channel in (Channel.ONLINE, Channel.API):
+    if draft.channel not in ENTERED_CHANNELS:
         raise Refused("bad_channel")
-    return file_tip(session, draft, [], limits=limits,  # type: ignore[arg-type]
-                    receipt_cost=receipt_cost,  # type: ignore[arg-type]
-                    actor=Actor("staff", principal.user.id, "intake_officer"))
+    return file_tip(session, draft, [], limits=limits, receipt_cost=receipt_cost,
+                    actor=Actor("staff", principal.user.id, "intake_officer"), once=once)
 
 
 def staff_of_units(session: Session, unit_ids: set[int]) -> list[User]:
@@ -610,9 +698,12 @@ def staff_of_units(session: Session, unit_ids: set[int]) -> list[User]:
 
 def _int(params: dict[str, object], name: str) -> int:
     try:
-        return int(str(params.get(name, "")).strip())
+        number = int(str(params.get(name, "")).strip())
     except ValueError as exc:
         raise Refused("bad_value") from exc
+    if abs(number) > 2**31 - 1:  # no id, number of days or priority is that large
+        raise Refused("bad_value")
+    return number
 
 
 def _text(params: dict[str, object], name: str) -> str:

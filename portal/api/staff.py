@@ -20,8 +20,18 @@ from portal.audit import Actor, record
 from portal.crypto import CryptoError
 from portal.extensions import db
 from portal.intake import FieldError, IntakeRejected
-from portal.messages import error_text, refusal_text, status_text
+from portal.messages import (
+    channel_text,
+    error_text,
+    language_text,
+    priority_text,
+    refusal_text,
+    status_text,
+    step_text,
+)
+from portal.photo_location import PhotoLocation
 from portal.staff.context import Caller, current_caller, queue_filter_from_args, session_store
+from portal.staff.views import content_disposition
 from portal.web import limits
 
 
@@ -42,7 +52,9 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @bp.post("/staff/token")
 def staff_token() -> tuple[Response, int]:
-    data = request.get_json(silent=True) or {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):  # a list, string or number is no sign-in either
+        data = {}
     username, password = str(data.get("username", "")), str(data.get("password", ""))
     otp = str(data.get("otp", ""))
     try:
@@ -78,9 +90,14 @@ def staff_token_revoke(caller: Caller) -> tuple[Response, int]:
 def _row(row: triage.QueueRow) -> dict[str, Any]:
     return {"id": row.id, "status": row.status, "status_text": status_text(row.status),
             "unit": row.unit_code, "county": row.county, "category": row.category_code,
-            "channel": row.channel, "priority": row.priority, "real_name": row.real_name,
+            "channel": row.channel, "channel_text": channel_text(row.channel),
+            "language": row.language, "language_text": language_text(row.language),
+            "priority": row.priority, "priority_text": priority_text(row.priority),
+            "real_name": row.real_name,
             "attachments": row.attachment_count, "received_at": row.received_at.isoformat(),
             "due_at": row.due_at.isoformat() if row.due_at else None,
+            "due_step": row.due_step, "due_step_text": step_text(row.due_step)
+            if row.due_step else None,
             "due_certain": row.due_certain, "deadline_state": row.deadline_state,
             "assigned_to": row.assigned_to_id}
 
@@ -88,8 +105,12 @@ def _row(row: triage.QueueRow) -> dict[str, Any]:
 @bp.get("/staff/tips")
 @token_required
 def staff_queue(caller: Caller) -> tuple[Response, int]:
+    filters, errors = queue_filter_from_args()
+    if errors:
+        return jsonify({"errors": {name: error_text(FieldError(code))
+                                   for name, code in errors.items()}}), 400
     try:
-        page = triage.queue(db.session, caller.principal, queue_filter_from_args())
+        page = triage.queue(db.session, caller.principal, filters)
     except triage.Refused as refused:
         return _error(400, refusal_text(refused.code))
     return jsonify({"tips": [_row(r) for r in page.rows], "next": page.next_cursor}), 200
@@ -117,14 +138,16 @@ def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
         "id": tip.id, "status": tip.status, "unit": tip.unit.code,
         "category": tip.category.code if tip.category else None,
         "category_version": tip.category.version if tip.category else None,
-        "channel": tip.channel, "priority": tip.priority, "real_name": tip.real_name,
+        "channel": tip.channel, "language": tip.language, "priority": tip.priority,
+        "real_name": tip.real_name,
         "received_at": tip.received_at.isoformat(),
         "due_step": tip.due_step, "due_at": tip.due_at.isoformat() if tip.due_at else None,
         "due_certain": tip.due_certain, "extended": tip.extended,
         "duplicate_of": tip.duplicate_of_id, "assigned_to": tip.assigned_to_id,
         "content": detail.content,
         "attachments": [{"id": a.id, "filename": a.filename, "media_type": a.media_type,
-                         "family": a.family, "size": a.size, "uncleaned": a.uncleaned}
+                         "family": a.family, "size": a.size, "uncleaned": a.uncleaned,
+                         "location": _location(a.location)}
                         for a in detail.attachments],
         "messages": [{"id": m.id, "from": m.author, "at": m.at.isoformat(), "body": m.body}
                      for m in detail.messages],
@@ -132,6 +155,16 @@ def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
                     for u in detail.updates],
         "related": detail.related,
     }), 200
+
+
+def _location(location: PhotoLocation | None) -> dict[str, Any] | None:
+    """Where and when a photo was taken, when the reporter kept them: decimal degrees (north
+    and east positive) and the camera's clock as it wrote it."""
+    if location is None:
+        return None
+    return {"latitude": None if location.latitude is None else round(location.latitude, 5),
+            "longitude": None if location.longitude is None else round(location.longitude, 5),
+            "taken": location.taken}
 
 
 @bp.post("/staff/tips/<int:tip_id>/<action>")
@@ -164,9 +197,9 @@ def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Res
         return _error(404, gettext("This page does not exist."))
     except KeyNotHeld:
         return _error(403, gettext("You have not been granted this unit's key"))
-    return Response(stream_with_context(out.chunks),
-                    mimetype=out.media_type if out.inline_image else "application/octet-stream",
-                    headers={"Content-Disposition": "attachment"})
+    return Response(stream_with_context(out.chunks), mimetype=out.media_type,
+                    headers={"Content-Disposition": content_disposition(out.filename),
+                             "Content-Length": str(out.size)})
 
 
 @bp.post("/staff/hotline")
@@ -179,13 +212,13 @@ def staff_hotline(caller: Caller) -> tuple[Response, int]:
     channel = data.pop("channel", Channel.HOTLINE.value)
     try:
         draft = tip_draft(data, from_form=False)
+        if channel not in triage.ENTERED_CHANNELS:
+            raise SchemaError({"channel": FieldError("unknown_channel")})
         draft.channel = Channel(channel)
         filed = triage.hotline_tip(db.session, caller.principal, draft, limits=limits(),
                                    receipt_cost=current_app.config["RECEIPT_ARGON2"])
     except (SchemaError, IntakeRejected) as rejected:
         return jsonify({"errors": {k: error_text(v) for k, v in rejected.errors.items()}}), 400
-    except ValueError:
-        return _error(400, refusal_text("bad_channel"))
     except triage.Refused as refused:
         return _error(403, refusal_text(refused.code))
     return jsonify({"tip_id": filed.tip_id, "receipt": filed.receipt}), 201

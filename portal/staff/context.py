@@ -72,26 +72,42 @@ def current_caller(*, api: bool = False, stage: str = "active") -> Caller | None
     return caller
 
 
-def _bool_arg(name: str) -> bool | None:
-    value = request.args.get(name)
-    return {"yes": True, "no": False}.get(value or "")
+_YES_NO = {"yes": True, "no": False}
 
 
-def _date_arg(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
-
-
-def queue_filter_from_args() -> triage.QueueFilter:
+def queue_filter_from_args() -> tuple[triage.QueueFilter, dict[str, str]]:
+    """The queue's filters from the query string, and the ones whose value is not one of the
+    choices (field → error code). Those are left out of the filter, so the page can say so and
+    still list the rest, and the API can answer 400 naming them."""
     args = request.args
-    return triage.QueueFilter(
+    errors: dict[str, str] = {}
+
+    def day(name: str) -> date | None:
+        value = args.get(name, "")
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            errors[name] = "invalid_date"
+            return None
+
+    def yes_no(name: str) -> bool | None:
+        value = args.get(name) or ""
+        if value and value not in _YES_NO:
+            errors[name] = "not_a_choice"
+        return _YES_NO.get(value)
+
+    filters = triage.QueueFilter(
         status=args.get("status") or None, category=args.get("category") or None,
         county=args.get("county") or None, channel=args.get("channel") or None,
-        received_from=_date_arg("from"), received_to=_date_arg("to"),
-        real_name=_bool_arg("real_name"), has_attachments=_bool_arg("attachments"),
-        deadline=args.get("deadline") or None,
-        sort=args.get("sort") if args.get("sort") in ("received", "deadline", "priority")
-        else "received",
+        language=args.get("language") or None,
+        received_from=day("from"), received_to=day("to"),
+        real_name=yes_no("real_name"), has_attachments=yes_no("attachments"),
+        deadline=args.get("deadline") or None, sort=args.get("sort") or "received",
         cursor=args.get("after") or None)
+    errors.update(triage.filter_errors(db.session, filters))
+    for name in errors:
+        if name == "sort":
+            filters.sort = "received"
+        elif hasattr(filters, name):
+            setattr(filters, name, None)
+    return filters, errors

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
+from wtforms import (
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 
 
 class LoginForm(FlaskForm):
@@ -31,11 +37,7 @@ class ActionForm(FlaskForm):
     """One form for the tip actions; each action reads the fields it needs."""
 
     category = SelectField(_l("Category"), validate_choice=False)
-    priority = SelectField(_l("Priority"), validate_choice=False,
-                           choices=[SelectChoice("0", _l("Normal")),
-                                    SelectChoice("1", _l("Raised")),
-                                    SelectChoice("2", _l("High")),
-                                    SelectChoice("3", _l("Urgent"))])
+    priority = SelectField(_l("Priority"), validate_choice=False)  # triage.PRIORITIES
     reason = TextAreaField(_l("Reason"))
     body = TextAreaField(_l("Message to the reporter"))
     days = IntegerField(_l("Days (at most 30)"), default=30)
@@ -51,7 +53,10 @@ class GrantForm(FlaskForm):
 
 
 class HotlineForm(FlaskForm):
+    """The choices are set by the view; values outside them are form errors, never a 500."""
+
     channel = SelectField(_l("Channel"), validate_choice=False)
+    language = SelectField(_l("Language the caller speaks"), validate_choice=False)
     category = SelectField(_l("Category"), validate_choice=False)
     county = SelectField(_l("Where is the problem?"), validate_choice=False)
     place = StringField(_l("Place"))
@@ -61,3 +66,5 @@ class HotlineForm(FlaskForm):
     officials = TextAreaField(_l("Officials involved"))
     name = StringField(_l("Caller's name (only if they want a real-name report)"))
     phone = StringField(_l("Caller's phone"))
+    # One-time token (portal/receipts.py): sending the same form again files no second tip.
+    submission = HiddenField()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Response,
@@ -22,16 +23,32 @@ from flask import (
 from flask_babel import gettext
 from sqlalchemy import select
 
-from models import Category, Channel, Unit, UnitKeyGrant, User
-from portal import auth, custody, triage
+from models import Attachment, Category, Channel, Language, Tip, Unit, UnitKeyGrant, User
+from portal import auth, custody, receipts, triage
 from portal.access import KEY_ROLES, KeyNotHeld
 from portal.accounts import WeakPassword
 from portal.audit import Actor, record
 from portal.crypto import CryptoError
 from portal.extensions import db
 from portal.http import current_lang
-from portal.intake import COUNTIES, Identity, IntakeRejected, TipDraft
-from portal.messages import error_text, refusal_text
+from portal.intake import (
+    COUNTIES,
+    AlreadyFiled,
+    FieldError,
+    FormReused,
+    Identity,
+    IntakeRejected,
+    TipDraft,
+)
+from portal.intake import validate as intake_validate
+from portal.messages import (
+    channel_text,
+    error_text,
+    language_text,
+    priority_text,
+    refusal_text,
+    unit_name,
+)
 from portal.staff import bp
 from portal.staff.context import (
     COOKIE,
@@ -49,7 +66,7 @@ from portal.staff.forms import (
     PasswordForm,
     SecondFactorForm,
 )
-from portal.web import choices, limits
+from portal.web import choices, limits, row_id
 
 
 def _set_cookie(response: Response, token: str) -> Response:
@@ -233,21 +250,33 @@ def _categories() -> list[Category]:
                                    .order_by(Category.sort_order)))
 
 
+def _filter_messages(errors: dict[str, str]) -> dict[str, str]:
+    return {name: refusal_text(code) if code == "bad_cursor" else error_text(FieldError(code))
+            for name, code in errors.items()}
+
+
 @bp.get("/")
 @signed_in
 def queue(caller: Caller) -> Any:
-    filters = queue_filter_from_args()
+    filters, errors = queue_filter_from_args()
     try:
         page = triage.queue(db.session, caller.principal, filters)
-    except triage.Refused:
-        abort(400)
+    except triage.Refused as refused:  # a damaged "next page" link: start again
+        errors["after"] = refused.code
+        filters.cursor = None
+        page = triage.queue(db.session, caller.principal, filters)
     counts = triage.category_counts(db.session, caller.principal)
+    lang = current_lang()
+    categories = _categories()
     next_args = {**request.args.to_dict(), "after": page.next_cursor}
-    return render_template("staff/queue.html", page=page, counts=counts, filters=filters,
-                           categories=_categories(), lang=current_lang(), caller=caller,
-                           counties=COUNTIES, channels=[c.value for c in Channel],
-                           next_url=url_for("staff.queue", **next_args)
-                           if page.next_cursor else None)
+    return render_template(
+        "staff/queue.html", page=page, counts=counts, filters=filters, categories=categories,
+        category_names={c.code: c.name(lang) for c in categories}, lang=lang, caller=caller,
+        counties=COUNTIES, channels=[c.value for c in Channel],
+        languages=[language.value for language in Language],
+        errors=_filter_messages(errors),
+        next_url=url_for("staff.queue", **next_args) if page.next_cursor else None,
+    ), 400 if errors else 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +287,7 @@ def _action_form(caller: Caller, tip_unit_id: int) -> ActionForm:
     form = ActionForm()
     lang = current_lang()
     form.category.choices = choices([(c.code, f"{c.code} {c.name(lang)}") for c in _categories()])
+    form.priority.choices = choices([(str(p), priority_text(p)) for p in triage.PRIORITIES])
     units = db.session.scalars(select(Unit).where(Unit.id.in_(
         sorted(caller.principal.handling_ids))).order_by(Unit.id))
     form.unit.choices = choices([(u.code, u.name(lang)) for u in units if u.id != tip_unit_id])
@@ -274,21 +304,60 @@ def _history(tip_id: int) -> list[Any]:
         .order_by(AuditEvent.id)))
 
 
+# The tip page's actions, in the order offered: (action, permission, statuses it applies to).
+TIP_ACTIONS = (
+    ("classify", "tip.classify", None),
+    ("accept", "tip.accept", ("received",)),
+    ("decline", "tip.decline", ("received",)),
+    ("verify", "tip.verify", ("accepted",)),
+    ("close", "tip.close", ("accepted", "verifying")),
+    ("extend", "tip.extend", ("accepted", "verifying")),
+    ("message", "tip.message", None),
+    ("priority", "tip.set_priority", None),
+    ("assign", "tip.assign", None),
+    ("duplicate", "tip.link_duplicate", None),
+    ("transfer", "tip.transfer", None),
+)
+
+
+def _no_key(caller: Caller, tip_id: int | None) -> Any:
+    """The tip exists and may be seen, but the officer holds no key that opens it."""
+    found = db.session.get(Tip, tip_id) if tip_id is not None else None
+    return render_template("staff/no_key.html", tip_id=tip_id, caller=caller, what="tip",
+                           unit=found.unit if found is not None else None), 403
+
+
+def _render_tip(caller: Caller, tip_id: int, failed: dict[str, Any] | None = None) -> Any:
+    """The tip page; `failed` names an action just refused, its reason and what was typed, so
+    the page shows the error beside that form and keeps the input."""
+    try:
+        detail = triage.open_tip(db.session, caller.principal, tip_id, previews=True)
+    except triage.NotFound:
+        abort(404)
+    except KeyNotHeld:
+        return _no_key(caller, tip_id)
+    tip = detail.tip
+    form = _action_form(caller, tip.unit_id)
+    may = lambda permission: caller.principal.may(permission, tip)  # noqa: E731
+    offered = [action for action, permission, statuses in TIP_ACTIONS
+               if may(permission) and (statuses is None or tip.status in statuses)
+               and not (action == "extend" and tip.extended)
+               and not (action == "assign" and not form.user_id.choices)
+               and not (action == "transfer" and not form.unit.choices)]
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    lang = current_lang()
+    page = render_template("staff/tip.html", detail=detail, tip=tip, form=form, caller=caller,
+                           history=_history(tip_id), users=users, lang=lang,
+                           category_names={c.code: c.name(lang) for c in _categories()},
+                           may=may, offered=offered, failed=failed or {},
+                           typed=(failed or {}).get("values", {}))
+    return page, 400 if failed else 200
+
+
 @bp.get("/tips/<int:tip_id>")
 @signed_in
 def tip(caller: Caller, tip_id: int) -> Any:
-    try:
-        detail = triage.open_tip(db.session, caller.principal, tip_id)
-    except triage.NotFound:
-        abort(404)
-    except KeyNotHeld as missing:
-        return render_template("staff/no_key.html", what="tip", unit=missing.unit,
-                               caller=caller), 403
-    users = {u.id: u for u in db.session.scalars(select(User))}
-    return render_template("staff/tip.html", detail=detail, tip=detail.tip,
-                           form=_action_form(caller, detail.tip.unit_id), caller=caller,
-                           history=_history(tip_id), users=users, lang=current_lang(),
-                           may=lambda action: caller.principal.may(action, detail.tip))
+    return _render_tip(caller, tip_id)
 
 
 @bp.post("/tips/<int:tip_id>/<action>")
@@ -298,42 +367,75 @@ def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
         triage.perform(db.session, caller.principal, tip_id, action, request.form.to_dict())
     except triage.NotFound:
         abort(404)
-    except KeyNotHeld as missing:
-        return render_template("staff/no_key.html", what="tip", unit=missing.unit,
-                               caller=caller), 403
+    except KeyNotHeld:
+        return _no_key(caller, tip_id)
     except triage.Refused as refused:
-        flash(refusal_text(refused.code), "error")
-        return redirect(url_for("staff.tip", tip_id=tip_id)), 303
+        # Nothing changed: the page comes back with the reason and what was typed (a refresh
+        # sends the same refused request again, which changes nothing either).
+        values = {k: v for k, v in request.form.items() if k != "csrf_token"}
+        return _render_tip(caller, tip_id, failed={
+            "action": action, "message": refusal_text(refused.code), "values": values})
     flash(gettext("Done."))
+    # Post/Redirect/Get: a refresh of the page that follows repeats nothing.
     return redirect(url_for("staff.tip", tip_id=tip_id)), 303
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the file's own name: an ASCII stand-in for old clients and the exact
+    name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%;'
+                       else "_" for c in filename) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @bp.get("/attachments/<int:attachment_id>")
 @signed_in
-def attachment(caller: Caller, attachment_id: int) -> Response:
+def attachment(caller: Caller, attachment_id: int) -> Any:
+    """An explicit download (logged as one): photos on the tip page are part of its opening."""
     try:
         out = triage.open_attachment(db.session, caller.principal, attachment_id)
     except triage.NotFound:
         abort(404)
     except KeyNotHeld:
-        abort(403)
-    if out.inline_image:
-        return Response(b"".join(out.chunks), mimetype="image/png",
-                        headers={"Content-Disposition": "inline"})
-    # Never rendered inline: the browser saves it, and nosniff forbids guessing.
-    return Response(stream_with_context(out.chunks), mimetype="application/octet-stream",
-                    headers={"Content-Disposition": "attachment; filename*=UTF-8''"
-                             + _quote(out.filename)})
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
+        found = db.session.get(Attachment, attachment_id)
+        return _no_key(caller, found.tip_id if found is not None else None)
+    # Saved, never rendered by the browser (attachment), and nosniff forbids guessing.
+    return Response(stream_with_context(out.chunks), mimetype=out.media_type,
+                    headers={"Content-Disposition": content_disposition(out.filename),
+                             "Content-Length": str(out.size)})
 
 
 # ---------------------------------------------------------------------------------------------
 # Hotline mode
+
+
+def _hotline_form() -> HotlineForm:
+    form = HotlineForm()
+    lang = current_lang()
+    form.channel.choices = choices([(c.value, channel_text(c)) for c in triage.ENTERED_CHANNELS])
+    form.language.choices = choices([(code.value, language_text(code)) for code in Language])
+    form.category.choices = choices([("", gettext("Not sure"))] + [
+        (c.code, f"{c.code} {c.name(lang)}") for c in _categories()])
+    form.county.choices = choices([("", gettext("I don't know"))] + [
+        (code, unit_name(code)) for code in COUNTIES])
+    return form
+
+
+def _submission_secrets() -> receipts.SubmissionSecrets:
+    return receipts.SubmissionSecrets.from_secret_key(current_app.config["SECRET_KEY"])
+
+
+def _hotline_errors(form: HotlineForm, errors: dict[str, FieldError], caller: Caller) -> Any:
+    """The form again with each error beside its field and everything typed kept."""
+    for name, error in errors.items():
+        field = getattr(form, name, None)
+        if field is not None and name != "submission":
+            field.errors = [error_text(error)]
+    used = errors.get("submission")
+    if used is not None:  # expired, or it filed another tip: a new one-time token
+        form.submission.data = receipts.new_form_token(_submission_secrets(), "hotline")
+    return render_template("staff/hotline.html", form=form, caller=caller,
+                           form_error=error_text(used) if used is not None else None), 400
 
 
 @bp.route("/hotline", methods=["GET", "POST"])
@@ -341,37 +443,53 @@ def _quote(name: str) -> str:
 def hotline(caller: Caller) -> Any:
     if not caller.principal.units_for("tip.hotline"):
         abort(403)
-    form = HotlineForm()
-    lang = current_lang()
-    form.channel.choices = choices([(c.value, c.value) for c in Channel
-                            if c not in (Channel.ONLINE, Channel.API)])
-    form.category.choices = choices([("", gettext("Not sure"))] + [
-        (c.code, f"{c.code} {c.name(lang)}") for c in _categories()])
-    units = {u.code: u for u in db.session.scalars(select(Unit))}
-    form.county.choices = choices([("", gettext("I don't know"))] + [
-        (code, units[code].name(lang)) for code in COUNTIES])
+    form = _hotline_form()
     if not form.is_submitted():
-        return render_template("staff/hotline.html", form=form)
+        form.channel.data = form.channel.data or Channel.HOTLINE.value
+        form.language.data = form.language.data or current_lang()
+        form.submission.data = receipts.new_form_token(_submission_secrets(), "hotline")
+        return render_template("staff/hotline.html", form=form, caller=caller)
+    errors: dict[str, FieldError] = {}
+    channel = form.channel.data or ""
+    if channel not in triage.ENTERED_CHANNELS:
+        errors["channel"] = FieldError("unknown_channel")
+    language = form.language.data or ""
+    if language not in tuple(Language):
+        errors["language"] = FieldError("unknown_language")
+    submission = receipts.form_submission(_submission_secrets(), "hotline",
+                                          form.submission.data)
+    if submission is None:
+        errors["submission"] = FieldError("form_expired")
     name = (form.name.data or "").strip()
     draft = TipDraft(
         narrative=form.narrative.data or "", category=form.category.data or None,
-        county=form.county.data or None, place=form.place.data or "",
-        occurred=form.occurred.data or "", responsible=form.responsible.data or "",
-        officials=form.officials.data or "",
+        county=form.county.data or None, place=(form.place.data or "").strip(),
+        occurred=(form.occurred.data or "").strip(),
+        responsible=(form.responsible.data or "").strip(),
+        officials=(form.officials.data or "").strip(),
         identity=Identity(name=name, phone=(form.phone.data or "").strip()) if name else None,
-        channel=Channel(form.channel.data or Channel.HOTLINE))
+        channel=Channel(channel) if channel in triage.ENTERED_CHANNELS else Channel.HOTLINE,
+        language=language if language in tuple(Language) else None)
+    errors = {**intake_validate(db.session, draft, 0, limits()), **errors}
+    if errors or submission is None:
+        return _hotline_errors(form, errors, caller)
     try:
         filed = triage.hotline_tip(db.session, caller.principal, draft, limits=limits(),
-                                   receipt_cost=current_app.config["RECEIPT_ARGON2"])
+                                   receipt_cost=current_app.config["RECEIPT_ARGON2"],
+                                   once=submission.bind(_submission_secrets()))
     except IntakeRejected as rejected:
-        for name_, error in rejected.errors.items():
-            field = getattr(form, name_, None)
-            if field is not None:
-                field.errors = [error_text(error)]
-        return render_template("staff/hotline.html", form=form), 400
-    except ValueError:
-        abort(400)
-    return render_template("staff/hotline_done.html", filed=filed), 201
+        return _hotline_errors(form, rejected.errors, caller)
+    except FormReused:
+        # This form filed another tip before (restored from the history and changed).
+        return _hotline_errors(form, {"submission": FieldError("form_reused")}, caller)
+    except AlreadyFiled as earlier:
+        # The same form sent again (a refresh of the receipt page): nothing is filed twice; the
+        # receipt is shown again within the hour (portal/receipts.py), then no more.
+        return render_template("staff/hotline_done.html", tip_id=earlier.tip_id,
+                               receipt=earlier.receipt, again=True, caller=caller), 200
+    # A one-time token rather than a redirect: the receipt lives only in this response.
+    return render_template("staff/hotline_done.html", tip_id=filed.tip_id,
+                           receipt=filed.receipt, again=False, caller=caller), 201
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +516,7 @@ def keys(caller: Caller) -> Any:
     if form.is_submitted():
         unit = next((u for u in units if u.code == form.unit.data), None)
         user_id = form.user_id.data or ""
-        grantee = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        grantee = db.session.get(User, row_id(user_id)) if row_id(user_id) else None
         if unit is None or grantee is None:
             flash(gettext("Choose a unit and a colleague from the lists."), "error")
             return redirect(url_for("staff.keys")), 303
