@@ -326,8 +326,8 @@ def _build_staff_world(portal: LivePortal) -> StaffWorld:
         "liaison": ("/liaison/", f"/liaison/referrals/{referral_ids[1]}", *mine),
         "auditor": ("/audit/", "/audit/tips", f"/audit/tips/{shown}", "/audit/referrals",
                     "/audit/decryptions", *mine),
-        "admin": ("/admin", "/admin/users", "/admin/categories", "/admin/offences", "/admin/calendar",
-                  *mine),
+        "admin": ("/admin", "/admin/users", "/admin/categories", "/admin/offences",
+                  "/admin/calendar", *mine),
     }
     return StaffWorld(portal=portal, secrets=secrets, pages=pages)
 
