@@ -56,7 +56,7 @@ from models import (
     User,
 )
 from portal.extensions import db
-from portal.messages import status_text
+from portal.messages import language_text, state_text, status_text
 from portal.seed import UNITS
 from tests.browser.walk_helpers import (
     CHANGED_PASSWORD,
@@ -562,11 +562,8 @@ def _report(walk: Walk) -> None:
 
 def _language_words(walk: Walk, language: str) -> str:
     """The app's own word, in Chinese, for a report's language."""
-    from portal import messages
-
     with walk.portal.app.test_request_context("/?lang=zh"):
-        words = getattr(messages, "language_text", None)
-        return str(words(language)) if words else "朝鲜语"
+        return language_text(language)
 
 
 def _open_tip(walk: Walk) -> None:
@@ -746,24 +743,19 @@ def _case(walk: Walk) -> None:
     report.write_text("案件调查报告\n经核查，该厂夜间通过暗管向布尔哈通河排放废水。\n",
                       encoding="utf-8")
     files = driver.find_elements(By.CSS_SELECTOR, "form#action-submit input[type=file]")
-    if files:
-        kinds = driver.find_elements(By.CSS_SELECTOR, "form#action-submit "
-                                                      "select[name=document_kind]")
-        if kinds:
-            Select(kinds[0]).select_by_value("investigation_report")
-        files[0].send_keys(str(report))
-    else:  # the page asks for it on the case instead
-        driver.get(f"{walk.base}/staff/cases/{walk.case_id}")
-        Select(driver.find_element(By.CSS_SELECTOR, "select[name=kind]")) \
-            .select_by_value("investigation_report")
-        driver.find_element(By.CSS_SELECTOR, "input[type=file][name=files]").send_keys(str(report))
-        submit(driver, f'form[action="/staff/cases/{walk.case_id}"][enctype]')
-        driver.get(f"{walk.base}/staff/referrals/{walk.referral_id}")
-    evidence = driver.find_elements(By.CSS_SELECTOR, "form#action-submit input[type=checkbox]")
-    walk.check(evidence, "the referral does not offer the tip's own photo for the package")
-    for box in evidence:
-        if not box.is_selected():
-            box.click()
+    assert files, "the step 'submit for approval' does not ask for the investigation report"
+    kinds = driver.find_elements(By.CSS_SELECTOR, "form#action-submit select[name=document_kind]")
+    if kinds:
+        Select(kinds[0]).select_by_value("investigation_report")
+    files[0].send_keys(str(report))
+    # the tip's own photo goes into the package, with the location the reporter kept
+    photo = [b for b in driver.find_elements(By.CSS_SELECTOR, "form#action-submit "
+                                                              "input[type=checkbox]")
+             if "현장사진" in (driver.find_element(
+                 By.CSS_SELECTOR, f'label[for="{b.get_attribute("id")}"]').text)]
+    offered = walk.check(photo, "the referral does not offer the tip's own photo for the package")
+    if offered and not photo[0].is_selected():
+        photo[0].click()
     submit(driver, "form#action-submit")
     assert not errors_on(driver), (errors_on(driver), page_summary(driver))
     walk.refresh_repeats_nothing(driver, "submit for approval")
@@ -779,13 +771,9 @@ def _case(walk: Walk) -> None:
 
 
 def _state_words(walk: Walk, state: str) -> str:
+    """The app's own words, in Chinese, for a referral state."""
     with walk.portal.app.test_request_context("/?lang=zh"):
-        from portal import messages
-
-        words = getattr(messages, "state_text", None)
-        if words is None:
-            from portal.staff.cases import state_text as words
-        return str(words(state))
+        return state_text(state)
 
 
 def _referral_step(walk: Walk, action: str, *, before: Callable[[], None] | None = None) -> None:

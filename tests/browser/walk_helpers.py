@@ -242,10 +242,6 @@ def page_summary(driver: WebDriver, limit: int = 1500) -> str:
     return f"{driver.current_url}\n{main_text(driver)[:limit]}"
 
 
-def select_value(select_element: WebElement, value: str) -> None:
-    Select(select_element).select_by_value(value)
-
-
 def option_values(select_element: WebElement) -> list[str]:
     return [o.get_attribute("value") or "" for o in Select(select_element).options]
 
