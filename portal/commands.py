@@ -86,13 +86,17 @@ def register(app: Flask) -> None:
                    f"  {base_url.rstrip('/')}/setup/{token}\n(the link works once)")
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def read_new_password(variable: str) -> str:
     """The password from the environment, else a hidden prompt when a person is at the terminal;
     an unattended run without it fails."""
     password = os.environ.get(variable, "")
     if password:
         return password
-    if not sys.stdin.isatty():
+    if not stdin_is_terminal():
         fail(f"set {variable} (no terminal to ask for the password)")
     password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
                             err=True)

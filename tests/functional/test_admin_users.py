@@ -216,3 +216,16 @@ def test_a_password_reset_is_completed_by_the_person_not_the_administrator(app, 
     assert app.test_client().post("/staff/login", data={
         "username": "forgetful", "password": NEW_PASSWORD}).status_code == 401
     assert app.test_client().get(link).status_code == 404
+
+
+def test_cli_asks_for_the_password_at_a_terminal(app, portal_keys, runner, monkeypatch) -> None:
+    import portal.commands
+
+    monkeypatch.delenv("PORTAL_USER_PASSWORD", raising=False)
+    monkeypatch.setattr(portal.commands, "stdin_is_terminal", lambda: True)
+    typed = f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n"
+    result = runner.invoke(args=["users", "create", "asked", "--unit", "psb_yanji",
+                                 "--role", "liaison"], input=typed)
+    assert result.exit_code == 0, result.output
+    assert NEW_PASSWORD not in result.output  # hidden, never echoed
+    assert roles_of("asked") == {("psb_yanji", "liaison")}
