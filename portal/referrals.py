@@ -875,8 +875,12 @@ def record_suggestion(session: Session, principal: Principal, *, kind: str, issu
                       due_on: datetime | None = None) -> Suggestion:
     """Log a 司法建议书 / 检察建议书 / 监察建议书 / 公安提示函; a 检察建议 is answered in writing
     within two months (the due date follows the holiday rule)."""
-    if kind not in SUGGESTION_KINDS or not issuer.strip() or not problems.strip():
+    if kind not in SUGGESTION_KINDS:
         raise CaseRefused("bad_value")
+    if not issuer.strip():
+        raise CaseRefused("issuer_required")
+    if not problems.strip():
+        raise CaseRefused("problems_required")
     unit = session.scalar(select(Unit).where(Unit.code == unit_code))
     if unit is None or unit.id not in principal.units_for("tip.view"):
         raise CaseRefused("bad_unit")

@@ -45,7 +45,7 @@ from portal.messages import (  # the words live in portal/messages.py; re-export
 from portal.staff import bp
 from portal.staff.context import Caller
 from portal.staff.views import signed_in
-from portal.web import checkpoint_now, limits, uploads_from
+from portal.web import checkpoint_now, limits, row_id, uploads_from
 from referral.workflow import Transition, TransitionRefused
 
 REFUSALS = {
@@ -67,6 +67,8 @@ CASE_REFUSALS = {
     "contact_phone_required": _l("The 移送书 needs a contact phone number."),
     "measures_required": _l("Please describe the rectification measures taken."),
     "bad_date": _l("Please enter the dates as year-month-day, for example 2026-08-31."),
+    "issuer_required": _l("Please name the body that issued it."),
+    "problems_required": _l("Please write down the problems it names."),
     # What the 移送书 cannot be written without (referral/letter.py LetterIncomplete).
     "letter_materials": _l("The 移送书 lists the materials sent with it, and none is attached "
                            "yet: add the documents (at least the investigation report)."),
@@ -200,7 +202,8 @@ def _attachment_headers(filename: str, disposition: str = "attachment") -> dict[
 
 
 def _int_list(values: list[str]) -> list[int]:
-    return [int(part) for value in values for part in value.replace(",", " ").split()
+    # An id no row can have (too large, or a digit like "²") becomes 0: refused as unknown.
+    return [row_id(part) or 0 for value in values for part in value.replace(",", " ").split()
             if part.isdigit()]
 
 

@@ -22,6 +22,7 @@ from referral import letter
 from referral.letter import (
     FontNotFound,
     LetterData,
+    LetterIncomplete,
     Material,
     chinese_date,
     render_transfer_letter,
@@ -249,6 +250,24 @@ def test_materials_are_required() -> None:
         render_transfer_letter(replace(sample(), materials=()))
     with pytest.raises(ValueError, match="count"):
         render_transfer_letter(replace(sample(), materials=(Material("询问笔录", 0),)))
+
+
+def test_what_is_missing_is_named_for_the_page_to_say() -> None:
+    with pytest.raises(LetterIncomplete) as missing:
+        render_transfer_letter(replace(sample(), facts="  "))
+    assert missing.value.field == "facts"
+    with pytest.raises(LetterIncomplete) as missing:
+        render_transfer_letter(replace(sample(), materials=()))
+    assert missing.value.field == "materials"
+
+
+def test_a_draft_is_marked_on_every_page_and_shows_what_is_missing(rendered: bytes) -> None:
+    data = replace(sample(), materials=(), facts="", contact_phone="", officer_names=("金明哲",))
+    texts = pages_text(render_transfer_letter(data, draft=True))
+    assert len(texts) >= 2 and all("样稿" in text for text in texts)
+    whole = "".join(texts)
+    assert "（待补）" in whole and "审计日志检查点" not in whole  # a draft is issued under nothing
+    assert "样稿" not in "".join(pages_text(rendered))
 
 
 def test_a_hangul_name_falls_back_to_the_other_font() -> None:
