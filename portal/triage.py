@@ -199,7 +199,7 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
     query = _filtered(select(Tip, Unit.code, Category.code)
                       .options(defer(Tip.content), defer(Tip.receipt_lookup),
                                defer(Tip.receipt_recipient), defer(Tip.responsible_index),
-                               defer(Tip.place_index))
+                               defer(Tip.place_index), defer(Tip.submission_hash))
                       .join(Unit, Unit.id == Tip.unit_id)
                       .outerjoin(Category, Category.id == Tip.category_id),
                       unit_ids, filters, now, calendar)

@@ -430,5 +430,5 @@ def test_the_queue_does_not_even_load_ciphertext(app, client, staff) -> None:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len(rows) == 1
     listing = next(s for s in statements if "FROM tips" in s and "ORDER BY" in s)
-    for column in ("tips.content", "receipt_lookup", "receipt_recipient"):
+    for column in ("tips.content", "receipt_lookup", "receipt_recipient", "submission_hash"):
         assert column not in listing
