@@ -592,20 +592,48 @@ def _choose_tip_files(session: Session, referral: Referral,
         session.add(ReferralTipFile(referral_id=referral.id, attachment_id=attachment_id))
 
 
+def step_documents(session: Session, principal: Principal, referral: Referral
+                   ) -> list[MaterialView]:
+    """The files brought with the referral's steps, both ways: the report with "submit", a
+    supplement (补正), the receiving body's receipt and decisions. Sealed to the bureau and the
+    receiving body, so both sides list them by name (kind and size without a key)."""
+    try:
+        identities: list[crypto.AgeIdentity] | None = identities_for_referral(principal,
+                                                                              referral)
+    except KeyNotHeld:
+        identities = None
+    views = []
+    for attachment in session.scalars(select(Attachment).where(
+            Attachment.referral_id == referral.id, Attachment.kind != "package",
+            Attachment.tip_id.is_(None)).order_by(Attachment.id)):
+        try:
+            views.append(_material_view(attachment, identities))
+        except crypto.CryptoError:  # a key of the bureau that this file was not sealed to
+            views.append(_material_view(attachment, None))
+    return views
+
+
 def open_document(session: Session, principal: Principal, attachment_id: int
                   ) -> tuple[str, str, Iterator[bytes]]:
-    """A case's (or referral's) document as uploaded: name, true type, plaintext chunks.
-    The download is audited; the package and the tips' files have their own doors."""
+    """A case's document, or one brought with a referral's step, as uploaded: name, true
+    type, plaintext chunks. A step's document is open to both sides of the referral (the
+    receiving body's liaison too); a case's only to the bureau. The download is audited; the
+    package and the tips' files have their own doors."""
     attachment = session.get(Attachment, attachment_id)
     if (attachment is None or attachment.case_id is None or attachment.tip_id is not None
             or attachment.kind == "package"):
         raise NotFound
-    case = get_case(session, principal, attachment.case_id)
-    identities = identities_for_case(principal, case)  # sealed to the unit, at any step
+    if attachment.referral_id is not None:
+        referral = get_referral(session, principal, attachment.referral_id)
+        case = referral.case
+        identities = identities_for_referral(principal, referral)
+    else:
+        case = get_case(session, principal, attachment.case_id)
+        identities = identities_for_case(principal, case)
     meta = _meta(attachment, identities)
     chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
     first = next(chunks, b"")  # a key that does not open it fails here, before any byte is sent
-    record(session, AuditActor("staff", principal.user.id, None), "case.document_downloaded",
+    record(session, _package_actor(principal), "case.document_downloaded",
            object_type="attachment", object_id=attachment.id, unit_code=case.unit.code)
     session.commit()
     return meta["filename"], meta["media_type"], _prepend(first, chunks)

@@ -11,7 +11,13 @@ from models import Referral
 from portal import referrals
 from portal.extensions import db
 from portal.liaison import bp
-from portal.staff.cases import handle_action, package_response, render_referral, state_text
+from portal.staff.cases import (
+    document_response,
+    handle_action,
+    package_response,
+    render_referral,
+    state_text,
+)
 from portal.staff.context import Caller
 from portal.staff.views import signed_in
 
@@ -46,3 +52,10 @@ def referral_action(caller: Caller, referral_id: int, action: str) -> Response:
 @signed_in
 def referral_package(caller: Caller, referral_id: int) -> Response:
     return package_response(caller, referral_id)
+
+
+@bp.get("/documents/<int:attachment_id>")
+@signed_in
+def document(caller: Caller, attachment_id: int) -> Response:
+    """A document brought with a step of a referral addressed to the liaison's body."""
+    return document_response(caller, attachment_id)

@@ -281,7 +281,12 @@ def case(caller: Caller, case_id: int) -> Any:
 @bp.get("/documents/<int:attachment_id>")
 @signed_in
 def case_document(caller: Caller, attachment_id: int) -> Response:
-    """A case's (or referral's) document, as uploaded: its name and true type (audited)."""
+    return document_response(caller, attachment_id)
+
+
+def document_response(caller: Caller, attachment_id: int) -> Response:
+    """A case's (or a referral step's) document, as uploaded: its name and true type
+    (audited)."""
     try:
         filename, _media_type, chunks = referrals.open_document(db.session, caller.principal,
                                                                 attachment_id)
@@ -326,6 +331,7 @@ def render_referral(caller: Caller, referral_id: int, face: str, *,
     except (KeyNotHeld, crypto.CryptoError):
         reasons = {}
     review = None
+    steps = referrals.step_documents(db.session, caller.principal, referral)
     if face == "staff" and referrals.case_visible(caller.principal, referral.case):
         try:
             review = referrals.review_referral(db.session, caller.principal, referral)
@@ -337,7 +343,7 @@ def render_referral(caller: Caller, referral_id: int, face: str, *,
         actions=referrals.available_actions(caller.principal, referral), reasons=reasons,
         users=users, lang=current_lang(), labels=ACTION_LABELS, documents=DOCUMENT_LABELS,
         state_text=state_text, basis_text=basis_text, actor_text=actor_text, review=review,
-        tip_evidence=referrals.TIP_EVIDENCE, failed=failed,
+        tip_evidence=referrals.TIP_EVIDENCE, failed=failed, steps=steps,
         typed=request.form if failed else {})
 
 

@@ -221,3 +221,46 @@ def test_tip_evidence_goes_into_the_package_with_its_name_and_location(app, staf
     handover = db.session.scalars(select(AuditEvent).where(
         AuditEvent.action == "referral.hand_over")).one()
     assert json.loads(handover.details)["letter_sha256"]
+
+
+def test_both_sides_read_the_documents_of_the_steps(app, staff) -> None:
+    from models import Attachment
+
+    scene = referral_scene(app, staff)
+    # A case-level document (the bureau's own) and the report brought with "submit".
+    scene.officer.post(f"/staff/cases/{scene.case_id}", content_type="multipart/form-data",
+                       data={"do": "documents", "kind": "interview_record",
+                             "files": [(io.BytesIO("询问笔录".encode()), "询问笔录.txt")]})
+    submit_with_report(scene)
+    scene.head.post(f"/staff/referrals/{scene.referral_id}/approve")
+    scene.officer.post(f"/staff/referrals/{scene.referral_id}/hand_over",
+                       data={"contact_phone": "0433-2512345"})
+    police_id = staff.create("police", "psb_zhou", "liaison")
+    police = app.test_client()
+    staff.login(police, "police", police_id)
+    police.post(f"/liaison/referrals/{scene.referral_id}/sign_receipt", data={"period": "normal"})
+    filed = police.post(f"/liaison/referrals/{scene.referral_id}/file",
+                        content_type="multipart/form-data", data={
+                            "document_kind": "decision",
+                            "files": [(io.BytesIO("立案决定书".encode()), "立案决定书.txt")]})
+    assert filed.status_code == 303
+    decision = db.session.scalars(select(Attachment).where(Attachment.kind == "decision")).one()
+    report = db.session.scalars(select(Attachment).where(
+        Attachment.kind == "investigation_report")).one()
+    interview = db.session.scalars(select(Attachment).where(
+        Attachment.kind == "interview_record")).one()
+    # The bureau reads the receiving body's decision …
+    page = scene.officer.get(f"/staff/referrals/{scene.referral_id}?lang=en")
+    assert "立案决定书.txt" in page.get_data(as_text=True)
+    got = scene.officer.get(f"/staff/documents/{decision.id}")
+    assert got.status_code == 200 and got.data.decode() == "立案决定书"
+    assert "filename*=UTF-8''%E7%AB%8B" in got.headers["Content-Disposition"]
+    # … and the liaison the report brought with a step, never the bureau's case file.
+    page = police.get(f"/liaison/referrals/{scene.referral_id}?lang=en").get_data(as_text=True)
+    assert "调查报告.txt" in page and "询问笔录.txt" not in page
+    assert police.get(f"/liaison/documents/{report.id}").data.decode() == "调查报告：倾倒废油两次。"
+    assert police.get(f"/liaison/documents/{interview.id}").status_code == 404
+    downloads = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "case.document_downloaded")).all()
+    assert [(e.actor_type, e.object_id) for e in downloads] == [
+        ("staff", decision.id), ("liaison", report.id)]
