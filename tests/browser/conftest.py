@@ -219,6 +219,7 @@ class StaffWorld:
     portal: LivePortal
     secrets: dict[str, str]  # username → TOTP secret ("admin" included)
     pages: dict[str, tuple[str, ...]]  # role → paths that role's browser visits
+    tip_id: int  # the yanji tip with the long narrative and the photo
 
     def password(self, username: str) -> str:
         return ADMIN_PASSWORD if username == "admin" else STAFF_PASSWORD
@@ -329,7 +330,24 @@ def _build_staff_world(portal: LivePortal) -> StaffWorld:
         "admin": ("/admin", "/admin/users", "/admin/categories", "/admin/offences",
                   "/admin/calendar", *mine),
     }
-    return StaffWorld(portal=portal, secrets=secrets, pages=pages)
+    return StaffWorld(portal=portal, secrets=secrets, pages=pages, tip_id=shown)
+
+
+def add_unenrolled_member(world: StaffWorld, username: str, unit_code: str, role: str) -> None:
+    """A member of a unit with neither a second factor nor the unit's key: what an
+    administrator's new account is before its first sign-in."""
+    from models import Role
+    from portal.accounts import add_membership, create_user
+    from portal.audit import SYSTEM
+
+    app = world.portal.app
+    with app.app_context():
+        user = create_user(db.session, username, STAFF_PASSWORD,
+                           wrap_cost=app.config["WRAP_ARGON2"],
+                           login_cost=app.config["LOGIN_ARGON2"], actor=SYSTEM)
+        add_membership(db.session, user, unit_code, Role(role), actor=SYSTEM)
+        db.session.commit()
+        db.session.remove()
 
 
 @pytest.fixture

@@ -25,7 +25,14 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import ROLE_USER, StaffWorld, page_replaced, sign_in_staff
+from tests.browser.conftest import (
+    ROLE_USER,
+    STAFF_PASSWORD,
+    StaffWorld,
+    add_unenrolled_member,
+    page_replaced,
+    sign_in_staff,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -142,8 +149,9 @@ def test_citizen_pages_have_no_serious_violations(live_portal, js_browser: WebDr
 
 def test_staff_pages_have_no_serious_violations(staff_world: StaffWorld,
                                                  js_browser: WebDriver) -> None:
-    """The sign-in pages, then each role's pages (staff_world.pages), signed in once per role,
-    in each language."""
+    """The sign-in pages; a new officer's first sign-in (second factor, recovery codes) and the
+    page that says they hold no key yet; then each role's pages (staff_world.pages), signed in
+    once per role, in each language."""
     import pyotp
 
     driver, base = js_browser, staff_world.portal.url
@@ -165,6 +173,26 @@ def test_staff_pages_have_no_serious_violations(staff_world: StaffWorld,
     audit.check("sign-in, wrong code")
     driver.delete_all_cookies()
 
+    add_unenrolled_member(staff_world, "w_new", "yanji", "intake_officer")
+    driver.get(f"{base}/staff/login")
+    driver.find_element(By.ID, "username").send_keys("w_new")
+    driver.find_element(By.ID, "password").send_keys(STAFF_PASSWORD)
+    audit.submit("/staff/login")
+    for lang, audit in audits.items():
+        driver.get(f"{base}/staff/login/enroll?lang={lang}")
+        audit.check("second factor enrollment /staff/login/enroll")
+    secret = audit.shows('[data-testid="totp-secret"]').strip()
+    driver.find_element(By.ID, "code").send_keys(pyotp.TOTP(secret).now())
+    audit.submit("/staff/login/enroll")
+    audit.shows("ul.codes")
+    audit.check("recovery codes")
+    for lang, audit in audits.items():
+        driver.get(f"{base}/staff/tips/{staff_world.tip_id}?lang={lang}")
+        audit.shows("nav.staff-nav")
+        assert not driver.find_elements(By.CSS_SELECTOR, "dd.narrative"), "w_new holds no key"
+        audit.check("no key for the tip (no_key)")
+    driver.delete_all_cookies()
+
     for role, user in ROLE_USER.items():
         sign_in_staff(driver, staff_world, user)
         for lang, audit in audits.items():
@@ -176,7 +204,7 @@ def test_staff_pages_have_no_serious_violations(staff_world: StaffWorld,
         driver.delete_all_cookies()
 
     pages = sum(len(paths) for paths in staff_world.pages.values())
-    assert [len(a.pages) for a in audits.values()] == [pages + 3, pages + 1, pages + 1]
+    assert [len(a.pages) for a in audits.values()] == [pages + 5, pages + 3, pages + 4]
     problems = [p for audit in audits.values() for p in audit.problems]
     assert not problems, (
         f"{len(problems)} serious/critical axe violations:\n" + "\n".join(problems))
