@@ -4,13 +4,15 @@ headers, the language of the visit, and the rate-limit key that never stores an 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import IO
+from typing import IO, Any
 
 import flask_babel
 from flask import Flask, Request, current_app, request, session
 from flask.wrappers import Response
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter, Map
 
 from portal import crypto
@@ -25,8 +27,43 @@ CSP = (
 )
 
 
+def _without_nul(value: object) -> object:
+    """A value with every NUL character dropped from its text, however deeply nested."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
+class TextParameters(ImmutableMultiDict):
+    """Query and form parameters without NUL characters. No browser puts NUL in what a person
+    types, and PostgreSQL can neither store nor compare text holding it (psycopg refuses the
+    parameter), so it is dropped where the request is parsed, before any view reads a value."""
+
+    def __init__(self, mapping: object = None) -> None:
+        if mapping is None:
+            super().__init__()
+            return
+        if isinstance(mapping, MultiDict):
+            pairs: Iterable[tuple[object, object]] = mapping.items(multi=True)
+        elif isinstance(mapping, dict):
+            pairs = mapping.items()
+        else:
+            pairs = mapping  # type: ignore[assignment]
+        super().__init__([(_without_nul(k), _without_nul(v)) for k, v in pairs])
+
+
 class PortalRequest(Request):
-    """Uploaded files are encrypted while they stream in (see portal/uploads.py)."""
+    """Uploaded files are encrypted while they stream in (see portal/uploads.py); text
+    parameters and JSON strings arrive without NUL characters (TextParameters)."""
+
+    parameter_storage_class = TextParameters
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        return _without_nul(super().get_json(force=force, silent=silent, cache=cache))
 
     def _get_file_stream(
         self,
