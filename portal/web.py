@@ -29,6 +29,21 @@ def uploads_from(files: list[FileStorage]) -> list[RequestUpload]:
     ]
 
 
+def row_id(value: object) -> int | None:
+    """A row id typed into a form or sent in JSON: ASCII digits (or a JSON integer) within the
+    database's range, else None. `str.isdigit` alone lets "²" through, and `int` alone lets a
+    40-digit number reach the database driver, which refuses it."""
+    from portal.http import MAX_ROW_ID
+
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if number <= MAX_ROW_ID else None
+
+
 def limits() -> Limits:
     config = current_app.config
     return Limits(max_files=config["MAX_FILES"], max_file_bytes=config["MAX_FILE_BYTES"],
