@@ -22,11 +22,14 @@ from sqlalchemy.orm import Session, defer
 
 from models import (
     Attachment,
+    Case,
+    CaseTip,
     Category,
     Channel,
     Language,
     Membership,
     Message,
+    Referral,
     Tip,
     TipStatus,
     TipUpdate,
@@ -397,6 +400,24 @@ def open_tip(session: Session, principal: Principal, tip_id: int, *,
            object_id=tip.id, unit_code=tip.unit.code)
     session.commit()
     return detail
+
+
+@dataclass(frozen=True)
+class CaseLink:
+    """The case a tip belongs to and that case's referrals (metadata: number, status, states)."""
+
+    case: Case
+    referrals: list[Referral]
+
+
+def case_of(session: Session, tip_id: int) -> CaseLink | None:
+    """A tip is in at most one case (case_tips.tip_id is unique)."""
+    case = session.scalar(select(Case).join(CaseTip, CaseTip.case_id == Case.id)
+                          .where(CaseTip.tip_id == tip_id))
+    if case is None:
+        return None
+    return CaseLink(case, list(session.scalars(
+        select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))))
 
 
 def related_tips(session: Session, principal: Principal, tip: Tip, limit: int = 20) -> list[int]:

@@ -349,6 +349,7 @@ def _render_tip(caller: Caller, tip_id: int, failed: dict[str, Any] | None = Non
     page = render_template("staff/tip.html", detail=detail, tip=tip, form=form, caller=caller,
                            history=_history(tip_id), users=users, lang=lang,
                            category_names={c.code: c.name(lang) for c in _categories()},
+                           case_link=triage.case_of(db.session, tip_id),
                            may=may, offered=offered, failed=failed or {},
                            typed=(failed or {}).get("values", {}))
     return page, 400 if failed else 200

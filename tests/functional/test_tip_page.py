@@ -297,3 +297,32 @@ def test_hotline_language_errors_and_refresh(app, staff) -> None:
     received = db.session.scalars(select(AuditEvent).where(
         AuditEvent.action == "tip.received")).one()
     assert json.loads(received.details)["channel"] == "petition"
+
+
+def test_the_tip_links_to_its_case_and_referrals(app, client, staff) -> None:
+    from models import User
+    from portal import referrals, triage
+    from portal.access import principal_for
+    from portal.custody import unit_identities, unlock_personal
+
+    tip_ids = []
+    for narrative in ("quarry oil", "the quarry again"):
+        client.post("/api/v1/tips", json={"narrative": narrative, "county": "yanji",
+                                          "category": "P04"})
+        tip_ids.append(newest_tip().id)
+    browser, uid = officer(app, staff, "lead", extra=(("yanji", "case_officer"),))
+    second = staff.create("second", "yanji", "case_officer")
+    user = db.session.get(User, uid)
+    lead = principal_for(db.session, user, unit_identities(
+        db.session, user, unlock_personal(user, staff.PASSWORD)))
+    for tip_id in tip_ids:
+        triage.accept(db.session, lead, tip_id)
+    case = referrals.form_case(db.session, lead, tip_ids=tip_ids, member_ids=[uid, second],
+                               offence_code="pollution", title="quarry", summary="oil")
+    referral = referrals.create_referral(db.session, lead, case.id, "psb_zhou", "proc_zhou")
+    db.session.commit()
+    page = browser.get(f"/staff/tips/{tip_ids[0]}?lang=en").get_data(as_text=True)
+    assert f'href="/staff/cases/{case.id}"' in page and case.number in page
+    assert f'href="/staff/referrals/{referral.id}"' in page
+    meta = page[page.index('<dl class="meta">'):page.index("</dl>")]
+    assert "psb_zhou" not in meta and f"· {referral.state}<" not in meta  # in words
