@@ -379,3 +379,9 @@ def test_api_key_reused_with_other_content_is_refused(client, portal_keys):
                          headers={"Idempotency-Key": key})
     assert reused.status_code == 422 and "receipt" not in reused.get_json()
     assert count(Tip) == 1
+
+
+def test_an_unknown_receipt_is_summarised_with_a_link_to_the_field(client, portal_keys):
+    page = client.post("/followup?lang=en", data={"receipt": "nonsense"}).get_data(as_text=True)
+    assert '<a href="#receipt">Your receipt: No report matches this receipt.' in page
+    assert 'id="receipt"' in page
