@@ -4,19 +4,21 @@ From a portal that `make run` has only seeded: the setup link makes the administ
 the units' recovery keys (kept as a person would print them); the administrator creates an intake
 officer, two case officers and a head of 延吉市, a liaison of 延吉市公安局 and an auditor; each
 signs in with the first password, follows the one-time link if the portal gives one, enrols TOTP
-(the secret read from the page) and keeps the recovery codes; the intake officer gives the unit's
-key to the officers (pasting the printed recovery key first), the liaison takes its body's key
-the same way. A reporter files a Korean tip with a photo whose location and time are kept; the
-intake officer finds it by language, classifies, accepts, answers; two officers form a case and
-refer it with the investigation report; the head reviews and approves; hand-over; the liaison
-downloads the package, signs the receipt and records 立案; the reporter sees every status in
-Korean; the auditor verifies the log and the downloaded export verifies offline.
+(the secret read from the page) and keeps the recovery codes. A reporter files a Korean tip with a
+photo whose location and time are kept; an officer without the key is told how to get it; the
+intake officer gives the unit's key to the officers (pasting the printed recovery key first), the
+liaison takes its body's key the same way. The intake officer finds the tip by language,
+classifies, accepts, answers; two officers form a case and refer it with the investigation
+report; the head reviews and approves; hand-over; the liaison downloads the package, signs the
+receipt and records 立案; the reporter sees every status in Korean; the auditor verifies the log
+and the downloaded export verifies offline.
 
 The walk is a chain of stages sharing one portal and two browsers (module fixtures). Each stage
 test runs the stages it needs first, so `pytest -k liaison` walks up to the liaison and stops
 there. A stage fails hard when the job cannot go on, and softly (at its end, after finishing its
 work) when something is wrong but the next person can still do their part. Every staff page seen
-is checked for raw codes and phone-width overflow; the last test fails on any. Screenshots
+is checked for raw codes, phone-width overflow and a header that does not line up with the
+content at 1280 px; the last test fails on any. Screenshots
 (360 px and 1280 px) go to the folder printed at the start ($WALK_SHOTS to choose it).
 
 Nothing is written behind the pages. The database is only read: to check that a refresh after
@@ -485,6 +487,9 @@ def _enrol(walk: Walk) -> None:
             submit(driver, 'form[action="/staff/login"]')
         walk.enrol(person)
         walk.look(f"home-{person.key}", shoot=person.key in ("liaison", "auditor"))
+        home = {"liaison": "/liaison/", "auditor": "/audit"}.get(person.key, "/staff/")
+        walk.check(path_of(driver, walk.base).startswith(home),
+                   f"{person.key} lands on {path_of(driver, walk.base)}, not {home}")
     walk.sign_out()
 
 
@@ -511,10 +516,22 @@ def _grant(walk: Walk, unit: str, grantee: Person, recovery: str | None) -> None
     walk.refresh_repeats_nothing(driver, f"grant {unit} to {grantee.key}")
 
 
-@stage("keys", "enrol")
+@stage("keys", "enrol", "report")
 def _keys(walk: Walk) -> None:
-    """The first holder pastes the printed recovery key; then grants the others."""
+    """Without a key a tip says how to get one; the first holder pastes the printed recovery
+    key, then grants the others; the liaison takes the body's key the same way."""
     people = walk.people
+    driver = walk.office
+    walk.sign_in(people["case_a"])
+    driver.get(f"{walk.base}/staff/")
+    tips = driver.find_elements(By.CSS_SELECTOR, 'main a[href^="/staff/tips/"]')
+    if walk.check(tips, "an officer without the key sees no tip in the queue"):
+        click_and_wait(driver, tips[0])
+        walk.look("no-key", shoot=True)
+        walk.check(driver.find_elements(By.CSS_SELECTOR, "nav.staff-nav"),
+                   "the no-key page loses the staff menu")
+        walk.check(driver.find_elements(By.CSS_SELECTOR, 'main a[href="/staff/keys"]'),
+                   "the no-key page does not lead to the keys page")
     walk.sign_in(people["intake"])
     _grant(walk, "yanji", people["intake"], walk.recovery["yanji"])
     for key in ("case_a", "case_b", "head"):
@@ -977,12 +994,12 @@ def test_enrol_a_second_factor_each(walk: Walk) -> None:
     run(walk, "enrol")
 
 
-def test_keys_granted_through_the_pages(walk: Walk) -> None:
-    run(walk, "keys")
-
-
 def test_report_in_korean_with_a_located_photo(walk: Walk) -> None:
     run(walk, "report")
+
+
+def test_keys_granted_through_the_pages(walk: Walk) -> None:
+    run(walk, "keys")
 
 
 def test_intake_classifies_accepts_and_answers(walk: Walk) -> None:
