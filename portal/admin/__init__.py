@@ -1,4 +1,5 @@
-"""The administrator's face. For now: the one-time first-start setup page."""
+"""The administrator's face: first-start setup, the first sign-in link, the admin home, accounts,
+categories, offences and the holiday calendar (none of it opens a tip)."""
 
 from flask import Blueprint
 
