@@ -85,10 +85,14 @@ def queue_filter_from_args() -> tuple[triage.QueueFilter, dict[str, str]]:
     def day(name: str) -> date | None:
         value = args.get(name, "")
         try:
-            return date.fromisoformat(value) if value else None
+            day = date.fromisoformat(value) if value else None
         except ValueError:
+            day = None
+        # Years far off (0001, 9999) would overflow when turned into local day bounds.
+        if value and (day is None or not 1900 <= day.year <= 2999):
             errors[name] = "invalid_date"
             return None
+        return day
 
     def yes_no(name: str) -> bool | None:
         value = args.get(name) or ""

@@ -119,7 +119,8 @@ def test_the_queue_speaks_in_words(app, client, staff) -> None:
     assert re.search(r"P01 [^<:]+: <strong>1</strong>", counts)
     # Out-of-range values in any select of the filter form: errors, never a 500.
     for query in ("status=lost", "category=X99", "county=atlantis", "channel=fax",
-                  "deadline=yesterday", "sort=size", "from=31.12.2026", "real_name=maybe",
+                  "deadline=yesterday", "sort=size", "from=31.12.2026", "to=9999-12-31",
+                  "from=0001-01-01", "real_name=maybe",
                   "attachments=3", "after=%25%25%25"):
         response = browser.get(f"/staff/?{query}&lang=en")
         assert response.status_code == 400, query
