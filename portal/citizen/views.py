@@ -113,10 +113,12 @@ def _summary(form: FlaskForm) -> list[tuple[str, str, str]]:
 
 
 def _files_again() -> list[str]:
-    """Browsers cannot keep chosen files when a form comes back: name them, to choose again."""
+    """Browsers cannot keep chosen files when a form comes back: name them, to choose again.
+    (A URL-encoded post, like the report form's language buttons, sends only their names.)"""
     if request.method != "POST":
         return []
-    return [f.filename for f in request.files.getlist("attachments") if f.filename]
+    names = [f.filename for f in request.files.getlist("attachments") if f.filename]
+    return names or [name for name in request.form.getlist("attachments") if name.strip()]
 
 
 def _render_report(form: ReportForm, status: int = 200, loose: list[str] | None = None
@@ -197,6 +199,16 @@ def report_submit() -> tuple[str, int]:
         loose = _attach_errors(form, rejected.errors)
         return _render_report(form, 400, loose)
     return _render_receipt(filed.receipt, form.submission.data or "", again=False, status=201)
+
+
+@bp.post("/report/language")
+@csrf.exempt  # changes nothing but the visit's language; an expired form must not lose the text
+def report_language() -> tuple[str, int]:
+    """The report form's language buttons: the form again, in that language, with everything
+    typed in it (and its one-time token); nothing is checked or filed."""
+    form = ReportForm()
+    _switch_language(request.form.get("lang"))
+    return _render_report(form)
 
 
 @bp.post("/report/receipt")

@@ -202,6 +202,16 @@ def test_refresh_and_language_switch_repeat_nothing(live_portal, browser: WebDri
     marker = f"refresh-{uuid.uuid4().hex[:12]}"
     browser.get(f"{base}/report?lang=en")
     browser.find_element(By.ID, "narrative").send_keys(f"Ash dumped by the road. {marker}")
+    # -- the form in Korean, keeping what was typed (its buttons post it to be drawn again)
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR,
+                         'button[formaction="/report/language"][value="ko"]').click()
+    WebDriverWait(browser, 30).until(page_replaced(old_page))
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
+    assert marker in browser.find_element(By.ID, "narrative").get_attribute("value")
+    with live_portal.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Tip)) == 0
+        db.session.remove()
     submit_form(browser, "/report")
     code = wait_for(browser, "p.receipt code").text.strip()
     assert RECEIPT.match(code), code
@@ -214,22 +224,24 @@ def test_refresh_and_language_switch_repeat_nothing(live_portal, browser: WebDri
     assert browser.find_element(By.CSS_SELECTOR, 'p.success[role="status"]').text.strip()
     _no_receipt_in_address_or_cookie(browser, code)
 
-    # -- the receipt page in Korean: the same receipt, on the same page
-    submit_form_button(browser, "/report/receipt", "ko")
+    # -- the receipt page in English: the same receipt, on the same page
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
+    submit_form_button(browser, "/report/receipt", "en")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     assert wait_for(browser, "p.receipt code").text.strip() == code
     _no_receipt_in_address_or_cookie(browser, code)
     with live_portal.app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Tip)) == 1
         db.session.remove()
 
-    # -- follow up, then switch the status page to English: it stays
+    # -- follow up, then switch the status page to Korean: it stays
     browser.get(f"{base}/followup")
     browser.find_element(By.ID, "receipt").send_keys(code)
     submit_form(browser, "/followup")
     wait_for(browser, "dl.status")
-    submit_form_button(browser, "/followup/status", "en")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    submit_form_button(browser, "/followup/status", "ko")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
     wait_for(browser, "dl.status")
     assert browser.find_element(By.ID, "body")  # still the status page with its reply form
     _no_receipt_in_address_or_cookie(browser, code)

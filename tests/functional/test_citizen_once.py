@@ -385,3 +385,22 @@ def test_an_unknown_receipt_is_summarised_with_a_link_to_the_field(client, porta
     page = client.post("/followup?lang=en", data={"receipt": "nonsense"}).get_data(as_text=True)
     assert '<a href="#receipt">Your receipt: No report matches this receipt.' in page
     assert 'id="receipt"' in page
+
+
+def test_report_form_changes_language_keeping_what_was_typed(client, portal_keys):
+    page = client.get("/report?lang=en").get_data(as_text=True)
+    token = hidden(SUBMISSION, page)
+    assert 'form="report-form" formaction="/report/language"' in page
+    assert 'href="/report?lang=' not in page
+    switched = client.post("/report/language", data={
+        **STORY, "real_name": "y", "name": "Kim", "submission": token, "lang": "ko",
+        "attachments": "river.jpg"})
+    text = switched.get_data(as_text=True)
+    assert switched.status_code == 200 and '<html lang="ko">' in text
+    for kept in ("Gaya bridge", "oil in the Gaya river at night", 'value="Kim"'):
+        assert kept in text
+    assert hidden(SUBMISSION, text) == token and "river.jpg" in text
+    assert count(Tip) == 0
+    filed = client.post("/report", data={**STORY, "submission": token},
+                        content_type="multipart/form-data")
+    assert filed.status_code == 201 and '<html lang="ko">' in filed.get_data(as_text=True)
