@@ -27,7 +27,7 @@ from models import (
     UnitKind,
     User,
 )
-from portal import crypto, custody
+from portal import auth, crypto, custody
 from portal.accounts import (
     MIN_PASSWORD_LENGTH,
     RoleRefused,
@@ -335,11 +335,19 @@ def first_sign_in(token: str) -> Any:
         form.new.errors = [gettext("Choose a password of your own, not the one you were given.")]
     else:
         try:
+            # The sign-in check, with its throttling: the link alone does not open the account.
+            auth.check_password(db.session, user.username, current,
+                                current_app.config["LOGIN_ARGON2"])
             personal = custody.unlock_personal(user, current)
             custody.change_password(db.session, user, current, new,
                                     wrap_cost=current_app.config["WRAP_ARGON2"],
                                     login_cost=current_app.config["LOGIN_ARGON2"])
-        except CryptoError:
+        except auth.Throttled as throttled:
+            minutes = max(1, int(throttled.retry_after.total_seconds() // 60) + 1)
+            form.current.errors = [gettext("Too many failed attempts. Try again in %(n)s "
+                                           "minutes.", n=minutes)]
+            return render_template("admin/first_sign_in.html", form=form, user=user), 429
+        except (auth.AuthenticationFailed, CryptoError):
             db.session.rollback()
             form.current.errors = [gettext("Wrong password.")]
         except WeakPassword:

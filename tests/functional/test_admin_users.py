@@ -7,10 +7,10 @@ import re
 
 import pyotp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from models import AuditEvent, Membership, User
-from portal.auth import begin_enrollment
+from models import AuditEvent, LoginThrottle, Membership, User
+from portal.auth import FREE_FAILURES, begin_enrollment
 from portal.extensions import db
 from tests.conftest import ADMIN_PASSWORD
 
@@ -129,6 +129,13 @@ def test_first_sign_in_link_lets_the_newcomer_choose_a_password_once(app, portal
     wrong = newcomer.post(link, data={"current": "not the password", "new": "my own secret 2026",
                                       "confirm": "my own secret 2026"})
     assert wrong.status_code == 400
+    # Guessing the first password here is throttled like the sign-in page.
+    for _ in range(FREE_FAILURES + 1):
+        last = newcomer.post(link, data={"current": "another guess", "new": "my own secret 2026",
+                                         "confirm": "my own secret 2026"})
+    assert last.status_code == 429
+    db.session.execute(delete(LoginThrottle))
+    db.session.commit()
     same = newcomer.post(link, data={"current": NEW_PASSWORD, "new": NEW_PASSWORD,
                                      "confirm": NEW_PASSWORD})
     assert same.status_code == 400
