@@ -542,10 +542,13 @@ def _meta(attachment: Attachment, identities: Sequence[str]) -> dict:
 def _material_view(attachment: Attachment, identities: Sequence[str] | None,
                    chosen: bool = False) -> MaterialView:
     kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or Document.OTHER.value)
-    if not identities:
+    try:
+        meta = _meta(attachment, identities) if identities else None
+    except crypto.CryptoError:  # sealed to keys other than the ones held (a transferred tip)
+        meta = None
+    if meta is None:
         return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
                             chosen=chosen)
-    meta = _meta(attachment, identities)
     return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
                         meta.get("filename", ""), meta.get("media_type"),
                         tuple(meta.get("kept", ())), chosen)
@@ -602,15 +605,10 @@ def step_documents(session: Session, principal: Principal, referral: Referral
                                                                               referral)
     except KeyNotHeld:
         identities = None
-    views = []
-    for attachment in session.scalars(select(Attachment).where(
-            Attachment.referral_id == referral.id, Attachment.kind != "package",
-            Attachment.tip_id.is_(None)).order_by(Attachment.id)):
-        try:
-            views.append(_material_view(attachment, identities))
-        except crypto.CryptoError:  # a key of the bureau that this file was not sealed to
-            views.append(_material_view(attachment, None))
-    return views
+    return [_material_view(attachment, identities) for attachment in session.scalars(
+        select(Attachment).where(Attachment.referral_id == referral.id,
+                                 Attachment.kind != "package", Attachment.tip_id.is_(None))
+        .order_by(Attachment.id))]
 
 
 def open_document(session: Session, principal: Principal, attachment_id: int
