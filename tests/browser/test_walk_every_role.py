@@ -254,7 +254,7 @@ class Walk:
             return
         self.sign_out()
         driver = self.office
-        driver.get(f"{self.base}/staff/login?lang=zh")
+        driver.get(f"{self.base}/staff/login?lang={person.lang}")
         fill(driver.find_element(By.ID, "username"), person.username)
         fill(driver.find_element(By.ID, "password"), person.password)
         submit(driver, 'form[action="/staff/login"]')
@@ -472,7 +472,7 @@ def _enrol(walk: Walk) -> None:
     for person in PEOPLE:
         walk.sign_out()
         if person.first_link:
-            driver.get(f"{person.first_link}?lang=zh")
+            driver.get(f"{person.first_link}?lang={person.lang}")
             walk.look(f"first-sign-in-{person.key}", shoot=person.key == "intake")
             fill(driver.find_element(By.CSS_SELECTOR, "input[name=current]"), person.password)
             fill(driver.find_element(By.CSS_SELECTOR, "input[name=new]"), CHANGED_PASSWORD)
@@ -481,7 +481,7 @@ def _enrol(walk: Walk) -> None:
             assert not errors_on(driver), (person.key, errors_on(driver), page_summary(driver))
             person.password = CHANGED_PASSWORD
         if path_of(driver, walk.base) != "/staff/login/enroll":
-            driver.get(f"{walk.base}/staff/login?lang=zh")
+            driver.get(f"{walk.base}/staff/login?lang={person.lang}")
             fill(driver.find_element(By.ID, "username"), person.username)
             fill(driver.find_element(By.ID, "password"), person.password)
             submit(driver, 'form[action="/staff/login"]')
@@ -788,8 +788,9 @@ def _case(walk: Walk) -> None:
 
 
 def _state_words(walk: Walk, state: str) -> str:
-    """The app's own words, in Chinese, for a referral state."""
-    with walk.portal.app.test_request_context("/?lang=zh"):
+    """The app's own words for a referral state, in the signed-in person's language."""
+    lang = walk.people[walk.signed_in].lang if walk.signed_in else "zh"
+    with walk.portal.app.test_request_context(f"/?lang={lang}"):
         return state_text(state)
 
 

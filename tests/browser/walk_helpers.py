@@ -164,6 +164,7 @@ class Person:
     last_step: int | None = None
     recovery_codes: list[str] = field(default_factory=list)
     first_link: str | None = None  # a one-time sign-in link, if the portal gives one
+    lang: str = "zh"  # the language they work in
 
 
 FIRST_PASSWORD = "first password 2026 spring"
@@ -176,7 +177,7 @@ PEOPLE = (
     Person("case_b", "li.chengban", "李承办", "yanji", Role.CASE_OFFICER.value, FIRST_PASSWORD),
     Person("head", "cui.fuze", "崔负责", "yanji", Role.HEAD.value, FIRST_PASSWORD),
     Person("liaison", "zheng.lianluo", "郑联络", "psb_yanji", Role.LIAISON.value,
-           FIRST_PASSWORD),
+           FIRST_PASSWORD, lang="ko"),  # a 延吉市公安局 liaison who works in 조선어
     Person("auditor", "han.shenji", "韩审计", "zhou", Role.AUDITOR.value, FIRST_PASSWORD),
 )
 
