@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -112,28 +112,36 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def role_browsers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, WebDriver]]:
-    drivers: dict[str, WebDriver] = {}
+def role_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], WebDriver]]:
+    """One Chromium per role, started when that role's turn comes; the previous one is closed
+    first, so only one runs at a time."""
+    current: list[WebDriver] = []
+
+    def start(role: str) -> WebDriver:
+        while current:
+            current.pop().quit()
+        current.append(_chromium(tmp_path_factory.mktemp(f"chromium-{role}")))
+        return current[0]
+
     try:
-        for role in ROLE_USER:
-            drivers[role] = _chromium(tmp_path_factory.mktemp(f"chromium-{role}"))
-        yield drivers
+        yield start
     finally:
-        for driver in drivers.values():
-            driver.quit()
+        while current:
+            current.pop().quit()
 
 
 def _slug(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
 
 
-def test_staff_pages_fit_a_phone_and_share_one_edge(staff_world: StaffWorld, role_browsers,
+def test_staff_pages_fit_a_phone_and_share_one_edge(staff_world: StaffWorld, role_browser,
                                                     shots: Path) -> None:
     base = staff_world.portal.url
     problems: list[str] = []
     visited = 0
-    for role, driver in role_browsers.items():
-        sign_in_staff(driver, staff_world, ROLE_USER[role])
+    for role, user in ROLE_USER.items():
+        driver = role_browser(role)
+        sign_in_staff(driver, staff_world, user)
         for lang in LANGS:
             for path in staff_world.pages[role]:
                 _set_width(driver, DESKTOP)
