@@ -97,14 +97,6 @@ class ReceiptDownloadForm(FlaskForm):
     receipt = HiddenField()
 
 
-class StatusLanguageForm(FlaskForm):
-    """The status page's language buttons: the sealed handle travels in the body, never in the
-    address or a cookie."""
-
-    token = HiddenField()
-    lang = HiddenField()
-
-
 class ReceiptLanguageForm(FlaskForm):
     """The receipt page's language buttons: the report form's token re-derives the receipt."""
 

@@ -26,7 +26,6 @@ from portal.citizen.forms import (
     ReceiptLanguageForm,
     ReplyForm,
     ReportForm,
-    StatusLanguageForm,
 )
 from portal.extensions import csrf, db
 from portal.http import LOCALES, current_lang
@@ -256,8 +255,8 @@ def _what_was_sent(view: followup.ReporterView) -> dict[str, str]:
 
 
 def _render_status(key: followup.FollowupKey, reply_form: ReplyForm | None = None,
-                   sent: bool = False, status: int = 200, loose: list[str] | None = None
-                   ) -> tuple[str, int]:
+                   sent: bool = False, status: int = 200, loose: list[str] | None = None,
+                   files_again: list[str] | None = None) -> tuple[str, int]:
     view = followup.reporter_view(db.session, key)
     token = followup.issue_token(key, followup_secret())
     reply_form = reply_form or ReplyForm(formdata=None)
@@ -267,7 +266,8 @@ def _render_status(key: followup.FollowupKey, reply_form: ReplyForm | None = Non
     return render_template("citizen/status.html", view=view, reply_form=reply_form, sent=sent,
                            handle=token, what_was_sent=_what_was_sent(view),
                            summary=_summary(reply_form), loose_errors=loose or [],
-                           files_again=_files_again() if status >= 400 else [],
+                           files_again=files_again if files_again is not None else (
+                               _files_again() if status >= 400 else []),
                            max_files=current_app.config["MAX_FILES"]), status
 
 
@@ -296,15 +296,18 @@ def followup_lookup() -> tuple[str, int]:
 
 
 @bp.post("/followup/status")
+@csrf.exempt  # changes nothing but the visit's language; the sealed handle is the credential
 def followup_show() -> tuple[str, int]:
-    """The status page again (in another language): the sealed handle came in the body."""
-    form = StatusLanguageForm()
-    _switch_language(form.lang.data)
+    """The status page again, in another language: its language buttons post the reply form
+    (URL-encoded) with the sealed handle in the body, and a message being written comes back
+    unsent, with its one-time token."""
+    form = ReplyForm()
+    _switch_language(request.form.get("lang"))
     try:
         key = followup.redeem_token(form.token.data or "", followup_secret())
     except followup.ReceiptNotFound:
-        return _expired()
-    return _render_status(key)
+        return _expired(form.body.data or "")
+    return _render_status(key, reply_form=form, files_again=_files_again())
 
 
 @bp.post("/followup/reply")

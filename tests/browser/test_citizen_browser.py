@@ -240,14 +240,19 @@ def test_refresh_and_language_switch_repeat_nothing(live_portal, browser: WebDri
     submit_form(browser, "/followup")
     wait_for(browser, "dl.status")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
-    submit_form_button(browser, "/followup/status", "ko")
+    browser.find_element(By.ID, "body").send_keys(f"Again today. {marker}")
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR,
+                         'button[formaction="/followup/status"][value="ko"]').click()
+    WebDriverWait(browser, 30).until(page_replaced(old_page))
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
+    # the message being written came along, unsent
+    assert marker in browser.find_element(By.ID, "body").get_attribute("value")
     wait_for(browser, "dl.status")
     assert browser.find_element(By.ID, "body")  # still the status page with its reply form
     _no_receipt_in_address_or_cookie(browser, code)
 
-    # -- a message, then a refresh: it is there once
-    browser.find_element(By.ID, "body").send_keys(f"Again today. {marker}")
+    # -- the message sent, then a refresh: it is there once
     submit_form(browser, "/followup/reply")
     wait_for(browser, 'p.success[role="status"]')
     old_page = browser.find_element(By.TAG_NAME, "html")

@@ -207,12 +207,18 @@ def test_status_page_changes_language_and_stays(client, portal_keys, caplog):
     receipt = receipt_of(submit(client, county="hunchun"))
     page = status_page(client, receipt)
     assert 'href="/followup?lang=' not in page
-    assert len(re.findall(r'<form method="post" action="/followup/status">', page)) == 3
-    handle = hidden(re.compile(r'name="token" value="([0-9a-f]+)"'), page)
-    korean = client.post("/followup/status", data={"token": handle, "lang": "ko"})
+    assert len(re.findall(r'form="reply-form" formaction="/followup/status"', page)) == 3
+    handle, once = hidden(HANDLE, page), hidden(SUBMISSION, page)
+    # The buttons post the reply form: the handle, and a message being written.
+    korean = client.post("/followup/status", data={
+        "token": handle, "submission": once, "body": "half a message", "lang": "ko",
+        "attachments": "pond.jpg"})
     text = korean.get_data(as_text=True)
     assert korean.status_code == 200 and '<html lang="ko">' in text
     assert 'action="/followup/reply"' in text  # still the status page
+    assert re.search(r"<textarea[^>]*>\s*half a message</textarea>", text)
+    assert hidden(SUBMISSION, text) == once and "pond.jpg" in text
+    assert count(Message) == 0
     assert "Location" not in korean.headers
     for response in (korean,):
         cookie = response.headers.get("Set-Cookie", "")
