@@ -31,6 +31,10 @@ class ReceiptNotFound(Exception):
 class AlreadySent(Exception):
     """This reply form was sent before (a refresh, a double click): nothing was added."""
 
+    def __init__(self, sent_at: datetime) -> None:
+        super().__init__("already sent")
+        self.sent_at = sent_at
+
 
 @dataclass(frozen=True)
 class FollowupKey:
@@ -137,18 +141,20 @@ def reporter_view(session: Session, key: FollowupKey) -> ReporterView:
     )
 
 
-def _sent_before(session: Session, tip_id: int, once: bytes | None) -> bool:
-    return once is not None and session.scalar(
-        select(Message.id).where(Message.tip_id == tip_id, Message.submission_hash == once)
-    ) is not None
+def _sent_before(session: Session, tip_id: int, once: bytes | None) -> AlreadySent | None:
+    if once is None:
+        return None
+    sent_at = session.scalar(select(Message.created_at).where(
+        Message.tip_id == tip_id, Message.submission_hash == once))
+    return AlreadySent(sent_at) if sent_at is not None else None
 
 
 def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Upload],
           *, limits: Limits, once: bytes | None = None) -> Message:
     """The reporter writes to the officers and may add evidence, in one transaction. `once` is
     the keyed hash of the reply form's one-time token: a repeat raises AlreadySent."""
-    if _sent_before(session, key.tip_id, once):
-        raise AlreadySent
+    if (earlier := _sent_before(session, key.tip_id, once)) is not None:
+        raise earlier
     uploads = [u for u in uploads if u.filename]
     if not body.strip() and not uploads:
         raise IntakeRejected({"body": FieldError("required")})
@@ -174,8 +180,9 @@ def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Uploa
         session.commit()
     except IntegrityError:
         session.rollback()
-        if _sent_before(session, key.tip_id, once):  # the same form, posted twice at once
-            raise AlreadySent from None
+        # The same form, posted twice at once.
+        if (earlier := _sent_before(session, key.tip_id, once)) is not None:
+            raise earlier from None
         raise
     except BaseException:
         session.rollback()

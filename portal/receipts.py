@@ -81,7 +81,7 @@ RECEIPT_REPLAY_SECONDS = 60 * 60
 # An Idempotency-Key chosen by a partner app is a secret as good as the receipt: ask for room
 # for at least 128 random bits (a UUID v4 has 122; 32 hex digits 128).
 _API_KEY = re.compile(r"^[A-Za-z0-9._~+/=-]{32,128}$")
-SubmissionKind = Literal["report", "reply", "api", "hotline"]
+SubmissionKind = Literal["report", "reply", "api", "api_message", "hotline"]
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,8 @@ def form_submission(secrets_: SubmissionSecrets, kind: SubmissionKind, token: st
     return Submission(kind, value)
 
 
-def api_submission(idempotency_key: str) -> Submission | None:
+def api_submission(idempotency_key: str, kind: SubmissionKind = "api") -> Submission | None:
     """An Idempotency-Key header as a submission, or None if it cannot hold 128 random bits."""
     if not _API_KEY.match(idempotency_key):
         return None
-    return Submission("api", idempotency_key.encode())
+    return Submission(kind, idempotency_key.encode())

@@ -121,6 +121,13 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
             }},
             "/followup/messages": {"post": {
                 "summary": "Write to the officers handling a tip",
+                "parameters": [{
+                    "name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~+/=-]{32,128}$"},
+                    "description": "Optional. A random value made by the client for this one "
+                                   "message: sending it again adds nothing and answers 200 "
+                                   "with the first message's time (Idempotent-Replayed: true).",
+                }],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["receipt", "body"],
                     "properties": {"receipt": text,
@@ -129,6 +136,11 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                     "201": {"description": "sent", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {
                             "sent_at": {"type": "string", "format": "date-time"}}}}}},
+                    "200": {"description": "sent before with this Idempotency-Key: nothing "
+                                           "added", "content": {"application/json": {"schema": {
+                                               "type": "object", "properties": {
+                                                   "sent_at": {"type": "string",
+                                                               "format": "date-time"}}}}}},
                     "400": _error_response("invalid fields"),
                     "404": _error_response("no tip has this receipt"),
                     **limited,

@@ -90,12 +90,12 @@ def create_tip() -> tuple[Response, int]:
     return jsonify({"receipt": filed.receipt}), 201
 
 
-def _idempotency() -> receipts.Once | None:
+def _idempotency(kind: receipts.SubmissionKind = "api") -> receipts.Once | None:
     """The optional Idempotency-Key header, as a one-time submission (portal/receipts.py)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    submission = receipts.api_submission(key.strip())
+    submission = receipts.api_submission(key.strip(), kind)
     if submission is None:
         raise SchemaError({"Idempotency-Key": FieldError("weak_idempotency_key")})
     return submission.bind(receipts.SubmissionSecrets.from_secret_key(
@@ -133,10 +133,17 @@ def followup_status() -> tuple[Response, int]:
 def followup_message() -> tuple[Response, int]:
     try:
         receipt, body = receipt_and_body(_json_body(), need_body=True)
+        once = _idempotency("api_message")
         key = followup.unlock(db.session, receipt, current_app.config["RECEIPT_ARGON2"])
-        message = followup.reply(db.session, key, body, [], limits=limits())
+        message = followup.reply(db.session, key, body, [], limits=limits(),
+                                 once=once.index if once else None)
     except (SchemaError, IntakeRejected) as rejected:
         return _errors(rejected.errors)
     except followup.ReceiptNotFound:
         return _not_found()
+    except followup.AlreadySent as earlier:
+        # The same Idempotency-Key again (a retry after a lost answer): added once.
+        response = jsonify({"sent_at": earlier.sent_at.isoformat()})
+        response.headers["Idempotent-Replayed"] = "true"
+        return response, 200
     return jsonify({"sent_at": message.created_at.isoformat()}), 201

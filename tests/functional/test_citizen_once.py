@@ -410,3 +410,18 @@ def test_report_form_changes_language_keeping_what_was_typed(client, portal_keys
     filed = client.post("/report", data={**STORY, "submission": token},
                         content_type="multipart/form-data")
     assert filed.status_code == 201 and '<html lang="ko">' in filed.get_data(as_text=True)
+
+
+def test_api_message_with_an_idempotency_key_is_added_once(client, portal_keys):
+    receipt = client.post("/api/v1/tips", json={"narrative": "slag"}).get_json()["receipt"]
+    key = "fedcba9876543210fedcba9876543210"
+    body = {"receipt": receipt, "body": "more trucks tonight"}
+    first = client.post("/api/v1/followup/messages", json=body, headers={"Idempotency-Key": key})
+    again = client.post("/api/v1/followup/messages", json=body, headers={"Idempotency-Key": key})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.get_json()["sent_at"] == again.get_json()["sent_at"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert count(Message) == 1
+    # The same key as a tip's Idempotency-Key files its own tip: the namespaces are separate.
+    assert client.post("/api/v1/tips", json={"narrative": "x"},
+                       headers={"Idempotency-Key": key}).status_code == 201
