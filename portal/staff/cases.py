@@ -105,12 +105,6 @@ BASIS_NOTES = {
                                           "days."),
     "returned_for_penalty": _l("Returned to the bureau for an administrative penalty."),
 }
-# Who took a step, by the column of the workflow table they acted in.
-ACTOR_WORDS = {
-    "officer": _l("case team"),
-    "head": _l("head"),
-    "liaison": _l("receiving body"),
-}
 NO_KEY = _l("You have not been granted the key that opens this. Ask a colleague who holds the "
             "unit's key to grant it to you, or paste the unit's recovery key on the “Unit keys” "
             "page.")
@@ -182,10 +176,6 @@ def basis_text(transition: Transition) -> str:
     if transition.basis and note:
         return f"{transition.basis}: {note}"
     return transition.basis or (str(note) if note else "")
-
-
-def actor_text(actor: str) -> str:
-    return str(ACTOR_WORDS.get(actor, "—"))
 
 
 def _done(target: str) -> Response:
@@ -342,7 +332,7 @@ def render_referral(caller: Caller, referral_id: int, face: str, *,
         "staff/referral.html", referral=referral, caller=caller, face=face,
         actions=referrals.available_actions(caller.principal, referral), reasons=reasons,
         users=users, lang=current_lang(), labels=ACTION_LABELS, documents=DOCUMENT_LABELS,
-        state_text=state_text, basis_text=basis_text, actor_text=actor_text, review=review,
+        state_text=state_text, basis_text=basis_text, review=review,
         tip_evidence=referrals.TIP_EVIDENCE, failed=failed, steps=steps,
         typed=request.form if failed else {})
 
