@@ -264,3 +264,26 @@ def test_both_sides_read_the_documents_of_the_steps(app, staff) -> None:
         AuditEvent.action == "case.document_downloaded")).all()
     assert [(e.actor_type, e.object_id) for e in downloads] == [
         ("staff", decision.id), ("liaison", report.id)]
+
+
+def test_the_api_gives_the_citation_as_data_and_its_words(app, staff) -> None:
+    scene = referral_scene(app, staff)
+    api = app.test_client()
+    token = api.post("/api/v1/staff/token", json={
+        "username": "kim_case", "password": staff.PASSWORD,
+        "otp": staff.code(scene.ids["kim_case"], offset_steps=1)}).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+    detail = api.get(f"/api/v1/staff/referrals/{scene.referral_id}", headers=headers).get_json()
+    submit = next(a for a in detail["next_actions"] if a["action"] == "submit")
+    assert submit["basis"] == "310号 第5条; 17号 第5条"
+    assert submit["basis_text"].endswith("the head decides within 3 days.")
+    # tip_files must be a list of ids of the case's tips' files
+    refused = api.post(f"/api/v1/staff/referrals/{scene.referral_id}/submit", headers=headers,
+                       json={"tip_files": "all"})
+    assert refused.status_code == 400
+    refused = api.post(f"/api/v1/staff/referrals/{scene.referral_id}/submit", headers=headers,
+                       json={"tip_files": [999999]})
+    assert refused.status_code in (400, 409)
+    from models import Referral
+
+    assert db.session.get(Referral, scene.referral_id).state == "draft"
