@@ -274,6 +274,8 @@ def add_documents(session: Session, principal: Principal, case_id: int, kind: st
         raise CaseRefused("not_allowed")
     if kind not in {d.value for d in Document}:
         raise CaseRefused("bad_value")
+    if not uploads:
+        raise CaseRefused("no_files")
     try:
         stored = store_attachments(session, None, uploads, unit_recipients(session, case.unit),
                                    keep_location=True, limits=limits, case_id=case.id, kind=kind)

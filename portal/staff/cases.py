@@ -68,6 +68,7 @@ CASE_REFUSALS = {
     "measures_required": _l("Please describe the rectification measures taken."),
     "bad_date": _l("Please enter the dates as year-month-day, for example 2026-08-31."),
     "issuer_required": _l("Please name the body that issued it."),
+    "no_files": _l("Choose at least one file to add."),
     "problems_required": _l("Please write down the problems it names."),
     # What the 移送书 cannot be written without (referral/letter.py LetterIncomplete).
     "letter_materials": _l("The 移送书 lists the materials sent with it, and none is attached "
