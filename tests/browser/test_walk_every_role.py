@@ -262,6 +262,10 @@ class Walk:
         self.second_factor(person)
         self.signed_in = person.key
 
+    def totp_secret_on_page(self) -> str:
+        text = self.office.find_element(By.CSS_SELECTOR, '[data-testid="totp-secret"]').text
+        return re.sub(r"\s+", "", text)
+
     def enrol(self, person: Person) -> None:
         """On the enrolment page: read the secret, confirm a code, keep the recovery codes,
         continue to the person's home."""
@@ -270,6 +274,19 @@ class Walk:
         self.look(f"enrol-{person.key}", shoot=person.key == "intake")
         secret = driver.find_element(By.CSS_SELECTOR, '[data-testid="totp-secret"]').text
         person.secret = re.sub(r"\s+", "", secret)
+        if person.key == "head":  # a refresh, then a mistyped code: the scanned key must hold
+            driver.refresh()
+            again = self.totp_secret_on_page()
+            self.check(again == person.secret, "refreshing the enrolment page changes the "
+                                               "TOTP key the person already scanned")
+            fill(driver.find_element(By.ID, "code"), "000000")
+            submit(driver, 'form[action="/staff/login/enroll"]')
+            self.check(errors_on(driver) or driver.find_elements(By.ID, "code-error"),
+                       "a wrong enrolment code is not reported")
+            retyped = self.totp_secret_on_page()
+            self.check(retyped == person.secret, "after a mistyped code the enrolment page "
+                                                 "shows a new TOTP key (the app holds the old)")
+            person.secret = retyped
         assert re.fullmatch(r"[A-Z2-7]{16,64}", person.secret), secret
         code = totp_code(person)
         assert code is not None
