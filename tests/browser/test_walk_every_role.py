@@ -728,7 +728,10 @@ def _case(walk: Walk) -> None:
     else:
         assert tips_input, page_summary(driver)
         fill(tips_input[0], str(walk.tip_id))
-    for key in ("case_a", "case_b"):
+    title = "布尔哈通河夜间排污案"
+    summary = "群众举报某工厂夜间向布尔哈通河排放黑色废水，附现场照片。"
+
+    def choose(key: str) -> None:
         person = people[key]
         label = driver.find_elements(By.XPATH, f'//form[@action="/staff/cases"]//label'
                                                f'[contains(., "{person.display}")]')
@@ -736,12 +739,39 @@ def _case(walk: Walk) -> None:
         box = driver.find_element(By.ID, label[0].get_attribute("for"))
         if not box.is_selected():
             label[0].click()
+
+    # a slip a newcomer makes: only themself in the team
+    choose("case_a")
     offence = Select(driver.find_element(By.CSS_SELECTOR, f"{form} select[name=offence]"))
     offence.select_by_index(next(i for i, o in enumerate(offence.options)
                                  if o.get_attribute("value")))
-    fill(driver.find_element(By.CSS_SELECTOR, f"{form} [name=title]"), "布尔哈通河夜间排污案")
-    fill(driver.find_element(By.CSS_SELECTOR, f"{form} [name=summary]"),
-         "群众举报某工厂夜间向布尔哈通河排放黑色废水，附现场照片（保留位置和时间）。")
+    fill(driver.find_element(By.CSS_SELECTOR, f"{form} [name=title]"), title)
+    fill(driver.find_element(By.CSS_SELECTOR, f"{form} [name=summary]"), summary)
+    submit(driver, form)
+    assert path_of(driver, walk.base) == "/staff/cases", page_summary(driver)
+    walk.check(errors_on(driver), "a team of one is not refused with words")
+    walk.check(walk.counts()["cases"] == 0, "a case of one officer was formed")
+    walk.look("cases-team-of-one", shoot=True)
+    kept_title = driver.find_element(By.CSS_SELECTOR, f"{form} [name=title]")
+    walk.check(kept_title.get_attribute("value") == title, "the typed case title was lost")
+    kept_summary = driver.find_element(By.CSS_SELECTOR, f"{form} [name=summary]")
+    walk.check(kept_summary.get_attribute("value") == summary, "the typed summary was lost")
+    tips_again = driver.find_elements(By.CSS_SELECTOR, f"{form} input[name=tips]")
+    if tips_again and tips_again[0].get_attribute("type") == "checkbox":
+        chosen = [b for b in tips_again if b.get_attribute("value") == str(walk.tip_id)]
+        walk.check(chosen and chosen[0].is_selected(), "the chosen tip was lost")
+        if chosen and not chosen[0].is_selected():
+            driver.find_element(By.CSS_SELECTOR,
+                                f'label[for="{chosen[0].get_attribute("id")}"]').click()
+    elif tips_again:
+        walk.check(tips_again[0].get_attribute("value") == str(walk.tip_id),
+                   "the typed tip number was lost")
+        fill(tips_again[0], str(walk.tip_id))
+    # …then the team of two, with what the page kept (or typed again)
+    choose("case_a")
+    choose("case_b")
+    fill(driver.find_element(By.CSS_SELECTOR, f"{form} [name=title]"), title)
+    fill(driver.find_element(By.CSS_SELECTOR, f"{form} [name=summary]"), summary)
     submit(driver, form)
     assert not errors_on(driver), (errors_on(driver), page_summary(driver))
     match = re.fullmatch(r"/staff/cases/(\d+)", path_of(driver, walk.base))
@@ -886,6 +916,16 @@ def _hand_over(walk: Walk) -> None:
     walk.sign_in(walk.people["case_b"])
     driver.get(f"{walk.base}/staff/referrals/{walk.referral_id}")
     walk.look("referral-approved-case-b")
+
+    # a slip: hand over without the contact number the 移送书 needs
+    before, last_id = walk.counts(), walk.last_event_id()
+    submit(driver, "form#action-hand_over")
+    walk.check(errors_on(driver), "a hand-over without a contact phone is not refused in words")
+    walk.check(walk.counts() == before and not walk.events_since(last_id),
+               "a refused hand-over changed something")
+    walk.check(driver.find_element(By.ID, "referral-state").text
+               == _state_words(walk, "approved"), "a refused hand-over moved the referral")
+    walk.look("referral-hand-over-refused", shoot=True)
 
     def phone_number() -> None:
         fill(driver.find_element(By.CSS_SELECTOR, "form#action-hand_over "
