@@ -122,13 +122,20 @@ def _totp_key(secret_key: str) -> bytes:
 
 
 def begin_enrollment(user: User, secret_key: str) -> Enrollment:
-    """A new TOTP secret (sealed on the user until confirmed) and its QR code, drawn on the
-    server as SVG so the page needs no JavaScript."""
-    secret = pyotp.random_base32(32)
-    user.totp_secret = crypto.seal_symmetric(_totp_key(secret_key), secret.encode(),
-                                             str(user.id).encode())
-    user.totp_confirmed_at = None
-    user.totp_last_step = None
+    """The TOTP secret being enrolled (sealed on the user until confirmed) and its QR code,
+    drawn on the server as SVG so the page needs no JavaScript.
+
+    A secret not yet confirmed is shown again rather than replaced: the person may already
+    have scanned it, and a refresh or a mistyped code must not leave their app with a key the
+    portal has forgotten."""
+    if user.totp_secret is not None and user.totp_confirmed_at is None:
+        secret = _secret_of(user, secret_key)
+    else:
+        secret = pyotp.random_base32(32)
+        user.totp_secret = crypto.seal_symmetric(_totp_key(secret_key), secret.encode(),
+                                                 str(user.id).encode())
+        user.totp_confirmed_at = None
+        user.totp_last_step = None
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
     image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     buffer = BytesIO()

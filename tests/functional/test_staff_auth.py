@@ -223,3 +223,21 @@ def test_sessions_live_where_configured(app, client, staff) -> None:
         assert rows == 1
         row = db.session.scalars(select(StaffSession)).one()
         assert b"AGE-SECRET-KEY" not in row.sealed_identity
+
+
+def test_the_key_being_enrolled_survives_a_refresh_and_a_wrong_code(client, staff) -> None:
+    """A person scans the QR code, then refreshes or mistypes: the key in their app must still be
+    the one the portal checks against (a new key on each render locked people out)."""
+    staff.create("moon", enrolled=False)
+    client.post("/staff/login", data={"username": "moon", "password": staff.PASSWORD})
+
+    def secret_on_page(response) -> str:
+        return re.search(r'data-testid="totp-secret">([A-Z2-7]+)<',
+                         response.get_data(as_text=True)).group(1)
+
+    scanned = secret_on_page(client.get("/staff/login/enroll"))
+    assert secret_on_page(client.get("/staff/login/enroll")) == scanned
+    wrong = client.post("/staff/login/enroll", data={"code": "000000"})
+    assert wrong.status_code == 401 and secret_on_page(wrong) == scanned
+    done = client.post("/staff/login/enroll", data={"code": pyotp.TOTP(scanned).now()})
+    assert done.status_code == 200 and client.get("/staff/").status_code == 200
