@@ -497,13 +497,12 @@ def _wrap(pdf: FPDF, text: str, width: float, *, first_width: float | None = Non
             continue
         line, carried = _kinsoku(line, token)
         lines.append(line)
-        limit, line = width, carried
-        while pdf.get_string_width(line) > limit + 1e-6:  # a carried run longer than a line
-            cut = len(line) - 1
-            while cut > 1 and pdf.get_string_width(line[:cut]) > limit + 1e-6:
-                cut -= 1
-            lines.append(line[:cut])
-            line = line[cut:]
+        limit, line = width, ""
+        for char in carried:  # a carried run longer than a line is split by characters
+            if line and pdf.get_string_width(line + char) > limit + 1e-6:
+                lines.append(line)
+                line = ""
+            line += char
     if line or not lines:
         lines.append(line)
     return [entry.rstrip() for entry in lines]
@@ -522,17 +521,16 @@ def _kinsoku(line: str, token: str) -> tuple[str, str]:
 def _tokens(text: str) -> list[str]:
     """Text as breakable units: each CJK character alone, each Latin word or space run whole."""
     tokens: list[str] = []
+    run: list[str] = []  # the token being built, in linear time (100k typed characters)
+    kind = ""  # of the run: "space", "latin", or "" for a character that stands alone
     for char in text:
-        if not tokens:
-            tokens.append(char)
-        elif (char.isspace() and tokens[-1].isspace()) or (
-            char.isascii() and not char.isspace() and _is_latin_word(tokens[-1])
-        ):
-            tokens[-1] += char
-        else:
-            tokens.append(char)
+        this = "space" if char.isspace() else ("latin" if char.isascii() else "")
+        if run and this and this == kind:
+            run.append(char)
+            continue
+        if run:
+            tokens.append("".join(run))
+        run, kind = [char], this
+    if run:
+        tokens.append("".join(run))
     return tokens
-
-
-def _is_latin_word(token: str) -> bool:
-    return token.isascii() and not any(char.isspace() for char in token)
