@@ -21,7 +21,7 @@ from portal.intake import IntakeRejected
 from portal.messages import error_text
 from portal.staff.cases import NO_KEY, basis_text, letter_context, refusal, state_text
 from portal.staff.context import Caller
-from portal.web import limits, uploads_from
+from portal.web import limits, row_id, uploads_from
 from referral.workflow import TransitionRefused
 
 
@@ -85,7 +85,7 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
     tip_files = (request.form.getlist("tip_files") if request.mimetype == "multipart/form-data"
                  else params.get("tip_files"))
     if tip_files is not None and (not isinstance(tip_files, list) or not all(
-            str(x).isdigit() for x in tip_files)):
+            row_id(x) is not None for x in tip_files)):
         return _error(400, gettext("A value in the form is not valid."))
     if request.mimetype == "multipart/form-data" and "tip_files" not in request.form:
         tip_files = None
@@ -96,7 +96,7 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
             uploads=uploads, document_kind=params.get("document_kind") or None,
             limits=limits(),
             letter_context=letter_context(action, str(params.get("contact_phone", ""))),
-            tip_files=[int(x) for x in tip_files] if tip_files is not None else None)
+            tip_files=[row_id(x) or 0 for x in tip_files] if tip_files is not None else None)
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     except TransitionRefused as refused:
