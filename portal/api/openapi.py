@@ -198,6 +198,8 @@ def _bearer(summary: str, responses: dict[str, Any], body: dict[str, Any] | None
             "schema": body}}}
     if parameters:
         operation["parameters"] = parameters
+    if any(p.get("in") == "path" for p in parameters or []):  # an id no row has (or may see)
+        operation["responses"].setdefault("404", _error_response("not found"))
     return operation
 
 
@@ -272,10 +274,12 @@ def staff_paths() -> dict[str, Any]:
         "/staff/attachments/{attachment_id}": {"get": _bearer(
             "A file, decrypted, as stored after cleaning (audited as a download): its true "
             "type as Content-Type, its original name in Content-Disposition (RFC 5987)",
-            {"200": {"description": "the file"}}, parameters=[_path_id("attachment_id")])},
+            {"200": {"description": "the file"}, "403": _error_response("no key granted")},
+            parameters=[_path_id("attachment_id")])},
         "/staff/hotline": {"post": _bearer(
             "Enter a tip for a caller (hotline, petition …); returns the receipt to read back",
-            {"201": {"description": "filed"}, "400": _error_response("invalid fields")},
+            {"201": {"description": "filed"}, "400": _error_response("invalid fields"),
+             "403": _error_response("the caller does not take hotline calls")},
             body={"type": "object", "required": ["narrative", "channel"], "properties": {
                 **TIP_PROPERTIES, "channel": {"type": "string", "enum": [
                     "hotline", "petition", "inspection_rectification", "enforcement",
@@ -312,7 +316,8 @@ def referral_paths() -> dict[str, Any]:
                       "403": _error_response("the caller holds no key that opens the case"),
                       "404": _error_response("not a referral the caller may see"),
                       "409": _error_response("the transition table does not allow this step "
-                                             "now (code, state)")},
+                                             "now (code, state)"),
+                      "401": _error_response("no valid bearer token")},
     }
     id_param = _path_id("referral_id")
     action_param = {"name": "action", "in": "path", "required": True,

@@ -1,0 +1,39 @@
+"""The API fuzzed from its OpenAPI document (tests/fuzzing_api.py, Schemathesis in process):
+for each caller (nobody, a reporter with a receipt, an intake officer, a liaison of public
+security, a head who holds no key), every operation with generated examples that fit the schema
+and examples that do not. No answer may be a 5xx, and what fits the schema is answered as the
+document says (status code, content type, body). The same examples every run (derandomized);
+bench/fuzz.py draws new ones, as many as asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzzing import Fuzzer, build_world
+from tests.fuzzing_api import fuzz_api
+
+LIMITS = {"FOLLOWUP_RATE_LIMIT": "100000 per minute", "SUBMIT_RATE_LIMIT": "100000 per minute"}
+EXAMPLES = 4  # per operation, mode and caller: about 25 s on SQLite for the five callers
+
+
+@pytest.mark.parametrize("who", ["anonymous", "citizen", "intake", "liaison", "keyless"])
+def test_api_fuzzed_from_its_openapi_document(app_factory, who) -> None:
+    from portal.extensions import db
+    from portal.setup import complete_setup
+    from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
+
+    app = app_factory(**LIMITS)
+    with app.app_context():
+        keys = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
+        staff = Staff(app, keys)
+        world = build_world(app, staff)
+        fuzzer = Fuzzer(app, "api " + who)
+        try:
+            run = fuzz_api(fuzzer, app, staff, world, who, examples=EXAMPLES, derandomize=True)
+        finally:
+            fuzzer.close()
+            db.session.remove()
+    assert run.operations >= 20 and run.examples >= run.operations * EXAMPLES
+    problems = fuzzer.distinct()
+    assert not problems, "\n\n".join(str(p) for p in problems)
+    assert not run.mismatches, "\n".join(sorted(set(run.mismatches)))
