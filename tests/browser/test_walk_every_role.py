@@ -99,9 +99,9 @@ RECEIVER, COPY = "psb_yanji", "proc_zhou"
 NARRATIVE = "밤마다 공장에서 검은 페수를 부르하통하에 흘려보냅니다. 냄새가 심합니다."
 REPLY_KO = "제보를 수리하였습니다. 현장을 조사하겠습니다."
 REPORTER_KO = "감사합니다. 어제 밤에도 또 흘려보냈습니다."
-# Read-only or sign-in entries: a refresh may add them; it must not add anything else.
+# Reads and sign-ins: a refresh may log them again (a read is logged each time); nothing else.
 READS = ("tip.opened", "attachment.downloaded", "attachment.viewed", "signin.succeeded",
-         "referral.package_downloaded", "audit.verified", "audit.exported", "signout")
+         "referral.package_downloaded", "signout")
 READ_ACTION = re.compile(r"\.(opened|viewed|read|shown|previewed|downloaded|listed)$|^signin")
 UNIT_NAMES = {row[0]: {row[0], row[3], row[4], row[5]} for row in UNITS}
 
