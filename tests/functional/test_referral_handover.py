@@ -287,3 +287,42 @@ def test_the_api_gives_the_citation_as_data_and_its_words(app, staff) -> None:
     from models import Referral
 
     assert db.session.get(Referral, scene.referral_id).state == "draft"
+
+
+def test_nonsense_and_missing_keys_never_answer_500(app, staff) -> None:
+    scene = referral_scene(app, staff)
+    submit_with_report(scene)
+    keyless_id = staff.create("keyless_head", "yanji", "head", grant=False)
+    police_id = staff.create("police", "psb_zhou", "liaison")
+    keyless, police = app.test_client(), app.test_client()
+    staff.login(keyless, "keyless_head", keyless_id)
+    staff.login(police, "police", police_id)
+    rid, cid = scene.referral_id, scene.case_id
+    nonsense = {"tips": "² 99999999999999999999999 -1", "members": ["x", "1e9"],
+                "offence": "nope", "title": "t" * 5000, "do": "referral", "receiver": "mars",
+                "kind": "bogus", "period": "forever", "document_kind": "x",
+                "tip_files": ["99999999999999999999"], "tip_files_offered": "1",
+                "received_on": "31/08/2026", "measures": "", "contact_phone": "x" * 500}
+    seen = []
+    for client in (scene.officer, scene.head, keyless, police):
+        for method, path in (
+                ("GET", "/staff/cases"), ("POST", "/staff/cases"),
+                ("GET", f"/staff/cases/{cid}"), ("POST", f"/staff/cases/{cid}"),
+                ("GET", f"/staff/referrals/{rid}"), ("POST", f"/staff/referrals/{rid}/submit"),
+                ("POST", f"/staff/referrals/{rid}/approve"),
+                ("POST", f"/staff/referrals/{rid}/no_such_step"),
+                ("GET", f"/staff/referrals/{rid}/letter-preview"),
+                ("GET", f"/staff/referrals/{rid}/package"),
+                ("GET", "/staff/documents/1"), ("GET", "/staff/documents/999999"),
+                ("GET", "/liaison/documents/1"), ("GET", f"/liaison/referrals/{rid}"),
+                ("POST", f"/liaison/referrals/{rid}/sign_receipt"),
+                ("GET", "/staff/suggestions"), ("POST", "/staff/suggestions"),
+                ("POST", "/staff/suggestions/1")):
+            response = client.open(path, method=method, data=nonsense)
+            seen.append((method, path, response.status_code))
+    assert all(code < 500 for _, _, code in seen), [s for s in seen if s[2] >= 500]
+    keyless_preview = keyless.get(f"/staff/referrals/{rid}/letter-preview?lang=en")
+    assert keyless_preview.status_code == 403 and "key" in keyless_preview.get_data(as_text=True)
+    assert police.get(f"/staff/referrals/{rid}/letter-preview").status_code == 404
+    page = keyless.get(f"/staff/referrals/{rid}?lang=en").get_data(as_text=True)
+    assert "listed by kind and size only" in page and "调查报告.txt" not in page
