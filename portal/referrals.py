@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import PurePosixPath, PureWindowsPath
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -102,7 +102,20 @@ def get_case(session: Session, principal: Principal, case_id: int) -> Case:
 def referral_visible(principal: Principal, referral: Referral) -> bool:
     if case_visible(principal, referral.case):
         return True
-    return bool(principal.liaison_units() & {referral.receiving_unit_id, referral.copy_unit_id})
+    # A receiving body sees a referral once it is handed over to it, never the bureau's draft,
+    # its approval or its rejection (17号 第6条: what is sent is the 移送书 and its package).
+    return referral.handed_over_at is not None and bool(
+        principal.liaison_units() & {referral.receiving_unit_id, referral.copy_unit_id})
+
+
+def addressed_to(principal: Principal) -> Select[tuple[Referral]]:
+    """The referrals handed over to the bodies this person is a liaison of (or copied to them),
+    newest first: the same rule as referral_visible, as a query."""
+    mine = sorted(principal.liaison_units())
+    return (select(Referral)
+            .where(Referral.handed_over_at.is_not(None),
+                   Referral.receiving_unit_id.in_(mine) | Referral.copy_unit_id.in_(mine))
+            .order_by(Referral.id.desc()))
 
 
 def get_referral(session: Session, principal: Principal, referral_id: int) -> Referral:
@@ -117,11 +130,19 @@ def actor_role(principal: Principal, referral: Referral) -> set[Actor]:
     roles: set[Actor] = set()
     if case_visible(principal, referral.case) and _is_team(principal, referral.case):
         roles.add(Actor.OFFICER)
-    if _is_head(principal, referral.case):
+    if _is_head(principal, referral.case) and not _wrote_the_report(principal, referral):
         roles.add(Actor.HEAD)
     if referral.receiving_unit_id in principal.liaison_units():
         roles.add(Actor.LIAISON)
     return roles
+
+
+def _wrote_the_report(principal: Principal, referral: Referral) -> bool:
+    """A head of the 专案组, or one who submitted the report, does not approve it: 310号 第5条
+    asks the unit's head to review the team's report, and nobody approves their own."""
+    user_id = principal.user.id
+    return (any(m.user_id == user_id for m in referral.case.members)
+            or any(e.action == "submit" and e.actor_id == user_id for e in referral.events))
 
 
 def available_actions(principal: Principal, referral: Referral) -> list[workflow.Transition]:

@@ -41,11 +41,10 @@ def _summary(referral: Referral) -> dict[str, Any]:
 
 def _list(caller: Caller, mine_only: bool) -> tuple[Response, int]:
     """Referrals addressed to the caller's body (liaisons), or all the caller may see."""
-    rows = db.session.scalars(select(Referral).order_by(Referral.id.desc()))
     if mine_only:
-        units = caller.principal.liaison_units()
-        visible = [r for r in rows if r.receiving_unit_id in units or r.copy_unit_id in units]
+        visible = list(db.session.scalars(referrals.addressed_to(caller.principal)))
     else:
+        rows = db.session.scalars(select(Referral).order_by(Referral.id.desc()))
         visible = [r for r in rows if referrals.referral_visible(caller.principal, r)]
     return jsonify({"referrals": [_summary(r) for r in visible]}), 200
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, render_template
-from sqlalchemy import select
 
-from models import Referral
 from portal import referrals
 from portal.extensions import db
 from portal.liaison import bp
@@ -25,11 +23,7 @@ from portal.staff.views import signed_in
 @bp.get("/")
 @signed_in
 def index(caller: Caller) -> str:
-    mine = caller.principal.liaison_units()
-    addressed = list(db.session.scalars(
-        select(Referral).where((Referral.receiving_unit_id.in_(sorted(mine)))
-                               | (Referral.copy_unit_id.in_(sorted(mine))))
-        .order_by(Referral.id.desc())))
+    addressed = list(db.session.scalars(referrals.addressed_to(caller.principal)))
     overdue, soon = referrals.due_lists(db.session, caller.principal)
     return render_template("staff/referrals.html", referrals=addressed, overdue=overdue,
                            soon=soon, awaiting=[], caller=caller, state_text=state_text,

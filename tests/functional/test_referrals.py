@@ -187,16 +187,21 @@ def test_every_disallowed_transition_is_refused_and_changes_nothing(app, staff, 
             select(func.count()).select_from(AuditEvent).scalar_subquery())).one()
         return (row.state, row.due_at, tuple(counts))
 
+    before_hand_over = {State.DRAFT, State.AWAITING_APPROVAL, State.APPROVED, State.REJECTED}
     for state in State:
         allowed_here = {(t.action, t.actor.value) for t in workflow.allowed(state)}
-        db.session.get(Referral, referral.id).state = state
+        row = db.session.get(Referral, referral.id)
+        row.state = state
+        row.handed_over_at = None if state in before_hand_over else cst(2026, 9, 30)
         db.session.commit()
         before = snapshot()
         for action in {t.action for t in workflow.TRANSITIONS}:
             for who, (columns, person) in people.items():
                 if any((action, column) in allowed_here for column in columns):
                     continue
-                with pytest.raises(workflow.TransitionRefused):
+                # A receiving body does not even see a referral before it is handed over.
+                hidden = "liaison" in who and state in before_hand_over
+                with pytest.raises(referrals.NotFound if hidden else workflow.TransitionRefused):
                     referrals.act(db.session, person, referral.id, action, reason="r",
                                   now=cst(2026, 10, 1))
                 assert snapshot() == before, (state, action, who)
@@ -250,6 +255,10 @@ def test_a_team_has_two_officers_and_tips_must_be_accepted(app, staff, chain) ->
 
 def test_liaisons_see_only_referrals_addressed_to_their_body(app, staff, chain) -> None:
     _case, referral = form(staff, chain)
+    for who, action, at in (("case_a", "submit", cst(2026, 9, 28)),
+                            ("head_y", "approve", cst(2026, 9, 29)),
+                            ("case_a", "hand_over", cst(2026, 9, 29, 15))):
+        step(staff, who, referral.id, action, at, letter_context={"contact_phone": "0433-1234567"})
     other = principal(staff, "other_psb")
     with pytest.raises(referrals.NotFound):
         referrals.get_referral(db.session, other, referral.id)
@@ -353,3 +362,45 @@ def test_suggestions_are_tracked_with_their_due_date(app, staff, chain) -> None:
                                     unit_code="yanji", received_on=cst(2026, 8, 31),
                                     problems="p")
     assert timedelta(0) < suggestion.due_at - cst(2026, 8, 31)
+
+
+def test_a_receiving_body_sees_a_referral_only_once_handed_over(app, staff, chain) -> None:
+    _case, referral = form(staff, chain)
+    liaison = principal(staff, "psb_liaison")
+    copy = principal(staff, "proc_liaison")
+    for state_at in (("submit", cst(2026, 9, 28)), ("approve", cst(2026, 9, 29))):
+        step(staff, "head_y" if state_at[0] == "approve" else "case_a", referral.id, *state_at)
+        for person in (liaison, copy):
+            assert not referrals.referral_visible(person, db.session.get(Referral, referral.id))
+            assert list(db.session.scalars(referrals.addressed_to(person))) == []
+            with pytest.raises(referrals.NotFound):
+                referrals.get_referral(db.session, person, referral.id)
+    step(staff, "case_a", referral.id, "hand_over", cst(2026, 9, 29, 15),
+         letter_context={"contact_phone": "0433-1234567"})
+    for person in (liaison, copy):
+        assert referrals.get_referral(db.session, person, referral.id).id == referral.id
+        assert [r.id for r in db.session.scalars(referrals.addressed_to(person))] == [referral.id]
+    # Another public security bureau sees nothing.
+    assert list(db.session.scalars(referrals.addressed_to(principal(staff, "other_psb")))) == []
+
+
+def test_nobody_approves_their_own_report(app, staff, chain) -> None:
+    """A head who is on the 专案组, or who submitted the report, is not offered approval and is
+    refused it; another head approves."""
+    staff.create("head_team", "yanji", "head")
+    case, referral = form(staff, chain)
+    # head_team joins the team, head_y submits: neither may approve.
+    from models import CaseMember
+
+    db.session.add(CaseMember(case_id=case.id, user_id=db.session.scalars(
+        select(User.id).where(User.username == "head_team")).one()))
+    db.session.commit()
+    step(staff, "head_y", referral.id, "submit", cst(2026, 9, 28))
+    for who in ("head_team", "head_y"):
+        person = principal(staff, who)
+        row = db.session.get(Referral, referral.id)
+        assert "approve" not in {t.action for t in referrals.available_actions(person, row)}
+        with pytest.raises(workflow.TransitionRefused):
+            step(staff, who, referral.id, "approve", cst(2026, 9, 29))
+    staff.create("head_other", "yanji", "head")
+    assert step(staff, "head_other", referral.id, "approve", cst(2026, 9, 29)).state == "approved"
