@@ -122,6 +122,10 @@ def test_referral_from_case_to_filing_across_pages_and_api(app, staff) -> None:
                          "document_kind": "decision",
                          "documents": [(io.BytesIO(b"decision"), "decision.txt")]})
     assert filed.status_code == 200 and filed.get_json()["state"] == "filed"
+    # After 立案 the filled button carries the case on (prosecution), not 撤案.
+    filed_page = police.get(f"/liaison/referrals/{referral_id}?lang=en").get_data(as_text=True)
+    primary = re.findall(r'class="button primary">([^<]+)<', filed_page)
+    assert len(primary) == 1 and "撤案" not in primary[0] and "prosecution" in primary[0], primary
     sealed = api.get(f"/api/v1/liaison/referrals/{referral_id}/package", headers=headers)
     assert sealed.data.startswith(b"age-encryption.org/v1\n")
     # The officer sees the decision in the history, and the next period (exhibits, 3 days).
