@@ -49,7 +49,7 @@ def fuzz_api(fuzzer: Fuzzer, app: Flask, staff: Any, world: World, role: str, *,
     """Run every operation of the document with `examples` generated cases in each mode:
     `derandomize` for the same cases every run (the suite), `seed` for a repeatable random
     run, neither for new cases every time (the bench)."""
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as fixed_seed
     from hypothesis import strategies as st
     from hypothesis.errors import Unsatisfiable
@@ -85,6 +85,7 @@ def fuzz_api(fuzzer: Fuzzer, app: Flask, staff: Any, world: World, role: str, *,
                                             conformance if check_schema else None))
             test = settings(max_examples=examples, deadline=None, database=None,
                             derandomize=derandomize, phases=[Phase.explicit, Phase.generate],
+                            verbosity=Verbosity.quiet,
                             suppress_health_check=list(HealthCheck))(test)
             if seed is not None:
                 test = fixed_seed(seed)(test)

@@ -329,7 +329,8 @@ def referral_paths() -> dict[str, Any]:
                 "type": "object", "required": ["username", "password", "otp"],
                 "properties": {"username": TEXT, "password": TEXT, "otp": TEXT}}}}},
             "responses": {"201": {"description": "token"},
-                          "401": _error_response("wrong name, password or code")}}},
+                          "401": _error_response("wrong name, password or code"),
+                          "429": _error_response("throttled; retry_after in seconds")}}},
     }
     for prefix, who in (("/liaison", "addressed to the caller's body"),
                         ("/staff", "of the caller's units")):

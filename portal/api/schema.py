@@ -51,7 +51,8 @@ def _boolean(data: Mapping[str, Any], name: str, errors: dict[str, FieldError], 
 def tip_draft(data: Mapping[str, Any], *, from_form: bool) -> TipDraft:
     """Build a TipDraft from a JSON object or multipart fields (identity as a JSON string)."""
     errors: dict[str, FieldError] = {}
-    for unknown in sorted(set(data) - TIP_FIELDS - {"attachments"}):
+    # A multipart part may come without a name (None): unknown too, and sortable as text.
+    for unknown in sorted(str(k) for k in set(data) - TIP_FIELDS - {"attachments"}):
         errors[unknown] = FieldError("unknown_field")
     strings = {name: _string(data, name, errors) for name in TIP_STRINGS}
     category = _string(data, "category", errors).strip().upper() or None
@@ -69,7 +70,7 @@ def tip_draft(data: Mapping[str, Any], *, from_form: bool) -> TipDraft:
         if not isinstance(identity_raw, dict):
             errors["identity"] = FieldError("invalid_type")
         else:
-            for unknown in sorted(set(identity_raw) - IDENTITY_FIELDS):
+            for unknown in sorted(str(k) for k in set(identity_raw) - IDENTITY_FIELDS):
                 errors["identity." + unknown] = FieldError("unknown_field")
             identity = Identity(
                 **{n: _string(identity_raw, n, errors, "identity.").strip()

@@ -37,3 +37,13 @@ def test_api_fuzzed_from_its_openapi_document(app_factory, who) -> None:
     problems = fuzzer.distinct()
     assert not problems, "\n\n".join(str(p) for p in problems)
     assert not run.mismatches, "\n".join(sorted(set(run.mismatches)))
+
+
+def test_a_multipart_part_without_a_name_is_an_unknown_field(client) -> None:
+    """Found by the fuzzer: a part with no name reached the schema as the key None (500)."""
+    body = (b'--B\r\nContent-Disposition: form-data\r\n\r\nvalue\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="narrative"\r\n\r\nn\r\n--B--\r\n')
+    response = client.post("/api/v1/tips", data=body, headers={"Accept-Language": "en"},
+                           content_type="multipart/form-data; boundary=B")
+    assert response.status_code == 400
+    assert list(response.get_json()["errors"]) == ["None"]
