@@ -99,6 +99,10 @@ def get_case(session: Session, principal: Principal, case_id: int) -> Case:
     return case
 
 
+# A phone number, an extension and a name to ask for fit in this; the 移送书 prints it on one line.
+CONTACT_PHONE_MAX = 40
+
+
 def referral_visible(principal: Principal, referral: Referral) -> bool:
     if case_visible(principal, referral.case):
         return True
@@ -427,8 +431,11 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
         raise workflow.TransitionRefused("not_overdue", referral.state, action)
     if action == "sign_receipt" and period not in workflow.FILING_PERIODS:
         raise CaseRefused("bad_value")
-    if action == "hand_over" and not str(letter_context.get("contact_phone", "")).strip():
+    phone = str(letter_context.get("contact_phone", "")).strip()
+    if action == "hand_over" and not phone:
         raise CaseRefused("contact_phone_required")  # 17号 第6条: the 移送书 names a contact
+    if len(phone) > CONTACT_PHONE_MAX:
+        raise CaseRefused("contact_phone_too_long")
     if tip_files is not None and action == "submit":
         _choose_tip_files(session, referral, tip_files)
     recipients = _referral_recipients(session, referral)

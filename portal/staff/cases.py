@@ -65,6 +65,7 @@ CASE_REFUSALS = {
     "not_a_member": _l("That officer does not belong to the tip's unit."),
     "unknown_offence": _l("Please choose a suspected offence."),
     "contact_phone_required": _l("The 移送书 needs a contact phone number."),
+    "contact_phone_too_long": _l("The contact phone is too long: at most 40 characters."),
     "measures_required": _l("Please describe the rectification measures taken."),
     "bad_date": _l("Please enter the dates as year-month-day, for example 2026-08-31."),
     "issuer_required": _l("Please name the body that issued it."),
@@ -264,8 +265,12 @@ def case(caller: Caller, case_id: int) -> Any:
     receivers = list(db.session.scalars(select(Unit).where(Unit.kind.in_([
         UnitKind.PUBLIC_SECURITY, UnitKind.DISCIPLINE, UnitKind.PROCURATORATE,
         UnitKind.ADMIN_DEPT])).order_by(Unit.id)))
+    # The files a referral's steps brought (the report uploaded at "submit" …) belong to the
+    # case too: listed under the referral they came with.
+    referral_files = [(r, files) for r in view.case.referrals
+                      if (files := referrals.step_documents(db.session, principal, r))]
     return render_template("staff/case.html", view=view, case=view.case, caller=caller,
-                           lang=current_lang(), receivers=receivers,
+                           lang=current_lang(), receivers=receivers, referral_files=referral_files,
                            documents=DOCUMENT_LABELS, state_text=state_text)
 
 

@@ -92,6 +92,17 @@ def test_a_letter_that_cannot_be_made_is_a_form_error_keeping_the_phone(app, sta
     assert "contact phone" in refused.get_data(as_text=True)
 
 
+def test_an_overlong_contact_phone_is_refused_before_the_letter_is_drawn(app, staff) -> None:
+    scene = referral_scene(app, staff)
+    submit_with_report(scene)
+    scene.head.post(f"/staff/referrals/{scene.referral_id}/approve")
+    refused = scene.officer.post(f"/staff/referrals/{scene.referral_id}/hand_over?lang=en",
+                                 data={"contact_phone": "0433" * 25_000})
+    assert refused.status_code == 422
+    assert "at most 40 characters" in refused.get_data(as_text=True)
+    assert db.session.get(Referral, scene.referral_id).state == "approved"
+
+
 def test_refused_package_download_is_logged_as_a_refusal(app, staff) -> None:
     scene = referral_scene(app, staff)
     submit_with_report(scene)
