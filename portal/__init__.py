@@ -49,9 +49,10 @@ def register_template_helpers(app: Flask) -> None:
     from flask_babel import format_datetime
 
     from portal.messages import TEMPLATE_WORDS, status_text
+    from portal.sizes import file_size_text
 
     app.jinja_env.globals.update(format_datetime=format_datetime, status_text=status_text,
-                                 **TEMPLATE_WORDS)
+                                 file_size=file_size_text, **TEMPLATE_WORDS)
 
 
 def register_extensions(app: Flask) -> None:
