@@ -56,6 +56,17 @@ def parse_role(value: str) -> Role:
         raise RoleRefused("unknown_role") from exc
 
 
+def roles_open_to(held: set[Role] | frozenset[Role]) -> frozenset[Role]:
+    """The roles a person holding `held` may still be given somewhere (the same rule as
+    check_role): an administrator no officer or liaison role, and the reverse."""
+    roles = frozenset(Role)
+    if Role.ADMINISTRATOR in held:
+        roles -= _NOT_WITH_ADMIN
+    if held & _NOT_WITH_ADMIN:
+        roles -= {Role.ADMINISTRATOR}
+    return roles
+
+
 def check_role(session: Session, user: User | None, unit_code: str, role: Role) -> Unit:
     """The unit, if `role` there makes sense for it and for the person's other roles; raises
     RoleRefused otherwise. Pages and the CLI ask this before adding a membership."""
@@ -69,9 +80,7 @@ def check_role(session: Session, user: User | None, unit_code: str, role: Role) 
             select(Membership).where(Membership.user_id == user.id))}
         if (unit.id, role) in held:
             raise RoleRefused("already_member")
-        roles = {r for _, r in held}
-        if (role == Role.ADMINISTRATOR and roles & _NOT_WITH_ADMIN) or (
-                role in _NOT_WITH_ADMIN and Role.ADMINISTRATOR in roles):
+        if role not in roles_open_to({r for _, r in held}):
             raise RoleRefused("admin_not_officer")
     return unit
 

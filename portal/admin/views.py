@@ -38,6 +38,7 @@ from portal.accounts import (
     first_sign_in_token,
     parse_role,
     remove_membership,
+    roles_open_to,
     set_active,
     user_for_first_sign_in,
 )
@@ -251,8 +252,14 @@ def users() -> Any:
                 return redirect(url_for("admin.users")), 303
     people = list(db.session.scalars(select(User).order_by(User.username)))
     memberships = list(db.session.scalars(select(Membership)))
+    # Each person's "add role" list offers only the roles that fit with what they hold.
+    role_options = {person.id: [(role.value, role_text(role)) for role in ROLE_ORDER
+                                if role in roles_open_to({Role(m.role) for m in memberships
+                                                          if m.user_id == person.id})]
+                    for person in people}
     return render_template("admin/users.html", form=form, people=people, caller=caller,
-                           memberships=memberships), 400 if form.errors else 200
+                           memberships=memberships, role_options=role_options
+                           ), 400 if form.errors else 200
 
 
 @bp.post("/admin/users/<int:user_id>/<action>")

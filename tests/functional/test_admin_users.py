@@ -236,3 +236,28 @@ def test_cli_asks_for_the_password_at_a_terminal(app, portal_keys, runner, monke
     assert result.exit_code == 0, result.output
     assert NEW_PASSWORD not in result.output  # hidden, never echoed
     assert roles_of("asked") == {("psb_yanji", "liaison")}
+
+
+def test_each_accounts_role_list_offers_only_roles_that_fit(app, portal_keys) -> None:
+    """The administrator's own row offers no officer or liaison role; an officer's row no
+    administrator role; the actions of each account fold into a "Change…" box."""
+    client, _ = admin_client(app)
+    made = client.post("/admin/users?lang=en", data={
+        "username": "officer_kim", "password": NEW_PASSWORD, "unit": "yanji",
+        "role": "intake_officer"})
+    assert made.status_code == 303
+    page = client.get("/admin/users?lang=en").get_data(as_text=True)
+
+    def offered(username: str) -> set[str]:
+        user = db.session.scalars(select(User).where(User.username == username)).one()
+        select_html = re.search(rf'<select id="role-{user.id}" name="role">(.*?)</select>',
+                                page, re.S)
+        assert select_html, username
+        return set(re.findall(r'<option value="([a-z_]+)"', select_html.group(1)))
+
+    assert offered("admin") == {"auditor", "administrator"}
+    assert offered("officer_kim") == {"intake_officer", "case_officer", "head", "liaison",
+                                      "auditor"}
+    rows = page[page.index("<tbody>"):page.index("</tbody>")]
+    assert rows.count('<details class="actions">') == 2
+    assert rows.count("<summary>Change…</summary>") == 2
