@@ -337,3 +337,25 @@ def test_nonsense_and_missing_keys_never_answer_500(app, staff) -> None:
     assert police.get(f"/staff/referrals/{rid}/letter-preview").status_code == 404
     page = keyless.get(f"/staff/referrals/{rid}?lang=en").get_data(as_text=True)
     assert "listed by kind and size only" in page and "调查报告.txt" not in page
+
+
+def test_case_page_lists_the_documents_its_referrals_brought(app, staff) -> None:
+    """The report uploaded at "submit" is the case's too: the case page lists it under its
+    referral (never "no documents yet"), with its size in bytes."""
+    scene = referral_scene(app, staff)
+    before = scene.officer.get(f"/staff/cases/{scene.case_id}?lang=en").get_data(as_text=True)
+    assert "No documents yet." in before and "With referral #" not in before
+    submit_with_report(scene)
+    page = scene.officer.get(f"/staff/cases/{scene.case_id}?lang=en")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "No documents yet." not in text
+    assert f"With referral #{scene.referral_id}" in text
+    group = text[text.index(f'id="referral-files-{scene.referral_id}"'):]
+    group = group[:group.index("</ul>")]
+    assert "调查报告.txt" in group and "/staff/documents/" in group
+    size = len("调查报告：倾倒废油两次。".encode())
+    assert f"({size} B)" in group
+    download = scene.officer.get(group.split('href="', 1)[1].split('"', 1)[0])
+    assert download.status_code == 200
+    assert b"".join(download.response).decode() == "调查报告：倾倒废油两次。"
