@@ -255,6 +255,10 @@ def _filter_messages(errors: dict[str, str]) -> dict[str, str]:
             for name, code in errors.items()}
 
 
+QUEUE_FILTER_FIELDS = ("status", "category", "county", "channel", "language", "received_from",
+                       "received_to", "real_name", "has_attachments", "deadline")
+
+
 @bp.get("/")
 @signed_in
 def queue(caller: Caller) -> Any:
@@ -274,7 +278,8 @@ def queue(caller: Caller) -> Any:
         category_names={c.code: c.name(lang) for c in categories}, lang=lang, caller=caller,
         counties=COUNTIES, channels=[c.value for c in Channel],
         languages=[language.value for language in Language],
-        errors=_filter_messages(errors),
+        errors=_filter_messages(errors), active_filters=sum(
+            getattr(filters, name) is not None for name in QUEUE_FILTER_FIELDS),
         next_url=url_for("staff.queue", **next_args) if page.next_cursor else None,
     ), 400 if errors else 200
 

@@ -624,6 +624,9 @@ def _intake(walk: Walk) -> None:
     language = [s for s in driver.find_elements(By.CSS_SELECTOR, "form.filters select")
                 if "ko" in option_values(s) and (s.get_attribute("name") or "") != "county"]
     if walk.check(language, "the queue has no filter by the report's language"):
+        folded = "details:has(form.filters):not([open]) > summary"  # the filters fold away
+        for summary in driver.find_elements(By.CSS_SELECTOR, folded):
+            summary.click()
         Select(language[0]).select_by_value("ko")
         submit(driver, "form.filters")
         walk.look("queue-korean")

@@ -115,7 +115,7 @@ def test_the_queue_speaks_in_words(app, client, staff) -> None:
     for code in (">api<", 'label="Priority">0<', ">yanji<", "tip.accept", ">ko<"):
         assert code not in row, code
     assert re.search(r"P01 [^<]*illegal dumping", row, re.IGNORECASE)
-    counts = page[page.index('id="counts-title"'):page.index("</section>")]
+    counts = page[page.index('id="counts-title"'):page.index("</details>")]
     assert re.search(r"P01 [^<:]+: <strong>1</strong>", counts)
     # Out-of-range values in any select of the filter form: errors, never a 500.
     for query in ("status=lost", "category=X99", "county=atlantis", "channel=fax",
@@ -125,6 +125,32 @@ def test_the_queue_speaks_in_words(app, client, staff) -> None:
         response = browser.get(f"/staff/?{query}&lang=en")
         assert response.status_code == 400, query
         assert 'class="error-summary"' in response.get_data(as_text=True), query
+
+
+def test_queue_folds_counts_and_filters_and_counts_the_active_filters(app, client,
+                                                                       staff) -> None:
+    """On a phone the tips come first: counts and filters fold into closed boxes (no script),
+    the filters' box says how many are in use and opens by itself when one is in error."""
+    client.post("/api/v1/tips", json={"narrative": "x", "county": "yanji", "language": "ko"})
+    browser, _ = officer(app, staff)
+
+    def boxes(query: str) -> tuple[str, str, str]:
+        page = browser.get(f"/staff/?{query}&lang=en").get_data(as_text=True)
+        counts = re.search(r'<details class="counts"[^>]*>', page)
+        filters = re.search(r'<details class="filter-box"[^>]*>\s*<summary>([^<]*)</summary>'
+                            r'\s*<form method="get"[^>]*class="filters"', page)
+        assert counts and filters, query
+        assert page.index("</details>", filters.end()) < page.index('<table class="queue')
+        return counts.group(0), filters.group(0), filters.group(1)
+
+    counts, box, summary = boxes("")
+    assert " open" not in counts and " open" not in box
+    assert summary == "Filters (none active)"
+    _, box, summary = boxes("language=ko&status=received&sort=deadline")
+    assert " open" not in box and summary == "Filters (2 active)"
+    _, box, summary = boxes("language=fr&status=received")  # fr is left out: an error
+    assert box.startswith('<details class="filter-box" id="filters" open>')
+    assert summary == "Filters (1 active)"
 
 
 def test_kept_location_is_shown_and_photos_are_part_of_the_opening(app, client, staff) -> None:
