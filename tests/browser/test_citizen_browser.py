@@ -24,7 +24,13 @@ from portal import crypto
 from portal.extensions import db
 from portal.intake import FieldError
 from portal.messages import error_text
-from tests.browser.conftest import page_replaced, submit_form, wait_for
+from tests.browser.conftest import (
+    PHONE_HEIGHT,
+    PHONE_WIDTH,
+    page_replaced,
+    submit_form,
+    wait_for,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -98,6 +104,7 @@ def test_korean_report_followup_and_reply(live_portal, browser: WebDriver,
     assert RECEIPT.match(code), code
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
     _assert_fits_phone(browser)
+    _assert_receipt_on_one_line(browser)
 
     # -- follow up, typing the receipt in lower case without dashes
     browser.get(f"{base}/followup")
@@ -185,6 +192,27 @@ def test_missing_narrative_is_explained_in_korean(live_portal, browser: WebDrive
     assert _has_hangul(error), (
         f"the Korean page shows {error!r}: is it translated in {catalog / 'messages.po'} and "
         f"compiled (make translations; messages.mo exists: {(catalog / 'messages.mo').exists()})?")
+
+
+RECEIPT_LINES = """
+const code = document.querySelector('p.receipt code'), box = code.closest('.receipt-box');
+const inner = box.getBoundingClientRect().right - parseFloat(getComputedStyle(box).paddingRight);
+return [code.getClientRects().length, code.getBoundingClientRect().right <= inner + 0.5];
+"""
+
+
+def _assert_receipt_on_one_line(browser: WebDriver) -> None:
+    """The 24-character receipt is one line inside its box (a break at a dash reads as two
+    codes), on this 360 px phone and on a 320 px one."""
+    try:
+        for width in (PHONE_WIDTH, 320):
+            browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": width, "height": PHONE_HEIGHT, "deviceScaleFactor": 1, "mobile": True})
+            lines, inside = browser.execute_script(RECEIPT_LINES)
+            assert (lines, inside) == (1, True), f"the receipt at {width} px: {lines} lines"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": PHONE_WIDTH, "height": PHONE_HEIGHT, "deviceScaleFactor": 1, "mobile": True})
 
 
 def _no_receipt_in_address_or_cookie(browser: WebDriver, code: str) -> None:
