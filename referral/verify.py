@@ -30,6 +30,7 @@ import hashlib
 import re
 import sys
 import zipfile
+import zlib
 from binascii import hexlify
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,9 @@ class VerifyError(Exception):
 
 # A bundle is a directory or the ZIP of one, read in place (zipfile.Path walks it like a path).
 Root = Path | zipfile.Path
+# How a damaged ZIP shows, depending on which byte was hit: a bad CRC or header, a broken
+# deflate stream, a stream cut short, or a header asking for a method zipfile lacks.
+ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)
 
 
 def _open_bundle(path: Path) -> tuple[Root, zipfile.ZipFile | None]:
@@ -67,13 +71,13 @@ def _open_bundle(path: Path) -> tuple[Root, zipfile.ZipFile | None]:
         return path, None
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as error:
+        root = zipfile.Path(archive)
+        if not (root / VKEY).exists():  # a ZIP of the bundle's folder rather than of its files
+            folders = [p for p in root.iterdir() if p.is_dir()]
+            if len(folders) == 1 and (folders[0] / VKEY).exists():
+                root = folders[0]
+    except (OSError, *ZIP_DAMAGE) as error:
         raise VerifyError(f"{path}: not a readable ZIP file ({error})") from None
-    root = zipfile.Path(archive)
-    if not (root / VKEY).exists():  # a ZIP of the bundle's folder rather than of its files
-        folders = [p for p in root.iterdir() if p.is_dir()]
-        if len(folders) == 1 and (folders[0] / VKEY).exists():
-            root = folders[0]
     return root, archive
 
 
@@ -350,7 +354,7 @@ def verify_bundle(path: str | Path, previous: str | Path | None = None,
     root, archive = _open_bundle(Path(path))
     try:
         return _verify(root, previous, entry, strict)
-    except zipfile.BadZipFile as error:
+    except ZIP_DAMAGE as error:
         raise VerifyError(f"{path}: the ZIP file is damaged ({error})") from None
     finally:
         if archive is not None:
