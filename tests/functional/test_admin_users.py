@@ -111,8 +111,8 @@ def test_admin_creates_a_liaison_and_refuses_roles_that_do_not_fit(app, portal_k
 def test_an_administrator_never_also_holds_an_officer_role(app, portal_keys) -> None:
     client, _ = admin_client(app)
     admin = db.session.scalars(select(User).where(User.username == "admin")).one()
-    client.post(f"/admin/users/{admin.id}/membership", data={"unit": "yanji",
-                                                             "role": "intake_officer"})
+    client.post(f"/admin/users/{admin.id}/membership?lang=en",
+                data={"unit": "yanji", "role": "intake_officer"})
     assert roles_of("admin") == {("zhou", "administrator")}
     refused = client.get("/admin/users?lang=en").get_data(as_text=True)
     assert "An administrator cannot also be an officer or a liaison" in refused
