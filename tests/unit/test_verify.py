@@ -7,6 +7,7 @@ and the place named.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import shutil
 import subprocess
@@ -367,10 +368,8 @@ def test_a_tampered_or_damaged_zip_fails(tmp_path: Path) -> None:
     # either says so in a VerifyError or the byte did not matter (a timestamp, a comment).
     for at in range(len(good)):
         damaged.write_bytes(good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1:])
-        try:
+        with contextlib.suppress(VerifyError):
             verify_bundle(damaged)
-        except VerifyError:
-            pass
     (tmp_path / "nothing").mkdir()
     (tmp_path / "nothing" / "readme.txt").write_text("not a bundle")
     empty = _zip(tmp_path / "nothing", tmp_path / "empty.zip")
