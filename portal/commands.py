@@ -75,7 +75,8 @@ def register(app: Flask) -> None:
                    "keys, and they decrypt every tip of their unit.")
 
     @app.cli.command("setup-link")
-    @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True)
+    @click.option("--base-url", envvar="PORTAL_BASE_URL", default="http://127.0.0.1:5000",
+                  show_default=True, help="the portal's address (or PORTAL_BASE_URL)")
     def setup_link_command(base_url: str) -> None:
         """Print a one-time setup link while no administrator exists."""
         token = new_setup_token(db.session)
@@ -116,7 +117,8 @@ def register_user_commands(app: Flask) -> None:
                   help="intake_officer, case_officer, head, liaison, auditor or administrator "
                        "(repeat for several)")
     @click.option("--display-name", default="", help="the name colleagues see")
-    @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True,
+    @click.option("--base-url", envvar="PORTAL_BASE_URL", default="http://127.0.0.1:5000",
+                  show_default=True,
                   help="the portal's address, for the sign-in link")
     def create_command(name: str, unit_code: str, roles: tuple[str, ...], display_name: str,
                        base_url: str) -> None:

@@ -187,6 +187,14 @@ def test_cli_creates_a_liaison_and_prints_a_one_time_link(app, portal_keys, prov
     assert roles_of("kim") == {("yanji", "case_officer"), ("yanji", "head")}
 
 
+def test_cli_link_takes_the_address_from_the_environment(provision, portal_keys,
+                                                         monkeypatch) -> None:
+    monkeypatch.setenv("PORTAL_BASE_URL", "https://jubao.example.test")
+    result = provision("park", "--unit", "yanji", "--role", "intake_officer")
+    assert result.exit_code == 0, result.output
+    assert "https://jubao.example.test/welcome/" in result.stdout
+
+
 @pytest.mark.parametrize(("args", "password", "says"), [
     (("x1", "--unit", "atlantis", "--role", "head"), NEW_PASSWORD, "unknown unit"),
     (("x2", "--unit", "yanji", "--role", "king"), NEW_PASSWORD, "unknown role"),
