@@ -160,21 +160,36 @@ def page_replaced(old_root: WebElement) -> Callable[[WebDriver], bool]:
 DESKTOP_WIDTH, DESKTOP_HEIGHT = 1280, 900
 
 
-@pytest.fixture
-def desk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    """An office desktop: headless Chromium, 1280 px wide, JavaScript disabled; the phone's
-    options minus the device emulation (staff tables are wider than a phone)."""
+def desktop_chromium(profile: Path, *, width: int = DESKTOP_WIDTH,
+                     height: int = DESKTOP_HEIGHT) -> WebDriver:
+    """An office desktop: headless Chromium with JavaScript disabled, the phone's options minus
+    the device emulation (staff tables are wider than a phone). The one builder every staff-side
+    browser test uses; the caller quits it."""
     _require_chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-desk')}")
-    options.add_argument(f"--window-size={DESKTOP_WIDTH},{DESKTOP_HEIGHT}")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
     options.add_experimental_option("prefs", NO_JAVASCRIPT)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
                               options=options)
     driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
+    return driver
+
+
+def set_viewport(driver: WebDriver, width: int, height: int) -> None:
+    """Lay the page out as on a screen `width` CSS pixels wide (a phone below 600)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+@pytest.fixture
+def desk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """An office desktop, 1280 px wide (desktop_chromium)."""
+    driver = desktop_chromium(tmp_path_factory.mktemp("chromium-desk"))
     try:
         yield driver
     finally:

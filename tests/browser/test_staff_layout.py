@@ -18,19 +18,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    NO_JAVASCRIPT,
     ROLE_USER,
     StaffWorld,
-    _require_chromium,
+    desktop_chromium,
+    set_viewport,
     sign_in_staff,
 )
 
@@ -76,23 +71,11 @@ return {
 
 
 def _chromium(profile: Path) -> WebDriver:
-    _require_chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument(f"--window-size={DESKTOP},{HEIGHT}")
-    options.add_experimental_option("prefs", NO_JAVASCRIPT)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.set_page_load_timeout(30)
-    return driver
+    return desktop_chromium(profile, width=DESKTOP, height=HEIGHT)
 
 
 def _set_width(driver: WebDriver, width: int) -> None:
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": width < 600})
+    set_viewport(driver, width, HEIGHT)
 
 
 def _screenshot(driver: WebDriver, path: Path) -> None:

@@ -10,19 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    NO_JAVASCRIPT,
     ROLE_USER,
     StaffWorld,
-    _require_chromium,
+    desktop_chromium,
+    set_viewport,
     sign_in_staff,
 )
 
@@ -33,23 +28,11 @@ BOX = "var r = arguments[0].getBoundingClientRect(); return [r.top, r.bottom, r.
 
 
 def _chromium(profile: Path) -> WebDriver:
-    _require_chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument(f"--window-size=1280,{HEIGHT}")
-    options.add_experimental_option("prefs", NO_JAVASCRIPT)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.set_page_load_timeout(30)
-    return driver
+    return desktop_chromium(profile, height=HEIGHT)
 
 
 def _width(driver: WebDriver, width: int) -> None:
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": width < 600})
+    set_viewport(driver, width, HEIGHT)
 
 
 def _shot(driver: WebDriver, path: Path) -> None:

@@ -27,9 +27,7 @@ from typing import Any
 import pyotp
 import pytest
 from flask import Flask
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -45,14 +43,8 @@ from portal.seed import UNITS, seed
 from referral.deadlines import RULES
 from referral.workflow import TRANSITIONS, State
 from tests.browser.conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    DESKTOP_HEIGHT,
-    DESKTOP_WIDTH,
-    NO_JAVASCRIPT,
     _chromium,
-    _require_chromium,
+    desktop_chromium,
     page_replaced,
 )
 from tests.conftest import _reset_database, test_settings
@@ -109,18 +101,7 @@ def _allow_downloads(driver: WebDriver, folder: Path) -> None:
 @contextmanager
 def office_browser(profile: Path) -> Iterator[WebDriver]:
     """The office desktop (1280 px, JavaScript off) that staff sign in and out of in turn."""
-    _require_chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument(f"--window-size={DESKTOP_WIDTH},{DESKTOP_HEIGHT}")
-    options.add_experimental_option("prefs", NO_JAVASCRIPT)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
+    driver = desktop_chromium(profile)
     try:
         yield driver
     finally:
