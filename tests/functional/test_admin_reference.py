@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import io
 
-import pyotp
 from sqlalchemy import select
 
-from models import CalendarYear, Holiday, Offence, User
-from portal.auth import begin_enrollment
+from models import CalendarYear, Holiday, Offence
 from portal.extensions import db
-from tests.conftest import ADMIN_PASSWORD
-
-
-def admin_client(app):
-    admin = db.session.scalars(select(User).where(User.username == "admin")).one()
-    secret = begin_enrollment(admin, app.config["SECRET_KEY"]).secret
-    admin.totp_confirmed_at = admin.created_at
-    db.session.commit()
-    client = app.test_client()
-    client.post("/staff/login", data={"username": "admin", "password": ADMIN_PASSWORD})
-    assert client.post("/staff/login/code",
-                       data={"code": pyotp.TOTP(secret).now()}).status_code == 302
-    return client
+from tests.functional.test_admin_users import admin_client
 
 
 def test_calendar_import_adds_a_year_and_names_bad_lines(app, portal_keys) -> None:
-    client = admin_client(app)
+    client, _ = admin_client(app)
     assert "2026" in client.get("/admin/calendar").get_data(as_text=True)
     assert db.session.get(CalendarYear, 2027) is None
     bad = client.post("/admin/calendar?lang=en", data={
@@ -43,7 +29,7 @@ def test_calendar_import_adds_a_year_and_names_bad_lines(app, portal_keys) -> No
 
 
 def test_offences_are_editable(app, portal_keys, staff) -> None:
-    client = admin_client(app)
+    client, _ = admin_client(app)
     client.post("/admin/offences", data={"code": "wildlife", "name_zh": "危害珍贵、濒危野生动物罪",
                                          "name_ko": "진귀·멸종위기 야생동물 위해죄",
                                          "name_en": "Harming rare or endangered wildlife",
@@ -75,7 +61,7 @@ def test_next_years_calendar_is_missed_from_1_november(app, portal_keys, runner)
 
     db.session.execute(delete(CalendarYear).where(CalendarYear.year == 2027))
     db.session.commit()
-    client = admin_client(app)
+    client, _ = admin_client(app)
     warning = "The holiday calendar for 2027 is missing"
     app.config["TODAY"] = date(2026, 10, 31)
     assert warning not in client.get("/admin?lang=en").get_data(as_text=True)
@@ -95,7 +81,7 @@ def test_next_years_calendar_is_missed_from_1_november(app, portal_keys, runner)
 
 
 def test_categories_name_the_usual_receiver_in_words(app, portal_keys) -> None:
-    client = admin_client(app)
+    client, _ = admin_client(app)
     page = client.get("/admin/categories?lang=en").get_data(as_text=True)
     assert ">Public security (公安)</option>" in page
     assert ">public_security<" not in page and "(v1)" not in page
