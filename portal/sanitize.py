@@ -41,6 +41,8 @@ from typing import BinaryIO, Protocol
 from xml.etree import ElementTree
 
 import pikepdf
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeElementTree
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 __all__ = [
@@ -541,7 +543,11 @@ def _classify_zip(zf: zipfile.ZipFile) -> FileKind:
         raise _reject_type("zip archives are not allowed (only Office documents)")
     if any(n.lower().endswith("vbaproject.bin") for n in names):
         raise _reject_type("Office documents with macros are not allowed")
-    kind = _classify_ooxml(_read_part(zf, zf.getinfo("[Content_Types].xml")), names)
+    try:
+        content_types = _utf8_xml(_read_part(zf, zf.getinfo("[Content_Types].xml")))
+    except ElementTree.ParseError as exc:
+        raise UploadRejected("corrupt", f"[Content_Types].xml is not valid XML: {exc}") from None
+    kind = _classify_ooxml(content_types, names)
     if kind is None:
         raise _reject_type("zip is not a Word/Excel/PowerPoint document")
     return kind
@@ -961,12 +967,83 @@ def _check_zip_limits(infos: list[zipfile.ZipInfo], max_in_memory: int) -> None:
 
 
 def _parse_xml(data: bytes) -> ElementTree.Element:
-    """Parse a small package part. OPC forbids DTDs (ECMA-376 part 2, 8.1.4), so any
-    DOCTYPE/ENTITY is refused up front: no entity expansion bombs, no external entities.
-    That is why plain ElementTree is safe here (defusedxml is not a dependency)."""
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise UploadRejected("corrupt", "DTD in an Office package part")
-    return ElementTree.fromstring(data)  # noqa: S314 - DTDs rejected above
+    """Parse a small package part with defusedxml. OPC forbids DTDs (ECMA-376 part 2, 8.1.4)
+    and allows UTF-8 and UTF-16: a DTD, an entity or an external reference is refused in every
+    encoding the parser reads (a byte search for "<!DOCTYPE" misses UTF-16), so no entity
+    expansion bomb and no external entity. Not well-formed: ElementTree.ParseError."""
+    try:
+        return SafeElementTree.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise UploadRejected("corrupt", f"DTD in an Office package part ({exc})") from None
+    except LookupError as exc:  # an encoding the parser does not know
+        raise UploadRejected("corrupt", f"an Office package part: {exc}") from None
+
+
+class _RootReached(Exception):
+    """The XML part's root element began: no DTD can come after it."""
+
+
+class _PrologCheck:
+    """An XML part that is copied unchanged, fed through defusedxml's parser as it streams up
+    to its root element: a DTD can only stand before the root, so a DTD in any encoding is
+    refused without reading the part whole. A part that is not XML up to its root (an encoding
+    the parser does not know, no element) is refused too: an Office reader could still find a
+    DTD there."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._parser: SafeElementTree.XMLParser | None = SafeElementTree.XMLParser(
+            target=self, forbid_dtd=True
+        )
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        raise _RootReached
+
+    def feed(self, chunk: bytes) -> None:
+        if self._parser is not None:
+            self._run(self._parser.feed, chunk)
+
+    def close(self) -> None:
+        if self._parser is not None:
+            self._run(self._parser.close)
+            raise UploadRejected("corrupt", f"{self._name}: no XML element")
+
+    def _run(self, step: object, *args: bytes) -> None:
+        try:
+            step(*args)  # type: ignore[operator]
+        except _RootReached:
+            self._parser = None
+        except DefusedXmlException as exc:
+            raise UploadRejected("corrupt", f"DTD in an Office package part ({exc})") from None
+        except (ElementTree.ParseError, LookupError) as exc:
+            raise UploadRejected("corrupt", f"{self._name} is not valid XML: {exc}") from None
+
+
+_XML_PART_NAMES = (".xml", ".rels", ".vml")
+_XML_STARTS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<?xml",
+               "<?xml".encode("utf-16-le"), "<?xml".encode("utf-16-be"))
+
+
+def _is_xml_part(name: str, head: bytes) -> bool:
+    """Parsed by an Office reader as XML: by its name, or by how it starts."""
+    return name.lower().endswith(_XML_PART_NAMES) or head.startswith(_XML_STARTS)
+
+
+def _utf8_xml(data: bytes) -> bytes:
+    """A part (checked by _parse_xml) as UTF-8 with its declaration saying so, for the
+    byte-level rewrites below (OPC allows UTF-16 too)."""
+    _parse_xml(data)
+    encoding = ("utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+                else "utf-16-le" if data.startswith(b"<\0")
+                else "utf-16-be" if data.startswith(b"\0<") else None)
+    if encoding is None:
+        return data
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise UploadRejected("corrupt", f"an Office package part is not UTF-16: {exc}") from None
+    text = re.sub(r"""^(<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""", r"\1\2UTF-8\2", text)
+    return text.encode("utf-8")
 
 
 def _package_relationships(rels: bytes) -> dict[str, str]:
@@ -1048,11 +1125,19 @@ def _clean_ooxml(
                         zout.writestr(target, data)
                         continue
                     with zin.open(info) as src, zout.open(target, "w") as dst:
-                        while chunk := src.read(CHUNK_SIZE):
+                        chunk = src.read(CHUNK_SIZE)
+                        prolog = (_PrologCheck(name) if chunk and _is_xml_part(name, chunk)
+                                  else None)  # an empty part holds no DTD
+                        while chunk:
                             budget -= len(chunk)
                             if budget < 0:
                                 raise UploadRejected("corrupt", "zip bomb: too much data")
+                            if prolog is not None:
+                                prolog.feed(chunk)
                             dst.write(chunk)
+                            chunk = src.read(CHUNK_SIZE)
+                        if prolog is not None:
+                            prolog.close()
             if zin.comment:
                 removed.add("archive_comment")
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
@@ -1075,13 +1160,13 @@ def _rewritten_part(
         removed |= _found_in_properties(_read_part(zin, info))
         return _MINIMAL_CORE if name in core else _MINIMAL_APP
     if name == "_rels/.rels":
-        rels = _read_part(zin, info)
+        rels = _utf8_xml(_read_part(zin, info))
         return _REL_ELEMENT.sub(
             lambda m: b"" if _attr(m.group(0), b"Target").lstrip("/") in dropped else m.group(0),
             rels,
         )
     if name == "[Content_Types].xml":
-        types = _read_part(zin, info)
+        types = _utf8_xml(_read_part(zin, info))
         return _OVERRIDE_ELEMENT.sub(
             lambda m: b"" if _attr(m.group(0), b"PartName").lstrip("/") in dropped else m.group(0),
             types,
