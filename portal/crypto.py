@@ -4,8 +4,9 @@ X25519 keys in age's Bech32 encoding, and password wrapping of private keys.
 Why our own age writer: the citizen's upload arrives as chunks pushed by Werkzeug's multipart
 parser, and plaintext must never touch the disk nor sit whole in memory. pyrage only offers
 whole-buffer or pull-from-reader APIs, so this module implements the (small) age format on top of
-`cryptography` with a push-mode writer and a streaming reader. The test suite proves interop in
-both directions with the reference `age` tool and with pyrage.
+`cryptography` with a push-mode writer and a streaming reader. tests/unit/test_age_interop.py holds
+it to the reference: interop in both directions with Debian's `age` and with pyrage, and the same
+damaged or non-canonical files refused by all three. The reader is as strict as the spec's ABNF.
 
 Nothing here imports Flask.
 """
@@ -16,6 +17,7 @@ import base64
 import hmac
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -35,6 +37,12 @@ _INTRO = b"age-encryption.org/v1\n"
 _X25519_LABEL = b"age-encryption.org/v1/X25519"
 CHUNK_SIZE = 64 * 1024
 _TAG = 16
+_COLUMNS = 64  # stanza bodies are wrapped at 64 columns
+# An argument line can be long (a post-quantum or plugin stanza carries a 1,500-character share),
+# and must still be read; the caps only keep a hostile header from filling memory.
+_MAX_LINE = 64 * 1024
+_MAX_HEADER = 1024 * 1024
+_ARGUMENT = re.compile(rb"[\x21-\x7e]+")  # argument = 1*VCHAR
 _RAW = serialization.Encoding.Raw
 _RAW_PUB = serialization.PublicFormat.Raw
 _RAW_PRIV = serialization.PrivateFormat.Raw
@@ -156,8 +164,13 @@ def recipient_of(identity: AgeIdentity) -> AgeRecipient:
 
 
 def identity_file_text(identity: AgeIdentity, comment: str) -> str:
-    """The text of an identity file as age-keygen writes it, readable by `age -d -i FILE`."""
+    """The text of an identity file as age-keygen writes it, readable by `age -d -i FILE`.
+
+    The comment is kept on one line: a line break in it would start a line that age reads as a
+    (malformed) identity and refuses the whole file.
+    """
     recipient = recipient_of(identity)
+    comment = " ".join(comment.splitlines())
     return f"# {comment}\n# public key: {recipient}\n{identity}\n"
 
 
@@ -189,7 +202,10 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 def _x25519_stanza(file_key: bytes, recipient: X25519PublicKey) -> bytes:
     ephemeral = X25519PrivateKey.generate()
     share = ephemeral.public_key().public_bytes(_RAW, _RAW_PUB)
-    shared = ephemeral.exchange(recipient)
+    try:
+        shared = ephemeral.exchange(recipient)
+    except ValueError as exc:  # OpenSSL refuses the all-zero secret of a low-order point
+        raise CryptoError("low-order X25519 recipient") from exc
     salt = share + recipient.public_bytes(_RAW, _RAW_PUB)
     wrap_key = _hkdf(shared, salt, _X25519_LABEL)
     body = ChaCha20Poly1305(wrap_key).encrypt(b"\x00" * 12, file_key, None)
@@ -253,22 +269,71 @@ class AgeWriter:
 
 
 def _read_line(source: BinaryIO) -> bytes:
-    line = source.readline(1024)
+    line = source.readline(_MAX_LINE)
     if not line.endswith(b"\n"):
         raise CryptoError("truncated age header")
     return line[:-1]
 
 
-def _unwrap_file_key(args: list[bytes], body: bytes, identity: X25519PrivateKey) -> bytes | None:
-    if len(args) != 2 or args[0] != b"X25519":
-        return None
-    share = _unb64(args[1])
-    if len(share) != 32 or len(body) != 32:
+@dataclass(frozen=True)
+class _Stanza:
+    args: list[bytes]
+    body: bytes
+
+
+def _read_header(source: BinaryIO) -> tuple[list[_Stanza], bytes, bytes]:
+    """The stanzas, the header text the MAC covers, and the MAC, read as strictly as the age spec's
+    ABNF: LF only, no padding or stray bits in base64, arguments of visible ASCII separated by one
+    space, body lines of exactly 64 columns ended by a shorter one."""
+    header = bytearray(_read_line(source) + b"\n")
+    if bytes(header) != _INTRO:
+        raise CryptoError("not an age v1 file")
+    stanzas: list[_Stanza] = []
+    while True:
+        line = _read_line(source)
+        if line.startswith(b"--- "):
+            mac = _unb64(line[4:])
+            if len(mac) != 32:
+                raise CryptoError("malformed age header MAC")
+            return stanzas, bytes(header + b"---"), mac
+        if not line.startswith(b"-> "):
+            raise CryptoError("malformed age header")
+        args = line[3:].split(b" ")
+        if not all(_ARGUMENT.fullmatch(arg) for arg in args):
+            raise CryptoError("malformed stanza arguments")
+        header += line + b"\n"
+        body = bytearray()
+        while True:
+            body_line = _read_line(source)
+            if len(body_line) > _COLUMNS:
+                raise CryptoError("stanza body line longer than 64 columns")
+            header += body_line + b"\n"
+            body += _unb64(body_line)
+            if len(header) > _MAX_HEADER:
+                raise CryptoError("age header too large")
+            if len(body_line) < _COLUMNS:
+                break
+        stanzas.append(_Stanza(args, bytes(body)))
+
+
+def _x25519_share(stanza: _Stanza) -> X25519PublicKey:
+    """The ephemeral share of an X25519 stanza, which must have exactly two arguments, a 32-byte
+    share and a 32-byte body (the spec's MUSTs, checked for every X25519 stanza)."""
+    if len(stanza.args) != 2:
+        raise CryptoError("X25519 stanza with a wrong number of arguments")
+    share = _unb64(stanza.args[1])
+    if len(share) != 32 or len(stanza.body) != 32:
         raise CryptoError("malformed X25519 stanza")
-    shared = identity.exchange(X25519PublicKey.from_public_bytes(share))
-    if shared == b"\x00" * 32:
-        raise CryptoError("low-order X25519 share")
-    salt = share + identity.public_key().public_bytes(_RAW, _RAW_PUB)
+    return X25519PublicKey.from_public_bytes(share)
+
+
+def _unwrap_file_key(share: X25519PublicKey, body: bytes, identity: X25519PrivateKey
+                     ) -> bytes | None:
+    try:
+        shared = identity.exchange(share)
+    except ValueError as exc:  # OpenSSL refuses the all-zero secret; the spec says abort
+        raise CryptoError("low-order X25519 share") from exc
+    salt = share.public_bytes(_RAW, _RAW_PUB) + identity.public_key().public_bytes(_RAW, _RAW_PUB)
     try:
         return ChaCha20Poly1305(_hkdf(shared, salt, _X25519_LABEL)).decrypt(
             b"\x00" * 12, body, None
@@ -279,33 +344,17 @@ def _unwrap_file_key(args: list[bytes], body: bytes, identity: X25519PrivateKey)
 
 def _open_header(source: BinaryIO, identities: Sequence[str]) -> ChaCha20Poly1305:
     keys = [_parse_identity(i) for i in identities]
-    header = bytearray(_read_line(source) + b"\n")
-    if bytes(header) != _INTRO:
-        raise CryptoError("not an age v1 file")
-    file_key = None
-    while True:
-        line = _read_line(source)
-        if line.startswith(b"--- "):
-            header += b"---"
-            mac = _unb64(line[4:])
-            break
-        if not line.startswith(b"-> "):
-            raise CryptoError("malformed age header")
-        header += line + b"\n"
-        args = line[3:].split(b" ")
-        body = b""
-        while True:  # body lines are 64 columns; the last one is shorter
-            body_line = _read_line(source)
-            header += body_line + b"\n"
-            body += _unb64(body_line)
-            if len(body_line) < 64:
-                break
-        for key in keys:
-            if file_key is None:
-                file_key = _unwrap_file_key(args, body, key)
+    stanzas, header, mac = _read_header(source)
+    if not stanzas:
+        raise CryptoError("age header without a recipient stanza")
+    if len(stanzas) > 1 and any(stanza.args[0] == b"scrypt" for stanza in stanzas):
+        raise CryptoError("an scrypt stanza must be the only one")  # the spec's MUST
+    x25519 = [(_x25519_share(s), s.body) for s in stanzas if s.args[0] == b"X25519"]
+    file_key = next((found for share, body in x25519 for key in keys
+                     if (found := _unwrap_file_key(share, body, key)) is not None), None)
     if file_key is None:
         raise CryptoError("no identity matches this file")
-    expected = hmac.new(_hkdf(file_key, b"", b"header"), bytes(header), sha256).digest()
+    expected = hmac.new(_hkdf(file_key, b"", b"header"), header, sha256).digest()
     if not hmac.compare_digest(expected, mac):
         raise CryptoError("age header MAC mismatch")
     nonce = source.read(16)

@@ -132,3 +132,23 @@ def test_symmetric_sealing_binds_its_purpose() -> None:
     assert crypto.open_symmetric(key, sealed, b"context") == b"value"
     with pytest.raises(crypto.CryptoError):
         crypto.open_symmetric(key, sealed, b"other context")
+
+
+def test_low_order_points_raise_crypto_error() -> None:
+    """The spec says abort on an all-zero shared secret; it must be our error, not a ValueError
+    from OpenSSL that a caller catching CryptoError would turn into a 500."""
+    low_order = crypto.bech32_encode("age", bytes(32))
+    with pytest.raises(crypto.CryptoError, match="low-order"):
+        crypto.seal(b"x", [low_order])
+    pair = crypto.generate_keypair()
+    sealed = crypto.seal(b"x", [pair.recipient])
+    share = sealed.split(b"\n")[1].split(b" ")[2]
+    with pytest.raises(crypto.CryptoError, match="low-order"):
+        crypto.open_sealed(sealed.replace(share, b"A" * 43), [pair.identity])
+
+
+def test_identity_file_comment_stays_on_its_line() -> None:
+    pair = crypto.generate_keypair()
+    text = crypto.identity_file_text(pair.identity, "unit zhou\nAGE-SECRET-KEY-1FORGED\r\n")
+    assert text.splitlines() == ["# unit zhou AGE-SECRET-KEY-1FORGED",
+                                 f"# public key: {pair.recipient}", pair.identity]
