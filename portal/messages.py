@@ -39,6 +39,9 @@ _ERRORS = {
     "too_many_pixels": lazy_gettext("“%(name)s” has too many pixels to be processed safely."),
     "too_large_to_clean": lazy_gettext("“%(name)s” is too large to remove its hidden data; please "
                                        "send a smaller copy."),
+    "cannot_clean": lazy_gettext("We could not remove the hidden data (place, time, device) "
+                                 "from “%(name)s”, so it was not accepted. Please try again "
+                                 "later, or send the report without it."),
     "empty": lazy_gettext("“%(name)s” is empty."),
     "honeypot": lazy_gettext("The form could not be accepted. Please try again."),
     "invalid_json": lazy_gettext("The request body is not valid JSON."),

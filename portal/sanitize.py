@@ -45,6 +45,8 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeElementTree
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from portal import media
+
 __all__ = [
     "ALLOWED",
     "CHUNK_SIZE",
@@ -77,10 +79,13 @@ ZIP_RATIO_FLOOR = 1024 * 1024
 #: XML parts we parse/rewrite in memory are capped at this size.
 MAX_XML_PART = 4 * 1024 * 1024
 
-UNCLEANABLE_NOTICE_FAMILIES: tuple[str, ...] = ("video", "audio")
+#: Families whose files are stored with their metadata (none since ffmpeg cleans video and
+#: audio; legacy Office is a kind of the 'office' family, see ``describe_uncleanable``).
+UNCLEANABLE_NOTICE_FAMILIES: tuple[str, ...] = ()
 
 _REJECT_CODES = frozenset(
-    {"type_not_allowed", "corrupt", "too_many_pixels", "too_large_to_clean", "empty"}
+    {"type_not_allowed", "corrupt", "too_many_pixels", "too_large_to_clean", "empty",
+     "cannot_clean"}
 )
 
 
@@ -88,7 +93,9 @@ class UploadRejected(Exception):
     """The upload is refused.
 
     ``code`` is a stable machine string for the UI/API, one of ``'type_not_allowed'``,
-    ``'corrupt'``, ``'too_many_pixels'``, ``'too_large_to_clean'``, ``'empty'``.
+    ``'corrupt'``, ``'too_many_pixels'``, ``'too_large_to_clean'``, ``'empty'``,
+    ``'cannot_clean'`` (a video or audio file whose metadata could not be removed for sure:
+    ffmpeg missing or too slow, or its result failed the check; never stored as it is).
     ``detail`` is a human-readable English explanation for logs (do not log it together
     with anything identifying the reporter).
     """
@@ -105,9 +112,10 @@ class UploadRejected(Exception):
 class FileKind:
     """A whitelisted upload type, as determined from file content.
 
-    ``cleanable`` is False where we cannot remove embedded metadata (video, audio and
-    legacy OLE ``.doc/.xls/.ppt``); such files are stored unchanged and the reporter must
-    be warned before uploading (see ``describe_uncleanable``).
+    ``cleanable`` is False where we cannot remove embedded metadata (legacy OLE
+    ``.doc/.xls/.ppt``); such files are stored unchanged and the reporter must be warned
+    before uploading (see ``describe_uncleanable``). Video and audio are cleaned by
+    ffmpeg (portal/media.py) or refused.
     """
 
     family: str  # 'image' | 'video' | 'audio' | 'pdf' | 'office' | 'text'
@@ -124,7 +132,7 @@ class CleanReport:
     removed (e.g. 'exif', 'gps', 'xmp', 'document_author'). ``kept``: identifying
     metadata kept on purpose at the reporter's request ('gps', 'datetime').
     ``uncleaned``: True when the bytes were passed through unchanged although the
-    format may contain metadata (video, audio, legacy Office).
+    format may contain metadata (legacy Office).
     Colour profiles (ICC) are always kept: they describe colour, not identity, and are
     not listed in ``kept``.
     """
@@ -169,22 +177,22 @@ XLS = FileKind("office", "application/vnd.ms-excel", "xls", False)
 PPT = FileKind("office", "application/vnd.ms-powerpoint", "ppt", False)
 #: An OLE2 compound file whose application we cannot tell from its first bytes.
 OLE_OFFICE = FileKind("office", "application/x-ole-storage", "ole", False)
-MP4 = FileKind("video", "video/mp4", "mp4", False)
-MOV = FileKind("video", "video/quicktime", "mov", False)
-THREE_GP = FileKind("video", "video/3gpp", "3gp", False)
-THREE_G2 = FileKind("video", "video/3gpp2", "3g2", False)
-WEBM = FileKind("video", "video/webm", "webm", False)
-MKV = FileKind("video", "video/x-matroska", "mkv", False)
-AVI = FileKind("video", "video/x-msvideo", "avi", False)
-OGV = FileKind("video", "video/ogg", "ogv", False)
-MP3 = FileKind("audio", "audio/mpeg", "mp3", False)
-AAC = FileKind("audio", "audio/aac", "aac", False)
-M4A = FileKind("audio", "audio/mp4", "m4a", False)
-WAV = FileKind("audio", "audio/wav", "wav", False)
-AMR = FileKind("audio", "audio/amr", "amr", False)
-AMR_WB = FileKind("audio", "audio/amr-wb", "awb", False)
-OGG = FileKind("audio", "audio/ogg", "ogg", False)
-FLAC = FileKind("audio", "audio/flac", "flac", False)
+MP4 = FileKind("video", "video/mp4", "mp4", True)
+MOV = FileKind("video", "video/quicktime", "mov", True)
+THREE_GP = FileKind("video", "video/3gpp", "3gp", True)
+THREE_G2 = FileKind("video", "video/3gpp2", "3g2", True)
+WEBM = FileKind("video", "video/webm", "webm", True)
+MKV = FileKind("video", "video/x-matroska", "mkv", True)
+AVI = FileKind("video", "video/x-msvideo", "avi", True)
+OGV = FileKind("video", "video/ogg", "ogv", True)
+MP3 = FileKind("audio", "audio/mpeg", "mp3", True)
+AAC = FileKind("audio", "audio/aac", "aac", True)
+M4A = FileKind("audio", "audio/mp4", "m4a", True)
+WAV = FileKind("audio", "audio/wav", "wav", True)
+AMR = FileKind("audio", "audio/amr", "amr", True)
+AMR_WB = FileKind("audio", "audio/amr-wb", "awb", True)
+OGG = FileKind("audio", "audio/ogg", "ogg", True)
+FLAC = FileKind("audio", "audio/flac", "flac", True)
 TEXT = FileKind("text", "text/plain", "txt", True)
 
 #: The whitelist. Anything ``sniff`` cannot map onto one of these is rejected.
@@ -201,10 +209,10 @@ ALLOWED: tuple[FileKind, ...] = (
 def describe_uncleanable() -> tuple[str, ...]:
     """Stable codes for metadata we cannot remove, so the UI can warn *before* upload.
 
-    Videos and audio recordings may contain GPS position, device model and recording
-    time; legacy ``.doc/.xls/.ppt`` files contain author names. We store them unchanged.
+    Legacy ``.doc/.xls/.ppt`` files contain author names; we store them unchanged. Videos
+    and audio recordings are cleaned (portal/media.py) or refused, never stored as sent.
     """
-    return ("video_metadata", "audio_metadata", "legacy_office_metadata")
+    return ("legacy_office_metadata",)
 
 
 def _reject_type(detail: str) -> UploadRejected:
@@ -578,6 +586,24 @@ class _CountingWriter:
 def _copy_chunks(source: BinaryIO, out: _CountingWriter) -> None:
     while chunk := source.read(CHUNK_SIZE):
         out.write(chunk)
+
+
+def _clean_media(
+    source: BinaryIO, kind: FileKind, keep_location: bool, max_in_memory: int,
+    out: _CountingWriter,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Video and audio through ffmpeg and ffprobe (portal/media.py); the verified copy
+    must still be the same kind, and only then is anything written to ``out``."""
+    try:
+        with media.clean_media(source, kind.extension, kind.family,
+                               keep_location=keep_location, max_bytes=max_in_memory) as cleaned:
+            if sniff(cleaned.head) != kind:
+                raise UploadRejected("cannot_clean", "the cleaned copy changed its type")
+            for chunk in cleaned.chunks():
+                out.write(chunk)
+            return cleaned.removed, cleaned.kept
+    except media.MediaError as exc:
+        raise UploadRejected(exc.code, exc.detail) from None
 
 
 def _copy_text(source: BinaryIO, out: _CountingWriter) -> None:
@@ -1196,15 +1222,19 @@ def clean(
 ) -> CleanReport:
     """Write a metadata-free copy of ``source`` to ``sink`` and report what was removed.
 
-    ``source`` is read from position 0. Pass-through kinds (video, audio, legacy Office,
-    text) only ever need ``seek(0)`` and ``read``, so a rewind-only encrypted spool is
-    fine; they are copied in chunks of at most ``CHUNK_SIZE`` bytes and never held
-    whole. ``kind`` is re-checked against the content (mismatch: ``type_not_allowed``).
+    ``source`` is read from position 0. Pass-through kinds (legacy Office, text) and
+    video/audio only ever need ``seek(0)`` and ``read``, so a rewind-only encrypted spool
+    is fine; pass-through kinds are copied in chunks of at most ``CHUNK_SIZE`` bytes and
+    never held whole. Video and audio are copied into an anonymous memory file for ffmpeg
+    (portal/media.py: never on disk), refused with ``too_large_to_clean`` above
+    ``max_in_memory`` bytes, and with ``corrupt`` or ``cannot_clean`` when they cannot be
+    cleaned for sure. ``kind`` is re-checked against the content (mismatch:
+    ``type_not_allowed``).
     Images and PDFs are processed in memory and refused with ``too_large_to_clean``
     above ``max_in_memory`` bytes; Office files are rewritten entry by entry (random
     access is needed: a rewind-only source is copied into memory, bounded likewise).
-    ``keep_location`` (images only) keeps GPS and the capture time, which the reporter
-    may want as evidence; device data is always removed.
+    ``keep_location`` (images, video and audio) keeps GPS and the capture time, which the
+    reporter may want as evidence; device data is always removed.
 
     On ``UploadRejected`` the sink may hold partial output that must be discarded.
     """
@@ -1232,6 +1262,8 @@ def clean(
         out.write(cleaned)
     elif ooxml:
         removed = _clean_ooxml(source, kind, max_in_memory, out)
+    elif kind.family in ("video", "audio"):
+        removed, kept = _clean_media(source, kind, keep_location, max_in_memory, out)
     elif kind is TEXT:
         _copy_text(source, out)
     else:

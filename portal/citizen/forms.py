@@ -28,8 +28,8 @@ class ReportForm(FlaskForm):
     narrative = TextAreaField(_l("What happened?"))
     officials = TextAreaField(_l("Officials who cover for it (保护伞), if you know"))
     attachments = MultipleFileField(_l("Photos, videos and documents"))
-    keep_photo_location = BooleanField(_l("Keep the location and time stored in my photos as "
-                                          "evidence"))
+    keep_photo_location = BooleanField(_l("Keep the location and time stored in my photos and "
+                                          "videos as evidence"))
     real_name = BooleanField(_l("Report under my real name"))
     name = StringField(_l("Name"))
     phone = StringField(_l("Phone"))

@@ -76,7 +76,9 @@ def test_report_form_lists_17_categories_grouped_and_not_sure(client, portal_key
     for county in ("yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing",
                    "antu", "unknown"):
         assert f'value="{county}"' in page
-    assert "cannot remove hidden data from videos" in page
+    assert "from photos, videos, audio recordings" in page
+    assert "cannot remove hidden data from old-format .doc/.xls/.ppt files" in page
+    assert "cannot remove hidden data from videos" not in page
 
 
 @pytest.mark.parametrize(("lang", "message"), [

@@ -1,4 +1,7 @@
-"""A 200 MB upload never sits whole in memory and its plaintext never touches the disk."""
+"""A 200 MB upload never sits whole in memory and its plaintext never touches the disk.
+
+The file is text, a kind stored as it streams in; videos are cleaned by ffmpeg in memory and
+are refused above MAX_CLEAN_BYTES (tests/unit/test_media.py)."""
 
 from __future__ import annotations
 
@@ -19,20 +22,21 @@ from tests.conftest import COSTS
 MiB = 1024 * 1024
 FILE_SIZE = 200 * MiB
 MARKER = b"PLAINTEXT-MARKER-0123456789-"
-MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+TEXT_HEAD = b"Readings of the outflow, every minute since October:\n"
 
 
 class GeneratedMultipart(io.RawIOBase):
-    """A multipart body made on the fly: a narrative field and one large 'video' file."""
+    """A multipart body made on the fly: a narrative field and one large text file."""
 
     def __init__(self, boundary: str, size: int) -> None:
         super().__init__()
         head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"narrative\"\r\n\r\n"
-                f"a long video of the dumping\r\n--{boundary}\r\nContent-Disposition: form-data; "
-                f"name=\"attachments\"; filename=\"dumping.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
-                ).encode() + MP4_HEAD
+                f"a long log of the dumping\r\n--{boundary}\r\nContent-Disposition: form-data; "
+                f"name=\"attachments\"; filename=\"dumping.txt\"\r\nContent-Type: text/plain\r\n"
+                "\r\n"
+                ).encode() + TEXT_HEAD
         self._parts = [head, None, f"\r\n--{boundary}--\r\n".encode()]
-        self._body_left = size - len(MP4_HEAD)
+        self._body_left = size - len(TEXT_HEAD)
         self.length = len(head) + self._body_left + len(self._parts[2])
         self._pending = b""
         self._block = MARKER * (MiB // len(MARKER) + 1)
@@ -81,7 +85,7 @@ def test_200_mb_upload_streams_encrypted(app_factory, tmp_path: Path, monkeypatc
         print(f"peak traced memory {peak / MiB:.1f} MiB")
         assert peak < 20 * MiB, f"peak {peak / MiB:.1f} MiB for a {FILE_SIZE // MiB} MB upload"
         attachment = db.session.scalars(select(Attachment)).one()
-        assert attachment.size == FILE_SIZE and attachment.uncleaned
+        assert attachment.size == FILE_SIZE and attachment.family == "text"
         rows = db.session.scalar(select(func.count()).select_from(BlobChunk))
         assert rows == FILE_SIZE // MiB + 1  # 1 MiB rows of ciphertext (age adds 16 B / 64 KiB)
     spooled = list(spool_dir.iterdir())

@@ -690,26 +690,26 @@ def test_legacy_ole_kinds() -> None:
 # ---------------------------------------------------------------------- video and audio
 
 
-def test_large_video_streams_with_low_memory() -> None:
-    size = 200 * MB
-    sink = CountingSink()
-    source = FakeVideo(size)
-    head = source.read(8192)
-    kind = sniff(head)
-    assert kind == sanitize.MP4 and kind.family == "video" and not kind.cleanable
-
-    tracemalloc.start()
-    try:
-        report = clean(source, kind, keep_location=True, max_in_memory=50 * MB, sink=sink)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-
-    assert peak < 20 * MB, peak
-    assert report.size == size == sink.size
-    assert report.uncleaned and report.kept == () and report.removed == ()
-    assert sink.first.startswith(FakeVideo.HEAD)
-    assert sink.max_write <= sanitize.CHUNK_SIZE
+def test_large_video_is_refused_without_filling_memory() -> None:
+    """Video is cleaned by ffmpeg (tests/unit/test_media.py), never passed through: a fake
+    MP4 of zeros is refused as damaged, one above the cleaning cap as too large, and
+    neither is held in Python's memory nor written to the sink."""
+    for size, limit, code in ((40 * MB, 50 * MB, "corrupt"),
+                              (200 * MB, 50 * MB, "too_large_to_clean")):
+        sink = CountingSink()
+        source = FakeVideo(size)
+        kind = sniff(source.read(8192))
+        assert kind == sanitize.MP4 and kind.family == "video" and kind.cleanable
+        tracemalloc.start()
+        try:
+            with pytest.raises(UploadRejected) as info:
+                clean(source, kind, keep_location=True, max_in_memory=limit, sink=sink)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert info.value.code == code
+        assert peak < 20 * MB, peak
+        assert sink.size == 0
 
 
 @pytest.mark.parametrize(
@@ -732,7 +732,7 @@ def test_large_video_streams_with_low_memory() -> None:
 )
 def test_sniff_media(head: bytes, expected: FileKind) -> None:
     assert sniff(head) == expected
-    assert expected.family in UNCLEANABLE_NOTICE_FAMILIES and not expected.cleanable
+    assert expected.family not in UNCLEANABLE_NOTICE_FAMILIES and expected.cleanable
 
 
 # ------------------------------------------------------------------------ text and junk
@@ -803,11 +803,10 @@ def test_kind_must_match_content() -> None:
 
 
 def test_public_constants() -> None:
-    assert UNCLEANABLE_NOTICE_FAMILIES == ("video", "audio")
-    assert describe_uncleanable() == ("video_metadata", "audio_metadata",
-                                      "legacy_office_metadata")
+    assert UNCLEANABLE_NOTICE_FAMILIES == ()
+    assert describe_uncleanable() == ("legacy_office_metadata",)
     assert {k.family for k in ALLOWED} == {"image", "video", "audio", "pdf", "office", "text"}
-    assert all(not k.cleanable for k in ALLOWED if k.family in ("video", "audio"))
+    assert all(k.cleanable for k in ALLOWED if k.family in ("video", "audio"))
     assert len({(k.media_type, k.extension) for k in ALLOWED}) == len(ALLOWED)
     with pytest.raises(ValueError, match="unknown rejection code"):
         UploadRejected("nope")
