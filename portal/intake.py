@@ -30,6 +30,7 @@ from portal.blobs import ChunkSink
 from portal.keys import install_secret, routing_unit, unit_recipients
 from referral.calendar import load_calendar
 from referral.deadlines import deadline_for
+from referral.filenames import safe_name
 
 COUNTIES = ("yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing", "antu")
 TEXT_FIELDS = ("place", "occurred", "responsible", "narrative", "officials")
@@ -263,7 +264,7 @@ def store_attachments(
         attachment.uncleaned = report.uncleaned
         attachment.size = writer.plaintext_size
         attachment.meta = crypto.seal(json.dumps({
-            "filename": upload.filename, "media_type": file_kind.media_type,
+            "filename": safe_name(upload.filename), "media_type": file_kind.media_type,
             "extension": file_kind.extension, "removed": list(report.removed),
             "kept": list(report.kept),
         }, ensure_ascii=False).encode(), recipients)

@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
@@ -48,6 +48,7 @@ from portal.keys import unit_recipients
 from referral import workflow
 from referral.calendar import load_calendar
 from referral.deadlines import deadline_for
+from referral.filenames import safe_name, zip_entry
 from referral.letter import LetterData, LetterIncomplete, Material, render_transfer_letter
 from referral.workflow import Actor, Document, State
 
@@ -580,7 +581,7 @@ def _material_view(attachment: Attachment, identities: Sequence[str] | None,
         return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
                             chosen=chosen)
     return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
-                        meta.get("filename", ""), meta.get("media_type"),
+                        safe_name(meta.get("filename", "")), meta.get("media_type"),
                         tuple(meta.get("kept", ())), chosen)
 
 
@@ -664,7 +665,7 @@ def open_document(session: Session, principal: Principal, attachment_id: int
     record(session, _package_actor(principal), "case.document_downloaded",
            object_type="attachment", object_id=attachment.id, unit_code=case.unit.code)
     session.commit()
-    return meta["filename"], meta["media_type"], _prepend(first, chunks)
+    return safe_name(meta["filename"]), meta["media_type"], _prepend(first, chunks)
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -673,14 +674,14 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def package_name(filename: str, extension: str | None) -> str:
-    """A file's name inside the package: the name it was sent with (no folders, no control
-    characters), with its true type's extension added when the name does not already say it."""
-    base = PureWindowsPath(PurePosixPath(filename).name).name
-    base = "".join(c for c in base if c.isprintable()).strip().strip(".") or "file"
+    """A file's name inside the package: the name it was sent with, made safe (filenames.
+    safe_name: no folders, no control or invisible characters, not too long), with its true
+    type's extension added when the name does not already say it."""
+    base = safe_name(filename)
     if extension:
         suffix = PurePosixPath(base).suffix.lower().lstrip(".")
         if _SAME_TYPE.get(suffix, suffix) != _SAME_TYPE.get(extension, extension):
-            base = f"{base}.{extension}"
+            base = safe_name(f"{base}.{extension}")
     return base
 
 
@@ -768,14 +769,17 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     writer = crypto.AgeWriter(sink, recipients)
     stamp = now.astimezone(LOCAL).timetuple()[:6]
     listing = ["序号\t材料\t文件\t类型\t字节\t来源"]
+    taken: set[str] = set()  # every entry's name goes through zip_entry: safe, and unique
+    letter_name = zip_entry("01_案件移送书.pdf", taken=taken)
+    listing_name = zip_entry("00_材料清单.txt", taken=taken)
     with zipfile.ZipFile(_Unseekable(writer), "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        _zip_add(archive, "01_案件移送书.pdf", io.BytesIO(pdf), stamp)
-        listing.append(f"1\t案件移送书\t01_案件移送书.pdf\tapplication/pdf\t{len(pdf)}\t")
+        _zip_add(archive, letter_name, io.BytesIO(pdf), stamp)
+        listing.append(f"1\t案件移送书\t{letter_name}\tapplication/pdf\t{len(pdf)}\t")
         for index, (attachment, meta) in enumerate(zip(files, metas, strict=True), start=2):
             kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or "other")
             label = _letter_label(labels, kind)
-            name = (f"{index:02d}_{label.replace('/', '、')}/"
-                    f"{package_name(meta['filename'], meta.get('extension'))}")
+            name = zip_entry(f"{index:02d}_{label.replace('/', '、')}",
+                             package_name(meta["filename"], meta.get("extension")), taken=taken)
             source = f"举报 #{attachment.tip_id}" if attachment.tip_id else ""
             if attachment.tip_id and meta.get("kept"):
                 source += "（按举报人选择保留拍摄位置和时间）"
@@ -783,7 +787,7 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
                            f"{attachment.size}\t{source}")
             chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
             _zip_add(archive, name, _ChunkStream(chunks), stamp)
-        _zip_add(archive, "00_材料清单.txt", io.BytesIO("\n".join(listing).encode()), stamp)
+        _zip_add(archive, listing_name, io.BytesIO("\n".join(listing).encode()), stamp)
     writer.close()
     sink.close()
     package.size = writer.plaintext_size

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from referral import merkle
+from referral.filenames import member_problem
 from referral.logformat import (
     CHAIN_PREFIX,
     ENTRY_START,
@@ -71,6 +72,7 @@ def _open_bundle(path: Path) -> tuple[Root, zipfile.ZipFile | None]:
         return path, None
     try:
         archive = zipfile.ZipFile(path)
+        _check_names(path, archive)
         root = zipfile.Path(archive)
         if not (root / VKEY).exists():  # a ZIP of the bundle's folder rather than of its files
             folders = [p for p in root.iterdir() if p.is_dir()]
@@ -79,6 +81,25 @@ def _open_bundle(path: Path) -> tuple[Root, zipfile.ZipFile | None]:
     except (OSError, *ZIP_DAMAGE) as error:
         raise VerifyError(f"{path}: not a readable ZIP file ({error})") from None
     return root, archive
+
+
+def _check_names(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a ZIP whose entry names could point outside the folder it would be unpacked into
+    (../, /, C:, \\), hide a part of the name (NUL, which zipfile cuts at; bidi or zero-width
+    characters), or say two things (a name twice, perhaps in another case: one tool reads the
+    first, another the last). The verifier reads the ZIP in place and never unpacks it; an
+    exported bundle has none of these, so a ZIP that has them was made by someone else."""
+    seen: set[str] = set()
+    for info in archive.infolist():
+        name = info.orig_filename  # as stored: zipfile's `filename` is cut at a NUL
+        problem = member_problem(name)
+        if problem is None and name.casefold() in seen:
+            problem = "a name that is there twice"
+        if problem is not None:
+            archive.close()
+            raise VerifyError(f"{path}: the ZIP file has an entry named {name!r}: {problem}; "
+                              "refused (an exported bundle has no such name)")
+        seen.add(name.casefold())
 
 
 _BLOCK = 1 << 20  # bytes read at a time from entries.jsonl

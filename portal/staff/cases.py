@@ -46,6 +46,7 @@ from portal.staff import bp
 from portal.staff.context import Caller
 from portal.staff.views import signed_in
 from portal.web import checkpoint_now, limits, row_id, uploads_from
+from referral.filenames import safe_name
 from referral.workflow import Transition, TransitionRefused
 
 REFUSALS = {
@@ -186,7 +187,8 @@ def _done(target: str) -> Response:
 
 
 def _attachment_headers(filename: str, disposition: str = "attachment") -> dict[str, str]:
-    return {"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(filename, safe='')}"}
+    name = quote(safe_name(filename), safe="")  # no folders, no invisible characters
+    return {"Content-Disposition": f"{disposition}; filename*=UTF-8''{name}"}
 
 
 # ---------------------------------------------------------------------------------------------

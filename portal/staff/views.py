@@ -67,6 +67,7 @@ from portal.staff.forms import (
     SecondFactorForm,
 )
 from portal.web import choices, limits, row_id
+from referral.filenames import safe_name
 
 
 def _set_cookie(response: Response, token: str) -> Response:
@@ -387,8 +388,10 @@ def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
 
 
 def content_disposition(filename: str) -> str:
-    """`attachment` with the file's own name: an ASCII stand-in for old clients and the exact
-    name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
+    """`attachment` with the file's own name made safe (filenames.safe_name: no folders, no
+    control or invisible characters, not too long): an ASCII stand-in for old clients and the
+    exact name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
+    filename = safe_name(filename)
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%;'
                        else "_" for c in filename) or "file"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
