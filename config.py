@@ -1,8 +1,9 @@
 """Settings, read from the environment once, frozen afterwards.
 
-The embedded default needs no service: SQLite in the instance folder, rate limits and sessions in
-memory. Setting DATABASE_URL and REDIS_URL moves the portal to PostgreSQL and Redis, so that several
-application servers can share everything they must all see.
+The embedded default needs no service: SQLite in the instance folder, with the rate-limit counts
+in a second small SQLite file there (shared by the server's workers). Setting DATABASE_URL and
+REDIS_URL moves the portal to PostgreSQL and Redis, so that several application servers can share
+everything they must all see.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Settings:
     SECRET_KEY: str
     SQLALCHEMY_DATABASE_URI: str
     REDIS_URL: str | None = None
+    # Where the limits count (see portal/ratelimit.py): from_environment() chooses Redis when
+    # REDIS_URL is set, else the instance folder's counts file (RATELIMIT_STORAGE_URI, if set,
+    # names another place, such as a counts file on tmpfs); memory counts per process.
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
     SUBMIT_RATE_LIMIT: str = "10 per hour;30 per day"
@@ -99,6 +103,12 @@ def _secret_key(instance_path: Path) -> str:
     return key_file.read_text().strip()
 
 
+def _counts_file_uri(instance_path: Path) -> str:
+    """The rate-limit counts file of the embedded default (portal/limitstore.py): apart from the
+    database, shared by the workers of this server."""
+    return f"qingliu-sqlite://{(instance_path / 'ratelimits.sqlite3').resolve()}"
+
+
 def from_environment(instance_path: Path) -> Settings:
     """Build the settings for a deployment from its environment variables."""
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'qingliu.sqlite3'}"
@@ -109,7 +119,8 @@ def from_environment(instance_path: Path) -> Settings:
         SECRET_KEY=_secret_key(instance_path),
         SQLALCHEMY_DATABASE_URI=_normalise_db_url(db_url),
         REDIS_URL=redis_url,
-        RATELIMIT_STORAGE_URI=redis_url or "memory://",
+        RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI") or redis_url
+        or _counts_file_uri(instance_path),
         MAX_FILES=max_files,
         MAX_FILE_BYTES=max_file,
         MAX_CONTENT_LENGTH=max_files * max_file + 4 * MiB,

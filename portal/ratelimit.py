@@ -1,31 +1,94 @@
 """Rate limits, one table for every face, bound to each app (no process-wide limiter).
 
-Counting is keyed on portal.http.rate_limit_key: a keyed hash of the address under a key that
-changes daily, so neither Redis nor memory ever holds an address."""
+A budget is shared by every door that spends it: filing a tip costs the same from the report page
+and from the API, and looking up a receipt the same from the follow-up page and the API
+(flask-limiter's shared limits, one scope each).
+
+Counting is keyed on a keyed hash of the client address under a key that changes every UTC day,
+so no store ever holds an address. Where that key comes from depends on where the counts live:
+- the embedded default counts in a small SQLite file of the instance folder, shared by the
+  workers of one server (portal/limitstore.py); its key exists only in the memory of the running
+  server (drawn by the gunicorn master before it starts the workers, gunicorn.conf.py), so a copy
+  of the disk cannot tell which address a count belongs to, not even by trying every address;
+- counts in Redis are shared by several servers, which derive the key from their common
+  SECRET_KEY.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import hmac
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from hashlib import sha256
+
+from flask import Flask, request
 from flask_limiter import Limiter
 
-from portal.http import rate_limit_key
+from portal import crypto, limitstore
 
-# endpoint → the setting that holds its limit
-RATE_LIMITS = {
-    "citizen.report_submit": "SUBMIT_RATE_LIMIT",
-    "citizen.followup_lookup": "FOLLOWUP_RATE_LIMIT",
-    "citizen.followup_reply": "FOLLOWUP_RATE_LIMIT",
-    "api.create_tip": "SUBMIT_RATE_LIMIT",
-    "api.followup_status": "FOLLOWUP_RATE_LIMIT",
-    "api.followup_message": "FOLLOWUP_RATE_LIMIT",
+# The environment variable through which gunicorn's master hands its workers the key of the
+# addresses' hashes (gunicorn.conf.py); never set it in a file.
+SERVER_SECRET_ENV = "QINGLIU_RATE_LIMIT_SECRET"  # noqa: S105  (a variable's name, not a secret)
+
+# scope → (the setting that holds its limit, the endpoints that spend it)
+SHARED_LIMITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "file-tip": ("SUBMIT_RATE_LIMIT", ("citizen.report_submit", "api.create_tip")),
+    "followup": ("FOLLOWUP_RATE_LIMIT", ("citizen.followup_lookup", "citizen.followup_reply",
+                                         "api.followup_status", "api.followup_message")),
 }
 
 
+def counts_shared_between_servers(storage_uri: str) -> bool:
+    """Counts in this one process (memory) or this one server (the SQLite file), or elsewhere."""
+    return not storage_uri.startswith(("memory://", f"{limitstore.SCHEME}://"))
+
+
+def server_secret() -> bytes:
+    """The key handed down by the gunicorn master, or (dev server, tests) one for this app."""
+    handed_down = os.environ.get(SERVER_SECRET_ENV)
+    return bytes.fromhex(handed_down) if handed_down else os.urandom(32)
+
+
+def address_hasher(app: Flask) -> Callable[[], str]:
+    """The limiter's key function: HMAC-SHA256 of the client address under the day's key."""
+    if counts_shared_between_servers(app.config["RATELIMIT_STORAGE_URI"]):
+        secret = app.config["SECRET_KEY"]
+    else:
+        secret = server_secret().hex()
+
+    def rate_limit_key() -> str:
+        return address_key(secret, request.remote_addr or "")
+
+    return rate_limit_key
+
+
+def address_key(secret: str, address: str, day: str | None = None) -> str:
+    day = day or datetime.now(UTC).strftime("%Y-%m-%d")
+    key = crypto.server_key(secret, "rate-limit " + day)
+    return hmac.new(key, address.encode(), sha256).hexdigest()
+
+
 def install_rate_limits(app: Flask) -> Limiter:
-    limiter = Limiter(key_func=rate_limit_key, app=app, headers_enabled=False,
-                      key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", "qingliu"))
-    for endpoint, setting in RATE_LIMITS.items():
-        view = app.view_functions[endpoint]
-        app.view_functions[endpoint] = limiter.limit(app.config[setting])(view)
+    # If the counts cannot be reached, each process counts in memory until they can again;
+    # should even that fail, the request goes on: a limit is never a reason for a 500.
+    limiter = Limiter(key_func=address_hasher(app), app=app, headers_enabled=False,
+                      key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", "qingliu"),
+                      in_memory_fallback_enabled=True, swallow_errors=True)
+    for scope, (setting, endpoints) in SHARED_LIMITS.items():
+        budget = limiter.shared_limit(app.config[setting], scope=scope)
+        for endpoint in endpoints:
+            app.view_functions[endpoint] = budget(app.view_functions[endpoint])
+    warn_if_counted_per_worker(app)
     app.extensions["rate_limiter"] = limiter
     return limiter
+
+
+def warn_if_counted_per_worker(app: Flask) -> None:
+    """Under gunicorn started without gunicorn.conf.py, each worker would hash with its own key:
+    the limits would hold per worker only. Say so once, at start."""
+    if ("gunicorn.arbiter" in sys.modules and SERVER_SECRET_ENV not in os.environ
+            and not counts_shared_between_servers(app.config["RATELIMIT_STORAGE_URI"])):
+        app.logger.warning("Rate limits count per worker: start gunicorn with -c gunicorn.conf.py "
+                           "(it gives every worker the same key for counting).")
