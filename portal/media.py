@@ -190,7 +190,7 @@ def clean_media(
     out_fd = -1
     try:
         size = _spool(source, in_fd, max_bytes)
-        original = _probe(tools, container.demuxer, in_fd, size)
+        original = _probe(tools, container.demuxer, in_fd)
         streams = _selected_streams(original, family)
         if not streams:
             raise MediaError("corrupt", "no audio or video stream")
@@ -200,10 +200,10 @@ def clean_media(
         out_size = os.fstat(out_fd).st_size
         if out_size == 0:
             raise MediaError("corrupt", "ffmpeg wrote nothing")
-        cleaned = _probe(tools, container.demuxer, out_fd, out_size)
+        cleaned = _probe(tools, container.demuxer, out_fd)
         _verify(cleaned, len(streams), kept_tags)
         _no_needles(out_fd, out_size, _needles(original, set(kept_tags.values())))
-        kept = _kept_categories(kept_tags)
+        kept = _kept_categories(cleaned)
         result = CleanedMedia(
             out_fd, out_size, os.pread(out_fd, 8192, 0),
             tuple(c for c in _removed(original, streams) if c not in kept),
@@ -258,7 +258,7 @@ def _input_args(demuxer: str, fd: int) -> list[str]:
     return ["-protocol_whitelist", "file", "-f", demuxer, "-i", f"file:/dev/fd/{fd}"]
 
 
-def _probe(tools: _Tools, demuxer: str, fd: int, size: int) -> dict:
+def _probe(tools: _Tools, demuxer: str, fd: int) -> dict:
     """ffprobe's view of the file: format, streams and chapters with their tags."""
     out = os.memfd_create("qingliu-media-probe")
     try:
@@ -341,9 +341,15 @@ def _kept_tags(probed: dict) -> dict[str, str]:
     return kept
 
 
-def _kept_categories(kept_tags: dict[str, str]) -> tuple[str, ...]:
-    return tuple(sorted(
-        {"location": "location", "creation_time": "datetime"}[key] for key in kept_tags))
+def _kept_categories(cleaned: dict) -> tuple[str, ...]:
+    """What the verified copy really holds of place and time (a container without a place
+    for a location, such as M4A or WAV, keeps none)."""
+    entries = [cleaned["format"], *_streams(cleaned)]
+    keys = {key.lower() for entry in entries for key in _tags(entry)}
+    kept = {"location"} if keys & {"location", "location-eng"} else set()
+    if "creation_time" in keys:
+        kept.add("datetime")
+    return tuple(sorted(kept))
 
 
 def _verify(probed: dict, expected_streams: int, kept_tags: dict[str, str]) -> None:

@@ -121,7 +121,7 @@ def test_fixtures_really_carry_the_metadata(files) -> None:
     for kind, data in files.items():
         for canary in ("CanaryComment", "CanaryArtist", LOCATION):
             if kind == "m4a" and canary == LOCATION:
-                continue  # the iPod muxer has no place for a location
+                continue  # M4A holds it in binary (a 'loci' box)
             assert canary.encode() in data, (kind, canary)
     for kind in ("mp4", "mov"):
         for canary in ("CanaryPhone", "Canary9"):
@@ -196,6 +196,20 @@ def test_audio_keeps_a_location_on_request(files) -> None:
     report, out = run_clean(files["flac"], keep_location=True)
     assert "location" in report.kept
     assert_no_canary(out, allowed=("42.9048", "129.5136"))
+
+
+def test_kept_names_only_what_the_copy_holds(files, monkeypatch) -> None:
+    """'kept' is read from the verified copy, not from what was asked: a muxer with no place
+    for the location (here: ffmpeg given nothing to keep) keeps none, and says so."""
+    real_copy = media._copy
+
+    def copy_keeping_nothing(tools, container, in_fd, out_fd, family, kept_tags, *, limit):
+        real_copy(tools, container, in_fd, out_fd, family, {}, limit=limit)
+
+    monkeypatch.setattr(media, "_copy", copy_keeping_nothing)
+    report, out = run_clean(files["mp3"], keep_location=True)
+    assert report.kept == () and "location" in report.removed
+    assert_no_canary(out)
 
 
 def test_cover_picture_of_an_audio_file_is_dropped(tmp_path) -> None:
