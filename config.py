@@ -53,9 +53,10 @@ class Settings:
     # Uploads: the issue asks for at least 10 files of 50 MB each by default.
     MAX_FILES: int = 10
     MAX_FILE_BYTES: int = 50 * MiB
-    # Images, PDFs and Office files are cleaned in memory; anything larger is refused.
+    # Images, PDFs, Office files, videos and audio are cleaned in memory (never on disk);
+    # anything larger is refused. Raise it with MAX_FILE_BYTES for longer videos.
     MAX_CLEAN_BYTES: int = 64 * MiB
-    # Pass-through kinds (video) may be larger than the cleaning cap.
+    # Pass-through kinds (text, legacy .doc/.xls/.ppt) may be larger than the cleaning cap.
     MAX_CONTENT_LENGTH: int = 10 * 50 * MiB + 4 * MiB
     # Text fields: Werkzeug keeps non-file form parts in memory.
     MAX_FORM_MEMORY_SIZE: int = 2 * MiB

@@ -41,7 +41,8 @@ MAX_LENGTH = {"narrative": 20000, "officials": 4000, "responsible": 2000, "place
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-# Pillow, pikepdf and zipfile need the whole file; video and audio stream through untouched.
+# Pillow, pikepdf and zipfile need the whole file; video and audio go from the spool to ffmpeg
+# (portal/media.py), which sanitize.clean bounds by the same cap.
 CLEANED_IN_MEMORY = ("image", "pdf", "office")
 
 
