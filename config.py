@@ -54,7 +54,7 @@ class Settings:
     MAX_FILES: int = 10
     MAX_FILE_BYTES: int = 50 * MiB
     # Images, PDFs, Office files, videos and audio are cleaned in memory (never on disk);
-    # anything larger is refused. Raise it with MAX_FILE_BYTES for longer videos.
+    # anything larger is refused.
     MAX_CLEAN_BYTES: int = 64 * MiB
     # Pass-through kinds (text, legacy .doc/.xls/.ppt) may be larger than the cleaning cap.
     MAX_CONTENT_LENGTH: int = 10 * 50 * MiB + 4 * MiB
