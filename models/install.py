@@ -9,9 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 
+# The blind-index key, as an age file sealed to every handling unit's key (portal/intake.py
+# make_blind_key): only an officer or a recovery key opens it. The key itself is never stored.
+SEALED_BLIND_KEY = "blind_index_key.sealed"
+
 
 class InstallSecret(Base):
-    """Random values made once per installation: the receipt salt and the blind-index key."""
+    """Values made once per installation: the receipt salt, and the blind-index key sealed to
+    the handling units (SEALED_BLIND_KEY), never in plain."""
 
     __tablename__ = "install_secrets"
 

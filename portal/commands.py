@@ -1,4 +1,5 @@
-"""CLI: `flask --app app seed | setup | setup-link | users create | calendar-check | audit …`.
+"""CLI: `flask --app app seed | setup | setup-link | users create | calendar-check | audit … |
+blind-index rotate`.
 
 Unattended commands fail with one line on stderr and exit status 2, never a traceback."""
 
@@ -43,6 +44,7 @@ def register(app: Flask) -> None:
     register_audit_commands(app)
     register_user_commands(app)
     register_calendar_commands(app)
+    register_blind_index_commands(app)
 
     @app.cli.command("seed")
     def seed_command() -> None:
@@ -202,6 +204,47 @@ def register_calendar_commands(app: Flask) -> None:
                        f"that reaches it is uncertain. Import it on /admin/calendar.", err=True)
             raise click.exceptions.Exit(1)
         click.echo(f"ok: the holiday calendar covers what deadlines reach as of {day}")
+
+
+def read_identities(paths: tuple[Path, ...]) -> list[crypto.AgeIdentity]:
+    """The age identities in identity files (recovery keys): the AGE-SECRET-KEY-1 lines."""
+    found = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {path}: {exc.__class__.__name__}")
+        found += [crypto.AgeIdentity(line.strip()) for line in text.splitlines()
+                  if line.strip().upper().startswith("AGE-SECRET-KEY-1")]
+    return found
+
+
+def register_blind_index_commands(app: Flask) -> None:
+    from flask.cli import AppGroup
+
+    blind = AppGroup("blind-index", help="The key of the blind indexes that find related tips.")
+
+    @blind.command("rotate")
+    @click.option("--identity", "identity_files", multiple=True, required=True,
+                  type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                  help="a unit's recovery key file (州本级's opens every tip); repeatable")
+    def rotate_command(identity_files: tuple[Path, ...]) -> None:
+        """Replace the blind-index key and compute every tip's indexes again with the new one.
+        Copies of the database made before then confirm nothing about the new indexes."""
+        from portal.audit import SYSTEM
+        from portal.intake import NotAUnitKey, rotate_blind_key
+
+        identities = read_identities(identity_files)
+        try:
+            result = rotate_blind_key(db.session, identities, SYSTEM)
+        except (NotAUnitKey, crypto.CryptoError):
+            fail("give the recovery key file of a handling unit (e.g. zhou.txt)")
+        click.echo(f"new blind-index key sealed; {result.indexed} tips indexed again")
+        if result.left:
+            click.echo(f"{result.left} tips are not opened by these keys: they are indexed when "
+                       "an officer of their unit opens them or the queue")
+
+    app.cli.add_command(blind)
 
 
 def register_audit_commands(app: Flask) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import io
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -18,12 +19,24 @@ from datetime import datetime
 from hashlib import sha256
 from typing import BinaryIO, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Attachment, Category, Channel, Language, Tip, TipStatus, TipUpdate, Unit
+from models import (
+    HANDLING_KINDS,
+    Attachment,
+    Category,
+    Channel,
+    InstallSecret,
+    Language,
+    Tip,
+    TipStatus,
+    TipUpdate,
+    Unit,
+)
 from models.base import utcnow
+from models.install import SEALED_BLIND_KEY
 from portal import crypto, receipts, sanitize
 from portal.audit import REPORTER, Actor, record
 from portal.blobs import ChunkSink
@@ -196,6 +209,20 @@ def current_category(session: Session, code: str) -> Category | None:
     ).first()
 
 
+# ---------------------------------------------------------------------------------------------
+# Blind indexes
+#
+# The key is made at setup and stored only sealed (age) to every handling unit's key, which are
+# also the printed recovery keys: a copy of the database, files and configuration cannot
+# confirm a guessed name. Nobody holding a key is present when a citizen files, so a tip is
+# stored without indexes (NULL) and an officer's request computes them when it opens the tip or
+# the queue (portal/triage.py index_pending).
+
+# What an index column holds once computed for a field with no letter or digit in it (NULL is
+# "not computed yet").
+NO_INDEX = b""
+
+
 def blind_index(key: bytes, text: str) -> bytes | None:
     """Keyed hash of normalised text, so that officers can find tips naming the same party or
     place without decrypting any (NFKC, case-folded, spaces and punctuation dropped)."""
@@ -204,8 +231,130 @@ def blind_index(key: bytes, text: str) -> bytes | None:
     return hmac.new(key, kept.encode(), sha256).digest() if kept else None
 
 
+def index_values(key: bytes, content: object) -> tuple[bytes, bytes]:
+    """(responsible_index, place_index) of a tip's opened content (TipDraft's fields)."""
+    fields = content if isinstance(content, dict) else {}
+
+    def one(name: str) -> bytes:
+        value = fields.get(name)
+        digest = blind_index(key, value) if isinstance(value, str) else None
+        return digest if digest is not None else NO_INDEX
+
+    return one("responsible"), one("place")
+
+
+def blind_key_recipients(session: Session) -> list[str]:
+    """Every handling unit's public key: the officers who may open tips, and the recovery keys."""
+    kinds = [k.value for k in HANDLING_KINDS]
+    return [key for key in session.scalars(
+        select(Unit.public_key).where(Unit.kind.in_(kinds), Unit.public_key.is_not(None))
+        .order_by(Unit.id)) if key]
+
+
+def make_blind_key(session: Session, *, replace: bool = False) -> bytes | None:
+    """A fresh blind-index key, stored sealed to the handling units; every tip's indexes are
+    marked not computed (they belong to the earlier key, if any). Returns the key for the
+    caller's own use (never kept), or None when no unit has a key yet. Without `replace`, a key
+    another server made first wins and is returned instead (None if this one cannot open it)."""
+    recipients = blind_key_recipients(session)
+    existing = session.get(InstallSecret, SEALED_BLIND_KEY)
+    if not recipients or (existing is not None and not replace):
+        return None
+    key = os.urandom(32)
+    sealed = crypto.seal(key, recipients)
+    try:
+        with session.begin_nested():
+            if existing is not None:
+                existing.value = sealed
+            else:
+                session.add(InstallSecret(name=SEALED_BLIND_KEY, value=sealed))
+            session.execute(update(Tip).values(responsible_index=None, place_index=None))
+    except IntegrityError:
+        return None  # made by another request meanwhile; open_blind_key reads that one
+    return key
+
+
+def open_blind_key(session: Session, identities: Sequence[str]) -> bytes | None:
+    """The blind-index key, opened with unit identities an officer holds (None if they open
+    it not). The first key holder to need it makes it when setup did not (units keyed without
+    it). For the caller's request only: it is never cached beyond."""
+    if not identities:
+        return None
+    for _attempt in range(2):
+        row = session.get(InstallSecret, SEALED_BLIND_KEY)
+        if row is None:
+            made = make_blind_key(session)
+            if made is not None:
+                return made
+            if not blind_key_recipients(session):
+                return None
+            continue
+        try:
+            return crypto.open_sealed(row.value, identities)
+        except crypto.CryptoError:
+            return None
+    return None
+
+
+class NotAUnitKey(Exception):
+    """An identity given to rotate the blind-index key is no handling unit's key."""
+
+
+@dataclass(frozen=True)
+class Rotated:
+    indexed: int  # tips whose indexes were computed again with the new key
+    left: int  # tips the given keys do not open: computed when an officer opens them
+
+
+def rotate_blind_key(session: Session, identities: Sequence[crypto.AgeIdentity],
+                     actor: Actor, batch: int = 200) -> Rotated:
+    """Replace the blind-index key with a fresh one (sealed to the handling units) and compute
+    every tip's indexes again with it, opening tips with the given unit identities (a recovery
+    key: 州本级's opens every tip). A copy of the database taken earlier then confirms nothing
+    about later indexes. One transaction; audited without content."""
+    recipients = set(blind_key_recipients(session))
+    if not identities or any(crypto.recipient_of(i) not in recipients for i in identities):
+        raise NotAUnitKey
+    try:
+        key = make_blind_key(session, replace=True)
+        if key is None:
+            raise NotAUnitKey
+        indexed = left = 0
+        last = 0
+        while True:
+            rows = session.execute(select(Tip.id, Tip.content).where(Tip.id > last)
+                                   .order_by(Tip.id).limit(batch)).all()
+            if not rows:
+                break
+            for row in rows:
+                last = row.id
+                try:
+                    content = json.loads(crypto.open_sealed(row.content, identities))
+                except (crypto.CryptoError, ValueError):
+                    left += 1
+                    continue
+                responsible, place = index_values(key, content)
+                session.execute(update(Tip).where(Tip.id == row.id).values(
+                    responsible_index=responsible, place_index=place))
+                indexed += 1
+        record(session, actor, "blind_index.rotated", tips=indexed)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return Rotated(indexed, left)
+
+
+# ---------------------------------------------------------------------------------------------
+# Filing
+
+
+def _draft_fields(draft: TipDraft) -> dict[str, str]:
+    return {name: getattr(draft, name) for name in TEXT_FIELDS}
+
+
 def _content_json(draft: TipDraft) -> bytes:
-    content = {name: getattr(draft, name) for name in TEXT_FIELDS}
+    content: dict[str, object] = dict(_draft_fields(draft))
     content["category"] = draft.category
     content["county"] = draft.county
     content["keep_photo_location"] = draft.keep_photo_location
@@ -283,10 +432,13 @@ def file_tip(
     actor: Actor = REPORTER,
     now: datetime | None = None,
     once: receipts.Once | None = None,
+    blind_key: bytes | None = None,
 ) -> FiledTip:
     """Validate, seal and store a tip with its attachments in one transaction, and return the
     receipt, which exists nowhere else afterwards. With `once` (a one-time submission token), a
-    repeat of the same submission raises AlreadyFiled instead of filing again."""
+    repeat of the same submission raises AlreadyFiled instead of filing again. The blind
+    indexes are computed now only with `blind_key` (an officer entering the tip holds it);
+    otherwise when a key holder first opens the tip."""
     now = now or utcnow()
     if once is not None and (earlier := filed_before(session, once, now)) is not None:
         if not _same_report(session, earlier.tip_id, once, draft, receipt_cost):
@@ -301,7 +453,8 @@ def file_tip(
     unit: Unit = routing_unit(session, draft.county)
     recipients = [*unit_recipients(session, unit), keys.keypair.recipient]
     category = current_category(session, draft.category) if draft.category else None
-    blind_key = install_secret(session, "blind_index_key")
+    indexes = (index_values(blind_key, _draft_fields(draft)) if blind_key is not None
+               else (None, None))
     try:
         tip = Tip(
             receipt_lookup=keys.lookup,
@@ -316,8 +469,8 @@ def file_tip(
             real_name=draft.identity is not None,
             received_at=now,
             content=crypto.seal(_content_json(draft), recipients),
-            responsible_index=blind_index(blind_key, draft.responsible),
-            place_index=blind_index(blind_key, draft.place),
+            responsible_index=indexes[0],
+            place_index=indexes[1],
         )
         # 15 days to decide whether to accept (12369 practice; referral/deadlines.py RULES).
         deadline = deadline_for("tip.accept", now, load_calendar(session))

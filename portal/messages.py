@@ -463,6 +463,7 @@ EVENT_WORDS: dict[str, Any] = {
     "token.revoked": lazy_gettext("API token revoked"),
     # Administration and the log
     "setup.completed": lazy_gettext("Setup completed"),
+    "blind_index.rotated": lazy_gettext("Related-tips key replaced"),
     "category.edited": lazy_gettext("Category edited"),
     "offence.saved": lazy_gettext("Offence saved"),
     "calendar.imported": lazy_gettext("Holiday calendar imported"),

@@ -14,6 +14,7 @@ from models.base import utcnow
 from portal import crypto
 from portal.accounts import add_membership, administrators_exist, create_user
 from portal.audit import SYSTEM, Actor, record
+from portal.intake import make_blind_key
 from portal.keys import BUREAU_CODE, generate_unit_keys
 from portal.receipts import Argon2Cost
 
@@ -49,7 +50,8 @@ def token_is_valid(session: Session, token: str) -> bool:
 
 def complete_setup(session: Session, username: str, password: str, *, wrap_cost: Argon2Cost,
                    login_cost: Argon2Cost, token: str | None = None) -> SetupResult:
-    """Create the first administrator and every handling unit's key pair, in one transaction.
+    """Create the first administrator, every handling unit's key pair and the blind-index key
+    (sealed to the handling units' keys), in one transaction.
 
     The administrator receives no unit key: being administrator grants no access to tips. The
     identities are returned once, for printing as recovery keys, and are not kept."""
@@ -66,6 +68,7 @@ def complete_setup(session: Session, username: str, password: str, *, wrap_cost:
                             login_cost=login_cost, actor=SYSTEM)
         add_membership(session, admin, BUREAU_CODE, Role.ADMINISTRATOR, actor=SYSTEM)
         recovery = generate_unit_keys(session, Actor("staff", admin.id, Role.ADMINISTRATOR))
+        make_blind_key(session)  # sealed to the units' keys just made; the key itself is dropped
         record(session, SYSTEM, "setup.completed", object_type="user", object_id=admin.id,
                units=len(recovery))
         session.commit()

@@ -1,8 +1,10 @@
 """Triage: the officers' queue, opening a tip, and every action on it.
 
-Listing reads plaintext metadata only and never decrypts. Opening a tip or a file decrypts with
-the unit key the officer holds and leaves an audit event. Every action checks portal/access.py,
-writes its audit event in the same transaction, and tells the reporter what they should know.
+Listing reads plaintext metadata only. Opening a tip or a file decrypts with the unit key the
+officer holds and leaves an audit event. A key holder's queue or tip page also computes the blind
+indexes of tips filed since (index_pending), the only moment a key is at hand to do it. Every
+action checks portal/access.py, writes its audit event in the same transaction, and tells the
+reporter what they should know.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from PIL import Image
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from models import (
@@ -37,7 +39,7 @@ from models import (
     User,
 )
 from models.base import utcnow
-from portal import blobs, crypto
+from portal import blobs, crypto, intake
 from portal.access import OFFICERS, Principal
 from portal.audit import Actor, record
 from portal.intake import COUNTIES, FiledTip, Limits, TipDraft, current_category, file_tip
@@ -57,6 +59,7 @@ ENTERED_CHANNELS = tuple(c for c in Channel if c not in (Channel.ONLINE, Channel
 DEADLINE_FILTERS = ("due_soon", "overdue")
 SORTS = ("received", "deadline", "priority")
 PREVIEW_PIXELS = 1280  # longest side of a photo shown on the tip page
+INDEX_BATCH = 50  # tips whose blind indexes one request computes, so pages stay fast
 
 
 class NotFound(Exception):
@@ -148,7 +151,11 @@ def _decode_cursor(cursor: str) -> list[object]:
         raise Refused("bad_cursor") from exc
     if not isinstance(values, list):
         raise Refused("bad_cursor")
-    return [datetime.fromisoformat(v) if isinstance(v, str) and "T" in v else v for v in values]
+    try:
+        return [datetime.fromisoformat(v) if isinstance(v, str) and "T" in v else v
+                for v in values]
+    except ValueError as exc:  # "2026-01-01T99": no time
+        raise Refused("bad_cursor") from exc
 
 
 def _filtered(query: Select, unit_ids: set[int], filters: QueueFilter, now: datetime,
@@ -207,6 +214,12 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
                       .outerjoin(Category, Category.id == Tip.category_id),
                       unit_ids, filters, now, calendar)
     after = _decode_cursor(filters.cursor) if filters.cursor else None
+    # The cursor names the last row shown by the keys of its sort: anything else is no cursor.
+    shape = (int, datetime, int) if filters.sort == "priority" else (datetime, int)
+    if after is not None and (len(after) != len(shape) or not all(
+            isinstance(v, t) and not isinstance(v, bool) and (t is datetime or abs(v) < 2**31)
+            for v, t in zip(after, shape, strict=True))):
+        raise Refused("bad_cursor")
     if filters.sort == "deadline":
         query = query.where(Tip.due_at.is_not(None))
         if after:
@@ -242,6 +255,8 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
                               "priority": [last.priority, last.received_at, last.id]
                               }.get(filters.sort, [last.received_at, last.id])
         next_cursor = _encode_cursor(keys)
+    if filters.cursor is None:
+        index_pending(session, principal)
     return QueuePage(rows, next_cursor)
 
 
@@ -386,6 +401,7 @@ def open_tip(session: Session, principal: Principal, tip_id: int, *,
     The location and time a reporter chose to keep with a photo are read either way."""
     tip = get_visible(session, principal, tip_id)
     identities = principal.identities_for(tip)
+    index_pending(session, principal, first=tip.id)
     content = json.loads(_open(tip.content, identities))
     attachments = [_attachment_view(session, a, identities, previews) for a in tip.attachments]
     detail = TipDetail(
@@ -420,8 +436,54 @@ def case_of(session: Session, tip_id: int) -> CaseLink | None:
         select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))))
 
 
+def blind_key(session: Session, principal: Principal) -> bytes | None:
+    """The blind-index key, opened with the handling units' keys this officer holds; None
+    without one. Unsealed for the caller's request and kept nowhere."""
+    held = principal.identities
+    return intake.open_blind_key(
+        session, [identity for unit, identity in held.items() if unit in principal.handling_ids])
+
+
+def index_pending(session: Session, principal: Principal, first: int | None = None,
+                  limit: int = INDEX_BATCH) -> int:
+    """Compute the blind indexes of up to `limit` tips not indexed yet that this officer's keys
+    open (`first`, the tip being opened, before the others), and commit; return how many. A
+    citizen files without anyone holding the key at hand, so this is when indexes are made.
+    Nothing is shown nor logged: only the keyed hashes are stored."""
+    units = principal.units_for("tip.view")
+    if not units:
+        return 0
+    pending = (Tip.responsible_index.is_(None), Tip.unit_id.in_(sorted(units)))
+    if session.scalar(select(Tip.id).where(*pending).limit(1)) is None:
+        return 0  # the usual case: one indexed lookup, no key unsealed
+    held = principal.identities
+    if principal.bureau_id not in held:  # 州本级's key opens every tip; a county's its own
+        units &= set(held)
+    key = blind_key(session, principal) if units else None
+    if key is None:
+        return 0
+    order = [case((Tip.id == first, 0), else_=1)] if first is not None else []
+    rows = session.execute(
+        select(Tip.id, Tip.unit_id, Tip.content)
+        .where(Tip.responsible_index.is_(None), Tip.unit_id.in_(sorted(units)))
+        .order_by(*order, Tip.id.desc()).limit(limit)).all()
+    for row in rows:
+        opening = [held[u] for u in (row.unit_id, principal.bureau_id) if u in held]
+        try:
+            content = json.loads(crypto.open_sealed(row.content, opening))
+        except (crypto.CryptoError, ValueError):
+            content = {}  # a damaged tip: indexed as naming nothing, not retried every page
+        responsible, place = intake.index_values(key, content)
+        session.execute(update(Tip).where(Tip.id == row.id, Tip.responsible_index.is_(None))
+                        .values(responsible_index=responsible, place_index=place))
+    session.commit()
+    return len(rows)
+
+
 def related_tips(session: Session, principal: Principal, tip: Tip, limit: int = 20) -> list[int]:
-    """Tips naming the same responsible party or place, by blind index: nothing decrypted."""
+    """Tips naming the same responsible party or place, by blind index: nothing decrypted.
+    Tips not indexed yet (none of their unit's key holders has opened them or the queue since)
+    are not found until then."""
     conditions = []
     if tip.responsible_index:
         conditions.append(Tip.responsible_index == tip.responsible_index)
@@ -707,7 +769,8 @@ def hotline_tip(session: Session, principal: Principal, draft: TipDraft, *, limi
     if draft.channel not in ENTERED_CHANNELS:
         raise Refused("bad_channel")
     return file_tip(session, draft, [], limits=limits, receipt_cost=receipt_cost,
-                    actor=Actor("staff", principal.user.id, "intake_officer"), once=once)
+                    actor=Actor("staff", principal.user.id, "intake_officer"), once=once,
+                    blind_key=blind_key(session, principal))
 
 
 def staff_of_units(session: Session, unit_ids: set[int]) -> list[User]:

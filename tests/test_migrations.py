@@ -121,3 +121,59 @@ def test_upgrade_to_head_with_data_then_downgrade(tmp_path: Path, empty_database
         remaining = set(inspect(db.engine).get_table_names()) - {"alembic_version"}
         assert remaining == set()
         db.engine.dispose()
+
+
+def test_the_blind_index_key_is_sealed_and_its_plain_copy_deleted(tmp_path: Path,
+                                                                   empty_database: str) -> None:
+    """a81e00000006 seals the plain blind-index key to the handling units' keys (not a
+    receiving body's) and deletes it; indexes made with it stay valid, NULL ones become
+    "computed, naming nothing" (b""); downgrade turns those back into NULL."""
+    import os
+
+    from portal import crypto
+
+    settings = test_settings(tmp_path)
+    settings["SQLALCHEMY_DATABASE_URI"] = empty_database
+    app = create_app(settings)
+    with app.app_context():
+        flask_migrate.upgrade(revision="a81e00000005")
+        metadata = MetaData()
+        metadata.reflect(db.engine)
+        units, tips = metadata.tables["units"], metadata.tables["tips"]
+        secrets = metadata.tables["install_secrets"]
+        pairs = {code: crypto.generate_keypair() for code in ("zhou", "yanji", "psb_zhou")}
+        kinds = {"zhou": "bureau", "yanji": "county", "psb_zhou": "public_security"}
+        key = os.urandom(32)
+        index = intake.blind_index(key, "Acme Yanji Co")
+        with db.engine.begin() as conn:
+            ids = {code: conn.execute(units.insert().values(
+                code=code, kind=kinds[code], name_zh=code, name_ko=code, name_en=code,
+                active=True, public_key=pairs[code].recipient)).inserted_primary_key[0]
+                for code in pairs}
+            conn.execute(secrets.insert().values(name="blind_index_key", value=key))
+            conn.execute(secrets.insert().values(name="receipt_salt", value=b"s" * 32))
+            conn.execute(tips.insert().values(
+                receipt_lookup=b"\x01" * 32, receipt_recipient="age1x", unit_id=ids["yanji"],
+                channel="online", status="received", priority=0, real_name=False,
+                attachment_count=0, received_at=datetime(2026, 1, 5, tzinfo=UTC),
+                content=b"ciphertext", responsible_index=index, place_index=None))
+        flask_migrate.upgrade(revision="a81e00000006")
+        with db.engine.connect() as conn:
+            kept = dict(conn.execute(select(secrets.c.name, secrets.c.value)).all())
+            row = conn.execute(select(tips.c.responsible_index, tips.c.place_index)).one()
+        assert set(kept) == {"blind_index_key.sealed", "receipt_salt"}
+        sealed = kept["blind_index_key.sealed"]
+        for holder in ("zhou", "yanji"):
+            assert crypto.open_sealed(sealed, [pairs[holder].identity]) == key
+        with pytest.raises(crypto.CryptoError):
+            crypto.open_sealed(sealed, [pairs["psb_zhou"].identity])
+        assert (bytes(row[0]), bytes(row[1])) == (index, intake.NO_INDEX)
+        if not TEST_DATABASE_URL:  # the deleted row is overwritten in the file itself
+            assert key not in (tmp_path / "migrate.sqlite3").read_bytes()
+        flask_migrate.downgrade(revision="a81e00000005")
+        with db.engine.connect() as conn:
+            row = conn.execute(select(tips.c.responsible_index, tips.c.place_index)).one()
+        assert (bytes(row[0]), row[1]) == (index, None)
+        db.session.remove()
+        flask_migrate.downgrade(revision="base")
+        db.engine.dispose()
