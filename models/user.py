@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, utcnow
@@ -37,6 +37,16 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A password reset by an administrator (portal/accounts.py): who asked and when (kept for the
+    # notice at the next sign-in), where it stands — "confirm" (a second administrator must
+    # confirm, the second factor being lost too), "open" (the one-time link works) or None —,
+    # wrong codes typed on the link's page, and whether the notice is still to be shown.
+    reset_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reset_state: Mapped[str | None] = mapped_column(String(8))
+    reset_factor_lost: Mapped[bool] = mapped_column(default=False, server_default=false())
+    reset_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    reset_notice: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")
 

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import secrets
+from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from models import HANDLING_KINDS, RECEIVING_KINDS, Membership, Role, Unit, UnitKind, User
+from models import (
+    HANDLING_KINDS,
+    RECEIVING_KINDS,
+    AuditEvent,
+    Membership,
+    RecoveryCode,
+    Role,
+    Unit,
+    UnitKind,
+    User,
+)
+from models.base import utcnow
 from portal import crypto
 from portal.audit import Actor, record
-from portal.auth import hash_password
+from portal.auth import SecondFactorFailed, hash_password, use_recovery_code, verify_totp
 from portal.receipts import Argon2Cost
 
 MIN_PASSWORD_LENGTH = 12
@@ -28,6 +40,14 @@ class RoleRefused(ValueError):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+def check_not_self(actor: Actor, user_id: int | None) -> None:
+    """No one changes their own account's roles, state or password from the administration
+    side (issue 9): an administrator cannot make itself an officer, drop its own administrator
+    role to take one, nor reset its own password. Another administrator must do it."""
+    if actor.type == "staff" and actor.id is not None and actor.id == user_id:
+        raise RoleRefused("self_grant")
 
 
 OFFICER_ROLES = frozenset({Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD})
@@ -96,7 +116,9 @@ def check_roles(session: Session, assignments: list[tuple[str, Role]]) -> None:
 
 def assign_role(session: Session, user: User, unit_code: str, role: Role, *,
                 actor: Actor) -> Membership:
-    """Add a membership after checking that it makes sense (check_role)."""
+    """Add a membership after checking that it makes sense (check_role) and that the actor is
+    not giving it to themselves (check_not_self)."""
+    check_not_self(actor, user.id)
     check_role(session, user, unit_code, role)
     return add_membership(session, user, unit_code, role, actor=actor)
 
@@ -168,12 +190,14 @@ def administrators_exist(session: Session) -> bool:
 
 
 def remove_membership(session: Session, membership: Membership, *, actor: Actor) -> None:
+    check_not_self(actor, membership.user_id)
     record(session, actor, "membership.removed", object_type="user",
            object_id=membership.user_id, unit_code=membership.unit.code, role=membership.role)
     session.delete(membership)
 
 
 def set_active(session: Session, user: User, active: bool, *, actor: Actor) -> None:
+    check_not_self(actor, user.id)
     user.active = active
     record(session, actor, "user.activated" if active else "user.deactivated",
            object_type="user", object_id=user.id)
@@ -212,3 +236,151 @@ def user_for_first_sign_in(session: Session, token: str, secret_key: str,
     if user is None or not user.active or data.get("p") != _password_fingerprint(user):
         return None
     return user
+
+
+# ---------------------------------------------------------------------------------------------
+# Password reset by an administrator (issue 9). The administrator never chooses the password
+# and cannot complete the reset: custody.reset_password makes the password unusable, ends the
+# grants sealed to the personal key and opens the reset; the one-time link below lets the
+# holder choose a new password only with proof the administrator does not have — a current
+# code of the enrolled authenticator or an unused recovery code. When the second factor is lost
+# as well, a second administrator confirms the reset first (two-person rule) and the person
+# enrols a new authenticator afterwards. At the next sign-in the person is told who reset it.
+
+RESET_SALT = "qingliu.password-reset"
+RESET_VALID = timedelta(days=7)
+MAX_RESET_FAILURES = 5
+RESET_CONFIRM = "confirm"  # waiting for a second administrator
+RESET_OPEN = "open"  # the link works
+
+
+class ResetRefused(ValueError):
+    """A reset step that cannot be taken; `code` names why (words in the pages)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def unusable_password_hash() -> str:
+    """What stands in the login hash while a reset is open: no password verifies against it
+    (it is not an Argon2 hash), and it differs for every reset, so older links are spent."""
+    return "!reset:" + secrets.token_hex(16)
+
+
+def confirm_reset(session: Session, user: User, *, actor: Actor) -> None:
+    """The second administrator's confirmation of a reset whose second factor is lost too."""
+    check_not_self(actor, user.id)
+    if user.reset_state != RESET_CONFIRM:
+        raise ResetRefused("nothing_to_confirm")
+    if actor.id is not None and actor.id == user.reset_by_id:
+        raise ResetRefused("same_administrator")
+    user.reset_state = RESET_OPEN
+    record(session, actor, "password.reset_confirmed", object_type="user", object_id=user.id)
+
+
+def _reset_fingerprint(user: User) -> str:
+    at = user.reset_at.isoformat() if user.reset_at else ""
+    state = f"{user.password_hash}|{user.reset_state}|{at}"
+    return hashlib.sha256(state.encode()).hexdigest()[:32]
+
+
+def reset_token(user: User, secret_key: str) -> str:
+    """The one-time reset link's token: bound to this reset (the unusable hash it set), so it
+    stops working once the password is chosen or another reset is made."""
+    if user.reset_state != RESET_OPEN:
+        raise ResetRefused("not_open")
+    return URLSafeTimedSerializer(secret_key, salt=RESET_SALT).dumps(
+        {"u": user.id, "r": _reset_fingerprint(user)})
+
+
+def user_for_reset(session: Session, token: str, secret_key: str,
+                   max_age: timedelta = RESET_VALID) -> User | None:
+    """The account a reset link is for; None when the link is forged, expired or spent."""
+    try:
+        data = URLSafeTimedSerializer(secret_key, salt=RESET_SALT).loads(
+            token, max_age=int(max_age.total_seconds()))
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("u"), int) or not (
+            0 < data["u"] < 2**31):
+        return None
+    user = session.get(User, data["u"])
+    if (user is None or not user.active or user.reset_state != RESET_OPEN
+            or user.reset_failures >= MAX_RESET_FAILURES
+            or not secrets.compare_digest(str(data.get("r", "")), _reset_fingerprint(user))):
+        return None
+    return user
+
+
+def complete_reset(session: Session, user: User, new: str, code: str, *, secret_key: str,
+                   wrap_cost: Argon2Cost, login_cost: Argon2Cost,
+                   now: datetime | None = None) -> None:
+    """The holder completes the reset: proves it with the second factor (unless a second
+    administrator confirmed that it is lost), then a new personal key is wrapped under the new
+    password. A wrong code counts; after MAX_RESET_FAILURES the reset is spent and an
+    administrator must start another. The caller commits in both cases."""
+    if user.reset_state != RESET_OPEN or user.reset_failures >= MAX_RESET_FAILURES:
+        raise ResetRefused("spent")
+    check_password_strength(new)
+    holder = Actor("staff", user.id, None)
+    if not user.reset_factor_lost:
+        code = code.strip()
+        try:
+            if len("".join(c for c in code if c.isalnum())) > 8:
+                use_recovery_code(session, user, code, now)
+            else:
+                verify_totp(user, code, secret_key, now)
+        except (SecondFactorFailed, crypto.CryptoError):
+            user.reset_failures += 1
+            record(session, holder, "password.reset_code_failed", object_type="user",
+                   object_id=user.id)
+            if user.reset_failures >= MAX_RESET_FAILURES:
+                user.reset_state = None
+                raise ResetRefused("spent") from None
+            raise ResetRefused("wrong_code") from None
+    pair = crypto.generate_keypair()
+    user.public_key = pair.recipient
+    user.wrapped_identity = crypto.wrap_identity(pair.identity, new, wrap_cost)
+    user.password_hash = hash_password(new, login_cost)
+    user.password_changed_at = now or utcnow()
+    if user.reset_factor_lost:  # a new authenticator is enrolled at the next sign-in
+        user.totp_secret = None
+        user.totp_confirmed_at = None
+        user.totp_last_step = None
+        session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    user.reset_state = None
+    user.reset_failures = 0
+    user.reset_notice = True
+    record(session, holder, "password.reset_completed", object_type="user", object_id=user.id,
+           factor_lost=user.reset_factor_lost)
+
+
+def take_reset_notice(session: Session, user: User) -> tuple[str, datetime] | None:
+    """Who reset this account's password and when, once: the first sign-in after a completed
+    reset shows it, later ones do not. The caller commits."""
+    if not user.reset_notice or user.reset_at is None:
+        return None
+    user.reset_notice = False
+    by = session.get(User, user.reset_by_id) if user.reset_by_id else None
+    return (by.display_name or by.username) if by else "", user.reset_at
+
+
+# ---------------------------------------------------------------------------------------------
+# Account changes, for auditors: from the log alone.
+
+ACCOUNT_ACTIONS = ("setup.completed", "user.created", "user.sign_in_link_issued",
+                   "membership.added", "membership.removed", "user.activated",
+                   "user.deactivated", "password.reset", "password.reset_requested",
+                   "password.reset_confirmed", "password.reset_code_failed",
+                   "password.reset_completed")
+ACCOUNT_CHANGES_PAGE = 100
+
+
+def account_changes(session: Session, page: int = 0) -> list[AuditEvent]:
+    """One page (newest first) of the log's entries that created accounts, gave or removed
+    roles, reset passwords or (de)activated accounts."""
+    return list(session.scalars(
+        select(AuditEvent).where(AuditEvent.action.in_(ACCOUNT_ACTIONS))
+        .order_by(AuditEvent.seq.desc()).offset(max(page, 0) * ACCOUNT_CHANGES_PAGE)
+        .limit(ACCOUNT_CHANGES_PAGE)))

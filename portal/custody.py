@@ -147,24 +147,36 @@ def change_password(session: Session, user: User, old: str, new: str, *, wrap_co
            object_id=user.id)
 
 
-def reset_password(session: Session, user: User, new: str, *, wrap_cost: Argon2Cost,
-                   login_cost: Argon2Cost, actor: Actor) -> int:
-    """An administrator's reset: the old personal key is gone, so a new one is made and the
-    grants sealed to the old one are revoked; a holder of each unit key re-grants it.
-    Returns how many grants were revoked."""
-    check_password_strength(new)
-    pair = crypto.generate_keypair()
-    user.public_key = pair.recipient
-    user.wrapped_identity = crypto.wrap_identity(pair.identity, new, wrap_cost)
-    user.password_hash = hash_password(new, login_cost)
-    user.password_changed_at = utcnow()
-    user.totp_secret = None
-    user.totp_confirmed_at = None
-    user.totp_last_step = None
+def reset_password(session: Session, user: User, *, actor: Actor,
+                   factor_lost: bool = False) -> int:
+    """An administrator's reset, which the administrator cannot complete (issue 9): no password
+    is chosen here. The password becomes unusable at once and the grants sealed to the personal
+    key are revoked (a holder of each unit key re-grants it); the person completes the reset on
+    a one-time link with their second factor (accounts.complete_reset), which makes a new
+    personal key. When the second factor is lost as well, or was never enrolled, a second
+    administrator must confirm first (accounts.confirm_reset). The caller ends the account's
+    sessions. Returns how many grants were revoked."""
+    from portal.accounts import (
+        RESET_CONFIRM,
+        RESET_OPEN,
+        check_not_self,
+        unusable_password_hash,
+    )
+
+    check_not_self(actor, user.id)
+    lost = factor_lost or user.totp_confirmed_at is None
+    now = utcnow()
+    user.password_hash = unusable_password_hash()
+    user.reset_by_id = actor.id
+    user.reset_at = now
+    user.reset_state = RESET_CONFIRM if lost else RESET_OPEN
+    user.reset_factor_lost = lost
+    user.reset_failures = 0
+    user.reset_notice = False
     revoked = 0
     for old in active_grants(session, user.id):
-        old.revoked_at = utcnow()
+        old.revoked_at = now
         revoked += 1
-    record(session, actor, "password.reset", object_type="user", object_id=user.id,
-           grants_revoked=revoked)
+    record(session, actor, "password.reset_requested", object_type="user", object_id=user.id,
+           grants_revoked=revoked, factor_lost=lost)
     return revoked

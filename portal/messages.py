@@ -453,6 +453,10 @@ EVENT_WORDS: dict[str, Any] = {
     "membership.removed": lazy_gettext("Role removed"),
     "password.changed": lazy_gettext("Password changed"),
     "password.reset": lazy_gettext("Password reset"),
+    "password.reset_requested": lazy_gettext("Password reset requested by an administrator"),
+    "password.reset_confirmed": lazy_gettext("Password reset confirmed by a second administrator"),
+    "password.reset_code_failed": lazy_gettext("Wrong code on a password reset link"),
+    "password.reset_completed": lazy_gettext("Password reset completed by the account holder"),
     "signin.succeeded": lazy_gettext("Signed in"),
     "signin.failed": lazy_gettext("Sign-in failed"),
     "signout": lazy_gettext("Signed out"),
@@ -538,13 +542,16 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "sealed": lambda v: _yes(v, _l("sealed, for offline decryption")),
     "reason": lambda v: str(REFUSAL_REASON_WORDS.get(str(v), "")) or None,
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
+    "factor_lost": lambda v: _yes(v, _l("the second factor lost as well")),
 }
 
 
 REFUSAL_REASON_WORDS = {"key_not_held": lazy_gettext("no key of the unit held"),
                         "key_does_not_open": lazy_gettext("the key held does not open it")}
 VIA_WORDS = {"page": lazy_gettext("on the administration page"),
-             "command": lazy_gettext("from the command line")}
+             "command": lazy_gettext("from the command line"),
+             "cli": lazy_gettext("from the command line"),
+             "reset": lazy_gettext("for a password reset")}
 
 
 def _details(details: object) -> dict[str, Any]:

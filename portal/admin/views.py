@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import format_date, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -30,17 +30,25 @@ from models import (
 from portal import auth, crypto, custody
 from portal.accounts import (
     MIN_PASSWORD_LENGTH,
+    RESET_CONFIRM,
+    ResetRefused,
     RoleRefused,
     UsernameTaken,
     WeakPassword,
     assign_role,
+    check_not_self,
+    complete_reset,
+    confirm_reset,
     create_account,
     first_sign_in_token,
     parse_role,
     remove_membership,
+    reset_token,
     roles_open_to,
     set_active,
+    take_reset_notice,
     user_for_first_sign_in,
+    user_for_reset,
 )
 from portal.admin import bp
 from portal.admin.warnings import admin_warnings, missing_calendar_years
@@ -136,7 +144,14 @@ def home() -> Any:
         .group_by(Membership.role)).all())
     return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
                            per_role=[(role, per_role.get(role.value, 0)) for role in Role],
-                           warnings=admin_warnings(db.session, _today()))
+                           warnings=admin_warnings(db.session, _today()),
+                           to_confirm=_resets_to_confirm())
+
+
+def _resets_to_confirm() -> list[User]:
+    """Password resets with the second factor lost too, waiting for a second administrator."""
+    return list(db.session.scalars(select(User).where(User.reset_state == RESET_CONFIRM)
+                                   .order_by(User.reset_at)))
 
 
 class UserForm(FlaskForm):
@@ -164,6 +179,9 @@ ROLE_REFUSALS: dict[str, tuple[str, Any]] = {
     "admin_not_officer": ("role", _l(
         "An administrator cannot also be an officer or a liaison: use a separate account.")),
     "already_member": ("role", _l("This person already has this role in this unit.")),
+    "self_grant": ("role", _l(
+        "No one changes their own roles, state or password here: another administrator must "
+        "do it.")),
     "bad_username": ("username", _l("Use at most 64 characters.")),
     "no_role": ("role", _l("Please choose one of the listed roles.")),
 }
@@ -258,8 +276,23 @@ def users() -> Any:
                                                           if m.user_id == person.id})]
                     for person in people}
     return render_template("admin/users.html", form=form, people=people, caller=caller,
-                           memberships=memberships, role_options=role_options
-                           ), 400 if form.errors else 200
+                           memberships=memberships, role_options=role_options,
+                           to_confirm=_resets_to_confirm()), 400 if form.errors else 200
+
+
+# Why a reset step was refused, in words.
+RESET_REFUSALS: dict[str, Any] = {
+    "nothing_to_confirm": _l("This account has no password reset waiting for confirmation."),
+    "same_administrator": _l(
+        "The administrator who asked for a reset cannot confirm it: another administrator "
+        "must."),
+}
+
+
+def _refused(message: Any) -> Any:
+    db.session.rollback()
+    flash(str(message), "error")
+    return redirect(url_for("admin.users")), 303
 
 
 @bp.post("/admin/users/<int:user_id>/<action>")
@@ -270,51 +303,132 @@ def user_action(user_id: int, action: str) -> Any:
         abort(404)
     actor = _actor(caller)
     form = _user_form()
-    if action == "membership":
-        try:
-            assign_role(db.session, user, form.unit.data or "", parse_role(form.role.data or ""),
-                        actor=actor)
-        except RoleRefused as refused:
-            db.session.rollback()
-            flash(str(ROLE_REFUSALS.get(refused.code, ROLE_REFUSALS["unknown_role"])[1]),
-                  "error")
-        else:
+    try:
+        if action == "membership":
+            assign_role(db.session, user, form.unit.data or "",
+                        parse_role(form.role.data or ""), actor=actor)
             db.session.commit()
             flash(gettext("Saved."))
-    elif action == "remove-membership":
-        membership_id = request.form.get("membership_id", "")
-        membership = (db.session.get(Membership, row_id(membership_id))
-                      if row_id(membership_id) else None)
-        if membership is None or membership.user_id != user.id:
+        elif action == "remove-membership":
+            check_not_self(actor, user.id)
+            membership_id = request.form.get("membership_id", "")
+            membership = (db.session.get(Membership, row_id(membership_id))
+                          if row_id(membership_id) else None)
+            if membership is None or membership.user_id != user.id:
+                abort(404)
+            remove_membership(db.session, membership, actor=actor)
+            db.session.commit()
+        elif action in ("deactivate", "activate"):
+            set_active(db.session, user, action == "activate", actor=actor)
+            if action == "deactivate":
+                session_store().revoke_all(user.id)
+            db.session.commit()
+        elif action == "reset-password":
+            _reset(user, actor, factor_lost=request.form.get("factor_lost") == "y")
+        elif action == "confirm-reset":
+            confirm_reset(db.session, user, actor=actor)
+            _issue_reset_link(user, actor)
+        else:
             abort(404)
-        remove_membership(db.session, membership, actor=actor)
-        db.session.commit()
-    elif action in ("deactivate", "activate"):
-        set_active(db.session, user, action == "activate", actor=actor)
-        if action == "deactivate":
-            session_store().revoke_all(user.id)
-        db.session.commit()
-    elif action == "reset-password":
-        try:
-            revoked = reset_password(db.session, user, form.password.data or "",
-                                     wrap_cost=current_app.config["WRAP_ARGON2"],
-                                     login_cost=current_app.config["LOGIN_ARGON2"], actor=actor)
-        except WeakPassword:
-            flash(gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH), "error")
-            return redirect(url_for("admin.users")), 303
-        session_store().revoke_all(user.id)
-        record(db.session, actor, "user.sign_in_link_issued", object_type="user",
-               object_id=user.id, via="reset")
-        db.session.commit()
-        flash(gettext("Password reset. %(n)s unit keys must be granted again by a holder.",
-                      n=revoked))
-        # The administrator never completes the reset: the person chooses their own password.
-        flash(gettext("Give %(name)s the new password and this one-time link, where they choose "
-                      "their own password and set up the second factor again: %(link)s",
-                      name=user.username, link=_sign_in_link(user)))
-    else:
-        abort(404)
+    except RoleRefused as refused:
+        return _refused(ROLE_REFUSALS.get(refused.code, ROLE_REFUSALS["unknown_role"])[1])
+    except ResetRefused as refused:
+        return _refused(RESET_REFUSALS.get(refused.code, RESET_REFUSALS["nothing_to_confirm"]))
     return redirect(url_for("admin.users")), 303
+
+
+def _reset(user: User, actor: Actor, *, factor_lost: bool) -> None:
+    """Start a reset: no password is chosen here. The link goes out now when the person can
+    prove it with their second factor, or after a second administrator's confirmation."""
+    revoked = reset_password(db.session, user, actor=actor, factor_lost=factor_lost)
+    session_store().revoke_all(user.id)
+    if user.reset_state == RESET_CONFIRM:
+        db.session.commit()
+        flash(gettext("Password reset: %(name)s can no longer sign in, and %(n)s unit keys must "
+                      "be granted again by a holder. As the second factor is lost too, another "
+                      "administrator must confirm the reset on the Accounts page; the one-time "
+                      "link is given then.", name=user.username, n=revoked))
+        return
+    flash(gettext("Password reset: %(name)s can no longer sign in, and %(n)s unit keys must be "
+                  "granted again by a holder.", name=user.username, n=revoked))
+    _issue_reset_link(user, actor)
+
+
+def _issue_reset_link(user: User, actor: Actor) -> None:
+    link = url_for("admin.complete_password_reset",
+                   token=reset_token(user, current_app.config["SECRET_KEY"]), _external=True)
+    record(db.session, actor, "user.sign_in_link_issued", object_type="user",
+           object_id=user.id, via="reset")
+    db.session.commit()
+    if user.reset_factor_lost:
+        flash(gettext("Give %(name)s this one-time link, where they choose their own password "
+                      "and then set up a new second factor: %(link)s", name=user.username,
+                      link=link))
+    else:
+        flash(gettext("Give %(name)s this one-time link. To choose a new password there they "
+                      "need a code from their authenticator app or one of their recovery codes, "
+                      "which you do not have: %(link)s", name=user.username, link=link))
+
+
+class ResetForm(FlaskForm):
+    code = StringField(_l("A code from your authenticator app, or one of your recovery codes"))
+    new = PasswordField(_l("Your own new password (at least 12 characters)"))
+    confirm = PasswordField(_l("New password again"))
+
+
+# Why completing a reset was refused, in words, and the field it belongs to.
+COMPLETE_REFUSALS: dict[str, tuple[str, Any]] = {
+    "wrong_code": ("code", _l("This code is wrong, expired or already used.")),
+}
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def complete_password_reset(token: str) -> Any:
+    """The one-time reset link: the holder proves it with their second factor (the
+    administrator who reset the password has neither the authenticator nor the recovery
+    codes), then chooses a new password. Then they sign in as usual."""
+    secret_key = current_app.config["SECRET_KEY"]
+    user = user_for_reset(db.session, token, secret_key)
+    if user is None:
+        return render_template("admin/link_spent.html", reset=True), 404
+    form = ResetForm()
+    if not form.is_submitted():
+        return render_template("admin/reset.html", form=form, user=user)
+    new = form.new.data or ""
+    if new != (form.confirm.data or ""):
+        form.confirm.errors = [gettext("The two passwords differ.")]
+        return render_template("admin/reset.html", form=form, user=user), 400
+    try:
+        complete_reset(db.session, user, new, form.code.data or "", secret_key=secret_key,
+                       wrap_cost=current_app.config["WRAP_ARGON2"],
+                       login_cost=current_app.config["LOGIN_ARGON2"])
+    except WeakPassword:
+        db.session.rollback()
+        form.new.errors = [gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
+        return render_template("admin/reset.html", form=form, user=user), 400
+    except ResetRefused as refused:
+        db.session.commit()  # the wrong code counts
+        if refused.code == "spent":
+            return render_template("admin/link_spent.html", reset=True), 404
+        form.code.errors = [str(COMPLETE_REFUSALS["wrong_code"][1])]
+        return render_template("admin/reset.html", form=form, user=user), 400
+    session_store().revoke_all(user.id)
+    db.session.commit()
+    flash(gettext("Your new password is set. Sign in with it now.") if user.reset_factor_lost
+          else gettext("Your new password is set. Sign in with it and a new code from your "
+                       "app (the one you just used does not work twice)."))
+    return redirect(url_for("staff.login")), 303
+
+
+def flash_reset_notice(user: User) -> None:
+    """At the first sign-in after a reset: who reset the password and when, once. The
+    staff sign-in calls it before it commits."""
+    notice = take_reset_notice(db.session, user)
+    if notice is not None:
+        name, at = notice
+        flash(gettext("Your password was reset by %(name)s on %(date)s. If you did not ask for "
+                      "this, tell your head at once.", name=name or gettext("an administrator"),
+                      date=format_date(at, "long")), "error")
 
 
 class FirstSignInForm(FlaskForm):

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from models import Case, Referral, Role, Tip, Unit, User
 from models.base import utcnow
 from portal import oversight
+from portal.accounts import ACCOUNT_CHANGES_PAGE, account_changes
 from portal.audit import Actor, record
 from portal.auditlog import PROBLEMS, export_bundle, latest_checkpoint, verify_database
 from portal.auditor import bp
@@ -102,6 +103,19 @@ def decryptions() -> str:
     return render_template("auditor/decryptions.html", caller=caller, users=users,
                            reads=oversight.decryptions(db.session), key_events=events,
                            grants=grants, units=units)
+
+
+@bp.get("/accounts")
+def accounts() -> str:
+    """Account changes, from the log alone: who created accounts, gave or removed roles, reset
+    passwords, activated or deactivated accounts — so a role given to oneself or to an
+    accomplice is seen."""
+    caller = _auditor()
+    page_text = request.args.get("page", "0") or "0"
+    page = min(int(page_text), 10**6) if page_text.isdigit() else 0
+    rows = account_changes(db.session, page)
+    return render_template("auditor/accounts.html", caller=caller, rows=rows, page=page,
+                           per_page=ACCOUNT_CHANGES_PAGE)
 
 
 @bp.post("/verify")

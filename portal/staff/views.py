@@ -157,9 +157,12 @@ def _home(caller: Caller) -> str:
 
 
 def _finish_sign_in(caller: Caller) -> Response:
+    from portal.admin.views import flash_reset_notice
+
     active = session_store().promote(caller.session)
     record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
            object_type="user", object_id=caller.user.id)
+    flash_reset_notice(caller.user)  # after a password reset: who did it, once
     db.session.commit()
     return _set_cookie(redirect(_home(caller)), active.token)
 
@@ -181,6 +184,9 @@ def enroll() -> Any:
             active = session_store().promote(caller.session)
             record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
                    object_type="user", object_id=caller.user.id)
+            from portal.admin.views import flash_reset_notice
+
+            flash_reset_notice(caller.user)  # after a password reset: who did it, once
             db.session.commit()
             page = render_template("staff/recovery_codes.html", codes=codes,
                                    home=_home(caller))

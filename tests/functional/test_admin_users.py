@@ -108,12 +108,14 @@ def test_admin_creates_a_liaison_and_refuses_roles_that_do_not_fit(app, portal_k
         as_text=True)
 
 
-def test_an_administrator_never_also_holds_an_officer_role(app, portal_keys) -> None:
+def test_an_administrator_never_also_holds_an_officer_role(app, staff) -> None:
+    """Another administrator cannot make one an officer (their own account they cannot change
+    at all: tests/functional/test_separation_of_duties.py)."""
+    other = staff.create("admin_two", "zhou", "administrator", grant=False)
     client, _ = admin_client(app)
-    admin = db.session.scalars(select(User).where(User.username == "admin")).one()
-    client.post(f"/admin/users/{admin.id}/membership?lang=en",
+    client.post(f"/admin/users/{other}/membership?lang=en",
                 data={"unit": "yanji", "role": "intake_officer"})
-    assert roles_of("admin") == {("zhou", "administrator")}
+    assert roles_of("admin_two") == {("zhou", "administrator")}
     refused = client.get("/admin/users?lang=en").get_data(as_text=True)
     assert "An administrator cannot also be an officer or a liaison" in refused
 
@@ -218,18 +220,25 @@ def test_cli_refusals_are_one_line_and_exit_2(app, portal_keys, provision, args,
 
 
 def test_a_password_reset_is_completed_by_the_person_not_the_administrator(app, staff) -> None:
+    """The administrator types no password and holds a link it cannot use: choosing the new
+    password takes the person's second factor (more in test_separation_of_duties)."""
     uid = staff.create("forgetful", "yanji", "case_officer")
     client, _ = admin_client(app)
-    reset = client.post(f"/admin/users/{uid}/reset-password", data={"password": NEW_PASSWORD})
+    reset = client.post(f"/admin/users/{uid}/reset-password?lang=en")
     assert reset.status_code == 303
-    page = client.get("/admin/users").get_data(as_text=True)
-    link = re.search(r"http://localhost(/welcome/[\w.-]+)", page).group(1)
+    page = client.get("/admin/users?lang=en").get_data(as_text=True)
+    link = re.search(r"http://localhost(/reset/[\w.-]+)", page).group(1)
+    assert "which you do not have" in page
+    assert client.post(link, data={"code": "", "new": "only I know this 2026",
+                                   "confirm": "only I know this 2026"}).status_code == 400
     person = app.test_client()
-    done = person.post(link, data={"current": NEW_PASSWORD, "new": "only I know this 2026",
+    done = person.post(link, data={"code": staff.code(uid), "new": "only I know this 2026",
                                    "confirm": "only I know this 2026"})
-    assert done.status_code == 303 and done.location.endswith("/staff/login/enroll")
+    assert done.status_code == 303 and done.location.endswith("/staff/login")
     assert app.test_client().post("/staff/login", data={
-        "username": "forgetful", "password": NEW_PASSWORD}).status_code == 401
+        "username": "forgetful", "password": staff.PASSWORD}).status_code == 401
+    assert app.test_client().post("/staff/login", data={
+        "username": "forgetful", "password": "only I know this 2026"}).status_code == 302
     assert app.test_client().get(link).status_code == 404
 
 
@@ -246,9 +255,11 @@ def test_cli_asks_for_the_password_at_a_terminal(app, portal_keys, runner, monke
     assert roles_of("asked") == {("psb_yanji", "liaison")}
 
 
-def test_each_accounts_role_list_offers_only_roles_that_fit(app, portal_keys) -> None:
-    """The administrator's own row offers no officer or liaison role; an officer's row no
-    administrator role; the actions of each account fold into a "Change…" box."""
+def test_each_accounts_role_list_offers_only_roles_that_fit(app, staff) -> None:
+    """Another administrator's row offers no officer or liaison role; an officer's row no
+    administrator role; one's own row nothing; the actions of each account fold into a
+    "Change…" box."""
+    staff.create("admin_two", "zhou", "administrator", grant=False)
     client, _ = admin_client(app)
     made = client.post("/admin/users?lang=en", data={
         "username": "officer_kim", "password": NEW_PASSWORD, "unit": "yanji",
@@ -263,9 +274,11 @@ def test_each_accounts_role_list_offers_only_roles_that_fit(app, portal_keys) ->
         assert select_html, username
         return set(re.findall(r'<option value="([a-z_]+)"', select_html.group(1)))
 
-    assert offered("admin") == {"auditor", "administrator"}
+    assert offered("admin_two") == {"auditor", "administrator"}
     assert offered("officer_kim") == {"intake_officer", "case_officer", "head", "liaison",
                                       "auditor"}
+    own = db.session.scalars(select(User).where(User.username == "admin")).one()
+    assert f'<select id="role-{own.id}"' not in page
     rows = page[page.index("<tbody>"):page.index("</tbody>")]
     assert rows.count('<details class="actions">') == 2
     assert rows.count("<summary>Change…</summary>") == 2

@@ -148,12 +148,14 @@ def test_admin_password_reset_loses_the_key_not_the_access(app, client, staff) -
     tip_id, _ = file_tip(client, "hunchun", "hunchun content")
     officer = staff.create("reset_me", "hunchun")
     holder = staff.create("colleague", "hunchun")
+    from portal.accounts import complete_reset
     from portal.audit import SYSTEM
     from portal.custody import reset_password
 
     user = db.session.get(User, officer)
-    assert reset_password(db.session, user, "the new password 1", **COSTS,
-                          actor=SYSTEM) == 1
+    assert reset_password(db.session, user, actor=SYSTEM) == 1
+    complete_reset(db.session, user, "the new password 1", staff.code(officer, -1),
+                   secret_key=app.config["SECRET_KEY"], **COSTS)
     from portal.auth import begin_enrollment
 
     staff.secrets[officer] = begin_enrollment(user, app.config["SECRET_KEY"]).secret
