@@ -50,6 +50,8 @@ class Settings:
     RATELIMIT_ENABLED: bool = True
     SUBMIT_RATE_LIMIT: str = "10 per hour;30 per day"
     FOLLOWUP_RATE_LIMIT: str = "20 per minute;200 per day"
+    # POSTs to every staff sign-in door together, per address (an office behind one NAT included).
+    STAFF_SIGNIN_RATE_LIMIT: str = "60 per minute;600 per hour"
     # Uploads: the issue asks for at least 10 files of 50 MB each by default.
     MAX_FILES: int = 10
     MAX_FILE_BYTES: int = 50 * MiB
@@ -128,6 +130,8 @@ def from_environment(instance_path: Path) -> Settings:
         PROXY_COUNT=_env_int("PROXY_COUNT", 0),
         SUBMIT_RATE_LIMIT=os.environ.get("SUBMIT_RATE_LIMIT") or Settings.SUBMIT_RATE_LIMIT,
         FOLLOWUP_RATE_LIMIT=os.environ.get("FOLLOWUP_RATE_LIMIT") or Settings.FOLLOWUP_RATE_LIMIT,
+        STAFF_SIGNIN_RATE_LIMIT=os.environ.get("STAFF_SIGNIN_RATE_LIMIT")
+        or Settings.STAFF_SIGNIN_RATE_LIMIT,
         SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
         AUDIT_SIGNING_KEY_FILE=os.environ.get("AUDIT_SIGNING_KEY_FILE")
         or str(instance_path / "audit-log.key"),

@@ -90,11 +90,12 @@ class RecoveryCode(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins per account name (existing or not, so the answer reveals nothing)."""
+    """Failed sign-in attempts under a hashed key (portal/auth.py): an account name (existing or
+    not, so the answer reveals nothing), an account's second factor, or a known device."""
 
     __tablename__ = "login_throttles"
 
-    name_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

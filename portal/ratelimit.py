@@ -39,6 +39,12 @@ SHARED_LIMITS: dict[str, tuple[str, tuple[str, ...]]] = {
                                          "api.followup_status", "api.followup_message")),
 }
 
+# Staff sign-in, every way in (web password, code and enrolment, the staff and liaison API
+# tokens), its POSTs only: one budget per address on top of the throttles per account
+# (portal/auth.py), so one address cannot spray guesses over many accounts.
+STAFF_SIGNIN = ("staff.login", "staff.second_factor", "staff.enroll", "api.staff_token",
+                "api.liaison_token")
+
 
 def counts_shared_between_servers(storage_uri: str) -> bool:
     """Counts in this one process (memory) or this one server (the SQLite file), or elsewhere."""
@@ -80,6 +86,10 @@ def install_rate_limits(app: Flask) -> Limiter:
         budget = limiter.shared_limit(app.config[setting], scope=scope)
         for endpoint in endpoints:
             app.view_functions[endpoint] = budget(app.view_functions[endpoint])
+    signin = limiter.shared_limit(app.config["STAFF_SIGNIN_RATE_LIMIT"], scope="staff-signin",
+                                  methods=["POST"])
+    for endpoint in STAFF_SIGNIN:
+        app.view_functions[endpoint] = signin(app.view_functions[endpoint])
     warn_if_counted_per_worker(app)
     app.extensions["rate_limiter"] = limiter
     return limiter

@@ -231,6 +231,7 @@ def staff_paths() -> dict[str, Any]:
                      "responses": {"201": {"description": "token", "content": {
                          "application/json": {"schema": {"type": "object", "properties": {
                              "token": TEXT, "expires_at": {**TEXT, "format": "date-time"}}}}}},
+                         "400": _error_response("the body is not a JSON object"),
                          "401": _error_response("wrong name, password or code (same answer)"),
                          "429": _error_response("throttled; retry_after in seconds")}},
             "delete": _bearer("Revoke this token", {"204": {"description": "revoked"}}),
@@ -329,6 +330,7 @@ def referral_paths() -> dict[str, Any]:
                 "type": "object", "required": ["username", "password", "otp"],
                 "properties": {"username": TEXT, "password": TEXT, "otp": TEXT}}}}},
             "responses": {"201": {"description": "token"},
+                          "400": _error_response("the body is not a JSON object"),
                           "401": _error_response("wrong name, password or code"),
                           "429": _error_response("throttled; retry_after in seconds")}}},
     }

@@ -52,21 +52,29 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @bp.post("/staff/token")
 def staff_token() -> tuple[Response, int]:
+    """A bearer token for a password and a TOTP code (or, never throttled, a recovery code)."""
     data = request.get_json(silent=True)
-    if not isinstance(data, dict):  # a list, string or number is no sign-in either
-        data = {}
+    if not isinstance(data, dict):  # no body, a list, a string or a number is no sign-in
+        return _error(400, gettext("Send a JSON object with username, password and otp."))
     username, password = str(data.get("username", "")), str(data.get("password", ""))
     otp = str(data.get("otp", ""))
+    cost = current_app.config["LOGIN_ARGON2"]
     try:
-        user = auth.check_password(db.session, username, password,
-                                   current_app.config["LOGIN_ARGON2"])
-        personal = custody.unlock_personal(user, password)
-        if user.totp_confirmed_at is None:
-            raise auth.SecondFactorFailed
-        auth.verify_totp(user, otp, current_app.config["SECRET_KEY"])
+        if auth.is_recovery_code(otp):
+            user = auth.check_password_and_recovery_code(db.session, username, password, otp,
+                                                         cost)
+            personal = custody.unlock_personal(user, password)
+        else:
+            user = auth.check_password(db.session, username, password, cost)
+            personal = custody.unlock_personal(user, password)
+            if user.totp_confirmed_at is None:
+                raise auth.SecondFactorFailed
+            auth.check_second_factor(db.session, user, otp, current_app.config["SECRET_KEY"])
     except auth.Throttled as throttled:
-        return _error(429, gettext("Too many failed attempts."),
-                      retry_after=int(throttled.retry_after.total_seconds()) + 1)
+        response, status = _error(429, gettext("Too many failed attempts."),
+                                  retry_after=throttled.seconds)
+        response.headers["Retry-After"] = str(throttled.seconds)
+        return response, status
     except (auth.AuthenticationFailed, auth.SecondFactorFailed, CryptoError):
         db.session.commit()
         return _error(401, gettext("Wrong username, password or code."))

@@ -17,6 +17,8 @@ from wtforms import (
 class LoginForm(FlaskForm):
     username = StringField(_l("Username"))
     password = PasswordField(_l("Password"))
+    # Offered while the account is held back by failed attempts (portal/auth.py).
+    recovery_code = StringField(_l("One of your recovery codes"))
 
 
 class SecondFactorForm(FlaskForm):

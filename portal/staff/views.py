@@ -14,9 +14,11 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
+    session,
     stream_with_context,
     url_for,
 )
@@ -25,7 +27,7 @@ from sqlalchemy import select
 
 from models import Attachment, Category, Channel, Language, Tip, Unit, UnitKeyGrant, User
 from portal import auth, custody, receipts, triage
-from portal.access import KEY_ROLES, KeyNotHeld
+from portal.access import KEY_ROLES, KeyNotHeld, principal_for
 from portal.accounts import WeakPassword
 from portal.audit import Actor, record
 from portal.crypto import CryptoError
@@ -66,6 +68,7 @@ from portal.staff.forms import (
     PasswordForm,
     SecondFactorForm,
 )
+from portal.staff_sessions import OpenSession
 from portal.web import choices, limits, row_id
 from referral.filenames import safe_name
 
@@ -91,27 +94,84 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
 # Sign-in
 
 
+# A browser that has signed in to an account: not held back by that account's throttles, only
+# by its own failures (portal/auth.py). Sent to the sign-in pages only.
+DEVICE_COOKIE = "qingliu_device"
+
+
+def _known_device() -> auth.KnownDevice | None:
+    return auth.read_known_device(current_app.config["SECRET_KEY"],
+                                  request.cookies.get(DEVICE_COOKIE))
+
+
+def _remember_device(response: Response, user_id: int) -> Response:
+    value = auth.remember_device(current_app.config["SECRET_KEY"], _known_device(), user_id)
+    response.set_cookie(DEVICE_COOKIE, value, httponly=True, samesite="Strict",
+                        path=url_for("staff.login"),
+                        max_age=int(auth.KNOWN_DEVICE_LIFETIME.total_seconds()),
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _renew_flask_session() -> None:
+    """A new Flask session, hence a new CSRF token, at each step of signing in and at sign-out:
+    a token learnt before sign-in is worth nothing after it. Only the chosen language stays."""
+    lang = session.get("lang")
+    session.clear()
+    if lang is not None:
+        session["lang"] = lang
+
+
+def _throttled_page(template: str, form: Any, throttled: auth.Throttled) -> Response:
+    """429 with Retry-After, and the page saying how long and what still works meanwhile."""
+    response = make_response(render_template(template, form=form, offer_recovery=True), 429)
+    response.headers["Retry-After"] = str(throttled.seconds)
+    return response
+
+
+def _minutes(throttled: auth.Throttled) -> int:
+    return max(1, -(-throttled.seconds // 60))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
     if not form.is_submitted():
         return render_template("staff/login.html", form=form)
+    username, password = form.username.data or "", form.password.data or ""
+    recovery = (form.recovery_code.data or "").strip()
+    cost = current_app.config["LOGIN_ARGON2"]
     try:
-        user = auth.check_password(db.session, form.username.data or "", form.password.data or "",
-                                   current_app.config["LOGIN_ARGON2"])
-        personal = custody.unlock_personal(user, form.password.data or "")
+        if recovery:  # password and recovery code at once: never held back by the throttle
+            user = auth.check_password_and_recovery_code(db.session, username, password,
+                                                         recovery, cost)
+        else:
+            user = auth.check_password(db.session, username, password, cost,
+                                       device=_known_device())
+        personal = custody.unlock_personal(user, password)
     except auth.Throttled as throttled:
-        minutes = max(1, int(throttled.retry_after.total_seconds() // 60) + 1)
-        form.username.errors = [gettext("Too many failed attempts. Try again in %(n)s minutes.",
-                                        n=minutes)]
-        return render_template("staff/login.html", form=form), 429
+        form.username.errors = [gettext(
+            "Too many failed attempts for this account. Try again in %(n)s minutes.",
+            n=_minutes(throttled))]
+        return _throttled_page("staff/login.html", form, throttled)
     except (auth.AuthenticationFailed, CryptoError):
-        form.username.errors = [gettext("Wrong username or password.")]
-        return render_template("staff/login.html", form=form), 401
+        form.username.errors = [gettext("Wrong username, password or recovery code.")
+                                if recovery else gettext("Wrong username or password.")]
+        return render_template("staff/login.html", form=form,
+                               offer_recovery=bool(recovery)), 401
+    _renew_flask_session()
     pending = session_store().create(user.id, personal, stage="password")
     db.session.commit()
+    if recovery and user.totp_confirmed_at:
+        return _finish_sign_in(_caller_of(pending, user))
     target = "staff.second_factor" if user.totp_confirmed_at else "staff.enroll"
     return _set_cookie(redirect(url_for(target)), pending.token)
+
+
+def _caller_of(opened: OpenSession, user: User) -> Caller:
+    return Caller(opened, user, principal_for(
+        db.session, user, loader=lambda: custody.unit_identities(db.session, user,
+                                                                 opened.identity)))
 
 
 def _pending() -> Caller:
@@ -130,11 +190,14 @@ def second_factor() -> Any:
         return render_template("staff/second_factor.html", form=form)
     code = (form.code.data or "").strip()
     try:
-        if len("".join(c for c in code if c.isalnum())) > 8:
-            auth.use_recovery_code(db.session, caller.user, code)
-        else:
-            auth.verify_totp(caller.user, code, current_app.config["SECRET_KEY"])
-    except (auth.SecondFactorFailed, CryptoError):
+        auth.check_second_factor(db.session, caller.user, code, current_app.config["SECRET_KEY"],
+                                 device=_known_device())
+    except auth.Throttled as throttled:
+        form.code.errors = [gettext(
+            "Too many wrong codes for this account. Try again in %(n)s minutes, or enter one "
+            "of your recovery codes.", n=_minutes(throttled))]
+        return _throttled_page("staff/second_factor.html", form, throttled)
+    except auth.SecondFactorFailed:
         db.session.commit()
         form.code.errors = [gettext("This code is wrong, expired or already used.")]
         return render_template("staff/second_factor.html", form=form), 401
@@ -159,12 +222,13 @@ def _home(caller: Caller) -> str:
 def _finish_sign_in(caller: Caller) -> Response:
     from portal.admin.views import flash_reset_notice
 
+    _renew_flask_session()  # first: a notice flashed below goes into the new session
     active = session_store().promote(caller.session)
     record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
            object_type="user", object_id=caller.user.id)
     flash_reset_notice(caller.user)  # after a password reset: who did it, once
     db.session.commit()
-    return _set_cookie(redirect(_home(caller)), active.token)
+    return _remember_device(_set_cookie(redirect(_home(caller)), active.token), caller.user.id)
 
 
 @bp.route("/login/enroll", methods=["GET", "POST"])
@@ -181,6 +245,7 @@ def enroll() -> Any:
         except auth.SecondFactorFailed:
             form.code.errors = [gettext("This code is wrong, expired or already used.")]
         else:
+            _renew_flask_session()
             active = session_store().promote(caller.session)
             record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
                    object_type="user", object_id=caller.user.id)
@@ -190,7 +255,7 @@ def enroll() -> Any:
             db.session.commit()
             page = render_template("staff/recovery_codes.html", codes=codes,
                                    home=_home(caller))
-            return _set_cookie(Response(page), active.token)
+            return _remember_device(_set_cookie(Response(page), active.token), caller.user.id)
     enrollment = auth.begin_enrollment(caller.user, secret_key)
     db.session.commit()
     return render_template("staff/enroll.html", form=form, enrollment=enrollment), (
@@ -204,6 +269,7 @@ def logout(caller: Caller) -> Response:
     record(db.session, Actor("staff", caller.user.id, None), "signout", object_type="user",
            object_id=caller.user.id)
     db.session.commit()
+    _renew_flask_session()
     response = redirect(url_for("staff.login"))
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -216,6 +282,7 @@ def logout_everywhere(caller: Caller) -> Response:
     record(db.session, Actor("staff", caller.user.id, None), "signout.everywhere",
            object_type="user", object_id=caller.user.id, sessions=ended)
     db.session.commit()
+    _renew_flask_session()
     response = redirect(url_for("staff.login"))
     response.delete_cookie(COOKIE, path="/")
     return response
