@@ -110,7 +110,7 @@ def wrong_codes_checked_in(app, user: User, hours: int) -> list[int]:
 
 def test_wrong_totp_codes_checked_per_hour_per_account_is_a_few(app, staff) -> None:
     user = db.session.get(User, staff.create("dong"))
-    user.totp_last_step = 10**12  # no code can succeed: every one checked is a wrong guess
+    user.totp_last_step = 2**31 - 1  # no code can succeed: every one checked is a wrong guess
     db.session.commit()
     per_hour = wrong_codes_checked_in(app, user, hours=24)
     # 5 free, then 30 s, 1, 2, 4, 8 minutes, then one every 15 minutes.
