@@ -5,7 +5,18 @@ FLASK := $(VENV)/bin/flask --app app
 PORT ?= 5000
 PYTHON ?= python3
 
-.PHONY: install run test test-sqlite test-scaleout lint translations bench clean
+.PHONY: install run test test-sqlite test-scaleout lint translations bench clean system
+
+# What the portal itself needs from Debian: ffmpeg (video/audio metadata), CJK fonts (the 移送书
+# PDF). Installed when missing and we are root; otherwise the command to run is printed.
+SYSTEM_PACKAGES := ffmpeg fonts-arphic-uming fonts-wqy-zenhei
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then echo "== installing$$missing"; apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "== missing Debian packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +31,7 @@ translations: $(VENV)/.installed
 
 install: $(VENV)/.installed translations
 
-run: install
+run: system install
 	$(FLASK) db upgrade
 	$(FLASK) seed
 	$(FLASK) setup-link --base-url http://127.0.0.1:$(PORT)
