@@ -4,6 +4,9 @@ with as many generated examples per operation as asked (--examples).
 
 Run:  .venv/bin/python bench/fuzz.py                          (all roles, 200 API examples)
       .venv/bin/python bench/fuzz.py --examples 1000 --deep   (a long run)
+      .venv/bin/python bench/fuzz.py --hostile --no-pages --no-api
+          (the hand-made hostile set of tests/fuzzing.py, whole, to every POST route as
+           every role; the suite sends it whole only as the role that reaches each route)
       .venv/bin/python bench/fuzz.py --roles head,keyless --no-api
       TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
       TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/fuzz.py
@@ -41,9 +44,13 @@ from tests.conftest import (  # noqa: E402
 from tests.fuzzing import (  # noqa: E402
     ROLES,
     Fuzzer,
+    bearer_token,
     build_world,
     crawl_forms,
     hit_every_route,
+    hostile_inputs,
+    post_routes,
+    send_hostile,
     sign_in,
 )
 
@@ -81,6 +88,22 @@ def run_pages(role: str, folder: Path, deep: bool) -> Fuzzer:
     return fuzzer
 
 
+def run_hostile(role: str, folder: Path) -> Fuzzer:
+    app, context, staff, world = fresh_world(folder / f"hostile-{role}")
+    fuzzer = Fuzzer(app, "hostile " + role)
+    try:
+        client, headers = sign_in(app, staff, world, role), {"Accept-Language": "en"}
+        if role not in ("anonymous", "citizen"):
+            headers["Authorization"] = "Bearer " + bearer_token(app, staff, world, role)
+        send_hostile(fuzzer, client, post_routes(app, world), hostile_inputs(), headers,
+                     full=lambda _endpoint: True)
+    finally:
+        fuzzer.close()
+        db.session.remove()
+        context.pop()
+    return fuzzer
+
+
 def run_api(role: str, folder: Path, examples: int, seed_value: int | None) -> Fuzzer:
     from tests.fuzzing_api import fuzz_api
 
@@ -107,6 +130,8 @@ def main() -> int:
     parser.add_argument("--no-pages", action="store_true", help="skip the pages and forms")
     parser.add_argument("--no-api", action="store_true", help="skip the OpenAPI fuzzing")
     parser.add_argument("--seed", type=int, default=None, help="seed of the API examples")
+    parser.add_argument("--hostile", action="store_true",
+                        help="also the whole hostile set to every POST route as each role")
     args = parser.parse_args()
     roles = [r for r in args.roles.split(",") if r]
     unknown = set(roles) - set(ROLES)
@@ -119,6 +144,11 @@ def main() -> int:
             if not args.no_pages:
                 started = time.monotonic()
                 results.append(("pages " + role, run_pages(role, folder, args.deep),
+                                time.monotonic() - started))
+                print(_line(*results[-1]), flush=True)
+            if args.hostile:
+                started = time.monotonic()
+                results.append(("hostile " + role, run_hostile(role, folder),
                                 time.monotonic() - started))
                 print(_line(*results[-1]), flush=True)
             if not args.no_api and role in API_ROLES:

@@ -4,13 +4,16 @@ headers, the language of the visit, and the rate-limit key that never stores an 
 from __future__ import annotations
 
 import hmac
+import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import IO, Any
 
 import flask_babel
-from flask import Flask, Request, current_app, request, session
+from flask import Flask, Request, abort, current_app, request, session
+from flask.json.provider import DefaultJSONProvider
 from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter, Map
@@ -56,9 +59,67 @@ class TextParameters(ImmutableMultiDict):
         super().__init__([(_without_nul(k), _without_nul(v)) for k, v in pairs])
 
 
+# No body the portal accepts nests deeper than a few levels; a client's 100,000 nested arrays
+# would exhaust the parser's recursion instead of being refused.
+MAX_JSON_DEPTH = 64
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class StrictJSON(DefaultJSONProvider):
+    """The app's JSON (`app.json`, which Flask hands each request to parse its body with): the
+    standard provider, except that a body nested deeper than MAX_JSON_DEPTH, holding a lone
+    surrogate ("\\ud800": no character; no text column or password hash can encode it) or
+    the non-numbers NaN and Infinity (1e309 is Infinity) is not valid JSON. Raising ValueError
+    makes `get_json(silent=True)` answer None, so each view gives its usual 400 "not valid
+    JSON" in words; `get_json()` answers 400 through the error pages."""
+
+    def loads(self, data: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = json.loads(data, parse_constant=_no_constant, parse_float=_finite,
+                               **kwargs)
+        except RecursionError as error:  # deeper than the interpreter's own limit
+            raise ValueError("JSON nested too deeply") from error
+        _check_json(value)
+        return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError("JSON number out of range")
+    return number
+
+
+def _check_json(value: Any) -> None:
+    """Depth and text of a parsed body, without recursion (a walk of its nodes)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, str):
+            if _LONE_SURROGATE.search(node):
+                raise ValueError("JSON text holds a lone surrogate")
+            continue
+        if not isinstance(node, (list, dict)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError("JSON nested too deeply")
+        if isinstance(node, dict):
+            pending.extend((key, depth) for key in node)
+            pending.extend((item, depth + 1) for item in node.values())
+        else:
+            pending.extend((item, depth + 1) for item in node)
+
+
 class PortalRequest(Request):
     """Uploaded files are encrypted while they stream in (see portal/uploads.py); text
-    parameters and JSON strings arrive without NUL characters (TextParameters)."""
+    parameters and JSON strings arrive without NUL characters (TextParameters); JSON bodies
+    are parsed strictly (StrictJSON). Form fields need no such guard: werkzeug decodes them as
+    UTF-8, which refuses surrogates (a %-escaped one stays as its escape, raw bytes become
+    U+FFFD or leave the form empty)."""
 
     parameter_storage_class = TextParameters
 
@@ -145,8 +206,19 @@ def language_links() -> dict[str, object]:
             "html_lang": {"zh": "zh-Hans", "ko": "ko", "en": "en"}[current]}
 
 
+def refuse_json_outside_the_api() -> None:
+    """Only the API (/api/) takes JSON. The pages' forms are sent by browsers, which never send
+    it, and Flask-WTF would read a JSON body as a form's data: numbers, lists and objects where
+    every field expects text. Such a request is answered 400 in words, before any view."""
+    if (request.method not in ("GET", "HEAD", "OPTIONS") and request.is_json
+            and not request.path.startswith("/api/")):
+        abort(400)
+
+
 def install(app: Flask) -> None:
     app.request_class = PortalRequest
+    app.json = StrictJSON(app)
+    app.before_request(refuse_json_outside_the_api)
     # The language is a property of the request: never reuse one cached on a shared app context.
     app.before_request(flask_babel.refresh)
     app.after_request(add_security_headers)

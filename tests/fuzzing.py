@@ -23,9 +23,11 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, ClassVar
+from unittest import mock
 from urllib.parse import quote_from_bytes, urlsplit
 
 import pyotp
@@ -55,6 +57,10 @@ ACCOUNTS = {  # role → (username, unit, role name, holds the key)
     "liaison": ("fz_liaison", "psb_zhou", "liaison", True),
     "auditor": ("fz_auditor", "zhou", "auditor", False),
     "keyless": ("fz_keyless", "yanji", "head", False),
+    # 珲春's own team: the objects of ANOTHER unit (World.other), which no role above works on.
+    "hc_case": ("fz_hc_case", "hunchun", "case_officer", True),
+    "hc_case2": ("fz_hc_case2", "hunchun", "case_officer", True),
+    "hc_head": ("fz_hc_head", "hunchun", "head", True),
 }
 LIMITS = intake.Limits(10, 10**7, 10**7)
 
@@ -98,6 +104,37 @@ NOT_UTF8 = b"\xff\xfe\xc3\x28\xa0\xa1\xe2\x28\xa1"
 # The world
 
 
+def fast_commits(app: Flask) -> None:
+    """Commits that do not wait for the disk (SQLite `synchronous=OFF`, PostgreSQL
+    `synchronous_commit=off`): a sweep of thousands of requests commits on most of them, and
+    waiting for fsync is most of its time. Nothing is lost unless the machine crashes."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+        setting = ("PRAGMA synchronous=OFF" if engine.dialect.name == "sqlite"
+                   else "SET synchronous_commit TO off")
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute(setting)
+            cursor.close()
+
+        engine.dispose()  # connections made before the listener get the setting too
+
+# A stand-in for the 案件移送书 PDF: rendering the real one loads its CJK fonts (seconds each
+# time), and the objects of another unit and the access matrix need only that a letter exists.
+STUB_LETTER = b"%PDF-1.4\n% stand-in for the transfer letter\n%%EOF\n"
+
+
+@contextmanager
+def stub_letters() -> Iterator[None]:
+    with mock.patch("portal.referrals.render_transfer_letter",
+                    lambda data, draft=False: STUB_LETTER):
+        yield
+
+
 @dataclass
 class World:
     users: dict[str, int]
@@ -110,6 +147,13 @@ class World:
     case_id: int
     referrals: dict[str, int]  # state → id
     suggestion_id: int
+    document_id: int = 0  # the case's document (an investigation report)
+    # Objects nobody signed in above works on: of ANOTHER unit (珲春: "tip_id", "case_id",
+    # "attachment_id" a photo of its tip, "document_id" its case document, "referral_id" handed
+    # over to 珲春's public security, "suggestion_id") and of ANOTHER receiving body
+    # ("body_referral_id": 延吉's case handed over to the procuratorate alone, which the
+    # liaison of 州公安局 does not speak for). Empty in a toy world.
+    other: dict[str, int] = field(default_factory=dict)
 
     def ids(self) -> dict[str, list[str]]:
         """Path values to try for each URL variable: real ids, a missing one, edge values."""
@@ -151,8 +195,15 @@ def _argon2():
 
 
 def build_world(app: Flask, staff: Any) -> World:
-    """Accounts for every role and the objects they work on. `staff` is tests.conftest.Staff
-    (after setup: the administrator is "admin")."""
+    """Accounts for every role and the objects they work on, and those of another unit and
+    another receiving body (World.other). `staff` is tests.conftest.Staff (after setup: the
+    administrator is "admin"). The handed-over referrals carry a stand-in letter (STUB_LETTER:
+    seconds saved per referral); letters rendered by requests are real."""
+    with stub_letters():
+        return _build_world(app, staff)
+
+
+def _build_world(app: Flask, staff: Any) -> World:
     users = {}
     for role, (username, unit, role_name, holds_key) in ACCOUNTS.items():
         users[role] = staff.create(username, unit, role_name, grant=holds_key)
@@ -203,9 +254,48 @@ def build_world(app: Flask, staff: Any) -> World:
         received_on=datetime(2026, 8, 31, 9, tzinfo=ZoneInfo("Asia/Shanghai")),
         problems="饮用水水源地排污口未拆除")
     db.session.commit()
+    body_referral = referrals.create_referral(db.session, officer, case.id, "proc_zhou")
+    for who, action in ((officer, "submit"), (head, "approve"), (officer, "hand_over")):
+        referrals.act(db.session, who, body_referral.id, action, limits=LIMITS,
+                      letter_context={"contact_phone": "0433-2512345"})
+    other = _other_unit(users, password, received=datetime(2026, 9, 1, 9,
+                                                           tzinfo=ZoneInfo("Asia/Shanghai")))
+    other["body_referral_id"] = body_referral.id
+    document = db.session.scalar(select(Attachment.id).where(Attachment.case_id == case.id))
+    db.session.commit()
     return World(users=users, admin_id=admin.id, receipt=receipt, tip_id=tip_id,
                  other_tip_id=other_tip_id, case_tip_ids=case_tips, attachment_id=attachment_id,
-                 case_id=case.id, referrals=made, suggestion_id=suggestion.id)
+                 case_id=case.id, referrals=made, suggestion_id=suggestion.id,
+                 document_id=document, other=other)
+
+
+def _other_unit(users: dict[str, int], password: str, received: Any) -> dict[str, int]:
+    """珲春's tip with a photo, its case with a document, a referral handed over to 珲春市公安局
+    and a 三书一函 entry: real objects of another unit."""
+    tip_id, _ = _file("oil on the Tumen river bank", "hunchun",
+                      [MemoryUpload("河岸.jpg", jpeg_with_metadata())], status="accepted")
+    second, _ = _file("oil again on the river bank", "hunchun", status="accepted")
+    officer = _principal(ACCOUNTS["hc_case"][0], password)
+    head = _principal(ACCOUNTS["hc_head"][0], password)
+    case = referrals.form_case(
+        db.session, officer, tip_ids=[tip_id, second],
+        member_ids=[users["hc_case"], users["hc_case2"]], offence_code="pollution",
+        title="图们江岸油污案", summary="两次发现油污。")
+    referrals.add_documents(db.session, officer, case.id, "investigation_report",
+                            [MemoryUpload("珲春报告.txt", "珲春报告正文".encode())], limits=LIMITS)
+    referral = referrals.create_referral(db.session, officer, case.id, "psb_hunchun")
+    for who, action in ((officer, "submit"), (head, "approve"), (officer, "hand_over")):
+        referrals.act(db.session, who, referral.id, action, limits=LIMITS,
+                      letter_context={"contact_phone": "0433-7512345"})
+    suggestion = referrals.record_suggestion(
+        db.session, head, kind="procuratorial", issuer="珲春市人民检察院", unit_code="hunchun",
+        received_on=received, problems="入河排污口未规范设置")
+    attachments = dict(db.session.execute(
+        select(Attachment.tip_id, Attachment.id).where(Attachment.tip_id == tip_id)).all())
+    document = db.session.scalar(select(Attachment.id).where(Attachment.case_id == case.id))
+    return {"tip_id": tip_id, "case_id": case.id, "attachment_id": attachments[tip_id],
+            "document_id": document, "referral_id": referral.id,
+            "suggestion_id": suggestion.id}
 
 
 def sign_in(app: Flask, staff: Any, world: World, who: str) -> FlaskClient:
@@ -739,4 +829,195 @@ def hit_every_route(fuzzer: Fuzzer, client: FlaskClient, world: World,
             for body in form_bodies:
                 fuzzer.send(client, method, path, f"form {sorted(body)[:4]}", data=body)
                 sent += 1
+    return sent
+
+
+# ---------------------------------------------------------------------------------------------
+# A hand-made hostile set, sent to every POST route (tests/functional/test_hostile_inputs.py)
+
+# Every field name a form or a JSON body of the portal reads.
+FIELDS = ("receipt", "body", "narrative", "county", "category", "username", "password", "otp",
+          "code", "reason", "unit", "role", "user_id", "membership_id", "tips", "members", "days",
+          "priority", "original_id", "title", "summary", "offence", "kind", "issuer", "problems",
+          "received_on", "due_on", "contact_phone", "period", "document_kind", "channel",
+          "tip_files", "recovery_key", "csv", "name_zh", "measures", "do", "receiver", "copy",
+          "display_name", "language", "identity", "keep_photo_location", "factor_lost")
+SURROGATE = b"\xed\xa0\x80"  # U+D800 as UTF-8 would write it, were it a character
+DEEP = 100_000
+_JSON = "application/json"
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _multipart(parts: list[bytes], *, end: bool = True, boundary: bytes = b"B0UNDARY") -> bytes:
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return body + (b"--" + boundary + b"--\r\n" if end else b"")
+
+
+def _field_part(name: bytes, value: bytes) -> bytes:
+    return b'Content-Disposition: form-data; name="' + name + b'"\r\n\r\n' + value
+
+
+def _file_part(name: bytes, filename: bytes, content: bytes) -> bytes:
+    return (b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename
+            + b'"\r\nContent-Type: application/octet-stream\r\n\r\n' + content)
+
+
+def hostile_inputs() -> list[tuple[str, dict[str, Any]]]:
+    """(label, keyword arguments of client.open) for each hostile body: deep JSON, lone
+    surrogates (JSON escapes, raw bytes in JSON, forms and multipart), huge and odd numbers,
+    wrong types, wrong content types, broken multipart, over-long values, NUL bytes."""
+    def js(value: Any) -> dict[str, Any]:
+        import json
+
+        # A lone surrogate is written as its JSON escape (\\ud800), anything else as UTF-8.
+        return {"data": json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace"),
+                "content_type": _JSON}
+
+    def every(value: Any) -> dict[str, Any]:
+        return dict.fromkeys(FIELDS, value)
+
+    def form(value: bytes) -> dict[str, Any]:
+        return {"data": b"&".join(f.encode() + b"=" + value for f in FIELDS),
+                "content_type": _FORM}
+
+    fields = [_field_part(f.encode(), b"x") for f in FIELDS[:8]]
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("JSON array nested 100,000 deep", {"data": "[" * DEEP + "]" * DEEP,
+                                            "content_type": _JSON}),
+        ("JSON object nested 100,000 deep", {"data": '{"a":' * DEEP + "1" + "}" * DEEP,
+                                             "content_type": _JSON}),
+        ("JSON nested 65 deep in every field", js(every(_nested(65)))),
+        ("JSON lone surrogate \\ud800 in every field", js(every("a\ud800"))),
+        ("JSON lone surrogate \\udc00 as a key", {"data": '{"\\udc00": "x", "body": "\\udfff"}',
+                                                  "content_type": _JSON}),
+        ("JSON raw bytes ED A0 80 in every field", {
+            "data": b"{" + b", ".join(b'"' + f.encode() + b'": "a' + SURROGATE + b'"'
+                                      for f in FIELDS) + b"}", "content_type": _JSON}),
+        ("JSON 2**64 in every field", js(every(2**64))),
+        ("JSON -1 in every field", js(every(-1))),
+        ("JSON 1e309 in every field", {"data": "{" + ", ".join(f'"{f}": 1e309' for f in FIELDS)
+                                       + "}", "content_type": _JSON}),
+        ("JSON NaN and Infinity", {"data": '{"days": NaN, "priority": Infinity, "user_id": '
+                                   '-Infinity}', "content_type": _JSON}),
+        ('JSON "0x10" in every field', js(every("0x10"))),
+        ("JSON array in every field", js(every(["x", 1]))),
+        ("JSON object in every field", js(every({"$gt": ""}))),
+        ("JSON number in every field", js(every(1.5))),
+        ("JSON true in every field", js(every(True))),
+        ("JSON null in every field", js(every(None))),
+        ("JSON top-level array of objects", js([{"receipt": "x"}])),
+        ("JSON over-long strings", js(every("长" * 5_000))),
+        ("JSON NUL in every field", js(every("a\x00b"))),
+        ("JSON in UTF-16", {"data": '{"narrative": "x"}'.encode("utf-16"),
+                            "content_type": _JSON + "; charset=utf-16"}),
+        ("form %ED%A0%80 in every field", form(b"a%ED%A0%80")),
+        ("form raw bytes ED A0 80 in every field", form(b"a" + SURROGATE)),
+        ("form 2**64 in every field", form(str(2**64).encode())),
+        ("form -1 in every field", form(b"-1")),
+        ("form 1e309 in every field", form(b"1e309")),
+        ("form 0x10 in every field", form(b"0x10")),
+        ("form NaN in every field", form(b"NaN")),
+        ("form field[]= and field[a]=", {"data": b"&".join(
+            f.encode() + b"%5B%5D=1&" + f.encode() + b"%5Ba%5D=2" for f in FIELDS),
+            "content_type": _FORM}),
+        ("form JSON text in every field", form(b"%7B%22a%22%3A%5B1%5D%7D")),
+        ("form over-long values", form(b"x" * 5_000)),
+        ("form NUL in every field", form(b"a%00b")),
+        ("text/plain body", {"data": "receipt=x&narrative=y", "content_type": "text/plain"}),
+        ("no content type", {"data": b"\x00\x01\x02"}),
+        ("multipart without a boundary", {"data": _multipart(fields),
+                                          "content_type": "multipart/form-data"}),
+        ("multipart truncated", {"data": _multipart(fields)[:150],
+                                 "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+        ("multipart without its final boundary", {
+            "data": _multipart(fields, end=False),
+            "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+        ("multipart part without a name", {
+            "data": _multipart([b"Content-Disposition: form-data\r\n\r\nvalue", *fields]),
+            "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+        ("multipart empty files", {
+            "data": _multipart([*fields, *(_file_part(n, b"empty.pdf", b"")
+                                          for n in (b"attachments", b"files", b"file", b"csv",
+                                                    b"documents"))]),
+            "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+        ("multipart filename with NUL", {
+            "data": _multipart([*fields, _file_part(b"attachments", b"a\x00.jpg", b"\xff\xd8"),
+                                _file_part(b"files", b"../\x00x.pdf", b"%PDF-1.7")]),
+            "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+        ("multipart raw bytes ED A0 80 in names, values and filenames", {
+            "data": _multipart([_field_part(b"narrative" + SURROGATE, b"a" + SURROGATE),
+                                *(_field_part(f.encode(), b"a" + SURROGATE) for f in FIELDS),
+                                _file_part(b"attachments", b"a" + SURROGATE + b".jpg", b"x"),
+                                b"Content-Disposition: form-data; name=\"files\"; "
+                                b"filename*=UTF-8''a%ED%A0%80.pdf\r\n\r\n%PDF"]),
+            "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+        ("multipart part in UTF-16", {
+            "data": _multipart([b'Content-Disposition: form-data; name="narrative"\r\n'
+                                b"Content-Type: text/plain; charset=utf-16\r\n\r\n"
+                                + "水".encode("utf-16")]),
+            "content_type": "multipart/form-data; boundary=B0UNDARY"}),
+    ]
+    return out
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# The few hostile bodies every role sends to every POST route (the whole set goes to each route
+# as a role that gets past its access checks).
+HOSTILE_FOR_EVERYONE = ("JSON array nested 100,000 deep",
+                        "multipart raw bytes ED A0 80 in names, values and filenames")
+# One action or a few for each `<action>` route: those that read numbers, ids and lists.
+HOSTILE_ACTIONS = {"tip": ("assign", "duplicate", "extend"),
+                   "referral": ("reject", "supplement"),
+                   "liaison": ("sign_receipt", "request_material"),
+                   "user": ("membership", "remove-membership")}
+
+
+def post_routes(app: Flask, world: World) -> list[tuple[str, str]]:
+    """(endpoint, path) of every POST route, with the world's real ids; what may end the
+    visit last."""
+    ids = {"tip_id": world.tip_id, "attachment_id": world.attachment_id,
+           "case_id": world.case_id, "referral_id": world.referrals["handed_over"],
+           "suggestion_id": world.suggestion_id, "user_id": world.users["case2"]}
+    out = []
+    for rule in app.url_map.iter_rules():
+        if "POST" not in rule.methods:
+            continue
+        paths = [rule.rule]
+        for name in re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", rule.rule):
+            if name == "action":
+                kind = ("tip" if "tip" in rule.rule else "user" if "users" in rule.rule
+                        else "liaison" if "liaison" in rule.rule else "referral")
+                values = list(HOSTILE_ACTIONS[kind])
+            elif name == "token":
+                values = ["nonsense"]
+            else:
+                values = [str(ids[name])]
+            paths = [re.sub(rf"<(?:[a-z]+:)?{name}>", v, p, count=1) for p in paths
+                     for v in values]
+        out.extend((rule.endpoint, p) for p in paths)
+    ending = ("/staff/logout", "/staff/login", "/api/v1/staff/token", "/api/v1/liaison/token")
+    return sorted(out, key=lambda ep: (ep[1].startswith(ending), ep))
+
+
+def send_hostile(fuzzer: Fuzzer, client: FlaskClient, routes: list[tuple[str, str]],
+                 inputs: list[tuple[str, dict[str, Any]]], headers: dict[str, str],
+                 full: Any) -> Counter:
+    """Each hostile input to each route (`full(endpoint)`: the whole set, else
+    HOSTILE_FOR_EVERYONE); API routes with `headers` (a bearer token). Returns the inputs
+    sent per endpoint."""
+    sent: Counter = Counter()
+    few = [i for i in inputs if i[0] in HOSTILE_FOR_EVERYONE]
+    assert len(few) == len(HOSTILE_FOR_EVERYONE), "HOSTILE_FOR_EVERYONE names a missing input"
+    for endpoint, path in routes:
+        chosen = inputs if full(endpoint) else few
+        for label, kwargs in chosen:
+            extra = {"headers": headers} if path.startswith("/api/") else {}
+            fuzzer.send(client, "POST", path, label, **kwargs, **extra)
+            sent[endpoint] += 1
     return sent
