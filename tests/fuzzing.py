@@ -151,8 +151,8 @@ class World:
     # Objects nobody signed in above works on: of ANOTHER unit (珲春: "tip_id", "case_id",
     # "attachment_id" a photo of its tip, "document_id" its case document, "referral_id" handed
     # over to 珲春's public security, "suggestion_id") and of ANOTHER receiving body
-    # ("body_referral_id": 延吉's case handed over to the procuratorate alone, which the
-    # liaison of 州公安局 does not speak for). Empty in a toy world.
+    # ("body_referral_id": 延吉's case handed over to 延吉市公安局, which the liaison of 州公安局
+    # does not speak for). Empty in a toy world.
     other: dict[str, int] = field(default_factory=dict)
 
     def ids(self) -> dict[str, list[str]]:
@@ -254,7 +254,8 @@ def _build_world(app: Flask, staff: Any) -> World:
         received_on=datetime(2026, 8, 31, 9, tzinfo=ZoneInfo("Asia/Shanghai")),
         problems="饮用水水源地排污口未拆除")
     db.session.commit()
-    body_referral = referrals.create_referral(db.session, officer, case.id, "proc_zhou")
+    # 延吉市公安局: a body of its own, under 州公安局 but not spoken for by its liaison.
+    body_referral = referrals.create_referral(db.session, officer, case.id, "psb_yanji")
     for who, action in ((officer, "submit"), (head, "approve"), (officer, "hand_over")):
         referrals.act(db.session, who, body_referral.id, action, limits=LIMITS,
                       letter_context={"contact_phone": "0433-2512345"})

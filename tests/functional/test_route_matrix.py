@@ -5,7 +5,7 @@ Every rule of `app.url_map` (each method but HEAD and OPTIONS), for every kind o
 liaison of 州公安局, auditor, administrator, a head who holds no key), is requested with the
 real ids of the objects it names in three variants: the objects these people work on ("own":
 延吉's tip, case, referral handed over to 州公安局, …), objects of ANOTHER unit ("unit": 珲春's)
-and of ANOTHER receiving body ("body": 延吉's referral handed over to the procuratorate alone).
+and of ANOTHER receiving body ("body": 延吉's referral handed over to 延吉市公安局).
 The API is called with each staff role's bearer token.
 
 MAP below says, per route, which roles reach it in each variant; every other cell must be
