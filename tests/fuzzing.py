@@ -151,7 +151,7 @@ class World:
     # Objects nobody signed in above works on: of ANOTHER unit (珲春: "tip_id", "case_id",
     # "attachment_id" a photo of its tip, "document_id" its case document, "referral_id" handed
     # over to 珲春's public security, "suggestion_id") and of ANOTHER receiving body
-    # ("body_referral_id": 延吉's case handed over to 延吉市公安局, which the liaison of 州公安局
+    # ("body_referral_id": 延吉's case handed over to 州人民检察院, which the liaison of 州公安局
     # does not speak for). Empty in a toy world.
     other: dict[str, int] = field(default_factory=dict)
 
@@ -254,8 +254,9 @@ def _build_world(app: Flask, staff: Any) -> World:
         received_on=datetime(2026, 8, 31, 9, tzinfo=ZoneInfo("Asia/Shanghai")),
         problems="饮用水水源地排污口未拆除")
     db.session.commit()
-    # 延吉市公安局: a body of its own, under 州公安局 but not spoken for by its liaison.
-    body_referral = referrals.create_referral(db.session, officer, case.id, "psb_yanji")
+    # 州人民检察院: another receiving body, not spoken for by the liaison of 州公安局 (handing
+    # over to a procuratorate alone once failed on PostgreSQL: a81e00000007).
+    body_referral = referrals.create_referral(db.session, officer, case.id, "proc_zhou")
     for who, action in ((officer, "submit"), (head, "approve"), (officer, "hand_over")):
         referrals.act(db.session, who, body_referral.id, action, limits=LIMITS,
                       letter_context={"contact_phone": "0433-2512345"})
