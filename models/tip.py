@@ -158,7 +158,7 @@ class TipUpdate(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[bytes | None] = mapped_column(LargeBinary)
 

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect, select, text
 
-from models import Tip
+from models import Tip, TipUpdate
 from portal import create_app, intake
 from portal.extensions import db
 from portal.seed import seed
@@ -112,6 +112,11 @@ def test_upgrade_to_head_with_data_then_downgrade(tmp_path: Path, empty_database
                                                             county="antu"), [],
                                 limits=limits, receipt_cost=FAST_ARGON2)
         assert db.session.scalar(select(Tip.unit_id).where(Tip.id == filed.tip_id))
+        # The longest progress word fits (PostgreSQL refused it at String(16): a81e00000007).
+        db.session.add(TipUpdate(tip_id=filed.tip_id, status="referred_procuratorate"))
+        db.session.commit()
+        assert db.session.scalar(select(TipUpdate.status).where(
+            TipUpdate.status == "referred_procuratorate")) == "referred_procuratorate"
         assert keys.recovery
         with db.engine.connect() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), db.metadata)
