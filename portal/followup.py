@@ -18,7 +18,15 @@ from models import Message, Tip
 from models.base import utcnow
 from portal import crypto, receipts
 from portal.audit import REPORTER, record
-from portal.intake import MAX_LENGTH, FieldError, IntakeRejected, Limits, Upload, store_attachments
+from portal.intake import (
+    MAX_LENGTH,
+    FieldError,
+    IntakeRejected,
+    Limits,
+    Upload,
+    open_meta,
+    store_attachments,
+)
 from portal.keys import install_secret, tip_recipients
 
 TOKEN_LIFETIME = 30 * 60
@@ -124,7 +132,7 @@ def reporter_view(session: Session, key: FollowupKey) -> ReporterView:
     content = json.loads(crypto.open_sealed(tip.content, [key.identity]))
     attachments = []
     for attachment in tip.attachments:
-        meta = json.loads(crypto.open_sealed(attachment.meta, [key.identity]))
+        meta = open_meta(attachment.meta, [key.identity])
         attachments.append(AttachmentInfo(meta["filename"], attachment.family, attachment.size,
                                           attachment.uncleaned))
     updates = [Update(u.status, u.at, _open_text(u.note, key) if u.note else None)

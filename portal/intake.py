@@ -381,9 +381,10 @@ def store_attachments(
     stored = []
     for index, upload in enumerate(uploads):
         file_field = f"attachments.{index}"
+        shown = safe_name(upload.filename)  # what an error quotes: no bidi override, not 10,000
         if upload.oversize:
             raise IntakeRejected({file_field: FieldError(
-                "file_too_large", {"name": upload.filename, "max": limits.max_file_bytes})})
+                "file_too_large", {"name": shown, "max": limits.max_file_bytes})})
         try:
             upload.stream.seek(0)
             head = upload.stream.read(8192)
@@ -409,17 +410,26 @@ def store_attachments(
             sink.close()
         except sanitize.UploadRejected as exc:
             raise IntakeRejected(
-                {file_field: FieldError(exc.code, {"name": upload.filename})}
+                {file_field: FieldError(exc.code, {"name": shown})}
             ) from exc
         attachment.uncleaned = report.uncleaned
         attachment.size = writer.plaintext_size
         attachment.meta = crypto.seal(json.dumps({
-            "filename": safe_name(upload.filename), "media_type": file_kind.media_type,
+            "filename": shown, "media_type": file_kind.media_type,
             "extension": file_kind.extension, "removed": list(report.removed),
             "kept": list(report.kept),
         }, ensure_ascii=False).encode(), recipients)
         stored.append(attachment)
     return stored
+
+
+def open_meta(ciphertext: bytes, identities: Sequence[str]) -> dict:
+    """An attachment's sealed metadata (store_attachments writes it), opened with `identities`:
+    the one place its name is read out, so a name stored before names were cleaned at upload
+    (a folder, a bidi override, 10,000 characters) reaches no page, API or download raw."""
+    meta = json.loads(crypto.open_sealed(ciphertext, identities))
+    meta["filename"] = safe_name(str(meta.get("filename") or ""))
+    return meta
 
 
 def file_tip(

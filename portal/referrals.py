@@ -43,7 +43,7 @@ from portal import blobs, crypto
 from portal.access import OFFICERS, KeyNotHeld, Principal
 from portal.audit import Actor as AuditActor
 from portal.audit import record
-from portal.intake import Limits, Upload, store_attachments
+from portal.intake import Limits, Upload, open_meta, store_attachments
 from portal.keys import unit_recipients
 from referral import workflow
 from referral.calendar import load_calendar
@@ -323,8 +323,7 @@ def open_case(session: Session, principal: Principal, case_id: int) -> CaseView:
     for attachment in session.scalars(select(Attachment).where(
             Attachment.case_id == case.id, Attachment.referral_id.is_(None))
             .order_by(Attachment.id)):
-        documents.append((attachment, json.loads(crypto.open_sealed(attachment.meta,
-                                                                    identities))))
+        documents.append((attachment, open_meta(attachment.meta, identities)))
     record(session, AuditActor("staff", principal.user.id, None), "case.opened",
            object_type="case", object_id=case.id, unit_code=case.unit.code)
     session.commit()
@@ -567,7 +566,7 @@ def _chosen_tip_files(session: Session, referral: Referral) -> list[Attachment]:
 
 
 def _meta(attachment: Attachment, identities: Sequence[str]) -> dict:
-    return json.loads(crypto.open_sealed(attachment.meta, identities))
+    return open_meta(attachment.meta, identities)
 
 
 def _material_view(attachment: Attachment, identities: Sequence[str] | None,
@@ -989,7 +988,7 @@ def open_suggestion(session: Session, principal: Principal, suggestion_id: int
     suggestion = _suggestion(session, principal, suggestion_id)
     identities = identities_for_unit(principal, suggestion.unit_id)
     content = json.loads(crypto.open_sealed(suggestion.content, identities))
-    evidence = [json.loads(crypto.open_sealed(a.meta, identities)) for a in session.scalars(
+    evidence = [open_meta(a.meta, identities) for a in session.scalars(
         select(Attachment).where(Attachment.suggestion_id == suggestion.id))]
     record(session, AuditActor("staff", principal.user.id, None), "suggestion.opened",
            object_type="suggestion", object_id=suggestion.id)

@@ -382,7 +382,7 @@ def _preview(data: bytes) -> str | None:
 
 def _attachment_view(session: Session, attachment: Attachment,
                      identities: list[crypto.AgeIdentity], previews: bool) -> AttachmentView:
-    meta = json.loads(_open(attachment.meta, identities))
+    meta = intake.open_meta(attachment.meta, identities)
     location = preview = None
     kept = bool(meta.get("kept"))
     if attachment.family == "image" and (previews or kept):
@@ -535,7 +535,7 @@ def open_attachment(session: Session, principal: Principal, attachment_id: int) 
         raise NotFound
     tip = get_visible(session, principal, attachment.tip_id)
     identities = principal.identities_for(tip)
-    meta = json.loads(_open(attachment.meta, identities))
+    meta = intake.open_meta(attachment.meta, identities)
     record(session, actor_of(principal, "tip.view", tip), "attachment.downloaded",
            object_type="attachment", object_id=attachment.id, unit_code=tip.unit.code)
     session.commit()

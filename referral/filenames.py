@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["DEFAULT_NAME", "MAX_NAME_BYTES", "member_problem", "safe_name", "zip_entry"]
+__all__ = ["DEFAULT_NAME", "MAX_NAME_BYTES", "member_problem", "plain_text", "safe_name",
+           "zip_entry"]
 
 DEFAULT_NAME = "file"
 #: UTF-8 bytes of one name (a folder or a file). Most file systems take 255 for a name; a
@@ -42,6 +43,30 @@ def _visible(text: str) -> str:
             continue
         kept.append(" " if category == "Zs" else char)  # no-break, ideographic space: a space
     return unicodedata.normalize("NFC", "".join(kept))  # Hangul from macOS comes decomposed
+
+
+# What typed text keeps of the invisible: a tab and a line break. Formats (Cf) go whole: the bidi
+# embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069, the marks U+200E, U+200F
+# and U+061C, zero-width spaces and joiners U+200B-U+200D, the BOM U+FEFF, soft hyphens.
+_TEXT_DROPPED = frozenset({"Cc", "Cf", "Cs"})
+_TEXT_KEPT = frozenset("\n\t")
+
+
+def plain_text(text: str) -> str:
+    """Text an officer or a reporter typed, for a document that goes out (the 移送书): what it
+    says, without the characters that act on it unseen. Controls go, except tab and line break
+    (CR LF and CR become LF, a line or paragraph separator a line break); format characters
+    (bidi controls, zero-width characters, BOM) and lone surrogates go; NFC, so that what looks
+    alike is alike. plain_text(plain_text(x)) == plain_text(x)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Zl", "Zp"):
+            kept.append("\n")
+        elif char in _TEXT_KEPT or category not in _TEXT_DROPPED:
+            kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 def _split_extension(name: str) -> tuple[str, str]:

@@ -28,6 +28,8 @@ from fpdf import FPDF
 from fpdf.enums import Align, TableCellFillMode, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
+from referral.filenames import plain_text
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -173,6 +175,7 @@ def render_transfer_letter(data: LetterData, *, draft: bool = False) -> bytes:
     A draft (the preview a head reads before approving) is marked 样稿 on every page, carries no
     checkpoint, and shows what is still missing as （待补） instead of refusing.
     """
+    data = _plain(data)  # before the checks: a field of bidi controls alone is an empty one
     if draft:
         data = _draft_of(data)
     else:
@@ -205,6 +208,19 @@ _TEXT_FIELDS = ("case_number", "agency", "receiving_body", "case_title", "offenc
                 "legal_basis", "facts", "contact_phone")
 _MISSING = "（待补）"
 DRAFT_MARK = "样稿（预览）· 非正式文书"
+
+
+def _plain(data: LetterData) -> LetterData:
+    """Every text the letter draws, typed by officers or taken from a reporter, as plain text
+    (filenames.plain_text): no bidi override turns a name or a number around on the printed
+    page, no zero-width character hides in what a receiving body copies out of it."""
+    return replace(
+        data, **{field: plain_text(getattr(data, field)) for field in _TEXT_FIELDS},
+        copy_to=plain_text(data.copy_to) if data.copy_to is not None else None,
+        checkpoint=plain_text(data.checkpoint) if data.checkpoint is not None else None,
+        officer_names=tuple(plain_text(name) for name in data.officer_names),
+        materials=tuple(replace(m, name=plain_text(m.name), note=plain_text(m.note))
+                        for m in data.materials))
 
 
 def _validate(data: LetterData) -> None:

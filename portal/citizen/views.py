@@ -33,6 +33,7 @@ from portal.intake import FieldError, IntakeRejected
 from portal.messages import error_text, unit_name
 from portal.sanitize import describe_uncleanable
 from portal.web import choices, followup_secret, limits, uploads_from
+from referral.filenames import safe_name
 
 # Where the error summary's link for a field lands when it is not the field's own id.
 _ANCHORS = {"category": "category-none"}
@@ -116,8 +117,9 @@ def _files_again() -> list[str]:
     (A URL-encoded post, like the report form's language buttons, sends only their names.)"""
     if request.method != "POST":
         return []
-    names = [f.filename for f in request.files.getlist("attachments") if f.filename]
-    return names or [name for name in request.form.getlist("attachments") if name.strip()]
+    names = [safe_name(f.filename) for f in request.files.getlist("attachments") if f.filename]
+    return names or [safe_name(name) for name in request.form.getlist("attachments")
+                     if name.strip()]
 
 
 def _render_report(form: ReportForm, status: int = 200, loose: list[str] | None = None

@@ -290,3 +290,37 @@ def test_the_referral_domain_does_not_import_flask() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+HIDDEN = ("\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068",
+          "\u2069", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\ufeff", "\x00", "\x1b",
+          "\x7f", "\x85")
+
+
+def test_bidi_and_zero_width_characters_never_reach_the_letter() -> None:
+    """Officers and reporters type them (pasted from a chat, or on purpose: U+202E shows
+    "0433-2512345" as "5432152-3340"); the letter draws what the text says, without them."""
+    def spiked(text: str) -> str:
+        return "\u202e\u200b" + "\u2066".join(text) + "\ufeff\x00\u202c\x1b"
+
+    data = sample()
+    hostile = replace(
+        data, receiving_body=spiked(data.receiving_body), case_title=spiked(data.case_title),
+        facts=spiked(data.facts), contact_phone=spiked(data.contact_phone),
+        officer_names=tuple(spiked(n) for n in data.officer_names),
+        copy_to=spiked(data.copy_to or ""),
+        materials=tuple(replace(m, name=spiked(m.name), note=spiked(m.note))
+                        for m in data.materials))
+    pdf = render_transfer_letter(hostile)
+    text = "".join(pages_text(pdf))
+    found = [hex(ord(c)) for c in HIDDEN if c in text]
+    assert not found
+    body = text.replace("\n", "")
+    assert "本案专案组成员：金明哲、李雪梅；联系电话：0433-2512345" in body
+    assert "某化工有限公司涉嫌污染环境案" in body
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.metadata is not None and reader.metadata.subject == data.case_title
+    # A field of nothing but controls is an empty one: named, as any missing field.
+    with pytest.raises(LetterIncomplete) as missing:
+        render_transfer_letter(replace(data, contact_phone="\u202e\u200b\u2069"))
+    assert missing.value.field == "contact_phone"
