@@ -867,10 +867,28 @@ def _visible_package(session: Session, principal: Principal, referral_id: int) -
     return referral
 
 
+def _refuse_package(session: Session, principal: Principal, referral: Referral,
+                    reason: str) -> None:
+    """Log that someone who may see the referral was refused its package (a refusal is not a
+    download), and raise KeyNotHeld: the page and the API say a holder must grant the key."""
+    session.rollback()
+    record(session, _package_actor(principal), "referral.package_refused",
+           object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
+           reason=reason)
+    session.commit()
+    raise KeyNotHeld
+
+
 def package_ciphertext(session: Session, principal: Principal, referral_id: int
                        ) -> tuple[Referral, io.BufferedReader]:
-    """The package as stored (age), for offline decryption with the receiving body's key."""
+    """The package as stored (age), for offline decryption with the receiving body's key.
+    Only for someone who holds a key of the referral, as the decrypted package: the sealed
+    file is no way around a grant."""
     referral = _visible_package(session, principal, referral_id)
+    try:
+        identities_for_referral(principal, referral)
+    except KeyNotHeld:
+        _refuse_package(session, principal, referral, "key_not_held")
     record(session, _package_actor(principal), "referral.package_downloaded",
            object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
            sealed=True)
@@ -888,13 +906,8 @@ def open_package(session: Session, principal: Principal, referral_id: int
                                     identities_for_referral(principal, referral))
         first = next(chunks, b"")  # the header opens here, or not at all
     except (KeyNotHeld, crypto.CryptoError) as refused:
-        session.rollback()
-        record(session, _package_actor(principal), "referral.package_refused",
-               object_type="referral", object_id=referral.id,
-               unit_code=referral.case.unit.code,
-               reason="key_not_held" if isinstance(refused, KeyNotHeld) else "key_does_not_open")
-        session.commit()
-        raise KeyNotHeld from None
+        _refuse_package(session, principal, referral, "key_not_held" if isinstance(
+            refused, KeyNotHeld) else "key_does_not_open")
     record(session, _package_actor(principal), "referral.package_downloaded",
            object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
            sealed=False)

@@ -797,19 +797,25 @@ def _text(params: dict[str, object], name: str) -> str:
     return value
 
 
-# action name (URL) → how to run it from request parameters; shared by the pages and the API.
+# action name (URL) → the permission it needs and how to run it from request parameters; shared
+# by the pages and the API.
 PERFORM = {
-    "classify": lambda s, p, t, a: classify(s, p, t, _text(a, "category"), _text(a, "reason")),
-    "priority": lambda s, p, t, a: set_priority(s, p, t, _int(a, "priority")),
-    "accept": lambda s, p, t, a: accept(s, p, t),
-    "decline": lambda s, p, t, a: decline(s, p, t, _text(a, "reason")),
-    "verify": lambda s, p, t, a: start_verification(s, p, t),
-    "close": lambda s, p, t, a: close(s, p, t, _text(a, "reason")),
-    "extend": lambda s, p, t, a: extend_deadline(s, p, t, _int(a, "days"), _text(a, "reason")),
-    "transfer": lambda s, p, t, a: transfer(s, p, t, _text(a, "unit"), _text(a, "reason")),
-    "duplicate": lambda s, p, t, a: link_duplicate(s, p, t, _int(a, "original_id")),
-    "assign": lambda s, p, t, a: assign(s, p, t, _int(a, "user_id")),
-    "message": lambda s, p, t, a: message_reporter(s, p, t, _text(a, "body")),
+    "classify": ("tip.classify", lambda s, p, t, a: classify(s, p, t, _text(a, "category"),
+                                                             _text(a, "reason"))),
+    "priority": ("tip.set_priority", lambda s, p, t, a: set_priority(s, p, t,
+                                                                     _int(a, "priority"))),
+    "accept": ("tip.accept", lambda s, p, t, a: accept(s, p, t)),
+    "decline": ("tip.decline", lambda s, p, t, a: decline(s, p, t, _text(a, "reason"))),
+    "verify": ("tip.verify", lambda s, p, t, a: start_verification(s, p, t)),
+    "close": ("tip.close", lambda s, p, t, a: close(s, p, t, _text(a, "reason"))),
+    "extend": ("tip.extend", lambda s, p, t, a: extend_deadline(s, p, t, _int(a, "days"),
+                                                                _text(a, "reason"))),
+    "transfer": ("tip.transfer", lambda s, p, t, a: transfer(s, p, t, _text(a, "unit"),
+                                                             _text(a, "reason"))),
+    "duplicate": ("tip.link_duplicate", lambda s, p, t, a: link_duplicate(
+        s, p, t, _int(a, "original_id"))),
+    "assign": ("tip.assign", lambda s, p, t, a: assign(s, p, t, _int(a, "user_id"))),
+    "message": ("tip.message", lambda s, p, t, a: message_reporter(s, p, t, _text(a, "body"))),
 }
 # Refusals that mean "not in this state" rather than "bad input" (HTTP 409 in the API).
 CONFLICTS = frozenset({"wrong_status", "already_extended", "classify_first",
@@ -818,11 +824,15 @@ CONFLICTS = frozenset({"wrong_status", "already_extended", "classify_first",
 
 def perform(session: Session, principal: Principal, tip_id: int, action: str,
             params: dict[str, object]) -> None:
-    """Run a named action; raises NotFound, Refused or KeyNotHeld, and changes nothing then."""
-    handler = PERFORM.get(action)
-    if handler is None:
+    """Run a named action; raises NotFound, Refused or KeyNotHeld, and changes nothing then.
+    Who may act comes before what they sent, as on the tip page: the tip seen, the action
+    allowed, the unit's key held (an action is taken on a tip its officer can read), then the
+    input."""
+    if action not in PERFORM:
         raise NotFound
+    permission, handler = PERFORM[action]
     try:
+        principal.identities_for(get_visible(session, principal, tip_id, permission))
         handler(session, principal, tip_id, params)
     except BaseException:
         session.rollback()

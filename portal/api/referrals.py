@@ -116,6 +116,8 @@ def _package(caller: Caller, referral_id: int) -> Response | tuple[Response, int
                                                         referral_id)
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:  # as the page: no key, no package, and who can grant it
+        return _error(403, str(NO_KEY), code="key_not_held")
     return Response(stream_with_context(iter(lambda: sealed.read(1024 * 1024), b"")),
                     mimetype="application/octet-stream",
                     headers={"Content-Disposition":

@@ -119,13 +119,13 @@ def test_refused_package_download_is_logged_as_a_refusal(app, staff) -> None:
         select(AuditEvent).where(AuditEvent.object_type == "referral",
                                  AuditEvent.actor_id == keyless))]
     assert actions == ["referral.package_refused"]
-    # The sealed file needs no key here: that one is a download.
+    # The sealed file is no way around a grant: refused as well, here and over the API.
     assert police.get(f"/liaison/referrals/{scene.referral_id}/package?format=age"
-                      ).status_code == 200
+                      ).status_code == 403
     actions = [e.action for e in db.session.scalars(
         select(AuditEvent).where(AuditEvent.object_type == "referral",
                                  AuditEvent.actor_id == keyless).order_by(AuditEvent.seq))]
-    assert actions == ["referral.package_refused", "referral.package_downloaded"]
+    assert actions == ["referral.package_refused", "referral.package_refused"]
 
 
 def test_answering_a_suggestion_without_the_key_is_a_refusal(app, staff) -> None:

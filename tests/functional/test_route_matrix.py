@@ -110,10 +110,12 @@ ADMIN = frozenset({"admin"})
 AUDITOR = frozenset({"auditor"})
 WITH_KEY = frozenset({"intake", "case", "head"})  # 延吉's officers who hold its key
 INTAKE = frozenset({"intake", "head", "keyless"})
-# A referral of 延吉's case: its officers (with or without the key: the API hands out sealed
-# packages) and the liaison of the receiving body; for another body's referral, not the liaison.
+# A referral of 延吉's case: its officers (with or without the key) and the liaison of the
+# receiving body; for another body's referral, not the liaison.
 REFERRAL = {"own": OFFICERS | {"liaison"}, "body": OFFICERS}
-PACKAGE_PAGE = {"own": WITH_KEY | {"liaison"}, "body": WITH_KEY}  # opened on the server
+# Its package, opened on the server or sealed over the API: only for those who hold a key of
+# it (a head without one is told who can grant it, on the page and over the API alike).
+PACKAGE = {"own": WITH_KEY | {"liaison"}, "body": WITH_KEY}
 
 MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     # Administration: the administrator alone, for any account.
@@ -161,15 +163,15 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.suggestion GET": WITH_KEY, "staff.suggestion POST": WITH_KEY,
     "liaison.document GET": WITH_KEY,
     "api.staff_tip GET": WITH_KEY, "api.staff_attachment GET": WITH_KEY,
-    "api.staff_tip_action POST": OFFICERS,  # the key is needed to act, not to be refused
+    "api.staff_tip_action POST": WITH_KEY,  # the key before the input, as on the page
     "staff.hotline GET": INTAKE, "staff.hotline POST": INTAKE, "api.staff_hotline POST": INTAKE,
     # Referrals.
     "staff.referral GET": REFERRAL, "staff.referral_action POST": REFERRAL,
     "liaison.referral GET": REFERRAL, "liaison.referral_action POST": REFERRAL,
     "api.staff_referral GET": REFERRAL, "api.staff_referral_action POST": REFERRAL,
     "api.liaison_referral GET": REFERRAL, "api.liaison_referral_action POST": REFERRAL,
-    "api.staff_package GET": REFERRAL, "api.liaison_package GET": REFERRAL,
-    "staff.referral_package GET": PACKAGE_PAGE, "liaison.referral_package GET": PACKAGE_PAGE,
+    "api.staff_package GET": PACKAGE, "api.liaison_package GET": PACKAGE,
+    "staff.referral_package GET": PACKAGE, "liaison.referral_package GET": PACKAGE,
     "staff.letter_preview GET": {"own": frozenset({"case", "head"}),
                                  "body": frozenset({"case", "head"})},
 }
