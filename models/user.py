@@ -47,8 +47,12 @@ class User(Base):
     reset_factor_lost: Mapped[bool] = mapped_column(default=False, server_default=false())
     reset_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     reset_notice: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Raised by "sign out everywhere": the browsers this account signed in from are no longer
+    # known devices (portal/auth.py binds the known-device cookie to it and the password hash).
+    device_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
-    memberships: Mapped[list[Membership]] = relationship(back_populates="user")
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user",
+                                                         foreign_keys="Membership.user_id")
 
 
 class Membership(Base):
@@ -59,8 +63,15 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     role: Mapped[str] = mapped_column(String(24))
+    # Two-person rule (portal/accounts.py): an officer, liaison or administrator role given on
+    # the administration pages waits, giving no access, until someone else who speaks for the
+    # unit confirms it. Who asked and when; who confirmed and when (None while it waits).
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    user: Mapped[User] = relationship(back_populates="memberships")
+    user: Mapped[User] = relationship(back_populates="memberships", foreign_keys=[user_id])
     unit = relationship("Unit")
 
 

@@ -120,7 +120,9 @@ def principal_for(session: Session, user: User,
                   loader: Callable[[], dict[int, crypto.AgeIdentity]] | None = None
                   ) -> Principal:
     roles: dict[int, set[str]] = {}
-    for membership in session.scalars(select(Membership).where(Membership.user_id == user.id)):
+    # A role waiting for a second person's confirmation (portal/accounts.py) gives nothing.
+    for membership in session.scalars(select(Membership).where(
+            Membership.user_id == user.id, Membership.confirmed_at.is_not(None))):
         roles.setdefault(membership.unit_id, set()).add(membership.role)
     bureau_id = session.scalar(select(Unit.id).where(Unit.code == BUREAU_CODE))
     handling = frozenset(session.scalars(

@@ -24,7 +24,7 @@ from models import (
 from models.base import utcnow
 from portal import crypto
 from portal.audit import Actor, record
-from portal.auth import SecondFactorFailed, hash_password, use_recovery_code, verify_totp
+from portal.auth import SecondFactorFailed, check_second_factor, hash_password
 from portal.receipts import Argon2Cost
 
 MIN_PASSWORD_LENGTH = 12
@@ -173,14 +173,94 @@ def create_account(session: Session, username: str, password: str,
     return user
 
 
+# Two-person rule (issue 9): an officer or liaison role given by an administrator waits until
+# someone else who already speaks for the unit confirms it — a head of that handling unit, a
+# liaison of that receiving body or, while the unit has nobody such yet, a second administrator
+# — and an administrator role until another administrator confirms it. A waiting role gives no
+# access at all (portal/access.principal_for reads confirmed roles only). The shell (`flask
+# users create`, the setup) is the trust root: what it gives is confirmed at once.
+TWO_PERSON_ROLES = OFFICER_ROLES | {Role.LIAISON, Role.ADMINISTRATOR}
+# Who speaks for a unit, per role waiting there (the administrator role: administrators only).
+_SPEAKERS: dict[Role, Role] = {**{role: Role.HEAD for role in OFFICER_ROLES},
+                               Role.LIAISON: Role.LIAISON}
+
+
 def add_membership(session: Session, user: User, unit_code: str, role: Role, *,
                    actor: Actor) -> Membership:
+    """Add a membership. Given by a person (an administrator on the pages) an officer, liaison
+    or administrator role waits for a second person's confirmation; given by the system (the
+    setup, the command line of the server) it holds at once."""
     unit = session.scalars(select(Unit).where(Unit.code == unit_code)).one()
-    membership = Membership(user=user, unit=unit, role=role)
+    now = utcnow()
+    by_person = actor.type == "staff" and actor.id is not None
+    pending = by_person and Role(role) in TWO_PERSON_ROLES
+    membership = Membership(user=user, unit=unit, role=role, added_at=now,
+                            added_by_id=actor.id if by_person else None,
+                            confirmed_at=None if pending else now,
+                            confirmed_by_id=None if pending else (actor.id if by_person else None))
     session.add(membership)
     record(session, actor, "membership.added", object_type="user", object_id=user.id,
-           unit_code=unit_code, role=str(role))
+           unit_code=unit_code, role=str(role), pending=pending)
     return membership
+
+
+class ConfirmRefused(ValueError):
+    """A confirmation this person cannot give; `code` names why (words in the pages)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _confirmed_holders(session: Session, role: Role, unit_id: int | None = None) -> set[int]:
+    """Active people holding `role` (in the unit, when given), confirmed."""
+    query = (select(Membership.user_id).join(User, User.id == Membership.user_id)
+             .where(Membership.role == role, Membership.confirmed_at.is_not(None),
+                    User.active.is_(True)))
+    if unit_id is not None:
+        query = query.where(Membership.unit_id == unit_id)
+    return set(session.scalars(query))
+
+
+def confirmers_of(session: Session, membership: Membership) -> set[int]:
+    """Who may confirm (or refuse) a waiting role: never the person it is for nor the one who
+    asked; a head of the handling unit (officer roles) or a liaison of the receiving body; when
+    the unit has no such person yet, and for the administrator role, another administrator."""
+    role = Role(membership.role)
+    others = {membership.user_id, membership.added_by_id}
+    speakers: set[int] = set()
+    if role in _SPEAKERS:
+        speakers = _confirmed_holders(session, _SPEAKERS[role], membership.unit_id) - others
+    if not speakers:
+        speakers = _confirmed_holders(session, Role.ADMINISTRATOR) - others
+    return speakers
+
+
+def waiting_for(session: Session, user_id: int) -> list[Membership]:
+    """The roles waiting for this person's confirmation, oldest first."""
+    waiting = session.scalars(select(Membership).where(Membership.confirmed_at.is_(None))
+                              .order_by(Membership.added_at, Membership.id))
+    return [m for m in waiting if user_id in confirmers_of(session, m)]
+
+
+def decide_membership(session: Session, membership: Membership, confirm: bool, *,
+                      actor: Actor) -> None:
+    """Confirm a waiting role (it gives access from now on) or refuse it (it goes). Only one
+    of its confirmers (confirmers_of) may. The caller commits."""
+    if membership.confirmed_at is not None:
+        raise ConfirmRefused("not_waiting")
+    if actor.id is None or actor.id not in confirmers_of(session, membership):
+        raise ConfirmRefused("not_yours")
+    unit_code, role = membership.unit.code, str(membership.role)
+    if confirm:
+        membership.confirmed_at = utcnow()
+        membership.confirmed_by_id = actor.id
+        record(session, actor, "membership.confirmed", object_type="user",
+               object_id=membership.user_id, unit_code=unit_code, role=role)
+    else:
+        record(session, actor, "membership.refused", object_type="user",
+               object_id=membership.user_id, unit_code=unit_code, role=role)
+        session.delete(membership)
 
 
 def administrators_exist(session: Session) -> bool:
@@ -319,7 +399,8 @@ def complete_reset(session: Session, user: User, new: str, code: str, *, secret_
     """The holder completes the reset: proves it with the second factor (unless a second
     administrator confirmed that it is lost), then a new personal key is wrapped under the new
     password. A wrong code counts; after MAX_RESET_FAILURES the reset is spent and an
-    administrator must start another. The caller commits in both cases."""
+    administrator must start another. The caller commits in both cases. Raises auth.Throttled
+    while the account's wrong authenticator codes hold it back (the code is not checked)."""
     if user.reset_state != RESET_OPEN or user.reset_failures >= MAX_RESET_FAILURES:
         raise ResetRefused("spent")
     check_password_strength(new)
@@ -327,10 +408,10 @@ def complete_reset(session: Session, user: User, new: str, code: str, *, secret_
     if not user.reset_factor_lost:
         code = code.strip()
         try:
-            if len("".join(c for c in code if c.isalnum())) > 8:
-                use_recovery_code(session, user, code, now)
-            else:
-                verify_totp(user, code, secret_key, now)
+            # The sign-in's own check: a wrong authenticator code counts against the account's
+            # second-factor throttle (shared with /staff/login/code, so a reset adds no guesses;
+            # auth.Throttled goes to the caller) as well as against this reset.
+            check_second_factor(session, user, code, secret_key, now)
         except (SecondFactorFailed, crypto.CryptoError):
             user.reset_failures += 1
             record(session, holder, "password.reset_code_failed", object_type="user",
@@ -370,7 +451,8 @@ def take_reset_notice(session: Session, user: User) -> tuple[str, datetime] | No
 # Account changes, for auditors: from the log alone.
 
 ACCOUNT_ACTIONS = ("setup.completed", "user.created", "user.sign_in_link_issued",
-                   "membership.added", "membership.removed", "user.activated",
+                   "membership.added", "membership.confirmed", "membership.refused",
+                   "membership.removed", "user.activated",
                    "user.deactivated", "password.reset", "password.reset_requested",
                    "password.reset_confirmed", "password.reset_code_failed",
                    "password.reset_completed")

@@ -94,15 +94,40 @@ class Enrollment:
     qr_svg_data_uri: str
 
 
+def device_tag(device_id: str, user: User) -> str:
+    """What binds a browser's known-device standing to the account as it is now: the password
+    hash (a change or a reset replaces it) and the account's device epoch ("sign out
+    everywhere" raises it). The cookie carrying it is signed, so it cannot be made up."""
+    text = f"qingliu device tag {device_id} {user.id} {user.device_epoch or 0} {user.password_hash}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class KnownDevice:
-    """A browser that has completed a sign-in: a random id and the accounts it signed in to."""
+    """A browser that has completed a sign-in: a random id and the accounts it signed in to,
+    each with the device tag of the account at that time."""
 
     id: str
-    user_ids: tuple[int, ...]
+    accounts: tuple[tuple[int, str], ...]
+
+    @property
+    def user_ids(self) -> tuple[int, ...]:
+        return tuple(user_id for user_id, _ in self.accounts)
 
     def knows(self, user: User | None) -> bool:
-        return user is not None and user.id in self.user_ids
+        """Whether this browser signed in to the account since its password last changed and
+        since its holder last signed out everywhere."""
+        if user is None:
+            return False
+        tag = device_tag(self.id, user)
+        return any(user_id == user.id and secrets.compare_digest(seen, tag)
+                   for user_id, seen in self.accounts)
+
+
+def forget_devices(user: User) -> None:
+    """No browser is a known device of this account any more ("sign out everywhere"). The
+    caller commits."""
+    user.device_epoch = (user.device_epoch or 0) + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,18 +344,19 @@ def read_known_device(secret_key: str, value: str | None) -> KnownDevice | None:
     try:
         data = _device_serializer(secret_key).loads(
             value, max_age=int(KNOWN_DEVICE_LIFETIME.total_seconds()))
-        return KnownDevice(str(data["d"]), tuple(int(u) for u in data["u"]))
+        accounts = tuple((int(u), str(t)) for u, t in data["a"])
+        return KnownDevice(str(data["d"]), accounts[:KNOWN_DEVICE_ACCOUNTS])
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
 
 
-def remember_device(secret_key: str, device: KnownDevice | None, user_id: int) -> str:
+def remember_device(secret_key: str, device: KnownDevice | None, user: User) -> str:
     """The cookie value marking this browser as a known device of the account (kept with up to
-    KNOWN_DEVICE_ACCOUNTS accounts, the latest first)."""
+    KNOWN_DEVICE_ACCOUNTS accounts, the latest first), bound to the account's device tag."""
     device_id = device.id if device else secrets.token_urlsafe(16)
-    earlier = [u for u in (device.user_ids if device else ()) if u != user_id]
-    accounts = [user_id, *earlier][:KNOWN_DEVICE_ACCOUNTS]
-    return _device_serializer(secret_key).dumps({"d": device_id, "u": accounts})
+    earlier = [[u, t] for u, t in (device.accounts if device else ()) if u != user.id]
+    accounts = [[user.id, device_tag(device_id, user)], *earlier][:KNOWN_DEVICE_ACCOUNTS]
+    return _device_serializer(secret_key).dumps({"d": device_id, "a": accounts})
 
 
 def hash_password(password: str, cost: Argon2Cost) -> str:

@@ -126,7 +126,12 @@ def register_user_commands(app: Flask) -> None:
                        base_url: str) -> None:
         """Create an account; the first password comes from PORTAL_USER_PASSWORD (or a hidden
         prompt at a terminal). Prints a one-time sign-in link where the person chooses their
-        own password. Exit 2 with one line on stderr when anything is refused."""
+        own password. Exit 2 with one line on stderr when anything is refused.
+
+        Its roles hold at once: whoever runs this on the server is the setup's trust root.
+        Officer, liaison and administrator roles given on the administration pages instead
+        wait for a second person's confirmation (a head of the unit, a liaison of the body, or
+        another administrator)."""
         from portal.accounts import (
             RoleRefused,
             UsernameTaken,
@@ -159,7 +164,8 @@ def register_user_commands(app: Flask) -> None:
             db.session.rollback()
             fail(_ROLE_REFUSALS.get(refused.code, refused.code).format(unit=unit_code))
         token = first_sign_in_token(user, current_app.config["SECRET_KEY"])
-        click.echo(f"created {user.username} ({', '.join(roles)} in {unit_code})")
+        click.echo(f"created {user.username} ({', '.join(roles)} in {unit_code}; confirmed at "
+                   f"once, as given from the server's command line)")
         click.echo(f"One-time sign-in link (valid 7 days; give it with the password):\n"
                    f"  {base_url.rstrip('/')}/welcome/{token}")
 

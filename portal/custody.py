@@ -37,7 +37,8 @@ def key_members(session: Session, unit_ids: set[int]) -> list[tuple[User, Unit]]
         select(User, Unit).join(Membership, Membership.user_id == User.id)
         .join(Unit, Unit.id == Membership.unit_id)
         .where(Membership.unit_id.in_(sorted(unit_ids)),
-               Membership.role.in_(sorted(KEY_ROLES)), User.active.is_(True))
+               Membership.role.in_(sorted(KEY_ROLES)), Membership.confirmed_at.is_not(None),
+               User.active.is_(True))
         .distinct().order_by(Unit.id, User.username)).all()
     return [(user, unit) for user, unit in rows]
 
@@ -47,7 +48,7 @@ def check_key_member(session: Session, unit: Unit, grantee: User) -> None:
 
     found = session.scalar(select(Membership.id).where(
         Membership.user_id == grantee.id, Membership.unit_id == unit.id,
-        Membership.role.in_(sorted(KEY_ROLES))).limit(1))
+        Membership.role.in_(sorted(KEY_ROLES)), Membership.confirmed_at.is_not(None)).limit(1))
     if found is None or not grantee.active:
         raise NotKeyMember
 

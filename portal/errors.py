@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask, jsonify, render_template, request
 from flask.wrappers import Response
 from flask_babel import gettext
@@ -9,6 +11,9 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.keys import NotSetUp
+
+if TYPE_CHECKING:
+    from portal.staff.context import Caller
 
 
 def _wants_json() -> bool:
@@ -38,10 +43,40 @@ def _mb(key: str) -> int:
     return int(current_app.config[key]) // (1024 * 1024)
 
 
+# Paths of the staff side: an error there is shown in the staff layout even to someone not (or
+# no longer) signed in, who is most likely staff whose session ended.
+STAFF_PATHS = ("/staff", "/admin", "/audit", "/liaison")
+
+
+def _staff_caller() -> Caller | None:
+    """The signed-in staff member, if any. Not for a server error: the database may be what
+    failed, and the error page must not fail again."""
+    from portal.extensions import db
+    from portal.staff.context import current_caller
+
+    try:
+        return current_caller()
+    except Exception:  # an error page never fails over who is asking
+        db.session.rollback()
+        return None
+
+
+def _staff_side(code: int) -> tuple[bool, Caller | None]:
+    """(whether the staff layout fits, the signed-in staff member or None)."""
+    on_staff_path = any(request.path == p or request.path.startswith(p + "/")
+                        for p in STAFF_PATHS)
+    caller = _staff_caller() if code < 500 else None
+    return on_staff_path or caller is not None, caller
+
+
 def _respond(code: int, message: str | None = None) -> tuple[Response | str, int]:
     message = message or _explain(code)
     if _wants_json():
         return jsonify({"error": message, "status": code}), code
+    staff_side, caller = _staff_side(code)
+    if staff_side:
+        return render_template("errors/staff_error.html", code=code, message=message,
+                               caller=caller), code
     return render_template("errors/error.html", code=code, message=message), code
 
 

@@ -451,6 +451,8 @@ EVENT_WORDS: dict[str, Any] = {
     "user.sign_in_link_issued": lazy_gettext("One-time sign-in link issued"),
     "membership.added": lazy_gettext("Role given"),
     "membership.removed": lazy_gettext("Role removed"),
+    "membership.confirmed": lazy_gettext("Role confirmed by a second person"),
+    "membership.refused": lazy_gettext("Role refused by a second person"),
     "password.changed": lazy_gettext("Password changed"),
     "password.reset": lazy_gettext("Password reset"),
     "password.reset_requested": lazy_gettext("Password reset requested by an administrator"),
@@ -543,6 +545,7 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "reason": lambda v: str(REFUSAL_REASON_WORDS.get(str(v), "")) or None,
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
     "factor_lost": lambda v: _yes(v, _l("the second factor lost as well")),
+    "pending": lambda v: _yes(v, _l("waiting for a second person's confirmation")),
 }
 
 

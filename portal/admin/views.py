@@ -8,7 +8,16 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import format_date, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -31,6 +40,8 @@ from portal import auth, crypto, custody
 from portal.accounts import (
     MIN_PASSWORD_LENGTH,
     RESET_CONFIRM,
+    TWO_PERSON_ROLES,
+    ConfirmRefused,
     ResetRefused,
     RoleRefused,
     UsernameTaken,
@@ -40,6 +51,7 @@ from portal.accounts import (
     complete_reset,
     confirm_reset,
     create_account,
+    decide_membership,
     first_sign_in_token,
     parse_role,
     remove_membership,
@@ -49,6 +61,7 @@ from portal.accounts import (
     take_reset_notice,
     user_for_first_sign_in,
     user_for_reset,
+    waiting_for,
 )
 from portal.admin import bp
 from portal.admin.warnings import admin_warnings, missing_calendar_years
@@ -140,12 +153,14 @@ def home() -> Any:
     inactive = db.session.scalar(select(func.count(User.id)).where(User.active.is_(False))) or 0
     per_role = dict(db.session.execute(
         select(Membership.role, func.count(func.distinct(Membership.user_id)))
-        .join(User, User.id == Membership.user_id).where(User.active.is_(True))
+        .join(User, User.id == Membership.user_id)
+        .where(User.active.is_(True), Membership.confirmed_at.is_not(None))
         .group_by(Membership.role)).all())
     return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
                            per_role=[(role, per_role.get(role.value, 0)) for role in Role],
                            warnings=admin_warnings(db.session, _today()),
-                           to_confirm=_resets_to_confirm())
+                           to_confirm=_resets_to_confirm(),
+                           roles_waiting=waiting_for(db.session, caller.user.id))
 
 
 def _resets_to_confirm() -> list[User]:
@@ -263,6 +278,8 @@ def users() -> Any:
                               "this one-time link, where they choose their own password and "
                               "set up the second factor: %(link)s",
                               name=username, link=_sign_in_link(user)))
+                if role in TWO_PERSON_ROLES:
+                    flash(_waiting_words(role))
                 if role in (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON):
                     flash(gettext("A holder of the unit's key (or its recovery key) must grant "
                                   "the key on the “Unit keys” page before they can open "
@@ -305,10 +322,12 @@ def user_action(user_id: int, action: str) -> Any:
     form = _user_form()
     try:
         if action == "membership":
-            assign_role(db.session, user, form.unit.data or "",
-                        parse_role(form.role.data or ""), actor=actor)
+            role = parse_role(form.role.data or "")
+            assign_role(db.session, user, form.unit.data or "", role, actor=actor)
             db.session.commit()
             flash(gettext("Saved."))
+            if role in TWO_PERSON_ROLES:
+                flash(_waiting_words(role))
         elif action == "remove-membership":
             check_not_self(actor, user.id)
             membership_id = request.form.get("membership_id", "")
@@ -370,6 +389,70 @@ def _issue_reset_link(user: User, actor: Actor) -> None:
                       "which you do not have: %(link)s", name=user.username, link=link))
 
 
+def _waiting_words(role: Role) -> str:
+    """Who must confirm a role just given, in words."""
+    who = (gettext("another administrator") if role == Role.ADMINISTRATOR else
+           gettext("a liaison of the receiving body (or, while it has none, another "
+                   "administrator)") if role == Role.LIAISON else
+           gettext("a head of the unit (or, while it has none, another administrator)"))
+    return gettext("The role gives no access until %(who)s confirms it: a second person must "
+                   "agree to every officer, liaison and administrator role.", who=who)
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles waiting for a second person's confirmation (portal/accounts.py, two-person rule)
+
+CONFIRM_REFUSALS: dict[str, Any] = {
+    "not_waiting": _l("This role is no longer waiting for confirmation."),
+    "not_yours": _l("You cannot confirm this role: it must be someone other than the person "
+                    "and the administrator who asked, who speaks for the unit."),
+}
+
+
+@bp.route("/roles-to-confirm", methods=["GET", "POST"])
+def roles_to_confirm() -> Any:
+    """The roles waiting for this person's confirmation: a head sees the officer roles of their
+    unit, a liaison those of their receiving body, an administrator the administrator roles
+    and those of units that have nobody to speak for them yet. Confirm or refuse each."""
+    caller = current_caller()
+    if caller is None:
+        return redirect(url_for("staff.login"))
+    if request.method == "POST":
+        back = (url_for("admin.home") if request.form.get("back") == "admin"
+                else url_for("admin.roles_to_confirm"))
+        decision = request.form.get("decision", "")
+        number = row_id(request.form.get("membership_id", ""))
+        membership = db.session.get(Membership, number) if number else None
+        if membership is None or decision not in ("confirm", "refuse"):
+            flash(str(CONFIRM_REFUSALS["not_waiting"]), "error")
+            return redirect(back), 303
+        role = Role(membership.role)
+        acting = (Role.ADMINISTRATOR if caller.principal.is_admin
+                  else Role.LIAISON if role == Role.LIAISON else Role.HEAD)
+        name = membership.user.display_name or membership.user.username
+        try:
+            decide_membership(db.session, membership, decision == "confirm",
+                              actor=Actor("staff", caller.user.id, acting))
+        except ConfirmRefused as refused:
+            db.session.rollback()
+            flash(str(CONFIRM_REFUSALS.get(refused.code, CONFIRM_REFUSALS["not_yours"])),
+                  "error")
+            return redirect(back), 303
+        db.session.commit()
+        flash(gettext("Confirmed: %(name)s is now %(role)s.", name=name, role=role_text(role))
+              if decision == "confirm" else
+              gettext("Refused: %(name)s was not given the role %(role)s.", name=name,
+                      role=role_text(role)))
+        return redirect(back), 303
+    return render_template("admin/roles_to_confirm.html", caller=caller,
+                           roles_waiting=waiting_for(db.session, caller.user.id))
+
+
+def roles_waiting_count(user_id: int) -> int:
+    """How many roles wait for this person (the staff start page leads there when any)."""
+    return len(waiting_for(db.session, user_id))
+
+
 class ResetForm(FlaskForm):
     code = StringField(_l("A code from your authenticator app, or one of your recovery codes"))
     new = PasswordField(_l("Your own new password (at least 12 characters)"))
@@ -406,6 +489,14 @@ def complete_password_reset(token: str) -> Any:
         db.session.rollback()
         form.new.errors = [gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
         return render_template("admin/reset.html", form=form, user=user), 400
+    except auth.Throttled as throttled:
+        db.session.rollback()
+        form.code.errors = [gettext(
+            "Too many wrong codes for this account. Try again in %(n)s minutes, or enter one "
+            "of your recovery codes.", n=max(1, -(-throttled.seconds // 60)))]
+        response = make_response(render_template("admin/reset.html", form=form, user=user), 429)
+        response.headers["Retry-After"] = str(throttled.seconds)
+        return response
     except ResetRefused as refused:
         db.session.commit()  # the wrong code counts
         if refused.code == "spent":
@@ -475,6 +566,9 @@ def first_sign_in(token: str) -> Any:
             db.session.rollback()
             form.new.errors = [gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
         else:
+            from portal.staff.views import _renew_flask_session
+
+            _renew_flask_session()  # as at the staff sign-in: no CSRF token outlives it
             pending = session_store().create(user.id, personal, stage="password")
             db.session.commit()
             target = "staff.second_factor" if user.totp_confirmed_at else "staff.enroll"

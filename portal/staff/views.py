@@ -104,8 +104,8 @@ def _known_device() -> auth.KnownDevice | None:
                                   request.cookies.get(DEVICE_COOKIE))
 
 
-def _remember_device(response: Response, user_id: int) -> Response:
-    value = auth.remember_device(current_app.config["SECRET_KEY"], _known_device(), user_id)
+def _remember_device(response: Response, user: User) -> Response:
+    value = auth.remember_device(current_app.config["SECRET_KEY"], _known_device(), user)
     response.set_cookie(DEVICE_COOKIE, value, httponly=True, samesite="Strict",
                         path=url_for("staff.login"),
                         max_age=int(auth.KNOWN_DEVICE_LIFETIME.total_seconds()),
@@ -208,6 +208,11 @@ def _home(caller: Caller) -> str:
     """Where a signed-in person starts: officers at the queue, administrators at their own home,
     auditors at the log, liaisons of receiving bodies at their referrals."""
     principal = caller.principal
+    if not principal.is_admin:  # a head or liaison asked to confirm someone's role: first
+        from portal.admin.views import roles_waiting_count
+
+        if roles_waiting_count(caller.user.id):
+            return url_for("admin.roles_to_confirm")
     if principal.units_for("tip.view"):
         return url_for("staff.queue")
     if principal.is_admin:
@@ -228,7 +233,7 @@ def _finish_sign_in(caller: Caller) -> Response:
            object_type="user", object_id=caller.user.id)
     flash_reset_notice(caller.user)  # after a password reset: who did it, once
     db.session.commit()
-    return _remember_device(_set_cookie(redirect(_home(caller)), active.token), caller.user.id)
+    return _remember_device(_set_cookie(redirect(_home(caller)), active.token), caller.user)
 
 
 @bp.route("/login/enroll", methods=["GET", "POST"])
@@ -255,7 +260,7 @@ def enroll() -> Any:
             db.session.commit()
             page = render_template("staff/recovery_codes.html", codes=codes,
                                    home=_home(caller))
-            return _remember_device(_set_cookie(Response(page), active.token), caller.user.id)
+            return _remember_device(_set_cookie(Response(page), active.token), caller.user)
     enrollment = auth.begin_enrollment(caller.user, secret_key)
     db.session.commit()
     return render_template("staff/enroll.html", form=form, enrollment=enrollment), (
@@ -279,6 +284,7 @@ def logout(caller: Caller) -> Response:
 @signed_in
 def logout_everywhere(caller: Caller) -> Response:
     ended = session_store().revoke_all(caller.user.id)
+    auth.forget_devices(caller.user)  # no browser skips the account's throttle any more
     record(db.session, Actor("staff", caller.user.id, None), "signout.everywhere",
            object_type="user", object_id=caller.user.id, sessions=ended)
     db.session.commit()

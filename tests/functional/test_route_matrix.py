@@ -128,6 +128,8 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "admin.setup GET": NOBODY, "admin.setup POST": NOBODY,
     "admin.first_sign_in GET": NOBODY, "admin.first_sign_in POST": NOBODY,
     "admin.complete_password_reset GET": NOBODY, "admin.complete_password_reset POST": NOBODY,
+    # Roles waiting for a second person: every signed-in person's own list (empty for most).
+    "admin.roles_to_confirm GET": STAFF, "admin.roles_to_confirm POST": STAFF,
     # The auditor: metadata and the log of every unit, no content.
     "auditor.index GET": AUDITOR, "auditor.accounts GET": AUDITOR,
     "auditor.decryptions GET": AUDITOR, "auditor.export POST": AUDITOR,
