@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import pyotp
@@ -36,7 +37,9 @@ from sqlalchemy import func, select
 
 from models import Role, Tip, Unit, User
 from portal.extensions import db
+from tests.browser.conftest import set_viewport
 from tests.browser.walk_helpers import (
+    DESK,
     PHONE,
     FreshPortal,
     Person,
@@ -123,6 +126,10 @@ class SecurityWalk:
             if driver is self.phone:
                 _phone_metrics(driver)
         return visible
+
+    def check(self, ok: object, message: str) -> None:
+        if not ok:
+            self.problems.append(message)
 
     def finish(self) -> None:
         problems, self.problems = self.problems, []
@@ -243,6 +250,41 @@ def _open_actions(driver: WebDriver, user_id: int, action: str) -> str:
     return form
 
 
+_LABEL_PLACES = """
+const form = document.querySelector(arguments[0]), astray = [];
+for (const label of form.querySelectorAll('label[for]')) {
+  const control = document.getElementById(label.htmlFor);
+  if (!control || control.type === 'checkbox') continue;
+  const l = label.getBoundingClientRect(), c = control.getBoundingClientRect();
+  const middle = (r) => (r.top + r.bottom) / 2;
+  const beside = Math.abs(middle(l) - middle(c)) < 12 && l.right <= c.left;
+  const above = l.bottom <= c.top + 1 && Math.abs(l.left - c.left) < 4;
+  if (!beside && !above) astray.push(label.textContent.trim());
+}
+return astray;
+"""
+
+
+def _labels_astray(driver: WebDriver, form_css: str, width: int) -> list[str]:
+    """At `width` px: the labels of the form that are neither beside nor above their control
+    (a label at the end of one line, its control at the start of the next)."""
+    set_viewport(driver, width, 800)
+    try:
+        return driver.execute_script(_LABEL_PLACES, form_css)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _gaps_between(driver: WebDriver, css: str) -> list[int]:
+    """Vertical gaps between consecutive elements matching `css`, at 360 px."""
+    set_viewport(driver, PHONE, 800)
+    try:
+        boxes = [e.rect for e in driver.find_elements(By.CSS_SELECTOR, css)]
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return [int(b["y"] - (a["y"] + a["height"])) for a, b in pairwise(boxes)]
+
+
 def _field_errors(driver: WebDriver) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "ul.errors") if e.text]
 
@@ -269,6 +311,11 @@ def _reset_flow(walk: SecurityWalk) -> str:
     assert not own, "an administrator is offered changes to their own account"
     form = _open_actions(driver, walk.ids[RESET.key], "reset-password")
     walk.look(driver, "01-admin-users-reset-form", lang)
+    for width in (PHONE, DESK):
+        astray = _labels_astray(driver, f'form[action="/admin/users/{walk.ids[RESET.key]}/'
+                                        f'membership"]', width)
+        walk.check(not astray, f"/admin/users at {width} px: a label stands apart from its "
+                               f"control: {astray}")
     submit(driver, form)
     assert not errors_on(driver), page_summary(driver)
     link = _link_in(success_on(driver), walk.base)
@@ -340,6 +387,10 @@ def test_a_lost_second_factor_needs_a_second_administrator(walk: SecurityWalk) -
     assert "/reset/" not in flashes, "the link was given before a second administrator confirmed"
     assert driver.find_element(By.ID, "resets").is_displayed()
     assert not driver.find_elements(By.CSS_SELECTOR, confirm), "A may confirm A's own request"
+    item = driver.find_element(By.CSS_SELECTOR, "#resets li")
+    hint = item.find_element(By.CSS_SELECTOR, ".hint")
+    walk.check(hint.rect["x"] - item.rect["x"] < 2, "the 'another administrator must confirm' "
+                                                   "note runs on in the request's sentence")
     walk.look(driver, "11-lost-factor-asked", lang)
     driver.get(f"{walk.base}/admin?lang={lang}")
     assert not driver.find_elements(By.CSS_SELECTOR, confirm), "A may confirm it on /admin"
@@ -349,6 +400,8 @@ def test_a_lost_second_factor_needs_a_second_administrator(walk: SecurityWalk) -
     section = driver.find_element(By.ID, "resets").text
     assert LOST.display in section and ADMIN_A.display in section, section
     walk.look(driver, "12-lost-factor-to-confirm", lang)
+    gaps = _gaps_between(driver, "main > section.warning")
+    walk.check(all(g >= 8 for g in gaps), f"/admin: the warning boxes touch ({gaps} px apart)")
     submit(driver, confirm)
     link = _link_in(success_on(driver), walk.base)
     assert not driver.find_elements(By.CSS_SELECTOR, confirm)
@@ -410,6 +463,10 @@ def test_citizen_video_and_an_officer_past_the_code_throttle(
     assert tries > 5, f"throttled after {tries} wrong codes (5 are free)"
     assert path_of(driver, walk.base) == "/staff/login/code", page_summary(driver)
     walk.look(driver, "23-code-throttled", lang)
+    field = driver.find_element(By.ID, "code")
+    walk.check(field.get_attribute("inputmode") != "numeric",
+               "the throttle page asks for a recovery code with a digits-only phone keyboard")
+    walk.check(not field.get_attribute("value"), "the wrong code is left in the field")
     walk.code_step(GUESS.recovery_codes.pop())
     assert driver.find_elements(By.CSS_SELECTOR, "nav.staff-nav"), page_summary(driver)
     walk.signed_in = GUESS.key
