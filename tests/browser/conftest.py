@@ -341,7 +341,7 @@ def _build_staff_world(portal: LivePortal) -> StaffWorld:
                   *mine),
         "liaison": ("/liaison/", f"/liaison/referrals/{referral_ids[1]}", *mine),
         "auditor": ("/audit/", "/audit/tips", f"/audit/tips/{shown}", "/audit/referrals",
-                    "/audit/decryptions", *mine),
+                    "/audit/decryptions", "/audit/accounts", *mine),
         "admin": ("/admin", "/admin/users", "/admin/categories", "/admin/offences",
                   "/admin/calendar", *mine),
     }
