@@ -2,7 +2,9 @@
 
 From a portal that `make run` has only seeded: the setup link makes the administrator and prints
 the units' recovery keys (kept as a person would print them); the administrator creates an intake
-officer, two case officers and a head of 延吉市, a liaison of 延吉市公安局 and an auditor; each
+officer, two case officers and a head of 延吉市, a liaison of 延吉市公安局 and an auditor; their
+officer and liaison roles wait for a second person: a second administrator, made on the server's
+command line, confirms the head and the liaison, and the head confirms the other officers. Each
 signs in with the first password, follows the one-time link if the portal gives one, enrols TOTP
 (the secret read from the page) and keeps the recovery codes. A reporter files a Korean tip with a
 photo whose location and time are kept; an officer without the key is told how to get it; the
@@ -95,6 +97,10 @@ pytestmark = pytest.mark.browser
 
 ADMIN = Person("admin", "guanli", "管理员", "zhou", "administrator",
                "administrator password 2026 winter")
+# The second administrator, made on the server's command line (`flask users create`, the setup's
+# trust root): it confirms the first officer and liaison roles of a unit (two-person rule).
+ADMIN_TWO = Person("admin2", "zhao.guanli", "赵管理", "zhou", "administrator",
+                   "second administrator 2026 first")
 RECEIVER, COPY = "psb_yanji", "proc_zhou"
 NARRATIVE = "밤마다 공장에서 검은 페수를 부르하통하에 흘려보냅니다. 냄새가 심합니다."
 REPLY_KO = "제보를 수리하였습니다. 현장을 조사하겠습니다."
@@ -480,6 +486,67 @@ def _accounts(walk: Walk) -> None:
         walk.check(person.display in text or person.username in text,
                    f"{person.username} is not listed on /admin/users")
     walk.sign_out()
+    _confirm_roles(walk)
+
+
+def _first_sign_in(walk: Walk, person: Person, link: str) -> None:
+    """The one-time link: the person's own password, then the second factor."""
+    driver = walk.office
+    walk.sign_out()
+    driver.get(f"{link}?lang={person.lang}")
+    fill(driver.find_element(By.CSS_SELECTOR, "input[name=current]"), person.password)
+    fill(driver.find_element(By.CSS_SELECTOR, "input[name=new]"), CHANGED_PASSWORD)
+    fill(driver.find_element(By.CSS_SELECTOR, "input[name=confirm]"), CHANGED_PASSWORD)
+    submit(driver, "main form")
+    assert not errors_on(driver), (person.key, errors_on(driver), page_summary(driver))
+    person.password = CHANGED_PASSWORD
+    walk.enrol(person)
+
+
+def _confirm(walk: Walk, person: Person) -> None:
+    """Confirm the role waiting for `person` on the page shown (the list of roles waiting)."""
+    driver = walk.office
+    rows = driver.find_elements(By.CSS_SELECTOR, f'li[data-username="{person.username}"]')
+    assert rows, f"{walk.signed_in} sees no role of {person.key} to confirm: " + page_summary(
+        driver)
+    walk.check(person.display in rows[0].text, f"the role waiting for {person.key} does not "
+                                               "name the person")
+    click_and_wait(driver, rows[0].find_element(By.CSS_SELECTOR, 'button[value="confirm"]'))
+    assert not errors_on(driver), (errors_on(driver), page_summary(driver))
+    assert success_on(driver), page_summary(driver)
+
+
+def _confirm_roles(walk: Walk) -> None:
+    """Every officer and liaison role the administrator gave waits for a second person. The
+    server's operator makes a second administrator from the command line; it confirms the head
+    and the liaison (the first of their unit and body); the head confirms the other officers."""
+    driver = walk.office
+    made = walk.portal.app.test_cli_runner().invoke(
+        args=["users", "create", ADMIN_TWO.username, "--unit", "zhou", "--role",
+              "administrator", "--display-name", ADMIN_TWO.display, "--base-url", walk.base],
+        env={"PORTAL_USER_PASSWORD": ADMIN_TWO.password})
+    assert made.exit_code == 0, made.output
+    _first_sign_in(walk, ADMIN_TWO, re.findall(rf"{re.escape(walk.base)}/\S+", made.output)[0])
+    walk.people[ADMIN_TWO.key] = ADMIN_TWO
+    walk.check(path_of(driver, walk.base) == "/admin", "the second administrator does not land "
+                                                      "on /admin")
+    walk.look("roles-to-confirm-admin", shoot=True)
+    people = walk.people
+    _confirm(walk, people["head"])
+    _confirm(walk, people["liaison"])
+    # 延吉市 has a head now: its other officers are the head's to confirm, not an administrator's.
+    walk.check(not driver.find_elements(By.CSS_SELECTOR, "li[data-username]"),
+               "after the head is confirmed, an administrator still confirms 延吉市's officers")
+    head = people["head"]
+    assert head.first_link, "the head was given no one-time link"
+    _first_sign_in(walk, head, head.first_link)
+    head.first_link = None
+    walk.check(path_of(driver, walk.base) == "/roles-to-confirm",
+               f"the head lands on {path_of(driver, walk.base)}, not the roles to confirm")
+    walk.look("roles-to-confirm-head", shoot=True)
+    for key in ("intake", "case_a", "case_b"):
+        _confirm(walk, people[key])
+    walk.sign_out()
 
 
 @stage("enrol", "accounts")
@@ -488,6 +555,8 @@ def _enrol(walk: Walk) -> None:
     driver = walk.office
     for person in PEOPLE:
         walk.sign_out()
+        if person.secret:  # enrolled already (the head, to confirm the officers' roles)
+            continue
         if person.first_link:
             driver.get(f"{person.first_link}?lang={person.lang}")
             walk.look(f"first-sign-in-{person.key}", shoot=person.key == "intake")

@@ -319,7 +319,7 @@ def test_auditors_read_account_changes_in_words(app, staff) -> None:
     page = browser.get("/audit/accounts?lang=en")
     assert page.status_code == 200
     text = visible_text(page.get_data(as_text=True))
-    assert "Role given (Head)" in text
+    assert "Role given (Head, waiting for a second person" in text
     assert "Administrator Jin (Administrator)" in text and "Officer Pak" in text
     assert "Account created" in text and "Password reset requested by an administrator" in text
     assert "membership.added" not in text and "yanji" not in text  # words, not codes

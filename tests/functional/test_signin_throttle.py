@@ -349,6 +349,8 @@ def test_migration_renames_the_throttle_key_and_keeps_the_rows(tmp_path: Path) -
         flask_migrate.upgrade(revision="a81e00000005")
         row = db.session.get(LoginThrottle, auth._name_hash("park"))
         assert row.failures == 7 and row.blocked_until == until
+        db.session.remove()
+        flask_migrate.upgrade()  # the code reads accounts as the latest models have them
         with pytest.raises(auth.Throttled):
             auth.check_password(db.session, "park", "x", FAST_ARGON2)
         db.session.remove()
