@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask_babel import gettext, lazy_gettext
+from flask_babel import gettext, lazy_gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from portal.intake import FieldError
@@ -588,6 +588,20 @@ def event_text(action: str, details: object = None) -> str:
     if _lang().startswith("zh"):
         return f"{sentence}（{'，'.join(parts)}）"
     return f"{sentence} ({', '.join(parts)})"
+
+
+def throttled_text(kind: str, seconds: int) -> str:
+    """Why a sign-in is held back and for how long, in whole minutes (rounded up), with the
+    plural the language needs: `kind` is "password" or "code" (a recovery code still passes)."""
+    minutes = max(1, -(-int(seconds) // 60))
+    if kind == "code":
+        return ngettext("Too many wrong codes for this account. Try again in %(num)d minute, or "
+                        "enter one of your recovery codes.",
+                        "Too many wrong codes for this account. Try again in %(num)d minutes, or "
+                        "enter one of your recovery codes.", minutes)
+    return ngettext("Too many failed attempts for this account. Try again in %(num)d minute.",
+                    "Too many failed attempts for this account. Try again in %(num)d minutes.",
+                    minutes)
 
 
 def duration_text(delta: object) -> str:

@@ -77,7 +77,7 @@ from portal.crypto import CryptoError
 from portal.custody import reset_password
 from portal.extensions import db
 from portal.http import current_lang
-from portal.messages import role_text
+from portal.messages import role_text, throttled_text
 from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, token_is_valid
 from portal.staff.context import COOKIE, Caller, current_caller, session_store
@@ -491,9 +491,7 @@ def complete_password_reset(token: str) -> Any:
         return render_template("admin/reset.html", form=form, user=user), 400
     except auth.Throttled as throttled:
         db.session.rollback()
-        form.code.errors = [gettext(
-            "Too many wrong codes for this account. Try again in %(n)s minutes, or enter one "
-            "of your recovery codes.", n=max(1, -(-throttled.seconds // 60)))]
+        form.code.errors = [throttled_text("code", throttled.seconds)]
         response = make_response(render_template("admin/reset.html", form=form, user=user), 429)
         response.headers["Retry-After"] = str(throttled.seconds)
         return response
@@ -555,9 +553,7 @@ def first_sign_in(token: str) -> Any:
                                     wrap_cost=current_app.config["WRAP_ARGON2"],
                                     login_cost=current_app.config["LOGIN_ARGON2"])
         except auth.Throttled as throttled:
-            minutes = max(1, int(throttled.retry_after.total_seconds() // 60) + 1)
-            form.current.errors = [gettext("Too many failed attempts. Try again in %(n)s "
-                                           "minutes.", n=minutes)]
+            form.current.errors = [throttled_text("password", throttled.seconds)]
             return render_template("admin/first_sign_in.html", form=form, user=user), 429
         except (auth.AuthenticationFailed, CryptoError):
             db.session.rollback()

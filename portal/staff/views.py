@@ -49,6 +49,7 @@ from portal.messages import (
     language_text,
     priority_text,
     refusal_text,
+    throttled_text,
     unit_name,
 )
 from portal.staff import bp
@@ -129,10 +130,6 @@ def _throttled_page(template: str, form: Any, throttled: auth.Throttled) -> Resp
     return response
 
 
-def _minutes(throttled: auth.Throttled) -> int:
-    return max(1, -(-throttled.seconds // 60))
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
@@ -150,9 +147,7 @@ def login() -> Any:
                                        device=_known_device())
         personal = custody.unlock_personal(user, password)
     except auth.Throttled as throttled:
-        form.username.errors = [gettext(
-            "Too many failed attempts for this account. Try again in %(n)s minutes.",
-            n=_minutes(throttled))]
+        form.username.errors = [throttled_text("password", throttled.seconds)]
         return _throttled_page("staff/login.html", form, throttled)
     except (auth.AuthenticationFailed, CryptoError):
         form.username.errors = [gettext("Wrong username, password or recovery code.")
@@ -193,9 +188,7 @@ def second_factor() -> Any:
         auth.check_second_factor(db.session, caller.user, code, current_app.config["SECRET_KEY"],
                                  device=_known_device())
     except auth.Throttled as throttled:
-        form.code.errors = [gettext(
-            "Too many wrong codes for this account. Try again in %(n)s minutes, or enter one "
-            "of your recovery codes.", n=_minutes(throttled))]
+        form.code.errors = [throttled_text("code", throttled.seconds)]
         return _throttled_page("staff/second_factor.html", form, throttled)
     except auth.SecondFactorFailed:
         db.session.commit()

@@ -53,3 +53,14 @@ def test_the_citizen_side_keeps_the_citizen_layout(client) -> None:
         text = page.get_data(as_text=True)
         assert page.status_code == 404
         assert CITIZEN_LINK in text and "Qingliu staff" not in text, path
+
+
+def test_one_time_staff_links_are_staff_pages_without_the_citizens_promises(client) -> None:
+    """A reset or first sign-in link is a staff page: the citizen footer (its promise that no
+    cookie is kept, its report link) would not be true there."""
+    for path in ("/reset/not-a-token", "/welcome/not-a-token"):
+        page = client.get(path)
+        text = page.get_data(as_text=True)
+        assert page.status_code in (200, 404, 410), path
+        assert 'class="staff"' in text, path
+        assert CITIZEN_LINK not in text, path

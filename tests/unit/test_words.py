@@ -155,3 +155,19 @@ def test_durations_in_the_page_language(app, in_lang, lang, expected):
         assert messages.duration_text(None) == "—"
     finally:
         leave()
+
+
+@pytest.mark.parametrize(("lang", "seconds", "expected"), [
+    ("en", 30, "Try again in 1 minute."),
+    ("en", 61, "Try again in 2 minutes."),
+    ("zh", 900, "请在 15 分钟后重试"),
+    ("ko", 60, "1분 후에 다시 시도"),
+])
+def test_a_held_back_sign_in_says_how_long_with_the_right_plural(app, in_lang, lang, seconds,
+                                                                 expected):
+    leave = in_lang(lang)
+    try:
+        assert expected in messages.throttled_text("password", seconds)
+        assert "recovery code" in messages.throttled_text("code", seconds) or lang != "en"
+    finally:
+        leave()
