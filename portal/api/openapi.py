@@ -348,5 +348,7 @@ def referral_paths() -> dict[str, Any]:
             "parameters": [id_param, action_param]}}
         paths[f"{prefix}/referrals/{{referral_id}}/package"] = {"get": _bearer(
             "The referral package as stored: age-encrypted ZIP (open with the body's key)",
-            {"200": {"description": "application/octet-stream"}}, parameters=[id_param])}
+            {"200": {"description": "application/octet-stream"},
+             "403": _error_response("the caller holds no key of the referral")},
+            parameters=[id_param])}
     return paths
