@@ -3,12 +3,9 @@ headers, the language of the visit, and the rate-limit key that never stores an 
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from hashlib import sha256
 from typing import IO, Any
 
 import flask_babel
@@ -18,7 +15,6 @@ from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter, Map
 
-from portal import crypto
 from portal.uploads import EncryptedSpool
 
 LOCALES = {"zh": "zh_Hans", "ko": "ko", "en": "en"}
@@ -152,14 +148,6 @@ class RowIdConverter(IntegerConverter):
 def install_converters(app: Flask) -> None:
     """Before any blueprint is registered: rules take their converters when they are added."""
     app.url_map.converters["int"] = RowIdConverter
-
-
-def rate_limit_key() -> str:
-    """A keyed hash of the client address under a key that changes every UTC day, so counts
-    work within a day but the store never holds an address, nor a value linkable across days."""
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
-    key = crypto.server_key(current_app.config["SECRET_KEY"], "rate-limit " + day)
-    return hmac.new(key, (request.remote_addr or "").encode(), sha256).hexdigest()
 
 
 def select_locale() -> str:

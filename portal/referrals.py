@@ -580,7 +580,7 @@ def _material_view(attachment: Attachment, identities: Sequence[str] | None,
         return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
                             chosen=chosen)
     return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
-                        safe_name(meta.get("filename", "")), meta.get("media_type"),
+                        meta.get("filename", ""), meta.get("media_type"),
                         tuple(meta.get("kept", ())), chosen)
 
 
@@ -664,7 +664,7 @@ def open_document(session: Session, principal: Principal, attachment_id: int
     record(session, _package_actor(principal), "case.document_downloaded",
            object_type="attachment", object_id=attachment.id, unit_code=case.unit.code)
     session.commit()
-    return safe_name(meta["filename"]), meta["media_type"], _prepend(first, chunks)
+    return meta["filename"], meta["media_type"], _prepend(first, chunks)  # cleaned by open_meta
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
-from urllib.parse import quote
 
 from flask import (
     Response,
@@ -44,9 +43,8 @@ from portal.messages import (  # the words live in portal/messages.py; re-export
 )
 from portal.staff import bp
 from portal.staff.context import Caller
-from portal.staff.views import signed_in
+from portal.staff.views import content_disposition, signed_in
 from portal.web import checkpoint_now, limits, row_id, uploads_from
-from referral.filenames import safe_name
 from referral.workflow import Transition, TransitionRefused
 
 REFUSALS = {
@@ -186,11 +184,6 @@ def _done(target: str) -> Response:
     return redirect(target, 303)
 
 
-def _attachment_headers(filename: str, disposition: str = "attachment") -> dict[str, str]:
-    name = quote(safe_name(filename), safe="")  # no folders, no invisible characters
-    return {"Content-Disposition": f"{disposition}; filename*=UTF-8''{name}"}
-
-
 # ---------------------------------------------------------------------------------------------
 # Cases
 
@@ -295,7 +288,7 @@ def document_response(caller: Caller, attachment_id: int) -> Response:
         abort(403)
     # Saved, never shown inline (nosniff forbids guessing): the type travels in the name.
     return Response(stream_with_context(chunks), mimetype="application/octet-stream",
-                    headers=_attachment_headers(filename))
+                    headers={"Content-Disposition": content_disposition(filename)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,7 +421,8 @@ def letter_preview(caller: Caller, referral_id: int) -> Any:
         return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
                                unit=row.case.unit if row else None, caller=caller), 403
     return Response(pdf, mimetype="application/pdf", headers={
-        **_attachment_headers(f"referral-{referral_id}-preview.pdf", "inline"),
+        "Content-Disposition": content_disposition(f"referral-{referral_id}-preview.pdf",
+                                                   "inline"),
         "Cache-Control": "no-store"})
 
 

@@ -459,14 +459,14 @@ def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
     return redirect(url_for("staff.tip", tip_id=tip_id)), 303
 
 
-def content_disposition(filename: str) -> str:
-    """`attachment` with the file's own name made safe (filenames.safe_name: no folders, no
-    control or invisible characters, not too long): an ASCII stand-in for old clients and the
-    exact name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """`attachment` (or `inline`) with the file's own name made safe (filenames.safe_name: no
+    folders, no control or invisible characters, not too long): an ASCII stand-in for old clients
+    and the exact name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
     filename = safe_name(filename)
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%;'
                        else "_" for c in filename) or "file"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @bp.get("/attachments/<int:attachment_id>")

@@ -170,6 +170,7 @@ def test_kept_location_is_shown_and_photos_are_part_of_the_opening(app, client, 
     assert "42.90833, 129.50278" in page  # N 42°54'30", E 129°30'10", to 5 decimals
     assert "2026-11-01 08:30:00" in page
     assert "현장사진 1.jpg" in page
+    assert "keep where and when the photos and videos were taken" in page  # the same box for both
     # Photos are drawn within the page itself: no image is fetched from a download address.
     sources = re.findall(r'<img[^>]* src="([^"]+)"', page)
     assert sources and all(src.startswith("data:image/jpeg;base64,") for src in sources)
@@ -178,6 +179,7 @@ def test_kept_location_is_shown_and_photos_are_part_of_the_opening(app, client, 
     assert (events("tip.opened"), events("attachment.downloaded")) == (1, 0)
     other = browser.get(f"/staff/tips/{stripped.id}?lang=en").get_data(as_text=True)
     assert "42.90833" not in other and "2026-11-01 08:30" not in other
+    assert "keep where and when" not in other
     assert 'src="data:image/jpeg;base64,' in other
     assert events("attachment.downloaded") == 0
 
