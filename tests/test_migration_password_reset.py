@@ -8,23 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import flask_migrate
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 
-from portal import create_app
 from portal.extensions import db
-from tests.conftest import test_settings
-from tests.test_migrations import empty_database  # noqa: F401  (the fixture)
+from tests.test_migrations import database_at, empty_database  # noqa: F401  (the fixture)
 
 
 def test_password_reset_columns_arrive_empty_on_existing_accounts(
         tmp_path: Path, empty_database: str) -> None:  # noqa: F811
-    settings = test_settings(tmp_path)
-    settings["SQLALCHEMY_DATABASE_URI"] = empty_database
-    app = create_app(settings)
-    with app.app_context():
-        flask_migrate.upgrade(revision="a81e00000003")
-        metadata = MetaData()
-        metadata.reflect(db.engine)
+    with database_at(tmp_path, empty_database, "a81e00000003") as metadata:
         users = metadata.tables["users"]
         with db.engine.begin() as conn:
             conn.execute(users.insert().values(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +39,19 @@ def empty_database(tmp_path: Path) -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
+
+
+@contextmanager
+def database_at(tmp_path: Path, url: str, revision: str) -> Iterator[MetaData]:
+    """Inside an app context: the database at `url` migrated up to `revision`, its tables as they
+    are there (reflected), for a migration test to put data in before upgrading further."""
+    settings = test_settings(tmp_path)
+    settings["SQLALCHEMY_DATABASE_URI"] = url
+    with create_app(settings).app_context():
+        flask_migrate.upgrade(revision=revision)
+        metadata = MetaData()
+        metadata.reflect(db.engine)
+        yield metadata
 
 
 def _revisions() -> list[str]:
@@ -137,13 +151,7 @@ def test_the_blind_index_key_is_sealed_and_its_plain_copy_deleted(tmp_path: Path
 
     from portal import crypto
 
-    settings = test_settings(tmp_path)
-    settings["SQLALCHEMY_DATABASE_URI"] = empty_database
-    app = create_app(settings)
-    with app.app_context():
-        flask_migrate.upgrade(revision="a81e00000005")
-        metadata = MetaData()
-        metadata.reflect(db.engine)
+    with database_at(tmp_path, empty_database, "a81e00000005") as metadata:
         units, tips = metadata.tables["units"], metadata.tables["tips"]
         secrets = metadata.tables["install_secrets"]
         pairs = {code: crypto.generate_keypair() for code in ("zhou", "yanji", "psb_zhou")}

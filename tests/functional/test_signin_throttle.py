@@ -16,10 +16,11 @@ from sqlalchemy import MetaData, select
 
 from models import LoginThrottle, User
 from models.base import utcnow
-from portal import auth, create_app
+from portal import auth
 from portal.extensions import db
 from portal.staff.views import DEVICE_COOKIE
-from tests.conftest import FAST_ARGON2, test_settings
+from tests.conftest import FAST_ARGON2
+from tests.test_migrations import database_at
 
 
 def token_request(client, username: str, password: str, otp: str):
@@ -335,14 +336,9 @@ def test_a_csrf_token_from_before_sign_in_is_not_valid_after(app_factory) -> Non
 
 
 def test_migration_renames_the_throttle_key_and_keeps_the_rows(tmp_path: Path) -> None:
-    settings = test_settings(tmp_path)
-    settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'throttle.sqlite3'}"
-    app = create_app(settings)
     until = utcnow() + timedelta(minutes=5)
-    with app.app_context():
-        flask_migrate.upgrade(revision="a81e00000004")
-        metadata = MetaData()
-        metadata.reflect(db.engine)
+    with database_at(tmp_path, f"sqlite:///{tmp_path / 'throttle.sqlite3'}",
+                     "a81e00000004") as metadata:
         with db.engine.begin() as conn:
             conn.execute(metadata.tables["login_throttles"].insert().values(
                 name_hash=auth._name_hash("park"), failures=7, blocked_until=until))
