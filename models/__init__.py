@@ -14,6 +14,14 @@ from models.case import (
     Suggestion,
 )
 from models.category import Category
+from models.identity import (
+    IdentityPurpose,
+    IdentityRequest,
+    Redaction,
+    ReferralTipText,
+    RequestState,
+    TipIdentity,
+)
 from models.install import InstallSecret, SetupToken
 from models.tip import (
     Attachment,
@@ -27,6 +35,7 @@ from models.tip import (
 )
 from models.unit import HANDLING_KINDS, RECEIVING_KINDS, Unit, UnitKind
 from models.user import (
+    KeyPurpose,
     LoginThrottle,
     Membership,
     RecoveryCode,
@@ -52,21 +61,28 @@ __all__ = [
     "Category",
     "Channel",
     "Holiday",
+    "IdentityPurpose",
+    "IdentityRequest",
     "InstallSecret",
+    "KeyPurpose",
     "Language",
     "LoginThrottle",
     "Membership",
     "Message",
     "Offence",
     "RecoveryCode",
+    "Redaction",
     "Referral",
     "ReferralEvent",
     "ReferralTipFile",
+    "ReferralTipText",
+    "RequestState",
     "Role",
     "SetupToken",
     "StaffSession",
     "Suggestion",
     "Tip",
+    "TipIdentity",
     "TipStatus",
     "TipUpdate",
     "Unit",

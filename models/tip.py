@@ -92,6 +92,10 @@ class Tip(Base):
     responsible_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     place_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
+    # Retention (portal/retention.py): a tip on legal hold is never destroyed; a destroyed tip
+    # keeps this row (metadata, for statistics) with its content, files and messages gone.
+    legal_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     unit = relationship("Unit")
     category = relationship("Category")

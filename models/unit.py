@@ -39,6 +39,10 @@ class Unit(Base):
     # The unit's age X25519 recipient ("age1…"). Its identity is never stored in clear: it is
     # printed once as the recovery key and sealed to the members it is granted to.
     public_key: Mapped[str | None] = mapped_column(Text)
+    # Handling units only: the custodian (信息保密员) key's recipient. A real-name reporter's
+    # identity is sealed to it (and 州本级's), never to `public_key`: the unit's officers open the
+    # tip but not who reported it (portal/identity.py). Printed as a recovery key like the other.
+    identity_key: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(default=True)
 
     parent: Mapped[Unit | None] = relationship(remote_side=[id])

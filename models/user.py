@@ -15,6 +15,7 @@ class Role(enum.StrEnum):
     INTAKE_OFFICER = "intake_officer"  # 受理员
     CASE_OFFICER = "case_officer"  # 承办人
     HEAD = "head"  # 负责人
+    CUSTODIAN = "custodian"  # 信息保密员: holds the unit's identity key, decides identity requests
     LIAISON = "liaison"  # 联络员 of a receiving body
     AUDITOR = "auditor"  # 审计
     ADMINISTRATOR = "administrator"
@@ -75,8 +76,14 @@ class Membership(Base):
     unit = relationship("Unit")
 
 
+class KeyPurpose(enum.StrEnum):
+    CONTENT = "content"  # Unit.public_key: opens the unit's tips, cases and packages
+    IDENTITY = "identity"  # Unit.identity_key: opens real-name reporters' identities
+
+
 class UnitKeyGrant(Base):
-    """A unit's identity sealed (age) to one member's personal key."""
+    """A unit's identity (age secret key) sealed to one member's personal key: the content key
+    to its officers and liaisons, the identity key to its custodians."""
 
     __tablename__ = "unit_key_grants"
 
@@ -84,6 +91,8 @@ class UnitKeyGrant(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
+    purpose: Mapped[str] = mapped_column(String(12), default=KeyPurpose.CONTENT,
+                                         server_default=KeyPurpose.CONTENT.value)
     granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

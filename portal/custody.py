@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Membership, Unit, UnitKeyGrant, User
+from models import KeyPurpose, Membership, Unit, UnitKeyGrant, User
 from models.base import utcnow
 from portal import crypto
 from portal.accounts import check_password_strength
@@ -57,9 +57,13 @@ def unlock_personal(user: User, password: str) -> crypto.AgeIdentity:
     return crypto.unwrap_identity(user.wrapped_identity, password)
 
 
-def active_grants(session: Session, user_id: int) -> list[UnitKeyGrant]:
+def active_grants(session: Session, user_id: int,
+                  purpose: KeyPurpose = KeyPurpose.CONTENT) -> list[UnitKeyGrant]:
+    """The unit keys of one purpose this person holds: content keys (tips, cases, packages) or
+    identity keys (custodians: real-name reporters' identities)."""
     return list(session.scalars(select(UnitKeyGrant).where(
-        UnitKeyGrant.user_id == user_id, UnitKeyGrant.revoked_at.is_(None))))
+        UnitKeyGrant.user_id == user_id, UnitKeyGrant.revoked_at.is_(None),
+        UnitKeyGrant.purpose == purpose.value)))
 
 
 def unit_identities(session: Session, user: User, personal: crypto.AgeIdentity
@@ -75,12 +79,29 @@ def unit_identities(session: Session, user: User, personal: crypto.AgeIdentity
     return held
 
 
+def identity_key(session: Session, user: User, personal: crypto.AgeIdentity, unit_id: int
+                 ) -> crypto.AgeIdentity | None:
+    """The custodian (identity) key of one unit, if this person holds it, opened with their
+    personal identity; None otherwise. Used for one decision and never kept."""
+    for grant_row in active_grants(session, user.id, KeyPurpose.IDENTITY):
+        if grant_row.unit_id != unit_id:
+            continue
+        try:
+            return crypto.AgeIdentity(
+                crypto.open_sealed(grant_row.sealed_identity, [personal]).decode())
+        except crypto.CryptoError:
+            return None
+    return None
+
+
 def _seal_grant(session: Session, unit: Unit, identity: crypto.AgeIdentity, grantee: User,
-                granted_by: int | None) -> UnitKeyGrant:
-    for old in active_grants(session, grantee.id):
+                granted_by: int | None,
+                purpose: KeyPurpose = KeyPurpose.CONTENT) -> UnitKeyGrant:
+    for old in active_grants(session, grantee.id, purpose):
         if old.unit_id == unit.id:
             old.revoked_at = utcnow()
     grant = UnitKeyGrant(unit_id=unit.id, user_id=grantee.id, granted_by_id=granted_by,
+                         purpose=purpose.value,
                          sealed_identity=crypto.seal(identity.encode(), [grantee.public_key]))
     session.add(grant)
     return grant
