@@ -34,6 +34,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "tip.extend": OFFICERS,
     "tip.close": frozenset({Role.CASE_OFFICER, Role.HEAD}),
     "tip.hotline": _INTAKE,
+    # Legal hold (portal/retention.py): heads keep a tip from retention's destruction.
+    "tip.hold": frozenset({Role.HEAD}),
     # A unit's key passes from holder to colleague: officers in handling units, liaisons in
     # the receiving body they speak for (README: a liaison grants the body's key to the others).
     "unit_key.grant": OFFICERS | {Role.LIAISON},

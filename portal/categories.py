@@ -48,12 +48,34 @@ def edit_category(session: Session, code: str, edit: CategoryEdit, *, actor: Act
         description_zh=edit.descriptions.get("zh", "").strip(),
         description_ko=edit.descriptions.get("ko", "").strip(),
         description_en=edit.descriptions.get("en", "").strip(),
+        retention_days=current.retention_days,  # a new wording keeps the retention period
     )
     session.add(new)
     session.flush()
     record(session, actor, "category.edited", object_type="category", object_id=new.id,
            code=code, version=new.version)
     return new
+
+
+def set_retention(session: Session, code: str, days: int | None, *, actor: Actor) -> Category:
+    """How long closed tips of a category are kept (portal/retention.py), in natural days from
+    closing, 1 to 36,500; None keeps them for ever. Set on the current version (the one that
+    decides) without a new version: the category's wording does not change. Audited."""
+    from portal.retention import MAX_DAYS, MIN_DAYS
+
+    current = session.scalar(select(Category).where(Category.code == code,
+                                                    Category.current.is_(True)))
+    if current is None:
+        raise CategoryRejected("code", "unknown_category")
+    if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
+        raise CategoryRejected("retention", "bad_value")
+    previous = current.retention_days
+    current.retention_days = days
+    session.flush()
+    record(session, actor, "category.retention_set", object_type="category",
+           object_id=current.id, category=code, retention_days=days,
+           previous_days=previous)
+    return current
 
 
 def save_offence(session: Session, code: str, names: dict[str, str], basis: str, active: bool,

@@ -55,6 +55,8 @@ _ERRORS = {
     "form_expired": lazy_gettext("This form has expired. Check the entries and send it again."),
     "form_reused": lazy_gettext("This form was already used to file a tip. Everything typed is "
                                 "kept: send it again to file it as a new tip."),
+    "tip_archived": lazy_gettext("This report has been archived: its content was destroyed "
+                                 "under the retention rules, so nothing more can be added."),
 }
 
 
@@ -87,6 +89,8 @@ _REFUSALS = {
     "bad_channel": lazy_gettext("Please choose the channel the tip came through."),
     "bad_cursor": lazy_gettext("The page link is damaged; start from the first page."),
     "bad_value": lazy_gettext("A value in the form is not valid."),
+    "archived": lazy_gettext("This tip's content was destroyed under the retention rule: "
+                             "nothing more can be done on it."),
 }
 
 
@@ -404,6 +408,10 @@ EVENT_WORDS: dict[str, Any] = {
     "tip.assigned": lazy_gettext("Tip assigned"),
     "tip.linked_duplicate": lazy_gettext("Marked as a duplicate"),
     "tip.transferred": lazy_gettext("Tip transferred to another unit"),
+    "tip.destroyed": lazy_gettext("Content destroyed under the retention rule; the record is "
+                                  "kept"),
+    "tip.hold_set": lazy_gettext("Put on legal hold"),
+    "tip.hold_lifted": lazy_gettext("Legal hold lifted"),
     "attachment.downloaded": lazy_gettext("Attachment opened"),
     "message.to_reporter": lazy_gettext("Message sent to the reporter"),
     "message.from_reporter": lazy_gettext("Message from the reporter"),
@@ -471,6 +479,7 @@ EVENT_WORDS: dict[str, Any] = {
     "setup.completed": lazy_gettext("Setup completed"),
     "blind_index.rotated": lazy_gettext("Related-tips key replaced"),
     "category.edited": lazy_gettext("Category edited"),
+    "category.retention_set": lazy_gettext("Retention period of a category set"),
     "offence.saved": lazy_gettext("Offence saved"),
     "calendar.imported": lazy_gettext("Holiday calendar imported"),
     "audit.verified": lazy_gettext("Log verified"),
@@ -546,6 +555,12 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
     "factor_lost": lambda v: _yes(v, _l("the second factor lost as well")),
     "pending": lambda v: _yes(v, _l("waiting for a second person's confirmation")),
+    # Retention (portal/retention.py)
+    "closed_on": lambda v: gettext("closed on %(date)s", date=str(v)),
+    "retention_days": lambda v: _retention_days_text(v),
+    "previous_days": lambda v: gettext("previously: %(period)s",
+                                       period=_retention_days_text(v)),
+    "hold_reason": lambda v: gettext("reason: %(reason)s", reason=str(v)) if v else None,
 }
 
 
@@ -555,6 +570,14 @@ VIA_WORDS = {"page": lazy_gettext("on the administration page"),
              "command": lazy_gettext("from the command line"),
              "cli": lazy_gettext("from the command line"),
              "reset": lazy_gettext("for a password reset")}
+
+
+def _retention_days_text(days: object) -> str:
+    """A category's retention period in words: None keeps closed tips for ever."""
+    if days is None:
+        return gettext("kept for ever")
+    return ngettext("kept %(num)d day after closing", "kept %(num)d days after closing",
+                    int(days))  # type: ignore[arg-type]
 
 
 def _details(details: object) -> dict[str, Any]:

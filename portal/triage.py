@@ -33,6 +33,7 @@ from models import (
     Message,
     Referral,
     Tip,
+    TipIdentity,
     TipStatus,
     TipUpdate,
     Unit,
@@ -120,6 +121,7 @@ class QueueRow:
     due_certain: bool
     deadline_state: str | None
     assigned_to_id: int | None
+    archived: bool = False  # its content destroyed under the retention rule (portal/retention.py)
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,8 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
         rows.append(QueueRow(tip.id, tip.status, unit_code, tip.county, category_code,
                              tip.channel, tip.language, tip.priority, tip.real_name,
                              tip.attachment_count, tip.received_at, tip.due_at, tip.due_step,
-                             tip.due_certain, state, tip.assigned_to_id))
+                             tip.due_certain, state, tip.assigned_to_id,
+                             tip.archived_at is not None))
     next_cursor = None
     if len(results) > limit:
         last = results[limit - 1][0]
@@ -394,15 +397,35 @@ def _attachment_view(session: Session, attachment: Attachment,
                           attachment.message_id, location, preview)
 
 
+def officer_content(content: object) -> dict:
+    """A tip's opened content as officers may read it: never the reporter's identity. A tip
+    filed before identities were sealed apart (and not yet migrated: `flask identities
+    separate`) still holds it in its content; only the flags are kept from it."""
+    fields = dict(content) if isinstance(content, dict) else {}
+    legacy = fields.get("identity")
+    if isinstance(legacy, dict) and not isinstance(fields.get("reporter"), dict):
+        fields["reporter"] = {"contact_ok": bool(legacy.get("contact_ok")),
+                              "reward": bool(legacy.get("reward"))}
+    fields["identity"] = None
+    fields.setdefault("reporter", None)
+    return fields
+
+
 def open_tip(session: Session, principal: Principal, tip_id: int, *,
              previews: bool = False) -> TipDetail:
     """Decrypt a tip for an officer who may see it and holds a key; audited as a read. With
     `previews`, photos come along scaled down for the page: seeing them is part of this read.
-    The location and time a reporter chose to keep with a photo are read either way."""
+    The location and time a reporter chose to keep with a photo are read either way.
+    An archived tip (its content destroyed under the retention rule) has nothing to open: its
+    metadata and the reporter's progress entries come back, no key is asked for, no read is
+    logged."""
     tip = get_visible(session, principal, tip_id)
+    if tip.archived_at is not None:
+        return TipDetail(tip=tip, content={}, attachments=[], messages=[],
+                         updates=[UpdateView(u.status, u.at, None) for u in tip.updates])
     identities = principal.identities_for(tip)
     index_pending(session, principal, first=tip.id)
-    content = json.loads(_open(tip.content, identities))
+    content = officer_content(json.loads(_open(tip.content, identities)))
     attachments = [_attachment_view(session, a, identities, previews) for a in tip.attachments]
     detail = TipDetail(
         tip=tip, content=content, attachments=attachments,
@@ -453,7 +476,10 @@ def index_pending(session: Session, principal: Principal, first: int | None = No
     units = principal.units_for("tip.view")
     if not units:
         return 0
-    pending = (Tip.responsible_index.is_(None), Tip.unit_id.in_(sorted(units)))
+    # An archived tip has nothing to index (retention.py sets "names nothing"; a key rotation
+    # marks it not computed again): never opened here.
+    pending = (Tip.responsible_index.is_(None), Tip.unit_id.in_(sorted(units)),
+               Tip.archived_at.is_(None))
     if session.scalar(select(Tip.id).where(*pending).limit(1)) is None:
         return 0  # the usual case: one indexed lookup, no key unsealed
     held = principal.identities
@@ -465,7 +491,8 @@ def index_pending(session: Session, principal: Principal, first: int | None = No
     order = [case((Tip.id == first, 0), else_=1)] if first is not None else []
     rows = session.execute(
         select(Tip.id, Tip.unit_id, Tip.content)
-        .where(Tip.responsible_index.is_(None), Tip.unit_id.in_(sorted(units)))
+        .where(Tip.responsible_index.is_(None), Tip.unit_id.in_(sorted(units)),
+               Tip.archived_at.is_(None))
         .order_by(*order, Tip.id.desc()).limit(limit)).all()
     for row in rows:
         opening = [held[u] for u in (row.unit_id, principal.bureau_id) if u in held]
@@ -534,6 +561,8 @@ def open_attachment(session: Session, principal: Principal, attachment_id: int) 
     if attachment is None or attachment.tip_id is None:
         raise NotFound
     tip = get_visible(session, principal, attachment.tip_id)
+    if tip.archived_at is not None:
+        raise NotFound  # destroyed under the retention rule: the file is gone
     identities = principal.identities_for(tip)
     meta = intake.open_meta(attachment.meta, identities)
     record(session, actor_of(principal, "tip.view", tip), "attachment.downloaded",
@@ -756,6 +785,13 @@ def transfer(session: Session, principal: Principal, tip_id: int, unit_code: str
     tip.assigned_to_id = None
     session.flush()
     session.refresh(tip)
+    if session.get(TipIdentity, tip.id) is not None:
+        # The officer cannot open the reporter's identity: it stays sealed to the old unit's
+        # and 州本级's custodians (and the reporter) until a custodian opens it and seals it
+        # for the new unit's custodians.
+        record(session, actor_of(principal, "tip.transferred", tip), "identity.reseal_pending",
+               object_type="tip", object_id=tip.id, unit_code=target.code,
+               from_unit=source_code, to_unit=target.code)
     _done(session, principal, tip, "tip.transferred", from_unit=source_code, to_unit=target.code)
 
 
@@ -819,7 +855,7 @@ PERFORM = {
 }
 # Refusals that mean "not in this state" rather than "bad input" (HTTP 409 in the API).
 CONFLICTS = frozenset({"wrong_status", "already_extended", "classify_first",
-                       "circular_duplicate"})
+                       "circular_duplicate", "archived"})
 
 
 def perform(session: Session, principal: Principal, tip_id: int, action: str,
@@ -832,7 +868,10 @@ def perform(session: Session, principal: Principal, tip_id: int, action: str,
         raise NotFound
     permission, handler = PERFORM[action]
     try:
-        principal.identities_for(get_visible(session, principal, tip_id, permission))
+        tip = get_visible(session, principal, tip_id, permission)
+        if tip.archived_at is not None:
+            raise Refused("archived")  # its content is destroyed: nothing more is done on it
+        principal.identities_for(tip)
         handler(session, principal, tip_id, params)
     except BaseException:
         session.rollback()
