@@ -39,6 +39,10 @@ ACTIONS: dict[str, frozenset[str]] = {
     # A unit's key passes from holder to colleague: officers in handling units, liaisons in
     # the receiving body they speak for (README: a liaison grants the body's key to the others).
     "unit_key.grant": OFFICERS | {Role.LIAISON},
+    # A real-name reporter's identity (portal/identity.py): an officer who may see the tip asks
+    # for it; a custodian (信息保密员) of the tip's unit or of 州本级 decides, revokes, re-seals.
+    "identity.request": OFFICERS,
+    "identity.decide": frozenset({Role.CUSTODIAN}),
 }
 # The roles a unit's key may be granted to: officers of a handling unit, liaisons of a
 # receiving body. Administrators and auditors never hold one (they read no content).

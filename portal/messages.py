@@ -413,6 +413,13 @@ EVENT_WORDS: dict[str, Any] = {
     "tip.hold_set": lazy_gettext("Put on legal hold"),
     "tip.hold_lifted": lazy_gettext("Legal hold lifted"),
     "attachment.downloaded": lazy_gettext("Attachment opened"),
+    "identity.requested": lazy_gettext("Reporter's identity requested"),
+    "identity.withdrawn": lazy_gettext("Request for the reporter's identity withdrawn"),
+    "identity.granted": lazy_gettext("Request for the reporter's identity granted"),
+    "identity.refused": lazy_gettext("Request for the reporter's identity refused"),
+    "identity.revoked": lazy_gettext("Access to the reporter's identity revoked"),
+    "identity.read": lazy_gettext("Reporter's identity read"),
+    "identity.resealed": lazy_gettext("Reporter's identity sealed again for the tip's new unit"),
     "message.to_reporter": lazy_gettext("Message sent to the reporter"),
     "message.from_reporter": lazy_gettext("Message from the reporter"),
     # Cases, referrals, 三书一函
@@ -572,6 +579,9 @@ VIA_WORDS = {"page": lazy_gettext("on the administration page"),
              "reset": lazy_gettext("for a password reset")}
 
 
+    "request": lambda v: gettext("request #%(num)d", num=int(v)),
+    "purpose": lambda v: identity_purpose_text(v),
+    "for_days": lambda v: _count(int(v), _l("for %(num)d day"), _l("for %(num)d days")),
 def _retention_days_text(days: object) -> str:
     """A category's retention period in words: None keeps closed tips for ever."""
     if days is None:
@@ -703,3 +713,39 @@ TEMPLATE_WORDS = {
     "document_text": document_text, "case_status_text": case_status_text,
     "user_name": user_name, "verification_text": verification_text, "object_text": object_text,
 }
+# Why an officer asks for a real-name reporter's identity (models.IdentityPurpose), and where
+# a request stands (models.RequestState); the reporter reads the purpose as REPORTER_PURPOSE.
+IDENTITY_PURPOSE_WORDS = {
+    "contact": lazy_gettext("to contact the reporter"),
+    "reward": lazy_gettext("to pay a reward"),
+    "witness": lazy_gettext("to take a witness statement"),
+    "package": lazy_gettext("to send it with the case to the receiving body"),
+}
+REPORTER_PURPOSE_WORDS = {
+    "contact": lazy_gettext("contact you"),
+    "reward": lazy_gettext("pay you a reward"),
+    "witness": lazy_gettext("take your statement as a witness"),
+}
+IDENTITY_STATE_WORDS = {
+    "pending": lazy_gettext("waiting for a custodian's decision"),
+    "granted": lazy_gettext("granted"),
+    "refused": lazy_gettext("refused"),
+    "revoked": lazy_gettext("revoked"),
+    "withdrawn": lazy_gettext("withdrawn"),
+}
+
+
+def identity_purpose_text(purpose: object) -> str:
+    return str(IDENTITY_PURPOSE_WORDS.get(str(purpose), gettext("another purpose")))
+
+
+def reporter_purpose_text(purpose: object) -> str:
+    return str(REPORTER_PURPOSE_WORDS.get(str(purpose), REPORTER_PURPOSE_WORDS["contact"]))
+
+
+def identity_state_text(state: object) -> str:
+    return str(IDENTITY_STATE_WORDS.get(str(state), state))
+
+
+    "identity_purpose_text": identity_purpose_text,
+    "reporter_purpose_text": reporter_purpose_text, "identity_state_text": identity_state_text,

@@ -57,3 +57,30 @@ def attachment_ciphertext(session: Session, attachment_id: int) -> bytes:
 
 def open_attachment(session: Session, attachment: Attachment, identity: str) -> bytes:
     return crypto.open_sealed(attachment_ciphertext(session, attachment.id), [identity])
+
+
+def give_custodian_keys(session: Session, codes: tuple[str, ...] = ("zhou", "yanji", "hunchun")
+                        ) -> dict[str, str]:
+    """Fresh custodian (identity) keys for these handling units, set on Unit.identity_key;
+    returns each unit's age identity (as the printed recovery key would)."""
+    from models import Unit
+
+    made = {}
+    for code in codes:
+        unit = session.scalars(select(Unit).where(Unit.code == code)).one()
+        pair = crypto.generate_keypair()
+        unit.identity_key = pair.recipient
+        made[code] = pair.identity
+    session.commit()
+    return made
+
+
+def hand_custodian_key(session: Session, user_id: int, unit_code: str, identity: str) -> None:
+    """Hand a unit's custodian key to one of its custodians (UnitKeyGrant, purpose identity)."""
+    from models import KeyPurpose, Unit, User
+    from portal.custody import _seal_grant
+
+    unit = session.scalars(select(Unit).where(Unit.code == unit_code)).one()
+    _seal_grant(session, unit, crypto.AgeIdentity(identity), session.get(User, user_id), None,
+                KeyPurpose.IDENTITY)
+    session.commit()
