@@ -408,11 +408,6 @@ EVENT_WORDS: dict[str, Any] = {
     "tip.assigned": lazy_gettext("Tip assigned"),
     "tip.linked_duplicate": lazy_gettext("Marked as a duplicate"),
     "tip.transferred": lazy_gettext("Tip transferred to another unit"),
-    "tip.destroyed": lazy_gettext("Content destroyed under the retention rule; the record is "
-                                  "kept"),
-    "tip.hold_set": lazy_gettext("Put on legal hold"),
-    "tip.hold_lifted": lazy_gettext("Legal hold lifted"),
-    "attachment.downloaded": lazy_gettext("Attachment opened"),
     "identity.requested": lazy_gettext("Reporter's identity requested"),
     "identity.withdrawn": lazy_gettext("Request for the reporter's identity withdrawn"),
     "identity.granted": lazy_gettext("Request for the reporter's identity granted"),
@@ -420,6 +415,11 @@ EVENT_WORDS: dict[str, Any] = {
     "identity.revoked": lazy_gettext("Access to the reporter's identity revoked"),
     "identity.read": lazy_gettext("Reporter's identity read"),
     "identity.resealed": lazy_gettext("Reporter's identity sealed again for the tip's new unit"),
+    "tip.destroyed": lazy_gettext("Content destroyed under the retention rule; the record is "
+                                  "kept"),
+    "tip.hold_set": lazy_gettext("Put on legal hold"),
+    "tip.hold_lifted": lazy_gettext("Legal hold lifted"),
+    "attachment.downloaded": lazy_gettext("Attachment opened"),
     "message.to_reporter": lazy_gettext("Message sent to the reporter"),
     "message.from_reporter": lazy_gettext("Message from the reporter"),
     # Cases, referrals, 三书一函
@@ -562,6 +562,9 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
     "factor_lost": lambda v: _yes(v, _l("the second factor lost as well")),
     "pending": lambda v: _yes(v, _l("waiting for a second person's confirmation")),
+    "request": lambda v: gettext("request #%(num)d", num=int(v)),
+    "purpose": lambda v: identity_purpose_text(v),
+    "for_days": lambda v: _count(int(v), _l("for %(num)d day"), _l("for %(num)d days")),
     # Retention (portal/retention.py)
     "closed_on": lambda v: gettext("closed on %(date)s", date=str(v)),
     "retention_days": lambda v: _retention_days_text(v),
@@ -579,9 +582,6 @@ VIA_WORDS = {"page": lazy_gettext("on the administration page"),
              "reset": lazy_gettext("for a password reset")}
 
 
-    "request": lambda v: gettext("request #%(num)d", num=int(v)),
-    "purpose": lambda v: identity_purpose_text(v),
-    "for_days": lambda v: _count(int(v), _l("for %(num)d day"), _l("for %(num)d days")),
 def _retention_days_text(days: object) -> str:
     """A category's retention period in words: None keeps closed tips for ever."""
     if days is None:
@@ -705,14 +705,6 @@ def verification_text(problem: str, params: dict[str, Any] | None = None) -> str
     except (KeyError, TypeError, ValueError):
         return gettext("The log does not verify.")
 
-TEMPLATE_WORDS = {
-    "language_text": language_text,
-    "unit_name": unit_name, "channel_text": channel_text, "role_text": role_text,
-    "priority_text": priority_text, "step_text": step_text, "event_text": event_text,
-    "duration_text": duration_text, "state_text": state_text, "action_text": action_text,
-    "document_text": document_text, "case_status_text": case_status_text,
-    "user_name": user_name, "verification_text": verification_text, "object_text": object_text,
-}
 # Why an officer asks for a real-name reporter's identity (models.IdentityPurpose), and where
 # a request stands (models.RequestState); the reporter reads the purpose as REPORTER_PURPOSE.
 IDENTITY_PURPOSE_WORDS = {
@@ -747,5 +739,13 @@ def identity_state_text(state: object) -> str:
     return str(IDENTITY_STATE_WORDS.get(str(state), state))
 
 
+TEMPLATE_WORDS = {
+    "language_text": language_text,
+    "unit_name": unit_name, "channel_text": channel_text, "role_text": role_text,
+    "priority_text": priority_text, "step_text": step_text, "event_text": event_text,
+    "duration_text": duration_text, "state_text": state_text, "action_text": action_text,
+    "document_text": document_text, "case_status_text": case_status_text,
+    "user_name": user_name, "verification_text": verification_text, "object_text": object_text,
     "identity_purpose_text": identity_purpose_text,
     "reporter_purpose_text": reporter_purpose_text, "identity_state_text": identity_state_text,
+}
