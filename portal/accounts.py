@@ -55,14 +55,18 @@ OFFICER_ROLES = frozenset({Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD})
 # receiving body (公安局, 检察院 …), auditors and administrators to the bureau's side.
 _KINDS_FOR_ROLE: dict[Role, frozenset[str]] = {
     **{role: frozenset(k.value for k in HANDLING_KINDS) for role in OFFICER_ROLES},
+    # A custodian (信息保密员) keeps a handling unit's key to its real-name reporters' identities.
+    Role.CUSTODIAN: frozenset(k.value for k in HANDLING_KINDS),
     Role.LIAISON: frozenset(k.value for k in RECEIVING_KINDS),
     Role.AUDITOR: frozenset(k.value for k in (UnitKind.PROVINCE, *HANDLING_KINDS)),
     Role.ADMINISTRATOR: frozenset(k.value for k in (UnitKind.PROVINCE, *HANDLING_KINDS)),
 }
 _WRONG_KIND = {Role.LIAISON: "liaison_needs_receiving_body",
+               Role.CUSTODIAN: "custodian_needs_handling_unit",
                Role.AUDITOR: "oversight_needs_bureau", Role.ADMINISTRATOR: "oversight_needs_bureau"}
 # PRODUCT.md: an administrator must never hold an officer role (nor speak for a receiving body).
-_NOT_WITH_ADMIN = OFFICER_ROLES | {Role.LIAISON}
+# Nor keep reporters' identities (custodian): an administrator reads no tip and no identity.
+_NOT_WITH_ADMIN = OFFICER_ROLES | {Role.CUSTODIAN, Role.LIAISON}
 
 
 def role_fits(unit: Unit, role: Role) -> bool:
@@ -179,9 +183,11 @@ def create_account(session: Session, username: str, password: str,
 # — and an administrator role until another administrator confirms it. A waiting role gives no
 # access at all (portal/access.principal_for reads confirmed roles only). The shell (`flask
 # users create`, the setup) is the trust root: what it gives is confirmed at once.
-TWO_PERSON_ROLES = OFFICER_ROLES | {Role.LIAISON, Role.ADMINISTRATOR}
+TWO_PERSON_ROLES = OFFICER_ROLES | {Role.CUSTODIAN, Role.LIAISON, Role.ADMINISTRATOR}
 # Who speaks for a unit, per role waiting there (the administrator role: administrators only).
+# A custodian is confirmed as an officer is: by a head of the unit, else another administrator.
 _SPEAKERS: dict[Role, Role] = {**{role: Role.HEAD for role in OFFICER_ROLES},
+                               Role.CUSTODIAN: Role.HEAD,
                                Role.LIAISON: Role.LIAISON}
 
 

@@ -1,5 +1,5 @@
 """CLI: `flask --app app seed | setup | setup-link | users create | calendar-check | audit … |
-blind-index rotate`.
+blind-index rotate | identities keys | identities separate`.
 
 Unattended commands fail with one line on stderr and exit status 2, never a traceback."""
 
@@ -27,15 +27,28 @@ def fail(message: str) -> NoReturn:
     raise click.exceptions.Exit(2)
 
 
-def write_recovery_keys(directory: Path, recovery: dict[str, crypto.AgeIdentity]) -> list[Path]:
-    """One age identity file per unit, named after the unit's code (e.g. yanji.txt), 0600."""
+def recovery_file_name(code: str, *, custodian: bool = False) -> str:
+    """yanji.txt for a unit key, custodian-yanji.txt for a custodian (信息保密员) key."""
+    return f"custodian-{code}.txt" if custodian else f"{code}.txt"
+
+
+def recovery_comment(code: str, *, custodian: bool = False) -> str:
+    return (f"Qingliu custodian recovery key {code} (opens reporters' identities only)"
+            if custodian else f"Qingliu recovery key, unit {code}")
+
+
+def write_recovery_keys(directory: Path, recovery: dict[str, crypto.AgeIdentity], *,
+                        custodian: bool = False) -> list[Path]:
+    """One age identity file per unit, named after the unit's code (e.g. yanji.txt, or
+    custodian-yanji.txt for a custodian key), 0600; an existing file is never overwritten."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for code, identity in recovery.items():
-        path = directory / f"{code}.txt"
+        path = directory / recovery_file_name(code, custodian=custodian)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(crypto.identity_file_text(identity, f"Qingliu recovery key, unit {code}"))
+            handle.write(crypto.identity_file_text(identity,
+                                                   recovery_comment(code, custodian=custodian)))
         written.append(path)
     return written
 
@@ -45,6 +58,7 @@ def register(app: Flask) -> None:
     register_user_commands(app)
     register_calendar_commands(app)
     register_blind_index_commands(app)
+    register_identity_commands(app)
 
     @app.cli.command("seed")
     def seed_command() -> None:
@@ -73,8 +87,11 @@ def register(app: Flask) -> None:
             fail("this portal is already set up")
         for path in write_recovery_keys(recovery_out, result.recovery):
             click.echo(f"wrote {path}")
+        for path in write_recovery_keys(recovery_out, result.custodian_recovery, custodian=True):
+            click.echo(f"wrote {path}")
         click.echo("Move these files offline now: they are the only way to recover the units' "
-                   "keys, and they decrypt every tip of their unit.")
+                   "keys, and they decrypt every tip of their unit. The custodian-*.txt files "
+                   "open only reporters' identities: keep them apart, for the custodians.")
 
     @app.cli.command("setup-link")
     @click.option("--base-url", envvar="PORTAL_BASE_URL", default="http://127.0.0.1:5000",
@@ -116,7 +133,8 @@ def register_user_commands(app: Flask) -> None:
     @click.option("--unit", "unit_code", required=True,
                   help="the unit's code, e.g. yanji or psb_zhou")
     @click.option("--role", "roles", required=True, multiple=True,
-                  help="intake_officer, case_officer, head, liaison, auditor or administrator "
+                  help="intake_officer, case_officer, head, custodian, liaison, auditor or "
+                       "administrator "
                        "(repeat for several)")
     @click.option("--display-name", default="", help="the name colleagues see")
     @click.option("--base-url", envvar="PORTAL_BASE_URL", default="http://127.0.0.1:5000",
@@ -184,6 +202,8 @@ _ROLE_REFUSALS = {
                                     "(e.g. psb_zhou)",
     "officer_needs_handling_unit": "{unit!r} is not a handling unit: officers and heads belong to "
                                    "one (e.g. zhou, yanji)",
+    "custodian_needs_handling_unit": "{unit!r} is not a handling unit: a custodian belongs to "
+                                     "one (e.g. zhou, yanji)",
     "oversight_needs_bureau": "auditors and administrators belong to the bureau, not to {unit!r}",
     "admin_not_officer": "an administrator cannot also be an officer or a liaison",
     "bad_username": "the name must be 1 to 64 characters",
@@ -288,3 +308,74 @@ def register_audit_commands(app: Flask) -> None:
         click.echo(f"wrote {count} entries to {directory}")
 
     app.cli.add_command(audit)
+
+
+def register_identity_commands(app: Flask) -> None:
+    from flask.cli import AppGroup
+
+    group = AppGroup("identities", help="Real-name reporters' identities, sealed apart from "
+                                        "their tips to the custodians' keys.")
+
+    @group.command("keys")
+    @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="folder for the new recovery keys, one 0600 file each (default: print "
+                       "them)")
+    def keys_command(out: Path | None) -> None:
+        """Make the custodian (信息保密员) key of every handling unit that has none (an
+        installation set up before they existed) and print or write each recovery key once.
+        Audited; run it before `identities separate`."""
+        from portal.audit import SYSTEM
+        from portal.keys import generate_unit_keys
+
+        made = generate_unit_keys(db.session, SYSTEM)
+        if not made.content and not made.custodian:
+            db.session.rollback()
+            click.echo("every unit has its keys: nothing to make")
+            return
+        if out is not None:
+            try:
+                paths = (write_recovery_keys(out, made.content)
+                         + write_recovery_keys(out, made.custodian, custodian=True))
+            except OSError as exc:
+                db.session.rollback()
+                fail(f"cannot write the recovery keys into {out} ({exc.__class__.__name__}); "
+                     "nothing was changed")
+            db.session.commit()
+            for path in paths:
+                click.echo(f"wrote {path}")
+        else:
+            for code, identity in made.content.items():
+                click.echo(crypto.identity_file_text(identity, recovery_comment(code)))
+            for code, identity in made.custodian.items():
+                click.echo(crypto.identity_file_text(identity,
+                                                     recovery_comment(code, custodian=True)))
+            db.session.commit()
+        click.echo(f"{len(made.custodian)} custodian keys made. Keep them offline, apart from "
+                   "the unit keys: a custodian key opens only reporters' identities. Hand each "
+                   "to a custodian of its unit on the Unit keys page.")
+
+    @group.command("separate")
+    @click.option("--identity", "identity_files", multiple=True, required=True,
+                  type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                  help="a unit's recovery key file (州本级's opens every tip); repeatable")
+    def separate_command(identity_files: tuple[Path, ...]) -> None:
+        """Move each real-name reporter's identity out of the tip it was sealed in (tips filed
+        before identities were kept apart): sealed apart to the custodians' keys, the tip sealed
+        again without it. Idempotent; audited with the count."""
+        from portal.audit import SYSTEM
+        from portal.identity import separate_identities
+        from portal.keys import NotSetUp
+
+        identities = read_identities(identity_files)
+        if not identities:
+            fail("the files given hold no age identity (AGE-SECRET-KEY-1…)")
+        try:
+            result = separate_identities(db.session, identities, SYSTEM)
+        except NotSetUp:
+            fail("the custodian keys have not been made: run `flask identities keys` first")
+        click.echo(f"{result.separated} identities sealed apart from their tips")
+        if result.left:
+            click.echo(f"{result.left} real-name tips are not opened by these keys and still "
+                       "hold the identity: run again with 州本级's recovery key (zhou.txt)")
+
+    app.cli.add_command(group)

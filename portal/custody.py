@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import KeyPurpose, Membership, Unit, UnitKeyGrant, User
+from models import KeyPurpose, Membership, Role, Unit, UnitKeyGrant, User
 from models.base import utcnow
 from portal import crypto
 from portal.accounts import check_password_strength
@@ -25,30 +25,46 @@ class WrongRecoveryKey(Exception):
 
 
 class NotKeyMember(Exception):
-    """The grantee is not an officer of this handling unit, nor a liaison of this body."""
+    """The grantee is not an officer of this handling unit, nor a liaison of this body (the
+    content key), or not a confirmed custodian of this handling unit (the identity key)."""
 
 
-def key_members(session: Session, unit_ids: set[int]) -> list[tuple[User, Unit]]:
-    """Who may receive each of these units' keys: its active officers (handling unit) or
-    liaisons (receiving body), as (person, unit) pairs."""
+def _member_roles(purpose: KeyPurpose) -> list[str]:
+    """Who may hold a unit's key of this purpose: officers and liaisons the content key,
+    custodians (信息保密员) the reporter identity key."""
     from portal.access import KEY_ROLES
 
+    if purpose == KeyPurpose.IDENTITY:
+        return [Role.CUSTODIAN.value]
+    return sorted(KEY_ROLES)
+
+
+def unit_key(unit: Unit, purpose: KeyPurpose) -> str | None:
+    """The recipient of a unit's key of this purpose."""
+    return unit.identity_key if purpose == KeyPurpose.IDENTITY else unit.public_key
+
+
+def key_members(session: Session, unit_ids: set[int],
+                purpose: KeyPurpose = KeyPurpose.CONTENT) -> list[tuple[User, Unit]]:
+    """Who may receive each of these units' keys: its active officers (handling unit) or
+    liaisons (receiving body) for the content key, its custodians for the identity key, as
+    (person, unit) pairs; confirmed roles only."""
     rows = session.execute(
         select(User, Unit).join(Membership, Membership.user_id == User.id)
         .join(Unit, Unit.id == Membership.unit_id)
         .where(Membership.unit_id.in_(sorted(unit_ids)),
-               Membership.role.in_(sorted(KEY_ROLES)), Membership.confirmed_at.is_not(None),
-               User.active.is_(True))
+               Membership.role.in_(_member_roles(purpose)),
+               Membership.confirmed_at.is_not(None), User.active.is_(True))
         .distinct().order_by(Unit.id, User.username)).all()
     return [(user, unit) for user, unit in rows]
 
 
-def check_key_member(session: Session, unit: Unit, grantee: User) -> None:
-    from portal.access import KEY_ROLES
-
+def check_key_member(session: Session, unit: Unit, grantee: User,
+                     purpose: KeyPurpose = KeyPurpose.CONTENT) -> None:
     found = session.scalar(select(Membership.id).where(
         Membership.user_id == grantee.id, Membership.unit_id == unit.id,
-        Membership.role.in_(sorted(KEY_ROLES)), Membership.confirmed_at.is_not(None)).limit(1))
+        Membership.role.in_(_member_roles(purpose)), Membership.confirmed_at.is_not(None))
+        .limit(1))
     if found is None or not grantee.active:
         raise NotKeyMember
 
@@ -108,52 +124,78 @@ def _seal_grant(session: Session, unit: Unit, identity: crypto.AgeIdentity, gran
 
 
 def grant(session: Session, unit: Unit, grantee: User, *, granter: User,
-          granter_identities: dict[int, crypto.AgeIdentity], actor: Actor) -> UnitKeyGrant:
+          granter_identities: dict[int, crypto.AgeIdentity], actor: Actor,
+          purpose: KeyPurpose = KeyPurpose.CONTENT) -> UnitKeyGrant:
+    """Pass on a unit's key the granter holds (`granter_identities`: their keys of this
+    purpose, by unit id)."""
     identity = granter_identities.get(unit.id)
-    if identity is None or crypto.recipient_of(identity) != unit.public_key:
+    if identity is None or crypto.recipient_of(identity) != unit_key(unit, purpose):
         raise NotHolder
-    result = _seal_grant(session, unit, identity, grantee, granter.id)
-    record(session, actor, "unit_key.granted", object_type="user", object_id=grantee.id,
-           unit_code=unit.code)
+    result = _seal_grant(session, unit, identity, grantee, granter.id, purpose)
+    record(session, actor,
+           "identity_key.granted" if purpose == KeyPurpose.IDENTITY else "unit_key.granted",
+           object_type="user", object_id=grantee.id, unit_code=unit.code)
     return result
 
 
 def grant_from_recovery(session: Session, unit: Unit, grantee: User, recovery_text: str, *,
-                        actor: Actor) -> UnitKeyGrant:
-    """Grant a unit key using its printed recovery key (an age identity file or line)."""
+                        actor: Actor, purpose: KeyPurpose = KeyPurpose.CONTENT) -> UnitKeyGrant:
+    """Grant a unit key using its printed recovery key (an age identity file or line): the
+    unit key's, or for KeyPurpose.IDENTITY the custodian recovery key's."""
     lines = [line.strip() for line in recovery_text.splitlines()]
     candidates = [line for line in lines if line.upper().startswith("AGE-SECRET-KEY-1")]
     if not candidates:
         raise WrongRecoveryKey
     identity = crypto.AgeIdentity(candidates[0].upper())
+    expected = unit_key(unit, purpose)
     try:
-        matches = crypto.recipient_of(identity) == unit.public_key
+        matches = expected is not None and crypto.recipient_of(identity) == expected
     except crypto.CryptoError as exc:
         raise WrongRecoveryKey from exc
     if not matches:
         raise WrongRecoveryKey
-    result = _seal_grant(session, unit, identity, grantee, actor.id)
-    record(session, actor, "unit_key.recovered", object_type="user", object_id=grantee.id,
-           unit_code=unit.code)
+    result = _seal_grant(session, unit, identity, grantee, actor.id, purpose)
+    record(session, actor,
+           "identity_key.recovered" if purpose == KeyPurpose.IDENTITY else "unit_key.recovered",
+           object_type="user", object_id=grantee.id, unit_code=unit.code)
     return result
 
 
 def hand_on(session: Session, unit: Unit, grantee: User, *, granter: User,
             granter_identities: dict[int, crypto.AgeIdentity], recovery_text: str,
-            actor: Actor) -> UnitKeyGrant:
-    """The Unit keys page: pass a unit's key to one of its officers or liaisons, from the key
-    the granter holds or from the unit's printed recovery key when one is given."""
-    check_key_member(session, unit, grantee)
+            actor: Actor, purpose: KeyPurpose = KeyPurpose.CONTENT) -> UnitKeyGrant:
+    """The Unit keys page: pass a unit's key to one of its officers or liaisons (the content
+    key) or custodians (the identity key), from the key the granter holds or from the unit's
+    printed recovery key of that purpose when one is given."""
+    check_key_member(session, unit, grantee, purpose)
     if recovery_text.strip():
-        return grant_from_recovery(session, unit, grantee, recovery_text, actor=actor)
+        return grant_from_recovery(session, unit, grantee, recovery_text, actor=actor,
+                                   purpose=purpose)
     return grant(session, unit, grantee, granter=granter, granter_identities=granter_identities,
-                 actor=actor)
+                 actor=actor, purpose=purpose)
+
+
+def held_identity_keys(session: Session, user: User, personal: crypto.AgeIdentity
+                       ) -> dict[int, crypto.AgeIdentity]:
+    """The custodian (identity) keys this person holds, by unit id, opened with their personal
+    identity; for one request and never kept."""
+    held: dict[int, crypto.AgeIdentity] = {}
+    for grant_row in active_grants(session, user.id, KeyPurpose.IDENTITY):
+        try:
+            held[grant_row.unit_id] = crypto.AgeIdentity(
+                crypto.open_sealed(grant_row.sealed_identity, [personal]).decode())
+        except crypto.CryptoError:
+            continue
+    return held
 
 
 def revoke(session: Session, grant_row: UnitKeyGrant, *, actor: Actor) -> None:
     grant_row.revoked_at = utcnow()
     unit = session.get(Unit, grant_row.unit_id)
-    record(session, actor, "unit_key.revoked", object_type="user", object_id=grant_row.user_id,
+    record(session, actor,
+           "identity_key.revoked" if grant_row.purpose == KeyPurpose.IDENTITY
+           else "unit_key.revoked",
+           object_type="user", object_id=grant_row.user_id,
            unit_code=unit.code if unit else None)
 
 
@@ -196,9 +238,10 @@ def reset_password(session: Session, user: User, *, actor: Actor,
     user.reset_failures = 0
     user.reset_notice = False
     revoked = 0
-    for old in active_grants(session, user.id):
-        old.revoked_at = now
-        revoked += 1
+    for purpose in KeyPurpose:  # the unit keys and custodian keys sealed to the old key
+        for old in active_grants(session, user.id, purpose):
+            old.revoked_at = now
+            revoked += 1
     record(session, actor, "password.reset_requested", object_type="user", object_id=user.id,
            grants_revoked=revoked, factor_lost=lost)
     return revoked

@@ -40,6 +40,7 @@ from models.install import SEALED_BLIND_KEY
 from portal import crypto, receipts, sanitize
 from portal.audit import REPORTER, Actor, record
 from portal.blobs import ChunkSink
+from portal.identity import ReporterIdentity, open_identity, seal_identity
 from portal.keys import install_secret, routing_unit, unit_recipients
 from referral.calendar import load_calendar
 from referral.deadlines import deadline_for
@@ -147,9 +148,20 @@ def _same_report(session: Session, tip_id: int, once: receipts.Once, draft: TipD
     tip = session.get(Tip, tip_id)
     try:
         stored = json.loads(crypto.open_sealed(tip.content, [keys.keypair.identity]))
+        identity = open_identity(session, tip_id, [keys.keypair.identity])
     except (crypto.CryptoError, AttributeError, ValueError):
         return False
-    return bool(stored == json.loads(_content_json(draft)))
+    if not isinstance(stored, dict):
+        return False
+    legacy = stored.get("identity")
+    if isinstance(legacy, dict):  # filed before identities were sealed apart
+        identity = identity or ReporterIdentity.from_dict(legacy)
+        stored["reporter"] = {"contact_ok": bool(legacy.get("contact_ok")),
+                              "reward": bool(legacy.get("reward"))}
+        stored["identity"] = None
+    wanted = (ReporterIdentity.from_dict(asdict(draft.identity))
+              if draft.identity is not None else None)
+    return bool(stored == json.loads(_content_json(draft)) and identity == wanted)
 
 
 def filed_before(session: Session, once: receipts.Once, now: datetime | None = None
@@ -358,7 +370,13 @@ def _content_json(draft: TipDraft) -> bytes:
     content["category"] = draft.category
     content["county"] = draft.county
     content["keep_photo_location"] = draft.keep_photo_location
-    content["identity"] = asdict(draft.identity) if draft.identity else None
+    # The identity is sealed apart (portal/identity.py, to the custodians' keys): the content,
+    # which the unit's officers open, says only whether the reporter may be contacted and is
+    # interested in a reward.
+    content["identity"] = None
+    content["reporter"] = ({"contact_ok": bool(draft.identity.contact_ok),
+                            "reward": bool(draft.identity.reward)}
+                           if draft.identity is not None else None)
     return json.dumps(content, ensure_ascii=False).encode()
 
 
@@ -487,6 +505,8 @@ def file_tip(
         tip.due_step, tip.due_at, tip.due_certain = "tip.accept", deadline.due_at, deadline.certain
         session.add(tip)
         session.flush()
+        if draft.identity is not None:
+            seal_identity(session, tip, ReporterIdentity.from_dict(asdict(draft.identity)))
         stored = store_attachments(session, tip, uploads, recipients,
                                    keep_location=draft.keep_photo_location, limits=limits)
         tip.attachment_count = len(stored)

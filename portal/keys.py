@@ -4,6 +4,7 @@ sealed to."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -35,20 +36,38 @@ def install_secret(session: Session, name: str) -> bytes:
     ).scalar_one()
 
 
-def generate_unit_keys(session: Session, actor: Actor = SYSTEM) -> dict[str, crypto.AgeIdentity]:
-    """Give every handling unit and receiving body without a key a fresh key pair; return the
-    identities once, for the recovery printout. The identities are not kept."""
-    made: dict[str, crypto.AgeIdentity] = {}
+@dataclass(frozen=True)
+class RecoveryKeys:
+    """The keys made by one run of generate_unit_keys, shown once for the recovery printout:
+    `content` (unit code → the unit's key, which opens its tips, cases and packages) and
+    `custodian` (handling unit code → its custodian (信息保密员) key, which opens only the
+    identities of real-name reporters)."""
+
+    content: dict[str, crypto.AgeIdentity] = field(default_factory=dict)
+    custodian: dict[str, crypto.AgeIdentity] = field(default_factory=dict)
+
+
+def generate_unit_keys(session: Session, actor: Actor = SYSTEM) -> RecoveryKeys:
+    """Give every handling unit and receiving body without a key a fresh key pair, and every
+    handling unit without a custodian key a custodian key pair; return the identities once, for
+    the recovery printout. The identities are not kept."""
+    made = RecoveryKeys()
     kinds = [k.value for k in (*HANDLING_KINDS, *RECEIVING_KINDS)]
+    handling = {k.value for k in HANDLING_KINDS}
     units = session.scalars(select(Unit).where(Unit.kind.in_(kinds)).order_by(Unit.id))
     for unit in units:
-        if unit.public_key:
-            continue
-        pair = crypto.generate_keypair()
-        unit.public_key = pair.recipient
-        made[unit.code] = pair.identity
-        record(session, actor, "unit_key.created", object_type="unit", object_id=unit.id,
-               unit_code=unit.code)
+        if not unit.public_key:
+            pair = crypto.generate_keypair()
+            unit.public_key = pair.recipient
+            made.content[unit.code] = pair.identity
+            record(session, actor, "unit_key.created", object_type="unit", object_id=unit.id,
+                   unit_code=unit.code)
+        if unit.kind in handling and not unit.identity_key:
+            pair = crypto.generate_keypair()
+            unit.identity_key = pair.recipient
+            made.custodian[unit.code] = pair.identity
+            record(session, actor, "identity_key.created", object_type="unit",
+                   object_id=unit.id, unit_code=unit.code)
     return made
 
 

@@ -119,6 +119,7 @@ def decryptions(session: Session, limit: int = 500) -> list[AuditEvent]:
 
 def key_events(session: Session) -> tuple[list[AuditEvent], list[UnitKeyGrant]]:
     events = list(session.scalars(select(AuditEvent).where(
-        AuditEvent.action.like("unit_key.%")).order_by(AuditEvent.seq.desc())))
+        AuditEvent.action.like("unit_key.%") | AuditEvent.action.like("identity_key.%"))
+        .order_by(AuditEvent.seq.desc())))
     grants = list(session.scalars(select(UnitKeyGrant).order_by(UnitKeyGrant.id)))
     return events, grants

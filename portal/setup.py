@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 
 from sqlalchemy import select
@@ -27,6 +27,8 @@ class AlreadySetUp(Exception):
 class SetupResult:
     admin_id: int
     recovery: dict[str, crypto.AgeIdentity]  # unit code → identity, shown once
+    # handling unit code → custodian (信息保密员) key, which opens reporters' identities only
+    custodian_recovery: dict[str, crypto.AgeIdentity] = field(default_factory=dict)
 
 
 def _digest(token: str) -> bytes:
@@ -50,8 +52,8 @@ def token_is_valid(session: Session, token: str) -> bool:
 
 def complete_setup(session: Session, username: str, password: str, *, wrap_cost: Argon2Cost,
                    login_cost: Argon2Cost, token: str | None = None) -> SetupResult:
-    """Create the first administrator, every handling unit's key pair and the blind-index key
-    (sealed to the handling units' keys), in one transaction.
+    """Create the first administrator, every unit's key pair, every handling unit's custodian
+    key pair and the blind-index key (sealed to the handling units' keys), in one transaction.
 
     The administrator receives no unit key: being administrator grants no access to tips. The
     identities are returned once, for printing as recovery keys, and are not kept."""
@@ -67,12 +69,13 @@ def complete_setup(session: Session, username: str, password: str, *, wrap_cost:
         admin = create_user(session, username, password, wrap_cost=wrap_cost,
                             login_cost=login_cost, actor=SYSTEM)
         add_membership(session, admin, BUREAU_CODE, Role.ADMINISTRATOR, actor=SYSTEM)
-        recovery = generate_unit_keys(session, Actor("staff", admin.id, Role.ADMINISTRATOR))
+        made = generate_unit_keys(session, Actor("staff", admin.id, Role.ADMINISTRATOR))
         make_blind_key(session)  # sealed to the units' keys just made; the key itself is dropped
         record(session, SYSTEM, "setup.completed", object_type="user", object_id=admin.id,
-               units=len(recovery))
+               units=len(made.content))
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return SetupResult(admin_id=admin.id, recovery=recovery)
+    return SetupResult(admin_id=admin.id, recovery=made.content,
+                       custodian_recovery=made.custodian)

@@ -121,7 +121,11 @@ def setup(token: str) -> tuple[str, int] | str:
                 keys = [(units[code], crypto.identity_file_text(
                     identity, f"Qingliu recovery key {code}"))
                     for code, identity in result.recovery.items()]
-                return render_template("admin/recovery.html", keys=keys)
+                custodian_keys = [(units[code], crypto.identity_file_text(
+                    identity, f"Qingliu custodian recovery key {code}"))
+                    for code, identity in result.custodian_recovery.items()]
+                return render_template("admin/recovery.html", keys=keys,
+                                       custodian_keys=custodian_keys)
         return render_template("admin/setup.html", form=form), 400
     return render_template("admin/setup.html", form=form)
 
@@ -188,6 +192,9 @@ ROLE_REFUSALS: dict[str, tuple[str, Any]] = {
     "officer_needs_handling_unit": ("role", _l(
         "Intake officers, case officers and heads belong to a handling unit (州本级 or a county "
         "or city division). Choose such a unit, or the liaison role for a receiving body.")),
+    "custodian_needs_handling_unit": ("role", _l(
+        "A custodian keeps the reporters' identities of a handling unit (州本级 or a county or "
+        "city division). Choose such a unit.")),
     "oversight_needs_bureau": ("role", _l(
         "Auditors and administrators belong to the bureau (州本级) or the province, not to a "
         "receiving body.")),
@@ -227,8 +234,8 @@ def _user_form() -> UserForm:
     return form
 
 
-ROLE_ORDER = (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON, Role.AUDITOR,
-              Role.ADMINISTRATOR)
+ROLE_ORDER = (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.CUSTODIAN, Role.LIAISON,
+              Role.AUDITOR, Role.ADMINISTRATOR)
 
 
 def _show_refusal(form: FlaskForm, code: str) -> None:
@@ -284,6 +291,8 @@ def users() -> Any:
                     flash(gettext("A holder of the unit's key (or its recovery key) must grant "
                                   "the key on the “Unit keys” page before they can open "
                                   "anything."))
+                if role == Role.CUSTODIAN:
+                    flash(_custodian_key_words())
                 return redirect(url_for("admin.users")), 303
     people = list(db.session.scalars(select(User).order_by(User.username)))
     memberships = list(db.session.scalars(select(Membership)))
@@ -328,6 +337,8 @@ def user_action(user_id: int, action: str) -> Any:
             flash(gettext("Saved."))
             if role in TWO_PERSON_ROLES:
                 flash(_waiting_words(role))
+            if role == Role.CUSTODIAN:
+                flash(_custodian_key_words())
         elif action == "remove-membership":
             check_not_self(actor, user.id)
             membership_id = request.form.get("membership_id", "")
@@ -387,6 +398,12 @@ def _issue_reset_link(user: User, actor: Actor) -> None:
         flash(gettext("Give %(name)s this one-time link. To choose a new password there they "
                       "need a code from their authenticator app or one of their recovery codes, "
                       "which you do not have: %(link)s", name=user.username, link=link))
+
+
+def _custodian_key_words() -> str:
+    return gettext("A custodian of the unit (or the unit's printed custodian recovery key) must "
+                   "hand on the reporter identity key on the “Unit keys” page. The custodian "
+                   "role opens no report.")
 
 
 def _waiting_words(role: Role) -> str:

@@ -148,6 +148,9 @@ def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
         "category_version": tip.category.version if tip.category else None,
         "channel": tip.channel, "language": tip.language, "priority": tip.priority,
         "real_name": tip.real_name,
+        # Whether the reporter may be contacted and is interested in a reward; never who they
+        # are (the identity is sealed apart, to the custodians: portal/identity.py).
+        "reporter": detail.content.get("reporter"),
         "received_at": tip.received_at.isoformat(),
         "due_step": tip.due_step, "due_at": tip.due_at.isoformat() if tip.due_at else None,
         "due_certain": tip.due_certain, "extended": tip.extended,

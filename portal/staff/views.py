@@ -25,7 +25,17 @@ from flask import (
 from flask_babel import gettext
 from sqlalchemy import select
 
-from models import Attachment, Category, Channel, Language, Tip, Unit, UnitKeyGrant, User
+from models import (
+    Attachment,
+    Category,
+    Channel,
+    KeyPurpose,
+    Language,
+    Tip,
+    Unit,
+    UnitKeyGrant,
+    User,
+)
 from portal import auth, custody, receipts, triage
 from portal.access import KEY_ROLES, KeyNotHeld, principal_for
 from portal.accounts import WeakPassword
@@ -581,7 +591,13 @@ def hotline(caller: Caller) -> Any:
 @signed_in
 def keys(caller: Caller) -> Any:
     """Grant a unit's key: officers of a handling unit and liaisons of a receiving body pass on
-    the key they hold; anyone who may see the unit here can paste its recovery key instead."""
+    the key they hold; anyone who may see the unit here can paste its recovery key instead.
+    A handling unit's reporter identity key passes between its custodians the same way
+    (portal/staff/custodian_keys.py)."""
+    from portal.staff import custodian_keys
+
+    if request.method == "POST" and request.form.get("purpose") == "identity":
+        return custodian_keys.handle_post(caller)
     form = GrantForm()
     principal = caller.principal
     keyed = set(db.session.scalars(select(Unit.id).where(Unit.public_key.is_not(None))))
@@ -629,7 +645,8 @@ def keys(caller: Caller) -> Any:
                       name=grantee.display_name or grantee.username, unit=unit.name(lang)))
         return redirect(url_for("staff.keys")), 303
     grants = list(db.session.scalars(select(UnitKeyGrant).where(
-        UnitKeyGrant.unit_id.in_(sorted(my_units)), UnitKeyGrant.revoked_at.is_(None))
+        UnitKeyGrant.unit_id.in_(sorted(my_units)), UnitKeyGrant.revoked_at.is_(None),
+        UnitKeyGrant.purpose == KeyPurpose.CONTENT.value)
         .order_by(UnitKeyGrant.unit_id, UnitKeyGrant.granted_at)))
     users = {u.id: u for u in db.session.scalars(select(User))}
     unit_names = {u.id: u.name(lang) for u in db.session.scalars(select(Unit))}
@@ -638,4 +655,4 @@ def keys(caller: Caller) -> Any:
                            unit_names=unit_names, held=set(principal.identities),
                            missing=[unit_names[u] for u in sorted(own - set(principal.identities))
                                     if u in unit_names],
-                           caller=caller)
+                           identity_keys=custodian_keys.page_data(caller), caller=caller)

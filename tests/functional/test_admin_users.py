@@ -275,8 +275,8 @@ def test_each_accounts_role_list_offers_only_roles_that_fit(app, staff) -> None:
         return set(re.findall(r'<option value="([a-z_]+)"', select_html.group(1)))
 
     assert offered("admin_two") == {"auditor", "administrator"}
-    assert offered("officer_kim") == {"intake_officer", "case_officer", "head", "liaison",
-                                      "auditor"}
+    assert offered("officer_kim") == {"intake_officer", "case_officer", "head", "custodian",
+                                      "liaison", "auditor"}
     own = db.session.scalars(select(User).where(User.username == "admin")).one()
     assert f'<select id="role-{own.id}"' not in page
     rows = page[page.index("<tbody>"):page.index("</tbody>")]

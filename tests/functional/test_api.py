@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from models import Attachment, Message, Tip
+from models import Attachment, Message, Tip, TipIdentity
 from portal import crypto
 from portal.extensions import db
 from tests.helpers import jpeg_with_metadata
@@ -35,7 +35,10 @@ def test_json_tip_returns_a_receipt(client, portal_keys) -> None:
     tip = db.session.scalars(select(Tip)).one()
     assert (tip.channel, tip.unit.code, tip.real_name) == ("api", "wangqing", True)
     content = json.loads(crypto.open_sealed(tip.content, [portal_keys["wangqing"]]))
-    assert content["identity"]["name"] == "Pak" and content["identity"]["contact_ok"] is True
+    # The name is sealed apart, to the custodians: the unit's key opens only the flags.
+    assert content["identity"] is None and "Pak" not in json.dumps(content)
+    assert content["reporter"] == {"contact_ok": True, "reward": False}
+    assert db.session.get(TipIdentity, tip.id) is not None
 
 
 def test_multipart_tip_with_attachments(client, portal_keys) -> None:

@@ -38,11 +38,18 @@ def test_setup_link_works_once_and_shows_recovery_keys(app, client, runner) -> N
     assert "Yanji" in headings and "yanji" not in headings and "psb_zhou" not in headings
     assert len(headings) == len(KEYED)
     assert 'href="/staff/login"' in page
-    identities = re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]+", done.get_data(as_text=True))
+    unit_part, custodian_part = page.split('id="custodian-keys"')
+    identities = re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]+", unit_part)
     assert len(identities) == len(KEYED)
     units = {u.code: u for u in db.session.scalars(select(Unit))}
     recipients = {crypto.recipient_of(crypto.AgeIdentity(i)) for i in identities}
     assert recipients == {units[code].public_key for code in KEYED}
+    # Each handling unit's custodian key, set apart and labelled as such.
+    custodian = re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]+", custodian_part)
+    assert {crypto.recipient_of(crypto.AgeIdentity(i)) for i in custodian} == {
+        units[code].identity_key for code in HANDLING}
+    assert "Qingliu custodian recovery key yanji" in custodian_part
+    assert "Custodian key of Yanji" in custodian_part
     # The link is spent, and the administrator holds no unit key.
     assert client.get(link).status_code == 404
     assert db.session.scalar(select(func.count(UnitKeyGrant.id))) == 0
@@ -73,9 +80,18 @@ def test_noninteractive_setup_writes_one_identity_file_per_unit(app, runner, tmp
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", ADMIN_PASSWORD)
     result = runner.invoke(args=["setup", "--admin", "ops", "--recovery-out", str(out)])
     assert result.exit_code == 0, result.output
-    files = {p.stem: p for p in out.iterdir()}
+    files = {p.stem: p for p in out.iterdir() if not p.name.startswith("custodian-")}
     assert set(files) == KEYED
     units = {u.code: u for u in db.session.scalars(select(Unit))}
+    custodian_files = {p.stem.removeprefix("custodian-"): p for p in out.iterdir()
+                       if p.name.startswith("custodian-")}
+    assert set(custodian_files) == HANDLING
+    for code, path in custodian_files.items():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        text = path.read_text()
+        assert f"Qingliu custodian recovery key {code}" in text
+        identity = next(line for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-1"))
+        assert crypto.recipient_of(crypto.AgeIdentity(identity)) == units[code].identity_key
     for code, path in files.items():
         assert path.name == f"{code}.txt"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
