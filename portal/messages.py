@@ -452,6 +452,8 @@ EVENT_WORDS: dict[str, Any] = {
     "referral.package_downloaded": lazy_gettext("Referral package downloaded"),
     "referral.package_refused": lazy_gettext("Referral package refused: no key that opens it"),
     "referral.letter_previewed": lazy_gettext("Draft 移送书 previewed"),
+    "referral.redaction_added": lazy_gettext("Part of the material blacked out before hand-over"),
+    "referral.redaction_removed": lazy_gettext("Blacking out taken back before hand-over"),
     "case.document_downloaded": lazy_gettext("Case document opened"),
     "suggestion.recorded": lazy_gettext("Suggestion (三书一函) recorded"),
     "suggestion.opened": lazy_gettext("Suggestion (三书一函) opened and read"),
@@ -514,9 +516,16 @@ def _yes(value: object, yes: Any, no: Any = None) -> str | None:
     return str(no) if no is not None else None
 
 
+# What a redaction blacked out (portal/redaction.py): a tip's statement, or an image.
+REDACTION_KIND_WORDS = {"text": lazy_gettext("in a tip's statement"),
+                        "image": lazy_gettext("in a photo")}
+
+
 def _kind_text(kind: object) -> str:
     if str(kind) in SUGGESTION_KIND_LABELS:
         return str(SUGGESTION_KIND_LABELS[str(kind)])
+    if str(kind) in REDACTION_KIND_WORDS:
+        return str(REDACTION_KIND_WORDS[str(kind)])
     return document_text(kind)
 
 
@@ -568,6 +577,9 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "entries": lambda v: _count(int(v), _l("%(num)d entry"), _l("%(num)d entries")),
     "tip_files": lambda v: _count(int(v), _l("%(num)d of the reporter's files"),
                                   _l("%(num)d of the reporters' files")) if v else None,
+    "tip_texts": lambda v: _count(int(v), _l("%(num)d tip statement"),
+                                  _l("%(num)d tip statements")) if v else None,
+    "count": lambda v: _count(int(v), _l("%(num)d place"), _l("%(num)d places")),
     "sealed": lambda v: _yes(v, _l("sealed, for offline decryption")),
     "reason": lambda v: str(REFUSAL_REASON_WORDS.get(str(v), "")) or None,
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,

@@ -12,7 +12,7 @@ import json
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from models import (
     Referral,
     ReferralEvent,
     ReferralTipFile,
+    ReferralTipText,
     Role,
     Suggestion,
     Tip,
@@ -396,15 +397,16 @@ def act(session: Session, principal: Principal, referral_id: int, action: str, *
         reason: str = "", period: str = "normal", uploads: Sequence[Upload] = (),
         document_kind: str | None = None, limits: Limits | None = None,
         letter_context: dict | None = None, tip_files: Sequence[int] | None = None,
-        now: datetime | None = None) -> Referral:
+        tip_texts: Sequence[int] | None = None, now: datetime | None = None) -> Referral:
     """Take one step of the procedure. Refusals (workflow.TransitionRefused, CaseRefused,
     NotFound, KeyNotHeld) change nothing. `tip_files`, with "submit": which of the tips' own
-    files go into the package."""
+    files go into the package; `tip_texts`: the tips whose statements go with it."""
     now = now or utcnow()
     try:
         return _act(session, principal, referral_id, action, reason=reason, period=period,
                     uploads=uploads, document_kind=document_kind, limits=limits,
-                    letter_context=letter_context or {}, tip_files=tip_files, now=now)
+                    letter_context=letter_context or {}, tip_files=tip_files,
+                    tip_texts=tip_texts, now=now)
     except BaseException:
         session.rollback()
         raise
@@ -413,7 +415,7 @@ def act(session: Session, principal: Principal, referral_id: int, action: str, *
 def _act(session: Session, principal: Principal, referral_id: int, action: str, *,
          reason: str, period: str, uploads: Sequence[Upload], document_kind: str | None,
          limits: Limits | None, letter_context: dict, tip_files: Sequence[int] | None,
-         now: datetime) -> Referral:
+         tip_texts: Sequence[int] | None, now: datetime) -> Referral:
     referral = get_referral(session, principal, referral_id)
     roles = actor_role(principal, referral)
     if not roles:
@@ -438,6 +440,8 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
         raise CaseRefused("contact_phone_too_long")
     if tip_files is not None and action == "submit":
         _choose_tip_files(session, referral, tip_files)
+    if tip_texts is not None and action == "submit":
+        _choose_tip_texts(session, referral, tip_texts)
     recipients = _referral_recipients(session, referral)
     if uploads:
         if limits is None or brought is None:
@@ -474,6 +478,7 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
            unit_code=referral.case.unit.code, to_state=transition.target.value,
            on_time=on_time, with_documents=bool(uploads),
            tip_files=len(tip_files) if tip_files is not None and action == "submit" else None,
+           tip_texts=len(tip_texts) if tip_texts is not None and action == "submit" else None,
            # The log commits to the 移送书 it handed over (SHA-256 of the PDF).
            letter_sha256=referral.letter_sha256 if action == "hand_over" else None)
     session.commit()
@@ -509,6 +514,11 @@ MATERIAL_KINDS = (
 )
 TIP_EVIDENCE = "tip_evidence"  # a file the reporter sent with one of the case's tips
 TIP_EVIDENCE_LETTER_LABEL = "举报人提供的证据材料"
+TIP_STATEMENT = "tip_statement"  # a tip's statement (its content fields), as a text file
+TIP_STATEMENT_LETTER_LABEL = "举报内容"
+# What the material list says when a custodian granted a "package" identity request: the
+# identity itself is not in the package; it goes to the receiving body sealed, apart.
+IDENTITY_LETTER_LABEL = "举报人身份信息（经信息保密员批准，另行加密移交）"
 # Extensions that name the same type (a JPEG called .jpeg is still a JPEG).
 _SAME_TYPE = {"jpeg": "jpg", "tif": "tiff", "htm": "html", "3gpp": "3gp"}
 
@@ -526,6 +536,27 @@ class MaterialView:
     media_type: str | None = None
     kept: tuple[str, ...] = ()  # identifying metadata the reporter chose to keep (gps, datetime)
     chosen: bool = False
+    redacted: int = 0  # places blacked out in the copy that goes (an image)
+    family: str | None = None  # image, video, pdf …: only an image can be redacted
+
+
+@dataclass(frozen=True)
+class StatementView:
+    """A tip's statement: whether it goes with the package, and how many phrases are blacked
+    out of it. Metadata only; its text is read on the redaction page."""
+
+    tip_id: int
+    chosen: bool
+    redacted: int
+
+
+@dataclass(frozen=True)
+class IdentityNote:
+    """A granted "package" identity request: the material list records it (with its date); the
+    identity travels sealed, apart from the package."""
+
+    tip_id: int
+    granted_on: date
 
 
 @dataclass(frozen=True)
@@ -538,6 +569,9 @@ class ReferralReview:
     materials: list[MaterialView]  # the documents and the chosen tip files, in package order
     tip_files: list[MaterialView]  # every file of the case's tips, `chosen` or not
     key_held: bool
+    statements: list[StatementView] = dataclasses.field(default_factory=list)  # every tip's
+    identity: IdentityNote | None = None
+    redactable: bool = False  # this person may black out parts now (before the package)
 
 
 def _referral_documents(session: Session, referral: Referral) -> list[Attachment]:
@@ -554,7 +588,10 @@ def _case_tip_files(session: Session, case: Case) -> list[Attachment]:
     tip_ids = [link.tip_id for link in case.tips]
     if not tip_ids:
         return []
-    return list(session.scalars(select(Attachment).where(Attachment.tip_id.in_(tip_ids))
+    # A tip archived under the retention rule (portal/retention.py) has no files left to send.
+    archived = select(Tip.id).where(Tip.id.in_(tip_ids), Tip.archived_at.is_not(None))
+    return list(session.scalars(select(Attachment).where(Attachment.tip_id.in_(tip_ids),
+                                                         Attachment.tip_id.not_in(archived))
                                 .order_by(Attachment.tip_id, Attachment.id)))
 
 
@@ -565,12 +602,20 @@ def _chosen_tip_files(session: Session, referral: Referral) -> list[Attachment]:
                                                                     Attachment.id)))
 
 
+def _chosen_tip_texts(session: Session, referral: Referral) -> list[int]:
+    """The tips whose statements go with the package (of the case's tips, by id)."""
+    tip_ids = {link.tip_id for link in referral.case.tips}
+    return [t for t in session.scalars(select(ReferralTipText.tip_id).where(
+        ReferralTipText.referral_id == referral.id).order_by(ReferralTipText.tip_id))
+        if t in tip_ids]
+
+
 def _meta(attachment: Attachment, identities: Sequence[str]) -> dict:
     return open_meta(attachment.meta, identities)
 
 
 def _material_view(attachment: Attachment, identities: Sequence[str] | None,
-                   chosen: bool = False) -> MaterialView:
+                   chosen: bool = False, redacted: int = 0) -> MaterialView:
     kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or Document.OTHER.value)
     try:
         meta = _meta(attachment, identities) if identities else None
@@ -578,10 +623,23 @@ def _material_view(attachment: Attachment, identities: Sequence[str] | None,
         meta = None
     if meta is None:
         return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
-                            chosen=chosen)
+                            chosen=chosen, redacted=redacted, family=attachment.family)
     return MaterialView(attachment.id, kind, attachment.size, attachment.tip_id,
                         meta.get("filename", ""), meta.get("media_type"),
-                        tuple(meta.get("kept", ())), chosen)
+                        tuple(meta.get("kept", ())), chosen, redacted, attachment.family)
+
+
+def package_identity(session: Session, referral: Referral) -> IdentityNote | None:
+    """The custodian's grant to send a reporter's identity with this referral, if any
+    (portal/identity.py package_identity, once identity requests exist)."""
+    from portal import identity
+
+    find = getattr(identity, "package_identity", None)
+    granted = find(session, referral.id) if find is not None else None
+    if granted is None:
+        return None
+    when = granted.decided_at or granted.created_at
+    return IdentityNote(granted.tip_id, when.astimezone(LOCAL).date())
 
 
 def review_referral(session: Session, principal: Principal, referral: Referral
@@ -596,18 +654,27 @@ def review_referral(session: Session, principal: Principal, referral: Referral
         identities: list[crypto.AgeIdentity] | None = identities_for_case(principal, case)
     except KeyNotHeld:
         identities = None
+    from portal.redaction import counts_for
+
     chosen = {a.id for a in _chosen_tip_files(session, referral)}
+    redacted = counts_for(session, referral.id)
     documents = [_material_view(a, identities) for a in _referral_documents(session, referral)]
-    tip_files = [_material_view(a, identities, a.id in chosen)
+    tip_files = [_material_view(a, identities, a.id in chosen,
+                                redacted.get((a.tip_id, a.id), 0) if a.family == "image" else 0)
                  for a in _case_tip_files(session, case)]
+    texts = set(_chosen_tip_texts(session, referral))
+    statements = [StatementView(t, t in texts, redacted.get((t, None), 0)) for t in tip_ids]
     title = None
     if identities:
         title = json.loads(crypto.open_sealed(case.content, identities))["title"]
         record(session, AuditActor("staff", principal.user.id, None), "case.opened",
                object_type="case", object_id=case.id, unit_code=case.unit.code)
         session.commit()
+    redactable = (identities is not None and referral.package_id is None
+                  and Actor.OFFICER in actor_role(principal, referral))
     return ReferralReview(title, team, tip_ids, documents + [f for f in tip_files if f.chosen],
-                          tip_files, identities is not None)
+                          tip_files, identities is not None, statements,
+                          package_identity(session, referral), redactable)
 
 
 def _choose_tip_files(session: Session, referral: Referral,
@@ -623,6 +690,19 @@ def _choose_tip_files(session: Session, referral: Referral,
     session.flush()
     for attachment_id in sorted(wanted):
         session.add(ReferralTipFile(referral_id=referral.id, attachment_id=attachment_id))
+
+
+def _choose_tip_texts(session: Session, referral: Referral, tip_ids: Sequence[int]) -> None:
+    """Which tips' statements go into the package (chosen with the files, when submitting)."""
+    wanted = set(tip_ids)
+    if not wanted <= {link.tip_id for link in referral.case.tips}:
+        raise CaseRefused("bad_value")
+    for link in session.scalars(select(ReferralTipText).where(
+            ReferralTipText.referral_id == referral.id)):
+        session.delete(link)
+    session.flush()
+    for tip_id in sorted(wanted):
+        session.add(ReferralTipText(referral_id=referral.id, tip_id=tip_id))
 
 
 def step_documents(session: Session, principal: Principal, referral: Referral
@@ -688,18 +768,59 @@ def package_name(filename: str, extension: str | None) -> str:
 # The 案件移送书 and the package
 
 
+@dataclass(frozen=True)
+class PackageItem:
+    """One file that goes into the package, in package order."""
+
+    kind: str  # a MATERIAL_KINDS value, TIP_EVIDENCE or TIP_STATEMENT
+    tip_id: int | None
+    attachment: Attachment | None  # None: the tip's statement
+    redacted: int = 0  # places blacked out (phrases of a statement, boxes of an image)
+
+
+def _package_items(session: Session, referral: Referral) -> list[PackageItem]:
+    """The documents, then tip by tip its statement (if chosen) and its chosen files."""
+    from portal.redaction import counts_for
+
+    counts = counts_for(session, referral.id)
+    items = [PackageItem(a.kind or Document.OTHER.value, None, a)
+             for a in _referral_documents(session, referral)]
+    files = _chosen_tip_files(session, referral)
+    texts = _chosen_tip_texts(session, referral)
+    for tip_id in sorted(set(texts) | {a.tip_id for a in files if a.tip_id}):
+        if tip_id in texts:
+            items.append(PackageItem(TIP_STATEMENT, tip_id, None, counts.get((tip_id, None), 0)))
+        items += [PackageItem(TIP_EVIDENCE, tip_id, a,
+                              counts.get((tip_id, a.id), 0) if a.family == "image" else 0)
+                  for a in files if a.tip_id == tip_id]
+    return items
+
+
+def _blacked_out(count: int) -> str:
+    return f"已遮盖 {count} 处" if count else ""
+
+
 def _letter_data(session: Session, principal: Principal, referral: Referral,
-                 letter_context: dict, now: datetime) -> tuple[LetterData, list[Attachment]]:
-    """The letter's inputs from the case as it is now, and the files that go with it."""
+                 letter_context: dict, now: datetime) -> tuple[LetterData, list[PackageItem]]:
+    """The letter's inputs from the case as it is now, and the files that go with it. The
+    reporter's identity is never among them; a custodian's grant to send it is listed as a
+    material of its own, handed over sealed and apart."""
     case = referral.case
     identities = identities_for_case(principal, case)
     content = json.loads(crypto.open_sealed(case.content, identities))
-    files = _referral_documents(session, referral) + _chosen_tip_files(session, referral)
+    items = _package_items(session, referral)
     labels = letter_context.get("document_labels", {})
     counts: dict[str, int] = {}
-    for attachment in files:
-        kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or "other")
-        counts[kind] = counts.get(kind, 0) + 1
+    blacked: dict[str, int] = {}
+    for item in items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+        blacked[item.kind] = blacked.get(item.kind, 0) + item.redacted
+    materials = [Material(_letter_label(labels, kind), n, _blacked_out(blacked[kind]))
+                 for kind, n in counts.items()]
+    identity = package_identity(session, referral)
+    if identity is not None:
+        materials.append(Material(IDENTITY_LETTER_LABEL, 1,
+                                  f"{identity.granted_on.isoformat()} 批准"))
     members = [session.get(User, m.user_id) for m in case.members]
     return LetterData(
         case_number=case.number,
@@ -712,13 +833,15 @@ def _letter_data(session: Session, principal: Principal, referral: Referral,
         facts=content["summary"],
         officer_names=tuple(m.display_name or m.username for m in members),
         contact_phone=letter_context.get("contact_phone", ""),
-        materials=tuple(Material(_letter_label(labels, kind), n) for kind, n in counts.items()),
+        materials=tuple(materials),
         issued_on=now.astimezone(LOCAL).date(),
         checkpoint=letter_context.get("checkpoint"),
-    ), files
+    ), items
 
 
 def _letter_label(labels: dict, kind: str) -> str:
+    if kind == TIP_STATEMENT:
+        return TIP_STATEMENT_LETTER_LABEL
     return TIP_EVIDENCE_LETTER_LABEL if kind == TIP_EVIDENCE else str(labels.get(kind, kind))
 
 
@@ -730,30 +853,81 @@ def preview_letter(session: Session, principal: Principal, referral_id: int,
     referral = get_referral(session, principal, referral_id)
     if not actor_role(principal, referral) & {Actor.OFFICER, Actor.HEAD}:
         raise NotFound
-    data, files = _letter_data(session, principal, referral, letter_context, now)
+    data, items = _letter_data(session, principal, referral, letter_context, now)
     pdf = render_transfer_letter(data, draft=True)
     record(session, AuditActor("staff", principal.user.id, None), "referral.letter_previewed",
            object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
-           files=len(files))
+           files=len(items))
     session.commit()
     return pdf
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What one package item writes: its file name, type, size, bytes, and its source note."""
+
+    name: str
+    media_type: str
+    size: int
+    source: io.RawIOBase | io.BytesIO
+    note: str
+
+
+def _item_entry(session: Session, principal: Principal, referral: Referral, item: PackageItem,
+                folder: str, identities: Sequence[crypto.AgeIdentity],
+                taken: set[str]) -> _Entry:
+    """One item as it goes into the package: a file as stored, or the copy rendered from the
+    original and its redactions (a statement as text, a redacted image as PNG), the same bytes
+    each time."""
+    from portal import redaction
+
+    source = f"举报 #{item.tip_id}" if item.tip_id else ""
+    if item.redacted:
+        source += f"；{_blacked_out(item.redacted)}"
+    specs = [redaction.open_spec(row, identities) for row in redaction.rows_for(
+        session, referral.id, item.tip_id, item.attachment.id if item.attachment else None)
+        ] if item.redacted else []
+    if item.attachment is None:  # the tip's statement: its content fields, never its identity
+        tip = session.get_one(Tip, item.tip_id)
+        content = json.loads(crypto.open_sealed(tip.content, identities_for_unit(principal,
+                                                                                 tip.unit_id)))
+        data = redaction.statement_text(tip.id, content, redaction.phrases_of(specs)).encode()
+        name = zip_entry(folder, f"举报内容_#{item.tip_id}.txt", taken=taken)
+        return _Entry(name, "text/plain", len(data), io.BytesIO(data), source)
+    attachment = item.attachment
+    meta = _meta(attachment, identities)
+    chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
+    if item.redacted:
+        try:
+            data = redaction.burn_boxes(b"".join(chunks), redaction.boxes_of(specs))
+        except redaction.RedactionRefused as refused:
+            raise CaseRefused("redaction_unreadable") from refused
+        stem = PurePosixPath(safe_name(meta["filename"])).stem
+        name = zip_entry(folder, package_name(f"{stem}.png", "png"), taken=taken)
+        return _Entry(name, "image/png", len(data), io.BytesIO(data), source)
+    if attachment.tip_id and meta.get("kept"):
+        source += "（按举报人选择保留拍摄位置和时间）"
+    name = zip_entry(folder, package_name(meta["filename"], meta.get("extension")), taken=taken)
+    return _Entry(name, meta.get("media_type", ""), attachment.size or 0, _ChunkStream(chunks),
+                  source)
 
 
 def _build_package(session: Session, principal: Principal, referral: Referral,
                    letter_context: dict, now: datetime) -> None:
     """The referral package (17号 第6条): the 案件移送书 PDF, the case's documents, the files
-    uploaded at the referral's steps and the chosen files of its tips, with their list, as one
-    reproducible ZIP sealed (age) to the receiving body (and the procuratorate's copy, and the
-    bureau). Every file goes in as stored, under the name it was sent with, in a folder that
-    numbers it and names its kind."""
-    letter, files = _letter_data(session, principal, referral, letter_context, now)
+    uploaded at the referral's steps and the chosen statements and files of its tips, with their
+    list, as one reproducible ZIP sealed (age) to the receiving body (and the procuratorate's
+    copy, and the bureau). Every file goes in as stored, under the name it was sent with, in a
+    folder that numbers it and names its kind; what was blacked out goes as the redacted copy
+    (portal/redaction.py). No identity of a reporter is in it: a custodian's grant to send one
+    is a line of the list, the identity travelling sealed, apart."""
+    letter, items = _letter_data(session, principal, referral, letter_context, now)
     try:
         pdf = render_transfer_letter(letter)
     except LetterIncomplete as missing:
         raise CaseRefused(f"letter_{missing.field}") from missing
     case = referral.case
     identities = identities_for_case(principal, case)
-    metas = [_meta(f, identities) for f in files]
     labels = letter_context.get("document_labels", {})
     referral.letter_sha256 = hashlib.sha256(pdf).hexdigest()
     recipients = _referral_recipients(session, referral)
@@ -774,18 +948,17 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     with zipfile.ZipFile(_Unseekable(writer), "w", compression=zipfile.ZIP_DEFLATED) as archive:
         _zip_add(archive, letter_name, io.BytesIO(pdf), stamp)
         listing.append(f"1\t案件移送书\t{letter_name}\tapplication/pdf\t{len(pdf)}\t")
-        for index, (attachment, meta) in enumerate(zip(files, metas, strict=True), start=2):
-            kind = TIP_EVIDENCE if attachment.tip_id else (attachment.kind or "other")
-            label = _letter_label(labels, kind)
-            name = zip_entry(f"{index:02d}_{label.replace('/', '、')}",
-                             package_name(meta["filename"], meta.get("extension")), taken=taken)
-            source = f"举报 #{attachment.tip_id}" if attachment.tip_id else ""
-            if attachment.tip_id and meta.get("kept"):
-                source += "（按举报人选择保留拍摄位置和时间）"
-            listing.append(f"{index}\t{label}\t{name}\t{meta.get('media_type', '')}\t"
-                           f"{attachment.size}\t{source}")
-            chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
-            _zip_add(archive, name, _ChunkStream(chunks), stamp)
+        for index, item in enumerate(items, start=2):
+            label = _letter_label(labels, item.kind)
+            entry = _item_entry(session, principal, referral, item,
+                                f"{index:02d}_{label.replace('/', '、')}", identities, taken)
+            listing.append(f"{index}\t{label}\t{entry.name}\t{entry.media_type}\t"
+                           f"{entry.size}\t{entry.note}")
+            _zip_add(archive, entry.name, entry.source, stamp)
+        identity = package_identity(session, referral)
+        if identity is not None:
+            listing.append(f"{len(items) + 2}\t{IDENTITY_LETTER_LABEL}\t\t\t\t"
+                           f"举报 #{identity.tip_id}；{identity.granted_on.isoformat()} 批准")
         _zip_add(archive, listing_name, io.BytesIO("\n".join(listing).encode()), stamp)
     writer.close()
     sink.close()
@@ -842,8 +1015,6 @@ class _ChunkStream(io.RawIOBase):
 
 def render_letter_again(session: Session, principal: Principal, referral_id: int) -> bytes:
     """The 移送书 rendered again from the inputs kept at handover: the same bytes."""
-    from datetime import date
-
     referral = get_referral(session, principal, referral_id)
     if referral.letter_data is None:
         raise NotFound

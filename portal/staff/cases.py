@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from models import Case, Offence, Referral, Unit, UnitKind, User
-from portal import crypto, referrals
+from portal import crypto, redaction, referrals
 from portal.access import KeyNotHeld
 from portal.extensions import db
 from portal.http import current_lang
@@ -81,6 +81,29 @@ CASE_REFUSALS = {
     "letter_offence": _l("The 移送书 needs the suspected offence of the case."),
     "letter_legal_basis": _l("The 移送书 needs the legal basis of the suspected offence."),
     "letter_case_title": _l("The 移送书 needs the case's title."),
+    # Blacking out before hand-over (portal/redaction.py).
+    "redaction_closed": _l("The package has been handed over: what it carries can no longer "
+                           "be changed."),
+    "redaction_unreadable": _l("An image with areas blacked out cannot be read any more: take "
+                               "its blacking out back, or leave the image out of the package."),
+    "redaction_not_team": _l("Only the case team can black out parts of what the package "
+                             "carries."),
+}
+# Why a blacking out was refused (portal/redaction.RedactionRefused codes).
+REDACTION_REFUSALS = {
+    "no_phrases": _l("Write at least one word or phrase to black out, one a line."),
+    "too_many_phrases": _l("At most %(num)d phrases at a time, each at most %(chars)d "
+                           "characters."),
+    "phrase_not_found": _l("“%(phrase)s” does not occur in the statement: check how it is "
+                           "written there."),
+    "box_not_numbers": _l("Give the area as four numbers: left, top, width and height, in "
+                          "percent of the image."),
+    "box_empty": _l("The area needs a width and a height above 0."),
+    "box_outside": _l("The area must lie within the image: left plus width, and top plus "
+                      "height, at most 100."),
+    "too_many_boxes": _l("At most %(num)d areas can be blacked out in one image."),
+    "image_unreadable": _l("This image cannot be read, so no area of it can be blacked out: "
+                           "leave it out of the package."),
 }
 # What each row of referral/workflow.py says, beside its citation (kept as data there, in the
 # regulation's own words: 17号 第9条).
@@ -112,13 +135,16 @@ NO_KEY = _l("You have not been granted the key that opens this. Ask a colleague 
 # Every refusal a step of these pages can meet. A key that is not held or does not open is one
 # of them: a refusal in words, never a 500.
 REFUSED = (referrals.CaseRefused, TransitionRefused, KeyNotHeld, crypto.CryptoError,
-           IntakeRejected)
+           IntakeRejected, redaction.RedactionRefused)
 
 
 def refusal_words(error: BaseException) -> str:
     """Why a step was refused, in the page's language."""
     if isinstance(error, KeyNotHeld | crypto.CryptoError):
         return str(NO_KEY)
+    if isinstance(error, redaction.RedactionRefused):
+        words = REDACTION_REFUSALS.get(error.code)
+        return str(words) % error.params if words else refusal("bad_value")
     if isinstance(error, IntakeRejected):
         return " ".join(error_text(e) for e in error.errors.values())
     return refusal(getattr(error, "code", "bad_value"))
@@ -358,6 +384,8 @@ def handle_action(caller: Caller, referral_id: int, action: str, face: str) -> A
             document_kind=request.form.get("document_kind") or None, limits=limits(),
             letter_context=letter_context(action, request.form.get("contact_phone", "")),
             tip_files=(_int_list(request.form.getlist("tip_files"))
+                       if "tip_files_offered" in request.form else None),
+            tip_texts=(_int_list(request.form.getlist("tip_texts"))
                        if "tip_files_offered" in request.form else None))
     if outcome.error is None:
         return _done(url_for(f"{face}.referral", referral_id=referral_id))
@@ -424,6 +452,66 @@ def letter_preview(caller: Caller, referral_id: int) -> Any:
         "Content-Disposition": content_disposition(f"referral-{referral_id}-preview.pdf",
                                                    "inline"),
         "Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Blacking out before hand-over: a tip's statement (phrases) or photo (areas), per referral
+
+
+@bp.route("/referrals/<int:referral_id>/redact/statement/<int:tip_id>",
+          methods=["GET", "POST"])
+@signed_in
+def redact_statement(caller: Caller, referral_id: int, tip_id: int) -> Any:
+    return _redaction_page(caller, referral_id, tip_id=tip_id)
+
+
+@bp.route("/referrals/<int:referral_id>/redact/file/<int:attachment_id>",
+          methods=["GET", "POST"])
+@signed_in
+def redact_image(caller: Caller, referral_id: int, attachment_id: int) -> Any:
+    return _redaction_page(caller, referral_id, attachment_id=attachment_id)
+
+
+def _redaction_step(caller: Caller, referral_id: int, tip_id: int | None,
+                    attachment_id: int | None) -> None:
+    form, session, principal = request.form, db.session, caller.principal
+    if form.get("do") == "remove":
+        redaction.remove(session, principal, referral_id, row_id(form.get("redaction", "")) or 0)
+    elif tip_id is not None:
+        redaction.add_phrases(session, principal, referral_id, tip_id,
+                              form.get("phrases", "").splitlines())
+    else:
+        redaction.add_box(session, principal, referral_id, attachment_id or 0,
+                          [form.get(k, "") for k in ("x", "y", "width", "height")])
+
+
+def _redaction_page(caller: Caller, referral_id: int, *, tip_id: int | None = None,
+                    attachment_id: int | None = None) -> Any:
+    """One statement or image of a referral as it would go out, what is blacked out of it, and
+    (before hand-over, for the case team) the form to black out more or take one back."""
+    error = None
+    if request.method == "POST":
+        with step_keeping_input() as outcome:
+            _redaction_step(caller, referral_id, tip_id, attachment_id)
+        if outcome.error is None:
+            return _done(request.path)
+        error = outcome.error  # without the key, the page below says how to get it (403)
+    try:
+        target = redaction.open_target(db.session, caller.principal, referral_id,
+                                       tip_id=tip_id, attachment_id=attachment_id)
+    except referrals.NotFound:
+        abort(404)
+    except (KeyNotHeld, crypto.CryptoError):
+        db.session.rollback()
+        row = db.session.get(Referral, referral_id)
+        return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
+                               unit=row.case.unit if row else None, caller=caller), 403
+    users = {u.id: u for u in db.session.scalars(select(User).where(
+        User.id.in_({r.created_by_id for r in target.redactions})))}
+    page = render_template("staff/redact.html", caller=caller, target=target, users=users,
+                           error=error, typed=request.form if error else {},
+                           lang=current_lang())
+    return (page, 422) if error else page
 
 
 # ---------------------------------------------------------------------------------------------

@@ -176,6 +176,12 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.referral_package GET": PACKAGE, "liaison.referral_package GET": PACKAGE,
     "staff.letter_preview GET": {"own": frozenset({"case", "head"}),
                                  "body": frozenset({"case", "head"})},
+    # Blacking out a tip's statement or photo for a referral (portal/redaction.py): the world's
+    # tip and photo are not in the referral's case, so no page opens, nor does a step (404; a
+    # head without the key is told how to get it first, 403).
+    # tests/functional/test_package_redaction.py walks the real ones.
+    "staff.redact_statement GET": NOBODY, "staff.redact_statement POST": NOBODY,
+    "staff.redact_image GET": NOBODY, "staff.redact_image POST": NOBODY,
 }
 
 
