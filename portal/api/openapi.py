@@ -302,7 +302,12 @@ def referral_paths() -> dict[str, Any]:
                       "description": "with submit: ids of the case's tips' own files to put "
                                      "into the package (as stored: name, true type, and the "
                                      "location and time a reporter chose to keep); replaces "
-                                     "the earlier choice"}}}
+                                     "the earlier choice"},
+        "tip_texts": {"type": "array", "items": {"type": "integer"},
+                      "description": "with submit: ids of the case's tips whose statements go "
+                                     "into the package as text files (place, time, who is "
+                                     "responsible, what happened; never the reporter's "
+                                     "identity); replaces the earlier choice"}}}
     step = {
         "summary": "Take a step of the referral procedure (refused steps change nothing)",
         "requestBody": {"content": {

@@ -81,13 +81,17 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
         uploads = []
     if not isinstance(params, dict):
         return _error(400, gettext("A value in the form is not valid."))
-    tip_files = (request.form.getlist("tip_files") if request.mimetype == "multipart/form-data"
-                 else params.get("tip_files"))
-    if tip_files is not None and (not isinstance(tip_files, list) or not all(
-            row_id(x) is not None for x in tip_files)):
-        return _error(400, gettext("A value in the form is not valid."))
-    if request.mimetype == "multipart/form-data" and "tip_files" not in request.form:
-        tip_files = None
+    # With submit: the tips' own files, and the tips whose statements, to send.
+    chosen: dict[str, list[int] | None] = {}
+    for name in ("tip_files", "tip_texts"):
+        values = (request.form.getlist(name) if request.mimetype == "multipart/form-data"
+                  else params.get(name))
+        if values is not None and (not isinstance(values, list) or not all(
+                row_id(x) is not None for x in values)):
+            return _error(400, gettext("A value in the form is not valid."))
+        if request.mimetype == "multipart/form-data" and name not in request.form:
+            values = None
+        chosen[name] = [row_id(x) or 0 for x in values] if values is not None else None
     try:
         referral = referrals.act(
             db.session, caller.principal, referral_id, action,
@@ -95,7 +99,7 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
             uploads=uploads, document_kind=params.get("document_kind") or None,
             limits=limits(),
             letter_context=letter_context(action, str(params.get("contact_phone", ""))),
-            tip_files=[row_id(x) or 0 for x in tip_files] if tip_files is not None else None)
+            tip_files=chosen["tip_files"], tip_texts=chosen["tip_texts"])
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     except TransitionRefused as refused:

@@ -278,3 +278,27 @@ def test_a_granted_identity_is_listed_not_packed_and_the_package_is_the_same_twi
             == zipfile.ZipFile(io.BytesIO(packages[second])).read("01_案件移送书.pdf"))
     assert db.session.scalar(select(ReferralTipFile.attachment_id).where(
         ReferralTipFile.referral_id == third)) == photo_id
+
+
+def test_the_api_chooses_statements_as_the_page_does(app, staff) -> None:
+    from tests.functional.test_staff_api import token_for
+
+    scene = referral_scene(app, staff)
+    scene.officer.post(f"/staff/cases/{scene.case_id}", content_type="multipart/form-data",
+                       data={"do": "documents", "kind": "investigation_report",
+                             "files": [(io.BytesIO("调查报告".encode()), "调查报告.txt")]})
+    token = token_for(app, staff, "kim_case", scene.ids["kim_case"], offset_steps=1)
+    headers = {"Authorization": f"Bearer {token}",
+               "Accept-Language": "en"}
+    url = f"/api/v1/staff/referrals/{scene.referral_id}/submit"
+    client = app.test_client()
+    assert client.post(url, json={"tip_texts": "all"}, headers=headers).status_code == 400
+    other = real_name_tip(scene.case_id)[0]
+    db.session.delete(db.session.get(CaseTip, (scene.case_id, other)))
+    db.session.commit()
+    refused = client.post(url, json={"tip_texts": [other]}, headers=headers)
+    assert refused.status_code == 400  # not a tip of the case
+    done = client.post(url, json={"tip_texts": [scene.tips[1]]}, headers=headers)
+    assert done.status_code == 200, done.get_json()
+    assert db.session.scalars(select(ReferralTipText.tip_id).where(
+        ReferralTipText.referral_id == scene.referral_id)).all() == [scene.tips[1]]
