@@ -58,6 +58,7 @@ def register(app: Flask) -> None:
     register_user_commands(app)
     register_calendar_commands(app)
     register_blind_index_commands(app)
+    register_retention_command(app)
     register_identity_commands(app)
 
     @app.cli.command("seed")
@@ -271,6 +272,35 @@ def register_blind_index_commands(app: Flask) -> None:
                        "an officer of their unit opens them or the queue")
 
     app.cli.add_command(blind)
+
+
+def register_retention_command(app: Flask) -> None:
+    @app.cli.command("retention")
+    @click.option("--dry-run", is_flag=True,
+                  help="list the tips whose content would be destroyed, and change nothing")
+    def retention_command(dry_run: bool) -> None:
+        """Destroy the content, files and messages of closed tips whose category's retention
+        period has run out (natural days from closing), keeping their metadata; tips on legal
+        hold or in a case still at work are kept. Audited per tip. Meant to run daily (later
+        as a scheduled job)."""
+        from zoneinfo import ZoneInfo
+
+        from models.base import utcnow
+        from portal.audit import SYSTEM
+        from portal.retention import destroy
+
+        local = ZoneInfo("Asia/Shanghai")
+        report = destroy(db.session, utcnow(), dry_run=dry_run, actor=SYSTEM)
+        if dry_run:
+            for c in report.candidates:
+                click.echo(f"tip #{c.tip_id}\t{c.unit_name_zh}\t{c.category_code}\t"
+                           f"closed on {c.closed_at.astimezone(local).date()}\t"
+                           f"due since {c.due_since.astimezone(local).date()}")
+            click.echo(f"dry run: {len(report.candidates)} tips would have their content "
+                       "destroyed; nothing was changed")
+            return
+        click.echo(f"{report.destroyed} tips had their content destroyed under the retention "
+                   "rule; their records are kept")
 
 
 def register_audit_commands(app: Flask) -> None:

@@ -83,6 +83,9 @@ class ReporterView:
     messages: list[ThreadMessage]
     attachments: list[AttachmentInfo]
     unit_code: str  # the handling unit, named in words on the page
+    # Its content destroyed under the retention rules (portal/retention.py): the receipt still
+    # finds it, the page says so; content, files and messages are gone.
+    archived: bool = False
 
 
 def current_status(updates: Sequence[Update], fallback: str) -> str:
@@ -129,6 +132,11 @@ def reporter_view(session: Session, key: FollowupKey) -> ReporterView:
     tip = session.get(Tip, key.tip_id)
     if tip is None:
         raise ReceiptNotFound
+    if tip.archived_at is not None:  # nothing left to open: the progress without notes
+        updates = [Update(u.status, u.at, None) for u in tip.updates]
+        return ReporterView(status=current_status(updates, tip.status),
+                            received_at=tip.received_at, content={}, updates=updates,
+                            messages=[], attachments=[], unit_code=tip.unit.code, archived=True)
     content = json.loads(crypto.open_sealed(tip.content, [key.identity]))
     attachments = []
     for attachment in tip.attachments:
@@ -174,6 +182,8 @@ def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Uploa
     tip = session.get(Tip, key.tip_id)
     if tip is None:
         raise ReceiptNotFound
+    if tip.archived_at is not None:
+        raise IntakeRejected({"body": FieldError("tip_archived")})
     try:
         recipients = tip_recipients(session, tip)
         message = Message(tip_id=tip.id, author="reporter", created_at=utcnow(),

@@ -72,6 +72,7 @@ from portal.categories import (
     edit_category,
     import_calendar,
     save_offence,
+    set_retention,
 )
 from portal.crypto import CryptoError
 from portal.custody import reset_password
@@ -640,6 +641,39 @@ def categories() -> Any:
     return _categories_page(caller, form)
 
 
+@bp.post("/admin/categories/retention")
+def category_retention() -> Any:
+    """How long closed tips of one category are kept (portal/retention.py): a number of days,
+    or empty to keep them for ever. The page comes back with the error beside that category."""
+    caller = _admin()
+    code = request.form.get("code", "")
+    typed = (request.form.get("retention_days", "") or "").strip()
+    days: int | None = None
+    error = None
+    if typed:
+        days = int(typed) if typed.isascii() and typed.isdigit() and len(typed) <= 6 else 0
+        if not 1 <= days <= 36500:
+            error = str(RETENTION_REFUSAL)
+    if error is None:
+        try:
+            set_retention(db.session, code, days, actor=_actor(caller))
+        except CategoryRejected as rejected:
+            db.session.rollback()
+            error = str(CATEGORY_REFUSALS["code"] if rejected.field == "code"
+                        else RETENTION_REFUSAL)
+    if error is not None:
+        return _categories_page(caller, CategoryForm(formdata=None), error=error,
+                                retention_typed={"code": code, "days": typed}), 400
+    db.session.commit()
+    flash(gettext("Closed tips of this category are now kept for ever.") if days is None
+          else gettext("Closed tips of this category are now destroyed %(num)d days after "
+                       "closing, unless held.", num=days))
+    return redirect(url_for("admin.categories") + f"#retention-{code}"), 303
+
+
+RETENTION_REFUSAL = _l("Enter a whole number of days from 1 to 36500, or leave it empty to keep "
+                       "closed tips for ever.")
+
 CATEGORY_REFUSALS = {
     "name": _l("Every category needs a name in all three languages."),
     "usual": _l("Please choose one of the listed receiving bodies."),
@@ -648,13 +682,14 @@ CATEGORY_REFUSALS = {
 
 
 def _categories_page(caller: Caller, form: CategoryForm, *, typed: dict[str, str] | None = None,
-                     error: str | None = None) -> str:
+                     error: str | None = None,
+                     retention_typed: dict[str, str] | None = None) -> str:
     rows = list(db.session.scalars(select(Category).where(Category.current.is_(True))
                                    .order_by(Category.sort_order)))
     return render_template("admin/categories.html", rows=rows, caller=caller, form=form,
                            receivers=[(k.value, str(label)) for k, label in
                                       RECEIVER_LABELS.items()], lang=current_lang(),
-                           typed=typed, error=error)
+                           typed=typed, error=error, retention_typed=retention_typed)
 
 
 @bp.route("/admin/calendar", methods=["GET", "POST"])

@@ -179,6 +179,9 @@ def components() -> dict[str, Any]:
                 "status": {"type": "string", "enum": ["received", "accepted", "declined",
                                                       "verifying", "referred", "closed"]},
                 "status_text": text,
+                "archived": {"type": "boolean", "description": "content destroyed under the "
+                             "retention rules: no messages, files or notes remain"},
+                "archived_text": {"type": ["string", "null"]},
                 "received_at": {"type": "string", "format": "date-time"},
                 "updates": {"type": "array", "items": {"type": "object"}},
                 "messages": {"type": "array", "items": {"type": "object", "properties": {

@@ -107,7 +107,7 @@ def _row(row: triage.QueueRow) -> dict[str, Any]:
             "due_step": row.due_step, "due_step_text": step_text(row.due_step)
             if row.due_step else None,
             "due_certain": row.due_certain, "deadline_state": row.deadline_state,
-            "assigned_to": row.assigned_to_id}
+            "assigned_to": row.assigned_to_id, "archived": row.archived}
 
 
 @bp.get("/staff/tips")
@@ -155,6 +155,9 @@ def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
         "due_step": tip.due_step, "due_at": tip.due_at.isoformat() if tip.due_at else None,
         "due_certain": tip.due_certain, "extended": tip.extended,
         "duplicate_of": tip.duplicate_of_id, "assigned_to": tip.assigned_to_id,
+        # Destroyed under the retention rule: content {}, no files or messages, the record kept.
+        "archived_at": tip.archived_at.isoformat() if tip.archived_at else None,
+        "legal_hold": tip.legal_hold,
         "content": detail.content,
         "attachments": [{"id": a.id, "filename": a.filename, "media_type": a.media_type,
                          "family": a.family, "size": a.size, "uncleaned": a.uncleaned,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
+from flask_babel import gettext
 from sqlalchemy import select
 
 from models import Category
@@ -119,6 +120,10 @@ def followup_status() -> tuple[Response, int]:
     return jsonify({
         "status": view.status,
         "status_text": status_text(view.status),
+        # Its content destroyed under the retention rules: no messages, files or notes remain.
+        "archived": view.archived,
+        "archived_text": gettext("This report has been archived: its content was destroyed "
+                                 "under the retention rules.") if view.archived else None,
         "received_at": view.received_at.isoformat(),
         "updates": [{"status": u.status, "status_text": status_text(u.status),
                      "at": u.at.isoformat(), "note": u.note} for u in view.updates],

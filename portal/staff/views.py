@@ -429,6 +429,7 @@ def _render_tip(caller: Caller, tip_id: int, failed: dict[str, Any] | None = Non
     may = lambda permission: caller.principal.may(permission, tip)  # noqa: E731
     offered = [action for action, permission, statuses in TIP_ACTIONS
                if may(permission) and (statuses is None or tip.status in statuses)
+               and tip.archived_at is None  # destroyed under the retention rule
                and not (action == "extend" and tip.extended)
                and not (action == "assign" and not form.user_id.choices)
                and not (action == "transfer" and not form.unit.choices)]

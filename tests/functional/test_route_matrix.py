@@ -121,6 +121,7 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     # Administration: the administrator alone, for any account.
     "admin.home GET": ADMIN, "admin.calendar GET": ADMIN, "admin.calendar POST": ADMIN,
     "admin.categories GET": ADMIN, "admin.categories POST": ADMIN,
+    "admin.category_retention POST": ADMIN,
     "admin.offences GET": ADMIN, "admin.offences POST": ADMIN,
     "admin.users GET": ADMIN, "admin.users POST": ADMIN,
     "admin.user_action POST": {"own": ADMIN, "unit": ADMIN},
@@ -166,6 +167,9 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "liaison.document GET": WITH_KEY,
     "api.staff_tip GET": WITH_KEY, "api.staff_attachment GET": WITH_KEY,
     "api.staff_tip_action POST": WITH_KEY,  # the key before the input, as on the page
+    # Legal hold: heads of 延吉; the page that answers a refusal is the tip page, so a head
+    # without the key is told that instead (403).
+    "staff.legal_hold POST": {"own": frozenset({"head"})},
     "staff.hotline GET": INTAKE, "staff.hotline POST": INTAKE, "api.staff_hotline POST": INTAKE,
     # Referrals.
     "staff.referral GET": REFERRAL, "staff.referral_action POST": REFERRAL,
