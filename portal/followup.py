@@ -7,7 +7,7 @@ import json
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from models import Message, Tip
 from models.base import utcnow
 from portal import crypto, receipts
 from portal.audit import REPORTER, record
+from portal.identity import Disclosure, disclosures
 from portal.intake import (
     MAX_LENGTH,
     FieldError,
@@ -83,6 +84,8 @@ class ReporterView:
     messages: list[ThreadMessage]
     attachments: list[AttachmentInfo]
     unit_code: str  # the handling unit, named in words on the page
+    # Each time the reporter's identity was made known (portal/identity.py): when and why.
+    disclosures: list[Disclosure] = field(default_factory=list)
     # Its content destroyed under the retention rules (portal/retention.py): the receipt still
     # finds it, the page says so; content, files and messages are gone.
     archived: bool = False
@@ -154,6 +157,7 @@ def reporter_view(session: Session, key: FollowupKey) -> ReporterView:
                   for m in tip.messages],
         attachments=attachments,
         unit_code=tip.unit.code,
+        disclosures=disclosures(session, tip.id),
     )
 
 

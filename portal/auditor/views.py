@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import zipfile
 from datetime import timedelta
@@ -21,9 +22,9 @@ from flask import (
 )
 from sqlalchemy import select
 
-from models import Case, Referral, Role, Tip, Unit, User
+from models import AuditEvent, Case, IdentityRequest, Referral, Role, Tip, Unit, User
 from models.base import utcnow
-from portal import oversight
+from portal import identity, oversight
 from portal.accounts import ACCOUNT_CHANGES_PAGE, account_changes
 from portal.audit import Actor, record
 from portal.auditlog import PROBLEMS, export_bundle, latest_checkpoint, verify_database
@@ -116,6 +117,32 @@ def accounts() -> str:
     rows = account_changes(db.session, page)
     return render_template("auditor/accounts.html", caller=caller, rows=rows, page=page,
                            per_page=ACCOUNT_CHANGES_PAGE)
+
+
+IDENTITY_PAGE = 100
+
+
+@bp.get("/identity")
+def identity_requests() -> str:
+    """Every identity access request: who asked, why, who decided what and why, until when, and
+    who read the identity when (from the log). Never the identity itself."""
+    caller = _auditor()
+    page_text = request.args.get("page", "0") or "0"
+    page = min(int(page_text), 10**6) if page_text.isdigit() else 0
+    rows = list(db.session.scalars(select(IdentityRequest).order_by(IdentityRequest.id.desc())
+                                   .offset(page * IDENTITY_PAGE).limit(IDENTITY_PAGE)))
+    reads: dict[int, list[AuditEvent]] = {r.id: [] for r in rows}
+    if rows:
+        for event in db.session.scalars(select(AuditEvent).where(
+                AuditEvent.action == "identity.read",
+                AuditEvent.object_id.in_(sorted({r.tip_id for r in rows})))
+                .order_by(AuditEvent.seq)):
+            request_id = json.loads(event.details or "{}").get("request")
+            if request_id in reads:
+                reads[request_id].append(event)
+    return render_template("auditor/identity.html", caller=caller, rows=rows, reads=reads,
+                           page=page, per_page=IDENTITY_PAGE,
+                           reasons={r.id: identity.decision_reasons(r) for r in rows})
 
 
 @bp.post("/verify")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, render_template
+from flask import Response, abort, make_response, render_template
 
-from portal import referrals
+from models import Referral
+from portal import identity, referrals
 from portal.extensions import db
 from portal.liaison import bp
 from portal.staff.cases import (
@@ -53,3 +54,28 @@ def referral_package(caller: Caller, referral_id: int) -> Response:
 def document(caller: Caller, attachment_id: int) -> Response:
     """A document brought with a step of a referral addressed to the liaison's body."""
     return document_response(caller, attachment_id)
+
+
+@bp.get("/referrals/<int:referral_id>/identity")
+@signed_in
+def package_identity(caller: Caller, referral_id: int) -> Response:
+    """The reporter's identity a custodian agreed to send with this referral, sealed to the
+    body's key: for its liaisons once handed over, each read recorded."""
+    from portal.staff.identity_views import refusal_words
+
+    try:
+        reporter = identity.open_package_identity(db.session, caller.principal, referral_id)
+    except identity.IdentityNotFound:
+        db.session.rollback()
+        abort(404)
+    except identity.IdentityRefused as refused:
+        db.session.rollback()
+        return make_response(render_template(
+            "staff/identity_package_read.html", caller=caller, referral_id=referral_id,
+            reporter=None, error=refusal_words(refused.code)), 403)
+    db.session.commit()
+    response = make_response(render_template(
+        "staff/identity_package_read.html", caller=caller, referral_id=referral_id,
+        referral=db.session.get(Referral, referral_id), reporter=reporter, error=None))
+    response.headers["Cache-Control"] = "no-store"
+    return response

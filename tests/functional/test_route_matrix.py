@@ -63,7 +63,27 @@ def object_ids(world: World) -> dict[str, dict[str, int]]:
             "attachment_id": other["attachment_id"], "referral_id": other["referral_id"],
             "suggestion_id": other["suggestion_id"], "user_id": world.users["hc_case"]}
     body = {"referral_id": other["body_referral_id"]}
+    # A pending request for a reporter's identity: 延吉's case officer's, and 珲春's.
+    requests = getattr(world, "identity_requests", {"own": 0, "unit": 0})
+    own["request_id"], unit["request_id"] = requests["own"], requests["unit"]
     return {"own": own, "unit": unit, "body": body}
+
+
+def add_identity_requests(world: World) -> None:
+    """Two pending identity requests (portal/identity.py), made as the domain would."""
+    from models import IdentityRequest
+    from portal.extensions import db
+
+    made = {}
+    for variant, tip_id, who in (("own", world.tip_id, "case"),
+                                 ("unit", world.other["tip_id"], "hc_case")):
+        row = IdentityRequest(tip_id=tip_id, requester_id=world.users[who], purpose="contact",
+                              reason="to arrange a visit", state="pending")
+        db.session.add(row)
+        db.session.flush()
+        made[variant] = row.id
+    db.session.commit()
+    world.identity_requests = made  # type: ignore[attr-defined]
 
 
 # Case documents (/staff/documents, /liaison/documents) are attachments of a case.
@@ -180,6 +200,16 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.referral_package GET": PACKAGE, "liaison.referral_package GET": PACKAGE,
     "staff.letter_preview GET": {"own": frozenset({"case", "head"}),
                                  "body": frozenset({"case", "head"})},
+    # Reporters' identities (portal/identity.py): asking is refused for its input on the tip
+    # page of those who open it; every signed-in person's list of requests (theirs, and for a
+    # custodian the ones to decide). The world's requests are pending: nobody reads them, no
+    # custodian is here to decide or revoke, only the requester withdraws (which it does), and
+    # the world's referral carries no identity.
+    "staff.identity_request POST": WITH_KEY, "staff.identity_requests GET": STAFF,
+    "staff.identity_read GET": NOBODY, "staff.identity_decide POST": NOBODY,
+    "staff.identity_revoke POST": NOBODY,
+    "staff.identity_withdraw POST": {"own": frozenset({"case"})},
+    "liaison.package_identity GET": NOBODY,
     # Blacking out a tip's statement or photo for a referral (portal/redaction.py): the world's
     # tip and photo are not in the referral's case, so no page opens, nor does a step (404; a
     # head without the key is told how to get it first, 403).
@@ -261,6 +291,7 @@ def test_every_route_for_every_role(app_factory) -> None:
         keys = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
         staff = Staff(app, keys)
         world = build_world(app, staff)
+        add_identity_requests(world)
         routes = {(r.endpoint, m) for r in app.url_map.iter_rules() if r.endpoint != "static"
                   for m in r.methods - {"HEAD", "OPTIONS"}}
         unclassified = sorted(f"{e} {m}" for e, m in routes if f"{e} {m}" not in MAP)
