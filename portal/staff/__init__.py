@@ -4,5 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("staff", __name__)
 
-from portal.staff import cases, retention_views, views  # noqa: E402,F401
-from portal.staff import identity_views  # noqa: E402,F401
+from portal.staff import cases, identity_views, retention_views, views  # noqa: E402,F401
