@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -188,14 +189,17 @@ def preview_uri(png: bytes, *, grid: bool = True) -> str:
     return "data:image/png;base64," + base64.b64encode(_png(image)).decode()
 
 
+_PERCENT = re.compile(r"\s*([0-9]{1,3}(?:[.,][0-9]{1,6})?)\s*%?\s*")
+
+
 def percent_box(x: str, y: str, width: str, height: str) -> tuple[int, int, int, int]:
-    """A box typed in percent of the image (decimals allowed) in thousandths, checked."""
-    try:
-        values = [round(float(v.strip().replace(",", ".").rstrip("%")) * SCALE / 100)
-                  for v in (x, y, width, height)]
-    except (ValueError, OverflowError):  # not a number, NaN, infinity
-        raise RedactionRefused("box_not_numbers", "a box is four numbers") from None
-    return check_box(values)
+    """A box typed in percent of the image (ASCII digits, decimals allowed) in thousandths,
+    checked."""
+    matches = [_PERCENT.fullmatch(v) for v in (x, y, width, height)]
+    if not all(matches):
+        raise RedactionRefused("box_not_numbers", "a box is four numbers")
+    return check_box([round(float(m.group(1).replace(",", ".")) * SCALE / 100)  # type: ignore[union-attr]
+                      for m in matches])
 
 
 # ---------------------------------------------------------------------------------------------

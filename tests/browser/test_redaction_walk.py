@@ -23,8 +23,8 @@ from portal.audit import SYSTEM
 from portal.extensions import db
 from tests.browser.test_referral_browser import (
     LIMITS,
-    _act,
     _accepted_tip,
+    _act,
     _create_person,
     _principal,
     _sign_in,

@@ -302,3 +302,24 @@ def test_the_api_chooses_statements_as_the_page_does(app, staff) -> None:
     assert done.status_code == 200, done.get_json()
     assert db.session.scalars(select(ReferralTipText.tip_id).where(
         ReferralTipText.referral_id == scene.referral_id)).all() == [scene.tips[1]]
+
+
+def test_hostile_redaction_input_is_refused_in_words(app, staff) -> None:
+    """The redaction forms' own fields (tests/fuzzing.FIELDS does not name them), on a draft
+    referral with a real statement and photo: never a 5xx, nothing stored."""
+    scene = referral_scene(app, staff)
+    tip_id, photo_id = real_name_tip(scene.case_id)
+    base = f"/staff/referrals/{scene.referral_id}/redact"
+    form = "application/x-www-form-urlencoded"
+    hostile = [b"phrases=a%ED%A0%80", b"phrases=%00", b"phrases=" + b"x" * 300_000,
+               b"phrases=" + b"%0A".join([b"p"] * 500), b"do=remove&redaction=%C2%B2",
+               b"do=remove&redaction=" + str(2**70).encode(), b"do=remove&redaction=-1",
+               b"x=1e309&y=0&width=1&height=1", b"x=nan&y=0&width=1&height=1",
+               b"x=%D9%A3&y=0&width=1&height=1", b"x=-0&y=-0&width=100&height=100.04",
+               b"x=0&y=0&width=" + b"9" * 5000 + b"&height=1", b"x=&y=&width=&height="]
+    for path in (f"{base}/statement/{tip_id}", f"{base}/file/{photo_id}"):
+        for body in hostile:
+            answer = scene.officer.post(f"{path}?lang=en", data=body, content_type=form)
+            assert answer.status_code in (404, 422), (path, body[:40], answer.status_code)
+        assert scene.officer.post(path, json={"phrases": ["x"]}).status_code < 500
+    assert not db.session.scalars(select(Redaction)).all()

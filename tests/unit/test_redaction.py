@@ -129,6 +129,7 @@ def test_an_unreadable_image_and_typed_percentages() -> None:
         burn_boxes(b"not an image", [(0, 0, 10, 10)])
     assert percent_box("10", "25,5", " 30 ", "50%") == (100, 255, 300, 500)
     for typed in (("x", "0", "1", "1"), ("nan", "0", "1", "1"), ("inf", "0", "1", "1"),
-                  ("1e400", "0", "1", "1"), ("90", "0", "20", "10")):
+                  ("1e400", "0", "1", "1"), ("90", "0", "20", "10"), ("٣", "0", "1", "1"),
+                  ("-0", "0", "1", "1"), ("1000", "0", "1", "1")):
         with pytest.raises(RedactionRefused):
             percent_box(*typed)
