@@ -187,6 +187,8 @@ def test_custodian_role_and_its_key_on_the_unit_keys_page(app, keys, people) -> 
         "membership_id": str(waiting.id), "decision": "confirm"}).status_code == 303
     db.session.expire_all()
     assert waiting.confirmed_at is not None
+    warning = "No custodian of Yanji holds its reporter identity key"
+    assert warning in html.unescape(admin.get("/admin?lang=en").get_data(as_text=True))
     # The administrator hands the key from the printed custodian recovery key; the unit key's
     # recovery key is not it, and an officer who is no custodian cannot receive it.
     page = admin.get("/staff/keys?lang=en").get_data(as_text=True)
@@ -208,6 +210,7 @@ def test_custodian_role_and_its_key_on_the_unit_keys_page(app, keys, people) -> 
         **form, "identity-recovery_key": custodian_keys["yanji"]})
     assert granted.status_code == 303
     assert len(events("identity_key.recovered")) == 1
+    assert warning not in html.unescape(admin.get("/admin?lang=en").get_data(as_text=True))
     # The custodian hands it on from the key they hold to another (confirmed) custodian.
     people.create("keeper_jin", "yanji", "custodian", grant=False)
     jin = user_named("keeper_jin")
@@ -235,6 +238,16 @@ def test_custodian_role_and_its_key_on_the_unit_keys_page(app, keys, people) -> 
     assert revoked.status_code == 303
     assert len(events("identity_key.revoked")) == 1
     assert not custody.active_grants(db.session, jin.id, KeyPurpose.IDENTITY)
+    # Auditors read both kinds of key, each named in words.
+    auditor = people.create("auditor_wu", "zhou", "auditor", grant=False)
+    audit_browser = app.test_client()
+    people.login(audit_browser, "auditor_wu", auditor)
+    words = html.unescape(visible_text(audit_browser.get("/audit/decryptions?lang=en")
+                                       .get_data(as_text=True)))
+    for said in ("Reporter identity key handed to a custodian with the custodian recovery key",
+                 "Reporter identity key handed to a custodian", "Reporter identity key revoked",
+                 "Reporter identity key (custodians)", "Reports key"):
+        assert said in words, said
 
 
 def _make_old_style(tip: Tip, identity: dict, key: str) -> None:
