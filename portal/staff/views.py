@@ -224,6 +224,8 @@ def _home(caller: Caller) -> str:
         return url_for("auditor.index")
     if principal.liaison_units():
         return url_for("liaison.index")
+    if principal.units_for("identity.decide"):  # a custodian and nothing else: the requests
+        return url_for("staff.identity_requests")
     return url_for("staff.account")
 
 

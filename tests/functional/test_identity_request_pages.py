@@ -44,6 +44,12 @@ class People:
             client = app.test_client()
             staff.login(client, f"pg_{name}", getattr(self, name))
             self.clients[name] = client
+        # A custodian and nothing else starts at the requests.
+        again = app.test_client()
+        again.post("/staff/login", data={"username": "pg_custodian",
+                                         "password": staff.PASSWORD})
+        signed = again.post("/staff/login/code", data={"code": staff.code(self.custodian, 1)})
+        assert signed.headers["Location"].endswith("/staff/identity-requests")
 
     def __getitem__(self, name: str):
         return self.clients[name]
