@@ -29,6 +29,7 @@ from portal.setup import complete_setup
 from tests.conftest import ADMIN_PASSWORD, COSTS, FAST_ARGON2, Staff
 from tests.functional.test_admin_users import admin_client, visible_text
 from tests.functional.test_citizen import RECEIPT, SUBMISSION, hidden
+from tests.functional.test_staff_api import token_for
 from tests.unit.test_crypto import require_age
 
 NAME, PHONE, ID_NUMBER, ADDRESS = "김철수", "13912345678", "11010519491231002X", "延吉市光明街 7号"
@@ -128,6 +129,16 @@ def test_a_real_name_tip_keeps_its_identity_apart(app, client, keys, people, tmp
     assert "Real name · may be contacted" in words and "interested in a reward" not in words
     for secret in (NAME, PHONE, ID_NUMBER, "光明街"):
         assert secret not in page
+    api_token = token_for(app, people, "api_reader", people.create("api_reader", "yanji"))
+    answer = app.test_client().get(f"/api/v1/staff/tips/{tip.id}",
+                                   headers={"Authorization": f"Bearer {api_token}"})
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["real_name"] is True
+    assert body["reporter"] == {"contact_ok": True, "reward": False}
+    assert body["content"]["identity"] is None
+    for secret in (NAME, PHONE, ID_NUMBER, "光明街"):
+        assert secret not in answer.get_data(as_text=True)
 
 
 def test_hotline_real_name_entry_is_apart_too(app, keys, people) -> None:
