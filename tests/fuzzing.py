@@ -985,7 +985,9 @@ def post_routes(app: Flask, world: World) -> list[tuple[str, str]]:
     visit last."""
     ids = {"tip_id": world.tip_id, "attachment_id": world.attachment_id,
            "case_id": world.case_id, "referral_id": world.referrals["handed_over"],
-           "suggestion_id": world.suggestion_id, "user_id": world.users["case2"]}
+           "suggestion_id": world.suggestion_id, "user_id": world.users["case2"],
+           # An identity request (portal/identity.py): the world has one when a test made it.
+           "request_id": getattr(world, "identity_requests", {}).get("own", 999999)}
     out = []
     for rule in app.url_map.iter_rules():
         if "POST" not in rule.methods:
