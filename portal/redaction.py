@@ -327,8 +327,8 @@ def open_target(session: Session, principal: Principal, referral_id: int, *,
     text = preview = filename = None
     if attachment is None:
         chosen = session.get(ReferralTipText, (referral.id, tip.id)) is not None
-        text = statement_text(tip.id, _tip_content(principal, tip), phrases_of(
-            [{"phrases": v.phrases} for v in views]))
+        text = statement_text(tip.id, _tip_content(principal, tip),
+                              [p for v in views for p in v.phrases])
     else:
         tip_keys = referrals.identities_for_unit(principal, tip.unit_id)
         filename = open_meta(attachment.meta, tip_keys)["filename"]
