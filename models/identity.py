@@ -61,6 +61,7 @@ class IdentityRequest(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
     # While granted: the identity sealed to the personal keys of those it is granted to (the
     # requester; for a package, the case team too). Emptied on revocation and expiry.
     sealed_copy: Mapped[bytes | None] = mapped_column(LargeBinary)

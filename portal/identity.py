@@ -113,10 +113,6 @@ REASON_MAX = 1000  # characters of a request's, a decision's or a revocation's r
 GRANT_DAYS_DEFAULT = 7
 GRANT_DAYS_MAX = 30
 _OPEN_STATES = (RequestState.PENDING, RequestState.GRANTED)
-# The revocation's reason is kept after the decision's, behind this separator (no column of its
-# own yet); `decision_reasons` splits them. Reasons typed never carry it (control characters are
-# removed).
-_REVOKED_MARK = "\x1e"
 
 
 class IdentityNotFound(Exception):
@@ -152,8 +148,7 @@ def _clean_reason(text: str | None, *, required: bool = True) -> str:
 
 def decision_reasons(row: IdentityRequest) -> tuple[str, str]:
     """(the decision's reason, the revocation's reason)."""
-    decision, _, revocation = (row.decision_reason or "").partition(_REVOKED_MARK)
-    return decision, revocation
+    return row.decision_reason or "", row.revoke_reason or ""
 
 
 def is_live(row: IdentityRequest, now: datetime | None = None) -> bool:
@@ -407,7 +402,7 @@ def revoke(session: Session, principal: Principal, request_id: int, reason: str
     row.sealed_copy = None
     row.revoked_by_id = principal.user.id
     row.revoked_at = utcnow()
-    row.decision_reason = f"{decision_reasons(row)[0]}{_REVOKED_MARK}{text}"
+    row.revoke_reason = text
     _audit(session, _staff(principal, Role.CUSTODIAN.value), "identity.revoked", row)
     return row
 

@@ -59,6 +59,7 @@ def upgrade():
         sa.Column('expires_at', TS, nullable=True),
         sa.Column('revoked_by_id', sa.Integer(), nullable=True),
         sa.Column('revoked_at', TS, nullable=True),
+        sa.Column('revoke_reason', sa.Text(), nullable=True),
         sa.Column('sealed_copy', sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(['tip_id'], ['tips.id'],
                                 name=op.f('fk_identity_requests_tip_id_tips')),
