@@ -46,8 +46,13 @@ lint: install
 # TEST_DATABASE_URL and TEST_REDIS_URL are set (.ci/run sets them).
 test: lint test-sqlite test-scaleout
 
+# In parallel: pytest-xdist, one worker per core (each with a database, Redis number and tmp
+# folder of its own: tests/conftest.py). PYTEST_WORKERS=0 runs the suite serially in one process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup
+
 test-sqlite: install
-	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest -q $(PYTEST_ARGS)
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The browser walks drive the pages in Chromium; what they store goes through the same code the
 # functional tests run on PostgreSQL, so the second pass leaves them to the first and CI stays
@@ -56,7 +61,7 @@ SCALEOUT_MARKS ?= not browser
 test-scaleout: install
 	@if [ -n "$$TEST_DATABASE_URL" ] && [ -n "$$TEST_REDIS_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL) and Redis ($$TEST_REDIS_URL)"; \
-		$(PY) -m pytest -q -m "$(SCALEOUT_MARKS)" $(PYTEST_ARGS); \
+		$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "$(SCALEOUT_MARKS)" $(PYTEST_ARGS); \
 	else \
 		echo "== TEST_DATABASE_URL / TEST_REDIS_URL not set: PostgreSQL + Redis run skipped"; \
 	fi

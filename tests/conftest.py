@@ -3,11 +3,22 @@
 
 The suite runs on SQLite by default, and on PostgreSQL + Redis when TEST_DATABASE_URL and
 TEST_REDIS_URL are set (make test does both when they are reachable).
+
+Under pytest-xdist (`make test` runs `-n 2`) each worker `gwN` has a database of its own on
+TEST_DATABASE_URL's server (`<name>_gwN`, made afresh when the worker starts), Redis database
+number `<n> + N`, and its own tmp paths; serial runs use TEST_DATABASE_URL as it is.
+
+Each test still starts from a fresh, seeded database, but the seed (the units, categories and
+about 600 holidays, ~1 s through the ORM) is made once per worker and copied: a template file on
+SQLite, a snapshot schema on PostgreSQL (see `_reset_database`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +26,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, make_url, select, text
 
 from config import Argon2Params
 from portal import create_app
@@ -23,19 +34,89 @@ from portal.extensions import db
 from portal.seed import seed
 from portal.setup import complete_setup
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+# `from tests.conftest import …` gets this very module, not a second copy with its own state.
+if __name__ != "tests.conftest":
+    sys.modules.setdefault("tests.conftest", sys.modules[__name__])
+
+# pytest-xdist names its workers gw0, gw1, … in the environment before conftest is imported.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+WORKER_NUMBER = int(WORKER[2:]) if WORKER and WORKER[2:].isdigit() else 0
+
+
+def _worker_database(url: str | None) -> str | None:
+    """The worker's own database on the same server: test → test_gw0 (serial: as given)."""
+    if not url or not WORKER:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{WORKER}").render_as_string(
+        hide_password=False)
+
+
+def _worker_redis(url: str | None) -> str | None:
+    """The worker's own Redis database number: redis://host/0 → /1 for gw1 (16 by default)."""
+    if not url or not WORKER:
+        return url
+    head, _, number = url.rpartition("/")
+    if not (head.startswith("redis") and head.count("/") >= 2 and number.isdigit()):
+        head, number = url.rstrip("/"), "0"
+    return f"{head}/{(int(number) + WORKER_NUMBER) % 16}"
+
+
+SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_DATABASE_URL = _worker_database(SERVER_DATABASE_URL)
+TEST_REDIS_URL = _worker_redis(os.environ.get("TEST_REDIS_URL"))
 # Cheap but real Argon2id for speed; tests/unit/test_receipts.py checks the production cost.
 FAST_ARGON2 = Argon2Params(time_cost=1, memory_kib=8 * 1024, parallelism=1)
 COSTS = {"wrap_cost": FAST_ARGON2, "login_cost": FAST_ARGON2}
 ADMIN_PASSWORD = "correct horse battery staple"
 _schema_ready = False
+SNAPSHOT_SCHEMA = "seed_snapshot"
+# PostgreSQL: (table, [(sequence, last value)]) for each table the seed fills.
+_seed_snapshot: list[tuple[str, list[tuple[str, int]]]] | None = None
+
+
+def _driver_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An xdist worker on PostgreSQL: its database, dropped and made again (a run cut short
+    leaves it behind)."""
+    if not (WORKER and SERVER_DATABASE_URL and TEST_DATABASE_URL):
+        return
+    name = make_url(TEST_DATABASE_URL).database
+    engine = create_engine(_driver_url(SERVER_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for `--dist loadgroup`, each run by one xdist worker, one test after another:
+
+    - a module's tests sharing a module-scoped fixture (the browser walks, whose later stages
+      need the earlier ones; the page-words world): built once, not once per worker;
+    - the tests that start the shipped server (gunicorn, `flask …`) from the repository folder:
+      they share its instance/ folder (the audit-log key made on first use, the counts file)."""
+    for item in items:
+        module = item.path.name
+        info = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ())
+                  for d in defs}
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        elif module == "test_server_logs.py" or (
+                module == "test_rate_limits.py" and "gunicorn" in item.name):
+            item.add_marker(pytest.mark.xdist_group("repository-instance"))
 
 
 def test_settings(tmp_path: Path) -> dict[str, object]:
-    database = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    if database.startswith("postgresql://"):
-        database = "postgresql+psycopg://" + database[len("postgresql://"):]
+    database = _driver_url(TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}")
     return {
         "TESTING": True,
         "SECRET_KEY": "test secret key " + uuid.uuid4().hex,
@@ -57,30 +138,117 @@ def test_settings(tmp_path: Path) -> dict[str, object]:
 test_settings.__test__ = False  # a helper, not a test
 
 
-def _reset_database() -> None:
+def _reset_database(*, seeded: bool = False) -> None:
+    """Empty tables for the current app (the caller seeds), or with `seeded` the seed already
+    in them, exactly as `seed()` leaves a fresh database (rows and sequences)."""
     global _schema_ready
     if db.engine.dialect.name == "postgresql":
         if not _schema_ready:
             db.drop_all()
             db.create_all()
             _schema_ready = True
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        quote = db.engine.dialect.identifier_preparer.quote
+        tables = ", ".join(quote(t.name) for t in db.metadata.sorted_tables)
         db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         db.session.commit()
+        if seeded:
+            _restore_seed() if _seed_snapshot is not None else _take_seed_snapshot()
     else:
         db.create_all()
 
 
+def _take_seed_snapshot() -> None:
+    """Seed the emptied tables, then copy each filled table (and its sequences) into a schema
+    of its own, from which `_restore_seed` puts them back in a few statements."""
+    global _seed_snapshot
+    seed(db.session)
+    session, quote = db.session, db.engine.dialect.identifier_preparer.quote
+    session.execute(text(f"DROP SCHEMA IF EXISTS {SNAPSHOT_SCHEMA} CASCADE"))
+    session.execute(text(f"CREATE SCHEMA {SNAPSHOT_SCHEMA}"))
+    snapshot = []
+    for table in db.metadata.sorted_tables:
+        if session.execute(select(text("1")).select_from(table).limit(1)).first() is None:
+            continue
+        session.execute(text(f"CREATE TABLE {SNAPSHOT_SCHEMA}.{quote(table.name)} "
+                             f"AS TABLE {quote(table.name)}"))
+        sequences = []
+        for column in table.columns:
+            sequence = session.scalar(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                      {"t": quote(table.name), "c": column.name})
+            # NULL while unused: TRUNCATE … RESTART IDENTITY leaves it so already.
+            last = sequence and session.scalar(
+                text("SELECT pg_sequence_last_value(CAST(:s AS regclass))"), {"s": sequence})
+            if last is not None:
+                sequences.append((sequence, last))
+        snapshot.append((table.name, sequences))
+    session.commit()
+    _seed_snapshot = snapshot
+
+
+def _restore_seed() -> None:
+    session, quote = db.session, db.engine.dialect.identifier_preparer.quote
+    for name, sequences in _seed_snapshot or ():
+        # Table names from the models, not from input.
+        copy = f"INSERT INTO {quote(name)} SELECT * FROM {SNAPSHOT_SCHEMA}.{quote(name)}"  # noqa: S608
+        session.execute(text(copy))
+        for sequence, last in sequences:
+            session.execute(text("SELECT setval(:s, :v)"), {"s": sequence, "v": last})
+    session.commit()
+
+
+@pytest.fixture(autouse=True)
+def _loggers_left_enabled() -> Iterator[None]:
+    """Running the migrations in-process (tests/test_migrations.py, `flask db upgrade`) calls
+    logging.config.fileConfig from migrations/env.py, which disables every logger that exists
+    then, the app's included: a later test on the same process would see no log at all
+    (caplog empty). Switch back on what a test switched off, whatever order the tests run in."""
+    loggers = logging.root.manager.loggerDict
+    disabled = {name for name, logger in loggers.items() if getattr(logger, "disabled", False)}
+    yield
+    for name, logger in list(loggers.items()):
+        if getattr(logger, "disabled", False) and name not in disabled:
+            logger.disabled = False
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """SQLite: a database file with the schema and the seed, made once per session (per xdist
+    worker); a test's database starts as a copy of it."""
+    if TEST_DATABASE_URL:
+        return None
+    folder = tmp_path_factory.mktemp("seeded")
+    application = create_app(test_settings(folder))
+    with application.app_context():
+        db.create_all()
+        seed(db.session)
+        db.session.remove()
+        db.engine.dispose()
+    return folder / "test.sqlite3"
+
+
+def _copy_seeded(database: object, template: Path | None) -> None:
+    """A new SQLite file starts as the seeded template (create_all + seed would make the same)."""
+    if template is None or not isinstance(database, str):
+        return
+    url = make_url(database)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database)
+    if not path.exists() and path.parent.is_dir():
+        shutil.copyfile(template, path)
+
+
 @pytest.fixture
-def app_factory(tmp_path: Path):
+def app_factory(tmp_path: Path, seeded_sqlite: Path | None):
     """Build an app with extra settings; the database is fresh and seeded."""
 
     def build(**overrides: object) -> Flask:
         settings = test_settings(tmp_path)
         settings.update(overrides)
+        _copy_seeded(settings["SQLALCHEMY_DATABASE_URI"], seeded_sqlite)
         application = create_app(settings)
         with application.app_context():
-            _reset_database()
+            _reset_database(seeded=True)
             seed(db.session)
         return application
 
