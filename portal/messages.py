@@ -409,6 +409,10 @@ EVENT_WORDS: dict[str, Any] = {
     "tip.assigned": lazy_gettext("Tip assigned"),
     "tip.linked_duplicate": lazy_gettext("Marked as a duplicate"),
     "tip.transferred": lazy_gettext("Tip transferred to another unit"),
+    "tip.destroyed": lazy_gettext("Content destroyed under the retention rule; the record is "
+                                  "kept"),
+    "tip.hold_set": lazy_gettext("Put on legal hold"),
+    "tip.hold_lifted": lazy_gettext("Legal hold lifted"),
     "identity.requested": lazy_gettext("Reporter's identity requested"),
     "identity.withdrawn": lazy_gettext("Request for the reporter's identity withdrawn"),
     "identity.granted": lazy_gettext("Request for the reporter's identity granted"),
@@ -416,10 +420,6 @@ EVENT_WORDS: dict[str, Any] = {
     "identity.revoked": lazy_gettext("Access to the reporter's identity revoked"),
     "identity.read": lazy_gettext("Reporter's identity read"),
     "identity.resealed": lazy_gettext("Reporter's identity sealed again for the tip's new unit"),
-    "tip.destroyed": lazy_gettext("Content destroyed under the retention rule; the record is "
-                                  "kept"),
-    "tip.hold_set": lazy_gettext("Put on legal hold"),
-    "tip.hold_lifted": lazy_gettext("Legal hold lifted"),
     "attachment.downloaded": lazy_gettext("Attachment opened"),
     "message.to_reporter": lazy_gettext("Message sent to the reporter"),
     "message.from_reporter": lazy_gettext("Message from the reporter"),
@@ -585,15 +585,15 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
     "via": lambda v: str(VIA_WORDS.get(str(v), "")) or None,
     "factor_lost": lambda v: _yes(v, _l("the second factor lost as well")),
     "pending": lambda v: _yes(v, _l("waiting for a second person's confirmation")),
-    "request": lambda v: gettext("request #%(num)d", num=int(v)),
-    "purpose": lambda v: identity_purpose_text(v),
-    "for_days": lambda v: _count(int(v), _l("for %(num)d day"), _l("for %(num)d days")),
     # Retention (portal/retention.py)
     "closed_on": lambda v: gettext("closed on %(date)s", date=str(v)),
     "retention_days": lambda v: _retention_days_text(v),
     "previous_days": lambda v: gettext("previously: %(period)s",
                                        period=_retention_days_text(v)),
     "hold_reason": lambda v: gettext("reason: %(reason)s", reason=str(v)) if v else None,
+    "request": lambda v: gettext("request #%(num)d", num=int(v)),
+    "purpose": lambda v: identity_purpose_text(v),
+    "for_days": lambda v: _count(int(v), _l("for %(num)d day"), _l("for %(num)d days")),
 }
 
 

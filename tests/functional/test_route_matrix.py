@@ -157,6 +157,7 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "auditor.referrals GET": AUDITOR, "auditor.tips GET": AUDITOR,
     "auditor.tip GET": {"own": AUDITOR, "unit": AUDITOR},
     "auditor.verification GET": AUDITOR, "auditor.verify POST": AUDITOR,
+    "auditor.identity_requests GET": AUDITOR,
     # The citizen's side: everyone; the follow-up only with the receipt.
     "citizen.index GET": EVERYONE, "citizen.report_form GET": EVERYONE,
     "citizen.report_submit POST": EVERYONE, "citizen.report_language POST": EVERYONE,
@@ -200,6 +201,12 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.referral_package GET": PACKAGE, "liaison.referral_package GET": PACKAGE,
     "staff.letter_preview GET": {"own": frozenset({"case", "head"}),
                                  "body": frozenset({"case", "head"})},
+    # Blacking out a tip's statement or photo for a referral (portal/redaction.py): the world's
+    # tip and photo are not in the referral's case, so no page opens, nor does a step (404; a
+    # head without the key is told how to get it first, 403).
+    # tests/functional/test_package_redaction.py walks the real ones.
+    "staff.redact_statement GET": NOBODY, "staff.redact_statement POST": NOBODY,
+    "staff.redact_image GET": NOBODY, "staff.redact_image POST": NOBODY,
     # Reporters' identities (portal/identity.py): asking is refused for its input on the tip
     # page of those who open it; every signed-in person's list of requests (theirs, and for a
     # custodian the ones to decide). The world's requests are pending: nobody reads them, no
@@ -210,12 +217,6 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.identity_revoke POST": NOBODY,
     "staff.identity_withdraw POST": {"own": frozenset({"case"})},
     "liaison.package_identity GET": NOBODY,
-    # Blacking out a tip's statement or photo for a referral (portal/redaction.py): the world's
-    # tip and photo are not in the referral's case, so no page opens, nor does a step (404; a
-    # head without the key is told how to get it first, 403).
-    # tests/functional/test_package_redaction.py walks the real ones.
-    "staff.redact_statement GET": NOBODY, "staff.redact_statement POST": NOBODY,
-    "staff.redact_image GET": NOBODY, "staff.redact_image POST": NOBODY,
 }
 
 
