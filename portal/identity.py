@@ -217,6 +217,8 @@ def request(session: Session, principal: Principal, tip_id: int, purpose: str, r
         raise IdentityRefused("not_allowed")
     if not tip.real_name:
         raise IdentityRefused("not_real_name")
+    if tip.archived_at is not None:
+        raise IdentityRefused("archived")  # destroyed under the retention rule, identity too
     if purpose not in tuple(IdentityPurpose):
         raise IdentityRefused("unknown_purpose")
     referral = (_package_referral(session, tip, referral_id)

@@ -280,7 +280,9 @@ def make_blind_key(session: Session, *, replace: bool = False) -> bytes | None:
                 existing.value = sealed
             else:
                 session.add(InstallSecret(name=SEALED_BLIND_KEY, value=sealed))
-            session.execute(update(Tip).values(responsible_index=None, place_index=None))
+            # Archived tips keep NO_INDEX: their content is gone, there is nothing to compute.
+            session.execute(update(Tip).where(Tip.archived_at.is_(None))
+                            .values(responsible_index=None, place_index=None))
     except IntegrityError:
         return None  # made by another request meanwhile; open_blind_key reads that one
     return key
@@ -334,7 +336,8 @@ def rotate_blind_key(session: Session, identities: Sequence[crypto.AgeIdentity],
         indexed = left = 0
         last = 0
         while True:
-            rows = session.execute(select(Tip.id, Tip.content).where(Tip.id > last)
+            rows = session.execute(select(Tip.id, Tip.content)
+                                   .where(Tip.id > last, Tip.archived_at.is_(None))
                                    .order_by(Tip.id).limit(batch)).all()
             if not rows:
                 break

@@ -281,8 +281,10 @@ def _editable(principal: Principal, referral: Referral) -> bool:
 
 def _target(session: Session, referral: Referral, tip_id: int | None,
             attachment_id: int | None) -> tuple[Tip, Attachment | None]:
-    """The tip (of the referral's case) and, for an image, its attachment; NotFound else."""
-    tip_ids = {link.tip_id for link in referral.case.tips}
+    """The tip (of the referral's case) and, for an image, its attachment; NotFound else (an
+    archived tip's content and files were destroyed: there is nothing to black out)."""
+    tip_ids = {link.tip_id for link in referral.case.tips
+               if link.tip is None or link.tip.archived_at is None}
     if attachment_id is not None:
         attachment = session.get(Attachment, attachment_id)
         if (attachment is None or attachment.tip_id not in tip_ids

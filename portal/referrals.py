@@ -695,7 +695,9 @@ def _choose_tip_files(session: Session, referral: Referral,
 def _choose_tip_texts(session: Session, referral: Referral, tip_ids: Sequence[int]) -> None:
     """Which tips' statements go into the package (chosen with the files, when submitting)."""
     wanted = set(tip_ids)
-    if not wanted <= {link.tip_id for link in referral.case.tips}:
+    # An archived tip's statement was destroyed under the retention rule: nothing to send.
+    if not wanted <= {link.tip_id for link in referral.case.tips
+                      if link.tip is None or link.tip.archived_at is None}:
         raise CaseRefused("bad_value")
     for link in session.scalars(select(ReferralTipText).where(
             ReferralTipText.referral_id == referral.id)):

@@ -31,6 +31,8 @@ from portal.staff.views import signed_in
 REFUSALS = {
     "not_allowed": _l("Your role does not allow you to ask for the reporter's identity."),
     "not_real_name": _l("This tip is anonymous: there is no identity to ask for."),
+    "archived": _l("This tip's content and the reporter's identity were destroyed under the "
+                   "retention rule: there is nothing to ask for."),
     "unknown_purpose": _l("Please choose one of the listed purposes."),
     "reason_required": _l("Please give a reason."),
     "reason_too_long": _l("The reason is too long: at most %(max)s characters."),

@@ -233,6 +233,18 @@ def test_expired_grant_is_wiped_and_reads_nothing(app, client, world) -> None:
     assert _events("identity.read") == []
 
 
+def test_an_archived_tip_has_no_identity_to_ask_for(app, client, world) -> None:
+    """Retention destroyed the tip's content and its identity: a request is refused in words,
+    and nothing is stored."""
+    tip = _file_real_name(client)
+    tip.archived_at = utcnow()
+    db.session.commit()
+    with pytest.raises(identity.IdentityRefused, match="archived"):
+        _ask(world, tip)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(IdentityRequest)) == 0
+
+
 def test_transfer_is_healed_when_a_bureau_custodian_opens_it(app, client, world) -> None:
     """After a transfer to 珲春 its custodian cannot open the identity until a custodian of
     州本级 opens it once, which seals it again to 珲春's custodian key."""
