@@ -362,11 +362,23 @@ def _ready_to_edit(session: Session, principal: Principal, referral_id: int
 def add_phrases(session: Session, principal: Principal, referral_id: int, tip_id: int,
                 lines: Iterable[str], now: datetime | None = None) -> Redaction:
     """Black out phrases of a tip's statement in this referral's package."""
-    referral, _identities = _ready_to_edit(session, principal, referral_id)
+    referral, identities = _ready_to_edit(session, principal, referral_id)
     tip, _ = _target(session, referral, tip_id, None)
     phrases = clean_phrases(lines)
     if not phrases:
         raise RedactionRefused("no_phrases", "no phrase to black out")
+    # A phrase blacked out already (in any width or case) is not counted a second time: the
+    # material list's "已遮盖 N 处" counts what is hidden, not how often it was typed.
+    seen = {_fold(p)[0] for p in phrases_of(open_spec(row, identities)
+                                           for row in rows_for(session, referral.id, tip.id))}
+    fresh: list[str] = []
+    for phrase in phrases:
+        if (folded := _fold(phrase)[0]) not in seen:
+            seen.add(folded)
+            fresh.append(phrase)
+    if not fresh:
+        raise RedactionRefused("phrases_already_out", "every phrase is blacked out already")
+    phrases = fresh
     if len(phrases) > MAX_PHRASES or any(len(p) > MAX_PHRASE_CHARS for p in phrases):
         raise RedactionRefused("too_many_phrases", "too many or too long phrases",
                                num=MAX_PHRASES, chars=MAX_PHRASE_CHARS)

@@ -96,6 +96,8 @@ REDACTION_REFUSALS = {
                            "characters."),
     "phrase_not_found": _l("“%(phrase)s” does not occur in the statement: check how it is "
                            "written there."),
+    "phrases_already_out": _l("Every phrase you typed is blacked out already: the list below "
+                              "shows them."),
     "box_not_numbers": _l("Give the area as four numbers: left, top, width and height, in "
                           "percent of the image."),
     "box_empty": _l("The area needs a width and a height above 0."),

@@ -125,6 +125,12 @@ def test_statement_and_photo_redacted_before_hand_over_and_no_identity(app, staf
     assert added.status_code == 303
     page = scene.officer.get(statement_page).get_data(as_text=True)
     assert "夜里■■在采石场倒废油，■■就在旁边。" in page
+    # The same phrases typed again (a second tab, a full-width twin): refused in words, and the
+    # material list still counts two places, not four.
+    again = scene.officer.post(f"{statement_page}?lang=en",
+                               data={"do": "add", "phrases": "王五\n我家\n王五"})
+    assert again.status_code == 422 and "blacked out already" in again.text
+    assert redaction.counts_for(db.session, rid)[(tip_id, None)] == 2
 
     # A box on the photo, entered in percent; the preview is the redacted image itself.
     page = scene.officer.get(f"{photo_page}?lang=en").get_data(as_text=True)
