@@ -243,10 +243,16 @@ def _render_requests(caller: Caller, failed: dict[str, Any] | None = None) -> An
         .order_by(IdentityRequest.id.desc()).limit(100)))
     viewable = {r.tip_id for r in (*pending, *live, *mine)
                 if caller.principal.may("tip.view", r.tip)}
+    # A package grant whose referral has been handed over has left the bureau: no revoke form.
+    referral_ids = {r.referral_id for r in live if r.referral_id is not None}
+    handed_over = set(db.session.scalars(select(Referral.id).where(
+        Referral.id.in_(referral_ids), Referral.handed_over_at.is_not(None)))) \
+        if referral_ids else set()
+    left = {r.id for r in live if r.referral_id in handed_over}
     db.session.commit()  # lapsed grants wiped
     page = render_template("staff/identity_requests.html", caller=caller, pending=pending,
                            live=live, mine=mine, lang=current_lang(), failed=failed or {},
-                           viewable=viewable,
+                           viewable=viewable, left=left,
                            is_custodian=bool(identity.custodian_units(caller.principal)),
                            default_days=identity.GRANT_DAYS_DEFAULT,
                            max_days=identity.GRANT_DAYS_MAX)

@@ -237,7 +237,10 @@ def test_package_identity_through_the_referral_pages(app, client, people, staff)
     read = liaison.get(read_path, headers=en)
     assert read.status_code == 200 and NAME in read.get_data(as_text=True)
     assert officer.get(read_path).status_code == 404  # the bureau's officer is no liaison
-    # Handed over: the custodian can no longer take it back.
+    # Handed over: the custodian can no longer take it back, and is offered no form to try.
+    listed = people["custodian"].get("/staff/identity-requests", headers=en).get_data(
+        as_text=True)
+    assert f'id="revoke-{row.id}"' not in listed and "can no longer be revoked" in listed
     refused = people["custodian"].post(f"/staff/identity-requests/{row.id}/revoke",
                                        data={"reason": "changed our mind"}, headers=en)
     assert refused.status_code == 400 and "already been handed over" in refused.get_data(
