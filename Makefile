@@ -49,7 +49,7 @@ test: lint test-sqlite test-scaleout
 # In parallel: pytest-xdist, one worker per core (each with a database, Redis number and tmp
 # folder of its own: tests/conftest.py). PYTEST_WORKERS=0 runs the suite serially in one process.
 PYTEST_WORKERS ?= auto
-PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS)
 
 test-sqlite: install
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(PY) -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)

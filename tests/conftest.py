@@ -15,8 +15,10 @@ SQLite, a snapshot schema on PostgreSQL (see `_reset_database`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -96,23 +98,48 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         engine.dispose()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `--dist loadgroup`, each run by one xdist worker, one test after another:
+# Scopes that make tests share something, in a test module's own source.
+SHARED_FIXTURE = re.compile(r"""scope\s*=\s*["'](module|class|package)["']""")
 
-    - a module's tests sharing a module-scoped fixture (the browser walks, whose later stages
+
+@functools.cache
+def _shares_fixtures(module: Path) -> bool:
+    try:
+        return bool(SHARED_FIXTURE.search(module.read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def xdist_unit(rootpath: Path, nodeid: str) -> str:
+    """What one xdist worker runs as a whole, one test after another (else: the test alone):
+
+    - a test module with a module- or class-scoped fixture (the browser walks, whose later stages
       need the earlier ones; the page-words world): built once, not once per worker;
     - the tests that start the shipped server (gunicorn, `flask …`) from the repository folder:
       they share its instance/ folder (the audit-log key made on first use, the counts file)."""
-    for item in items:
-        module = item.path.name
-        info = getattr(item, "_fixtureinfo", None)
-        scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ())
-                  for d in defs}
-        if scopes & {"module", "class", "package"}:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-        elif module == "test_server_logs.py" or (
-                module == "test_rate_limits.py" and "gunicorn" in item.name):
-            item.add_marker(pytest.mark.xdist_group("repository-instance"))
+    module, _, name = nodeid.partition("::")
+    if module.endswith("test_server_logs.py") or (
+            module.endswith("test_rate_limits.py") and "gunicorn" in name):
+        return "repository-instance"
+    if _shares_fixtures(rootpath / module):
+        return module
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`-n N` (xdist's `--dist load`) with the units of `xdist_unit`. (xdist's own `loadgroup`
+    marks do nothing under pytest 9: it renames items through `_nodeid`, which pytest 9 no
+    longer reads.)"""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(config.rootpath, nodeid)
+
+    return Scheduling(config, log)
 
 
 def test_settings(tmp_path: Path) -> dict[str, object]:
