@@ -51,6 +51,8 @@ def test_a_liaison_grants_the_bodys_key_to_another_liaison(app, staff, chain,  #
     staff.login(holder, "psb_liaison", user_id("psb_liaison"))
     page = holder.get("/staff/keys?lang=en").get_data(as_text=True)
     assert 'value="psb_zhou"' in page and f'value="{second}"' in page
+    # A body's key opens packages: a liaison's page does not call it the reports key.
+    assert "Reports key" not in page and "Each handling unit has two keys" not in page
     assert 'value="yanji"' not in page and f'value="{user_id("case_a")}"' not in page
     # Not to an officer of another unit, and not the key of a unit the liaison is no part of.
     holder.post("/staff/keys", data={"unit": "psb_zhou", "user_id": str(user_id("case_a"))})
