@@ -219,6 +219,7 @@ def test_package_identity_through_the_referral_pages(app, client, people, staff)
     listed = people["custodian"].get("/staff/identity-requests", headers=en).get_data(
         as_text=True)
     assert "to send it with the case to the receiving body" in listed
+    assert "My requests" not in listed  # the custodian never asked: no empty list of theirs
     assert f'id="days-{row.id}"' not in listed  # a package grant travels, it does not run out
     granted = people["custodian"].post(f"/staff/identity-requests/{row.id}/decide",
                                        data={"decision": "grant"})
