@@ -91,6 +91,8 @@ def test_request_grant_read_audit_and_the_reporter_is_told(app, client, people) 
     refused = _ask(people, tip_id, purpose="witness", reason="  ")
     assert refused.status_code == 400 and "Please give a reason." in refused.get_data(as_text=True)
     assert '<option value="witness" selected>' in refused.get_data(as_text=True)
+    # The summary at the top names the action in words, not a generic "Action".
+    assert "identity: Please give a reason.</a>" in refused.get_data(as_text=True)
     assert db.session.scalar(select(func.count(IdentityRequest.id))) == 0
     response = _ask(people, tip_id)
     assert response.status_code == 303 and response.headers["Location"].endswith(

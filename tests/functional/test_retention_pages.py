@@ -78,6 +78,8 @@ def test_retention_from_the_pages_to_the_command(app, staff, runner) -> None:
     no_reason = head.post(f"/staff/tips/{tip.id}/legal-hold?lang=en", data={"hold": "on"})
     assert no_reason.status_code == 400 and "Please give a reason." in no_reason.get_data(
         as_text=True)
+    assert "Retention and legal hold: Please give a reason.</a>" in no_reason.get_data(
+        as_text=True)  # the summary at the top names the action in words
     assert head.post(f"/staff/tips/{tip.id}/legal-hold", data={
         "hold": "on", "reason": "州法院调取证据通知书"}).status_code == 303
     db.session.refresh(tip)
