@@ -176,6 +176,8 @@ def test_a_refused_request_reveals_nothing(app, client, people) -> None:
     assert "refused" in page and "Read the reporter" not in page and NAME not in page
     mine = officer.get("/staff/identity-requests", headers=en).get_data(as_text=True)
     assert "no reward is due yet" in mine and NAME not in mine
+    # An officer finds their own requests from the menu, not only by address.
+    assert 'href="/staff/identity-requests"' in page
     assert "identity-disclosures" not in _status_page(client, receipt, "ko")
     assert "no reward is due yet" in people["auditor"].get("/audit/identity").get_data(
         as_text=True)
