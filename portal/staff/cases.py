@@ -436,6 +436,14 @@ def referral_package(caller: Caller, referral_id: int) -> Any:
     return package_response(caller, referral_id)
 
 
+def _no_case_key(caller: Caller, referral_id: int) -> tuple[str, int]:
+    """The "you hold no key" page (403) for a referral whose case unit's key the person lacks."""
+    db.session.rollback()
+    row = db.session.get(Referral, referral_id)
+    return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
+                           unit=row.case.unit if row else None, caller=caller), 403
+
+
 @bp.get("/referrals/<int:referral_id>/letter-preview")
 @signed_in
 def letter_preview(caller: Caller, referral_id: int) -> Any:
@@ -446,10 +454,7 @@ def letter_preview(caller: Caller, referral_id: int) -> Any:
     except referrals.NotFound:
         abort(404)
     except (KeyNotHeld, crypto.CryptoError):
-        db.session.rollback()
-        row = db.session.get(Referral, referral_id)
-        return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
-                               unit=row.case.unit if row else None, caller=caller), 403
+        return _no_case_key(caller, referral_id)
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": content_disposition(f"referral-{referral_id}-preview.pdf",
                                                    "inline"),
@@ -504,10 +509,7 @@ def _redaction_page(caller: Caller, referral_id: int, *, tip_id: int | None = No
     except referrals.NotFound:
         abort(404)
     except (KeyNotHeld, crypto.CryptoError):
-        db.session.rollback()
-        row = db.session.get(Referral, referral_id)
-        return render_template("staff/no_key.html", what="referral", tip_id=referral_id,
-                               unit=row.case.unit if row else None, caller=caller), 403
+        return _no_case_key(caller, referral_id)
     users = {u.id: u for u in db.session.scalars(select(User).where(
         User.id.in_({r.created_by_id for r in target.redactions})))}
     page = render_template("staff/redact.html", caller=caller, target=target, users=users,
