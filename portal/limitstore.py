@@ -47,6 +47,23 @@ def storage_uri(path: Path | str) -> str:
     return f"{SCHEME}://{Path(path).resolve()}"
 
 
+def _use_wal(connection: sqlite3.Connection, attempts: int = 40) -> None:
+    """Put the file in WAL mode once. Changing the journal mode needs the file to itself and
+    SQLite answers "database is locked" at once, without waiting out the busy timeout, while
+    another connection opens it too (several threads or workers starting on a new file): a
+    file already in WAL mode is left alone, and a lost race is tried again after a short wait."""
+    for attempt in range(attempts):
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.005 * (attempt + 1))  # at most about 4 s in all
+
+
 class SQLiteStorage(Storage):
     """Counts shared by the processes of one server through one SQLite file (WAL mode)."""
 
@@ -75,7 +92,7 @@ class SQLiteStorage(Storage):
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         connection = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                      check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
         # Deleted rows are overwritten, not left in free pages.
         connection.execute("PRAGMA secure_delete=ON")
