@@ -83,6 +83,20 @@ class Settings:
     AUDIT_LOG_ORIGIN: str = "yanbian.sthjj/qingliu/audit-log"
     AUDIT_SIGNING_KEY_FILE: str = ""
     CASE_NUMBER_FORMAT: str = "延州环移〔{year}〕第{seq}号"
+    # Staying up (portal/hashgate.py, portal/outage.py, portal/health.py). The receipt hash is
+    # the one expensive step of filing and following up: at most RECEIPT_HASH_SLOTS run at once in
+    # each process, up to RECEIPT_HASH_QUEUE more wait at most RECEIPT_HASH_WAIT seconds, and
+    # beyond that the request is answered 503 with Retry-After, having stored nothing.
+    RECEIPT_HASH_SLOTS: int = 1
+    RECEIPT_HASH_QUEUE: int = 16
+    RECEIPT_HASH_WAIT: float = 10.0
+    # Seconds a 503 (busy, database or Redis unreachable) tells the client to wait.
+    RETRY_AFTER_SECONDS: int = 30
+    # /readyz answers 503 below this much free space where the database and instance folder live.
+    READY_MIN_FREE_MB: int = 1024
+    # A failure that repeats (database unreachable, Redis down) is logged once per this many
+    # seconds per kind, with how often it happened meanwhile.
+    LOG_REPEAT_SECONDS: int = 60
 
     def as_flask_config(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,4 +151,9 @@ def from_environment(instance_path: Path) -> Settings:
         or str(instance_path / "audit-log.key"),
         AUDIT_LOG_ORIGIN=os.environ.get("AUDIT_LOG_ORIGIN") or Settings.AUDIT_LOG_ORIGIN,
         CASE_NUMBER_FORMAT=os.environ.get("CASE_NUMBER_FORMAT") or Settings.CASE_NUMBER_FORMAT,
+        RECEIPT_HASH_SLOTS=_env_int("RECEIPT_HASH_SLOTS", Settings.RECEIPT_HASH_SLOTS),
+        RECEIPT_HASH_QUEUE=_env_int("RECEIPT_HASH_QUEUE", Settings.RECEIPT_HASH_QUEUE),
+        RECEIPT_HASH_WAIT=float(os.environ.get("RECEIPT_HASH_WAIT") or Settings.RECEIPT_HASH_WAIT),
+        RETRY_AFTER_SECONDS=_env_int("RETRY_AFTER_SECONDS", Settings.RETRY_AFTER_SECONDS),
+        READY_MIN_FREE_MB=_env_int("READY_MIN_FREE_MB", Settings.READY_MIN_FREE_MB),
     )

@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from portal import http
+from portal import hashgate, health, http, outage
 from portal.extensions import babel, csrf, db, migrate
 from portal.ratelimit import install_rate_limits
 
@@ -35,13 +35,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"],  # type: ignore[method-assign]
                                 x_proto=app.config["PROXY_COUNT"])
     register_extensions(app)
+    hashgate.configure(app)
     http.install_converters(app)  # before the routes: `<int:…>` ids are bounded
     register_blueprints(app)
     register_errorhandlers(app)
+    outage.install(app)  # after the error pages: a database or Redis outage answers 503
     register_commands(app)
+    health.install(app)
     http.install(app)
     register_template_helpers(app)
     configure_logging(app)
+    health.report_missing_system_parts(app)
     return app
 
 
