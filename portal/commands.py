@@ -1,5 +1,6 @@
 """CLI: `flask --app app seed | setup | setup-link | users create | calendar-check | audit … |
-blind-index rotate | identities keys | identities separate`.
+blind-index rotate | identities keys | identities separate | retention | backup DIR |
+restore DIR`.
 
 Unattended commands fail with one line on stderr and exit status 2, never a traceback."""
 
@@ -60,6 +61,7 @@ def register(app: Flask) -> None:
     register_blind_index_commands(app)
     register_retention_command(app)
     register_identity_commands(app)
+    register_backup_commands(app)
 
     @app.cli.command("seed")
     def seed_command() -> None:
@@ -409,3 +411,123 @@ def register_identity_commands(app: Flask) -> None:
                        "hold the identity: run again with 州本级's recovery key (zhou.txt)")
 
     app.cli.add_command(group)
+
+
+def _audit_key_file() -> Path:
+    """Where this app keeps the audit-log signing key (as portal.web.audit_keys reads it)."""
+    return Path(current_app.config.get("AUDIT_SIGNING_KEY_FILE")
+                or Path(current_app.instance_path) / "audit-log.key")
+
+
+def _secret_key_file() -> Path | None:
+    """The instance folder's secret_key file, unless SECRET_KEY comes from the environment."""
+    return None if os.environ.get("SECRET_KEY") else Path(current_app.instance_path) / "secret_key"
+
+
+def register_backup_commands(app: Flask) -> None:
+    pg_bin = click.option("--pg-bin", type=click.Path(file_okay=False, path_type=Path),
+                          envvar="PG_BIN", default=None,
+                          help="folder of pg_dump / pg_restore of the server's version "
+                               "(default: those on PATH; or PG_BIN)")
+
+    @app.cli.command("backup")
+    @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+    @click.option("--with-keys", is_flag=True,
+                  help="also copy the audit signing key and SECRET_KEY into DIR/keys (they are "
+                       "otherwise backed up separately: whoever holds them can sign checkpoints "
+                       "and open staff second factors)")
+    @pg_bin
+    def backup_command(directory: Path, with_keys: bool, pg_bin: Path | None) -> None:
+        """Copy the database into DIRECTORY (new or empty; 0700) while the portal runs: one
+        consistent state (SQLite's online backup API, or pg_dump of one snapshot), checked, with
+        manifest.json (row counts, schema revision, audit-log head and last checkpoint, SHA-256).
+        Exit 2 with one line on stderr when it fails."""
+        from portal import ROOT
+        from portal.backup import BackupError, backup
+
+        keys: dict[str, bytes] = {}
+        if with_keys:
+            audit_key = _audit_key_file()
+            if audit_key.is_file():
+                keys["audit-log.key"] = audit_key.read_bytes()
+            keys["secret_key"] = str(current_app.config["SECRET_KEY"]).encode() + b"\n"
+        db.session.remove()
+        try:
+            manifest = backup(current_app.config["SQLALCHEMY_DATABASE_URI"], directory,
+                              migrations=ROOT / "migrations", audit_key_file=_audit_key_file(),
+                              keys=keys, pg_bin=pg_bin)
+        except BackupError as error:
+            fail(str(error))
+        except OSError as error:
+            fail(f"cannot write the backup into {directory}: {error.strerror or error}")
+        dump = manifest["database"]
+        audit = manifest["audit_log"]
+        checkpoint = audit["last_checkpoint"]
+        click.echo(f"backup of the {dump['kind']} database written to {directory}")
+        click.echo(f"  {dump['dump']}: {dump['bytes']} bytes, sha256 {dump['sha256']}, "
+                   f"checked ({dump['verified']['method']})")
+        click.echo(f"  {len(manifest['tables'])} tables, {manifest['rows']} rows; schema "
+                   f"revision {manifest['schema_revision'] or 'not recorded'}")
+        click.echo(f"  audit log: {audit['size']} entries, last signed checkpoint "
+                   f"{checkpoint['size'] if checkpoint else 'none'}")
+        if with_keys:
+            click.echo(f"  keys: {', '.join(sorted(keys))} in {directory / 'keys'}: keep this "
+                       "backup as safe as the keys themselves")
+        else:
+            click.echo("Not in it: the audit signing key and SECRET_KEY; back them up "
+                       "separately (README, Backups).")
+
+    @app.cli.command("restore")
+    @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+    @pg_bin
+    def restore_command(directory: Path, pg_bin: Path | None) -> None:
+        """Restore a backup made by `flask backup` into the configured database, which must be
+        empty (stop the portal first). Checks the manifest and the dump's SHA-256 first, then
+        counts the rows against the manifest and verifies the audit log against the backup's
+        last checkpoint. Exit 2 with one line on stderr when it refuses or fails."""
+        from portal import ROOT
+        from portal.backup import BackupError, install_keys, restore, verifier_text
+
+        db.session.remove()
+        db.engine.dispose()  # no pooled connection keeps the file being replaced open
+        try:
+            report = restore(current_app.config["SQLALCHEMY_DATABASE_URI"], directory,
+                             migrations=ROOT / "migrations", pg_bin=pg_bin)
+        except BackupError as error:
+            fail(str(error))
+        except OSError as error:
+            fail(f"cannot restore from {directory}: {error.strerror or error}")
+        finally:
+            db.engine.dispose()
+        manifest = report.manifest
+        click.echo(f"restored the {report.kind} backup of {manifest['created_at']} from "
+                   f"{directory}")
+        click.echo(f"  {len(report.tables)} tables, {sum(report.tables.values())} rows: "
+                   + ("as the manifest records" if not any(p.startswith("table ")
+                                                           for p in report.problems)
+                      else "NOT as the manifest records"))
+        if report.audit_entries is not None:
+            click.echo(f"  audit log: {report.audit_entries} entries, verified against the "
+                       f"backup's last checkpoint {report.audit_checkpoint}")
+        for line in install_keys(directory, manifest, {"audit-log.key": _audit_key_file(),
+                                                       "secret_key": _secret_key_file()}):
+            click.echo(f"  {line}")
+        key_file, signed_by = _audit_key_file(), manifest["audit_log"].get("verifier")
+        if signed_by and verifier_text(key_file) is None:
+            click.echo(f"The audit signing key is not at {key_file}: put the backed-up key "
+                       "there before starting the portal, or new checkpoints are signed with a "
+                       "new key that auditors do not know.")
+        elif signed_by and verifier_text(key_file) != signed_by:
+            click.echo(f"The audit signing key at {key_file} did not sign the backup's "
+                       "checkpoints: new checkpoints will not verify with the key auditors "
+                       "hold. Put the backed-up key there.")
+        for note in report.notes:
+            click.echo(note)
+        if report.revision_status == "older":
+            click.echo(f"The backup's schema is at revision {report.revision}, older than this "
+                       f"portal's {report.head}: now run `flask --app app db upgrade`.")
+        elif report.revision_status == "unrecorded":
+            click.echo("The backup records no schema revision (its database was not made by "
+                       "`flask db upgrade`).")
+        if report.problems:
+            fail("restored, but " + "; ".join(report.problems))
