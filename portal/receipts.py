@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Literal, NewType, Protocol
 
-from portal import crypto
+from portal import crypto, hashgate
 
 Receipt = NewType("Receipt", str)
 
@@ -53,11 +53,13 @@ def normalise(text: str) -> str | None:
 
 
 def derive_keys(receipt: str, salt: bytes, cost: Argon2Cost) -> ReceiptKeys:
-    """Slow-hash a receipt into its lookup value and its key pair. Always costs one Argon2id."""
+    """Slow-hash a receipt into its lookup value and its key pair. Always costs one Argon2id,
+    run through this process's gate (portal/hashgate.py): raises hashgate.Busy, having done
+    nothing, when the hash cannot start in time."""
     canonical = normalise(receipt)
-    raw = crypto.derive_key(
-        (canonical or _DECOY).encode(), salt, cost.time_cost, cost.memory_kib, cost.parallelism
-    )
+    secret = (canonical or _DECOY).encode()
+    raw = hashgate.run(lambda: crypto.derive_key(
+        secret, salt, cost.time_cost, cost.memory_kib, cost.parallelism))
     lookup = hmac.new(raw, b"qingliu receipt lookup", sha256).digest()
     seed = hmac.new(raw, b"qingliu receipt key", sha256).digest()
     if canonical is None:

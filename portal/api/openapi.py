@@ -34,6 +34,13 @@ TIP_PROPERTIES: dict[str, Any] = {
                                 "(?lang= or Accept-Language), else unknown"},
 }
 LIMITED = {"429": _error_response("too many requests from this connection")}
+# The receipt hash is bounded (portal/hashgate.py): beyond it, nothing is stored and the client
+# is told when to try again.
+BUSY = {"503": {**_error_response("the portal is too busy to take this now: nothing was stored; "
+                                  "send the same request again after Retry-After seconds"),
+                "headers": {"Retry-After": {
+                    "description": "seconds to wait before sending the request again",
+                    "schema": {"type": "integer"}}}}}
 
 
 def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,6 +111,7 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                     "400": _error_response("invalid fields"),
                     "413": _error_response("request larger than the portal accepts"),
                     **limited,
+                    **BUSY,
                 },
             }},
             "/followup": {"post": {
@@ -117,6 +125,7 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                     "400": _error_response("invalid fields"),
                     "404": _error_response("no tip has this receipt"),
                     **limited,
+                    **BUSY,
                 },
             }},
             "/followup/messages": {"post": {
@@ -144,6 +153,7 @@ def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
                     "400": _error_response("invalid fields"),
                     "404": _error_response("no tip has this receipt"),
                     **limited,
+                    **BUSY,
                 },
             }},
     }

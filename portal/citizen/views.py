@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
 from models import Category
-from portal import followup, intake, receipts
+from portal import followup, hashgate, intake, receipts
 from portal.citizen import bp
 from portal.citizen.forms import (
     COUNTY_FIELD_CHOICES,
@@ -162,7 +162,7 @@ def report_form() -> tuple[str, int]:
 
 @bp.post("/report")
 @csrf.exempt  # checked below, keeping what was typed (_csrf_ok)
-def report_submit() -> tuple[str, int]:
+def report_submit() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = ReportForm()
     secrets_ = _secrets()
     submission = receipts.form_submission(secrets_, "report", form.submission.data)
@@ -199,7 +199,18 @@ def report_submit() -> tuple[str, int]:
     except IntakeRejected as rejected:
         loose = _attach_errors(form, rejected.errors)
         return _render_report(form, 400, loose)
+    except hashgate.Busy as busy:
+        # Refused before anything was written; the form keeps its one-time token, so sending it
+        # again files the report once.
+        page, status = _render_report(form, 503, [gettext(
+            "The portal is very busy right now. Nothing was stored. Everything you typed is "
+            "kept: please send it again in a minute.")])
+        return page, status, _retry_after(busy)
     return _render_receipt(filed.receipt, form.submission.data or "", again=False, status=201)
+
+
+def _retry_after(busy: hashgate.Busy) -> dict[str, str]:
+    return {"Retry-After": str(busy.retry_after)}
 
 
 @bp.post("/report/language")
@@ -282,7 +293,7 @@ def _expired(draft: str = "") -> tuple[str, int]:
 
 
 @bp.post("/followup")
-def followup_lookup() -> tuple[str, int]:
+def followup_lookup() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = FollowupForm()
     try:
         key = followup.unlock(db.session, form.receipt.data or "",
@@ -290,6 +301,12 @@ def followup_lookup() -> tuple[str, int]:
     except followup.ReceiptNotFound:
         form.receipt.data = ""
         return render_template("citizen/followup.html", form=form, not_found=True), 404
+    except hashgate.Busy as busy:
+        # A message being carried back (form.draft) stays; the receipt is not written back into
+        # the page, as on every other page but the receipt page itself.
+        form.receipt.data = ""
+        return render_template("citizen/followup.html", form=form, not_found=False,
+                               busy=True), 503, _retry_after(busy)
     reply_form = None
     if form.draft.data:
         reply_form = ReplyForm(formdata=None)

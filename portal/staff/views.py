@@ -36,7 +36,7 @@ from models import (
     UnitKeyGrant,
     User,
 )
-from portal import auth, custody, receipts, triage
+from portal import auth, custody, hashgate, receipts, triage
 from portal.access import KEY_ROLES, KeyNotHeld, principal_for
 from portal.accounts import WeakPassword
 from portal.audit import Actor, record
@@ -576,6 +576,11 @@ def hotline(caller: Caller) -> Any:
     except FormReused:
         # This form filed another tip before (restored from the history and changed).
         return _hotline_errors(form, {"submission": FieldError("form_reused")}, caller)
+    except hashgate.Busy as busy:
+        # Nothing was filed; the form keeps everything typed and its one-time token.
+        return render_template("staff/hotline.html", form=form, caller=caller, form_error=gettext(
+            "The portal is very busy right now. Nothing was stored. Everything you typed is "
+            "kept: please send it again in a minute.")), 503, {"Retry-After": str(busy.retry_after)}
     except AlreadyFiled as earlier:
         # The same form sent again (a refresh of the receipt page): nothing is filed twice; the
         # receipt is shown again within the hour (portal/receipts.py), then no more.
