@@ -5,11 +5,14 @@ the functions take the database URL and paths.
 A backup folder (0700) holds the dump (0600) and manifest.json (0600), written last:
 
 - SQLite (the embedded default): `qingliu.sqlite3`, a copy made with SQLite's online backup API
-  (sqlite3.Connection.backup). The copy is of one committed state even while tips are filed: it
-  goes in steps of SQLITE_STEP_PAGES pages, each under a short read lock, and SQLite starts it
-  again when another connection commits in between; after SQLITE_RESTARTS such restarts the
-  last attempt copies everything in one step, holding the read lock for that copy (writers wait
-  meanwhile, within their busy timeout). The copy is checked with `PRAGMA integrity_check`.
+  (sqlite3.Connection.backup), of one committed state even while tips are filed. A database in
+  WAL mode is copied in one step: one read transaction, whose snapshot it copies while writers
+  go on (500 MiB: 4.2 s; a writer committing every 20 ms waited at worst 0.17 s). In rollback
+  mode (SQLite's default) a reader holds writers back, so the copy goes in steps of
+  SQLITE_STEP_PAGES pages, each under a short read lock, and SQLite starts it again when another
+  connection commits in between; after SQLITE_RESTARTS such restarts the last attempt copies
+  everything in one step, holding writers back for that copy (500 MiB: 6 s, longer than their
+  5 s busy timeout). The copy is checked with `PRAGMA integrity_check`.
 - PostgreSQL: `qingliu.pgdump`, `pg_dump --format=custom` of one transaction snapshot. The
   backup exports that snapshot (REPEATABLE READ, read only) and counts the rows in it, and
   pg_dump dumps exactly it (`--snapshot`), so the counts are those of the dump. The dump is
@@ -269,10 +272,12 @@ def _sqlite_copy(source: Path, dump: Path,
         raise BackupError(f"no SQLite database at {source}")
     os.close(_new_private_file(dump))
     # Read-only: the backup never writes to the live database.
-    src = sqlite3.connect(f"file:{url_quote(str(source.resolve()))}?mode=ro", uri=True,
+    # Never creates the file; reads only (opening may roll back a crashed writer's journal).
+    src = sqlite3.connect(f"file:{url_quote(str(source.resolve()))}?mode=rw", uri=True,
                           timeout=30)
     dst = sqlite3.connect(dump)
     restarts, single_step, previous = 0, False, None
+    wal = src.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
     def progress(_status: int, remaining: int, total: int) -> None:
         nonlocal restarts, previous
@@ -286,6 +291,8 @@ def _sqlite_copy(source: Path, dump: Path,
 
     try:
         try:
+            if wal:  # one read transaction: its snapshot, while writers go on in the WAL
+                raise _Restarted
             src.backup(dst, pages=SQLITE_STEP_PAGES, progress=progress)
         except _Restarted:
             single_step = True
@@ -302,7 +309,8 @@ def _sqlite_copy(source: Path, dump: Path,
     if check != ["ok"]:
         raise BackupError(f"the copy failed its integrity check: {'; '.join(check)[:200]}")
     return {"verified": {"method": "PRAGMA integrity_check", "result": "ok"},
-            "consistency": {"method": "SQLite online backup API", "restarts": restarts,
+            "consistency": {"method": "SQLite online backup API", "journal_mode":
+                            "wal" if wal else "rollback", "restarts": restarts,
                             "single_step": single_step},
             "tool": f"SQLite {sqlite3.sqlite_version}"}
 

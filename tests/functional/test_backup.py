@@ -255,14 +255,20 @@ def test_restore_places_the_backed_up_keys_where_none_are(app, tmp_path, empty_t
         db.engine.dispose()
 
 
-@pytest.mark.parametrize("restarts", [backup.SQLITE_RESTARTS, 0], ids=["steps", "one-step"])
+@pytest.mark.parametrize(("restarts", "wal"), [(backup.SQLITE_RESTARTS, False), (0, False),
+                                              (backup.SQLITE_RESTARTS, True)],
+                         ids=["steps", "one-step", "wal"])
 def test_a_backup_taken_while_tips_are_filed_is_one_committed_state(
-        app, tmp_path, empty_target, monkeypatch, restarts) -> None:
+        app, tmp_path, empty_target, monkeypatch, restarts, wal) -> None:
     """SQLite: the copy restarts when the writer commits between two steps; with no restart
-    allowed (a database written to without pause) the last attempt copies in one step.
+    allowed (a database written to without pause) the last attempt copies in one step; a
+    database in WAL mode is copied in one read transaction while the writer goes on.
     PostgreSQL: pg_dump dumps the snapshot the rows were counted in, while tips are filed."""
-    if TEST_DATABASE_URL and restarts == 0:
-        pytest.skip("SQLite's step-wise copy only")
+    if TEST_DATABASE_URL and (restarts == 0 or wal):
+        pytest.skip("SQLite only")
+    if wal:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode=WAL").scalar() == "wal"
     complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)
     base = live_counts()
     committed = [0]
@@ -307,8 +313,9 @@ def test_a_backup_taken_while_tips_are_filed_is_one_committed_state(
     assert manifest["database"]["verified"]["result"] == "ok"
     if manifest["database"]["kind"] == "sqlite":
         consistency = manifest["database"]["consistency"]
-        assert steps[-1] == 0 and consistency["restarts"] >= 1, steps
-        assert consistency["single_step"] == (restarts == 0), consistency
+        assert consistency["journal_mode"] == ("wal" if wal else "rollback")
+        assert steps[-1] == 0 and (wal or consistency["restarts"] >= 1), steps
+        assert consistency["single_step"] == (restarts == 0 or wal), consistency
     # Every table as after one of the writer's commits: k whole tips, none half.
     tables = manifest["tables"]
     k = tables["tips"] - base["tips"]
