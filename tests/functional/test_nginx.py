@@ -47,7 +47,8 @@ COUNTED = "127.0.0.11"
 SPOOFER = "127.0.0.12"
 RELOADER = "127.0.0.13"
 INSIDE = "127.0.0.14"  # straight to gunicorn, not through nginx
-CLIENTS = (BROWSER, SLOW, COUNTED, SPOOFER, RELOADER, INSIDE)
+CROWDED = "127.0.0.15"
+CLIENTS = (BROWSER, SLOW, COUNTED, SPOOFER, RELOADER, INSIDE, CROWDED)
 SUBMIT_LIMIT = 2
 ADMIN_PASSWORD = "correct horse battery"
 # The portal's own headers (portal/http.py add_security_headers).
@@ -309,11 +310,26 @@ def upload_head(path: str, boundary: str, length: int, extra: str = "") -> bytes
 
 
 def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """Status and body of the answer to a request sent with Connection: close."""
+    status, _, body = read_answer(sock)
+    return status, body
+
+
+def read_answer(sock: socket.socket) -> tuple[int, str, bytes]:
+    """Status line and headers, and the body by its Content-Length: after a refusal nginx keeps
+    the connection a while to read the body it refused (lingering close)."""
     data = b""
-    while chunk := sock.recv(65536):
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    length = int(re.search(rb"\r\nContent-Length: (\d+)", head, re.IGNORECASE).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return int(head.split()[1]), head.decode("latin-1"), body
 
 
 @pytest.fixture(scope="module")
@@ -451,6 +467,36 @@ def test_slow_uploads_wait_in_nginx_not_in_gunicorn(front: Front) -> None:
     assert max(times) < 2, times
 
 
+def test_one_address_holds_at_most_16_uploads(front: Front) -> None:
+    """limit_conn: sixteen bodies under way from one address (each asked for: 100 Continue), the
+    seventeenth is refused 429 with the three languages' page; pages still load from it."""
+    boundary = uuid.uuid4().hex
+    head = upload_head("/report", boundary, 10_000, "Expect: 100-continue\r\n")
+    held = []
+    try:
+        for _ in range(16):
+            sock = front.raw(CROWDED)
+            held.append(sock)
+            sock.sendall(head)
+            assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        with front.raw(CROWDED) as sock:
+            sock.sendall(upload_head("/report", boundary, 10_000))
+            status, body = read_response(sock)
+        assert status == 429
+        for words in ("同时发送过多内容", "동시에 보내는 내용이 너무 많아",
+                      "too much at the same time"):
+            assert words.encode() in body
+        with front.raw(CROWDED) as sock:
+            sock.sendall(upload_head("/api/v1/tips", boundary, 10_000))
+            status, head, body = read_answer(sock)
+        assert status == 429 and "\r\nRetry-After: 30\r\n" in head + "\r\n"
+        assert json.loads(body) == json.loads((ROOT / "static/errors/429.en.json").read_text())
+        assert front.request("GET", "/", client=CROWDED)[0] == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_too_large_a_body_is_refused_in_three_languages(front: Front) -> None:
     limit = config.Settings.MAX_CONTENT_LENGTH
     assert f"client_max_body_size {limit // MiB}m;" in SITE.read_text()
@@ -537,7 +583,8 @@ def test_gunicorn_down_answers_in_three_languages(front: Front) -> None:
 def test_nginx_logs_hold_no_address_user_agent_or_receipt(front: Front) -> None:
     """After everything above (uploads, refusals, a reload, gunicorn gone): nginx's log files
     and its output hold none of the clients' addresses, their user agent or a receipt."""
-    assert len(front.receipts) >= 5, "run the whole module: this test reads what it left"
+    if len(front.receipts) < 5:
+        pytest.skip("reads the logs the tests above leave: run the whole module")
     for receipt in front.receipts:  # a receipt in a URL would be written with the request line
         front.request("GET", "/followup?" + urllib.parse.urlencode({"receipt": receipt}))
     front.nginx.stop()
