@@ -13,10 +13,22 @@ errorlog = "-"
 logger_class = "portal.logscrub.GunicornLogger"
 loglevel = "warning"
 workers = 2
-threads = 4
+# A request thread reads the whole request body: an upload on a slow phone connection holds one
+# for minutes. With 64 threads a worker keeps room beside 50 slow uploads and the receipt hashes
+# waiting in line (portal/hashgate.py: 1 running and at most 16 waiting per worker), so pages
+# stay fast without a proxy in front (bench/load.py: 50 uploads at 1 KB/s, every page served).
+# An idle thread costs little: its stack, and a database connection only while it uses one.
+threads = 64
 # Large uploads (several files of 50 MB) on slow phone connections.
 timeout = 300
-graceful_timeout = 30
+# SIGTERM lets every request in flight finish, uploads included: a worker gets as long to finish
+# as a request may take at all.
+graceful_timeout = timeout
+# Reloading without dropping a request: `kill -HUP <master pid>` starts new workers with the code
+# and settings as they are on disk and stops the old ones gracefully (they finish what they are
+# doing; the listening socket is never closed). To change gunicorn itself or its Python: `kill
+# -USR2 <master pid>` starts a second master beside the first, then `kill -WINCH <old pid>`
+# stops the old workers gracefully and, once the new ones answer, `kill -TERM <old pid>`.
 
 
 def on_starting(server: object) -> None:
