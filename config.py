@@ -74,6 +74,10 @@ class Settings:
     BABEL_DEFAULT_TIMEZONE: str = "Asia/Shanghai"
     LANGUAGES: tuple[str, ...] = ("zh_Hans", "ko", "en")
     WTF_CSRF_TIME_LIMIT: int | None = 4 * 3600
+    # Flask-WTF's HTTPS check wants a Referer from the same host on every protected form, but the
+    # portal's own Referrer-Policy (no-referrer) stops browsers sending one: behind TLS every staff
+    # form would be refused. The CSRF token and SameSite=Lax cookies are the protection.
+    WTF_CSRF_SSL_STRICT: bool = False
     SESSION_COOKIE_HTTPONLY: bool = True
     SESSION_COOKIE_SAMESITE: str = "Lax"
     SESSION_COOKIE_SECURE: bool = False

@@ -397,10 +397,6 @@ def test_a_tip_is_filed_through_nginx(front: Front) -> None:
     front.receipts.append(RECEIPT.search(answer.decode()).group(1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Flask-WTF's WTF_CSRF_SSL_STRICT (default on) asks an HTTPS request for a Referer, which the "
-    "portal's Referrer-Policy: no-referrer keeps browsers from sending: config.py must set "
-    "WTF_CSRF_SSL_STRICT = False (then remove this mark)"))
 def test_staff_sign_in_through_nginx(front: Front) -> None:
     """A staff form as a browser sends it over HTTPS, without Referer: the portal, told by
     X-Forwarded-Proto that the request is secure, must not ask for a referrer its own
