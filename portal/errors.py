@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask.wrappers import Response
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
@@ -69,33 +69,51 @@ def _staff_side(code: int) -> tuple[bool, Caller | None]:
     return on_staff_path or caller is not None, caller
 
 
-def _respond(code: int, message: str | None = None) -> tuple[Response | str, int]:
+def _respond(code: int, message: str | None = None,
+             headers: dict[str, str] | None = None) -> Response:
+    """The one place that renders an error: JSON under /api/, else the citizen's or the staff
+    layout. Renders without the database for a code of 500 and above (which may be the
+    database failing)."""
     message = message or _explain(code)
     if _wants_json():
-        return jsonify({"error": message, "status": code}), code
-    staff_side, caller = _staff_side(code)
-    if staff_side:
-        return render_template("errors/staff_error.html", code=code, message=message,
-                               caller=caller), code
-    return render_template("errors/error.html", code=code, message=message), code
+        response = make_response(jsonify({"error": message, "status": code}), code)
+    else:
+        staff_side, caller = _staff_side(code)
+        if staff_side:
+            page = render_template("errors/staff_error.html", code=code, message=message,
+                                   caller=caller)
+        else:
+            page = render_template("errors/error.html", code=code, message=message)
+        response = make_response(page, code)
+    response.headers.update(headers or {})
+    return response
+
+
+def server_error(error: Exception) -> Response:
+    """500 for what nobody expected: logged with its traceback (without the request's address,
+    headers or body, portal/__init__.py)."""
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.url_rule)
+    return _respond(500)
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError) -> tuple[Response | str, int]:
+    def csrf_error(error: CSRFError) -> Response:
         return _respond(400, gettext("This form has expired or was opened in another window. "
                                      "Please go back, reload the page and send it again."))
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[Response | str, int]:
+    def http_error(error: HTTPException) -> Response:
         return _respond(error.code or 500)
 
     @app.errorhandler(NotSetUp)
-    def not_set_up(error: NotSetUp) -> tuple[Response | str, int]:
+    def not_set_up(error: NotSetUp) -> Response:
         return _respond(503)
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> tuple[Response | str, int]:
-        # Logged without the request's address, headers or body (portal/__init__.py).
-        app.logger.exception("unhandled error on %s %s", request.method, request.url_rule)
-        return _respond(500)
+    def unexpected(error: Exception) -> Response:
+        # An outage raised as (or from within) another error is still an outage: 503, counted
+        # in the log's summary (portal/outage.py), not a traceback per request.
+        from portal import outage
+
+        return outage.answer(error) or server_error(error)

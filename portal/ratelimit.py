@@ -76,11 +76,25 @@ def address_key(secret: str, address: str, day: str | None = None) -> str:
     return hmac.new(key, address.encode(), sha256).hexdigest()
 
 
+# Redis that does not answer (a host gone, packets dropped) must not hold a citizen's request for
+# long: after this many seconds the limiter counts in memory instead.
+REDIS_TIMEOUT_SECONDS = 1.0
+
+
+def storage_options(storage_uri: str) -> dict[str, float]:
+    if storage_uri.startswith(("redis://", "rediss://", "redis+unix://")):
+        return {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS}
+    return {}
+
+
 def install_rate_limits(app: Flask) -> Limiter:
-    # If the counts cannot be reached, each process counts in memory until they can again;
-    # should even that fail, the request goes on: a limit is never a reason for a 500.
+    # If the counts cannot be reached, each process counts in memory until they can again (and
+    # says so once per LOG_REPEAT_SECONDS, portal/outage.py); should even that fail, the request
+    # goes on: a limit is never a reason for a 500 or a 503.
     limiter = Limiter(key_func=address_hasher(app), app=app, headers_enabled=False,
                       key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", "qingliu"),
+                      storage_options=storage_options(app.config["RATELIMIT_STORAGE_URI"]),
                       in_memory_fallback_enabled=True, swallow_errors=True)
     for scope, (setting, endpoints) in SHARED_LIMITS.items():
         budget = limiter.shared_limit(app.config[setting], scope=scope)
