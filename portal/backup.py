@@ -13,10 +13,11 @@ A backup folder (0700) holds the dump (0600) and manifest.json (0600), written l
   connection commits in between; after SQLITE_RESTARTS such restarts the last attempt copies
   everything in one step, holding writers back for that copy (500 MiB: 6 s, longer than their
   5 s busy timeout). The copy is checked with `PRAGMA integrity_check`.
-- PostgreSQL: `qingliu.pgdump`, `pg_dump --format=custom` of one transaction snapshot. The
-  backup exports that snapshot (REPEATABLE READ, read only) and counts the rows in it, and
-  pg_dump dumps exactly it (`--snapshot`), so the counts are those of the dump. The dump is
-  checked with `pg_restore --list`.
+- PostgreSQL: `qingliu.pgdump`, `pg_dump --format=custom --compress=1` of one transaction
+  snapshot. The backup exports that snapshot (REPEATABLE READ, read only) and counts the rows
+  in it, and pg_dump dumps exactly it (`--snapshot`), so the counts are those of the dump;
+  writers are not held up (300 MiB of files: 31 s; a writer committing every 20 ms waited at
+  worst 0.29 s, on 2 cores at load 9). The dump is checked with `pg_restore --list`.
 
 The manifest records the format version, the time, the database kind, the schema revision (the
 database's alembic_version) and the code's migration head, every table's row count, the audit
@@ -55,6 +56,10 @@ KEY_FILES = ("audit-log.key", "secret_key")
 # 1024 pages of 4 KiB: 4 MiB under each short read lock.
 SQLITE_STEP_PAGES = 1024
 SQLITE_RESTARTS = 8
+# zlib level 1: the files are age ciphertext, which does not compress; level 1 only takes back
+# the hex of COPY's bytea text (100 MiB of files: 117 MiB in 6.3 s, against 114 MiB in 25 s at
+# pg_dump's default level 6, or 204 MiB uncompressed; 2 loaded cores).
+PG_COMPRESS = 1
 # pg_dump / pg_restore may take long on a large database; this only stops a hung one.
 PG_TIMEOUT = 24 * 3600
 
@@ -352,9 +357,9 @@ def _pg_dump(database: Database, dump: Path, pg_bin: Path | None) -> tuple[State
             server = snap.execute(text("SHOW server_version")).scalar_one()
             with os.fdopen(_new_private_file(dump), "wb") as out:
                 done = subprocess.run(
-                    [pg_dump, "--format=custom", f"--snapshot={snapshot}", "--dbname",
-                     conninfo], stdout=out, stderr=subprocess.PIPE, env=env, check=False,
-                    timeout=PG_TIMEOUT)
+                    [pg_dump, "--format=custom", f"--compress={PG_COMPRESS}",
+                     f"--snapshot={snapshot}", "--dbname", conninfo], stdout=out,
+                    stderr=subprocess.PIPE, env=env, check=False, timeout=PG_TIMEOUT)
                 out.flush()
                 os.fsync(out.fileno())
             snap.rollback()
