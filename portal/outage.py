@@ -231,9 +231,15 @@ class FoldIntoSummary(logging.Filter):
 
 
 def _limiter_record_kind(record: logging.LogRecord) -> str | None:
-    # flask-limiter warns once when it falls back to memory and logs each error it swallows
-    # with a traceback; "storage recovered" (INFO) is let through.
-    return RATE_LIMIT_STORE if record.levelno >= logging.WARNING else None
+    # flask-limiter warns once when it falls back to memory and logs each storage error it
+    # swallows with a traceback; "storage recovered" (INFO) and its other lines (a callback of
+    # ours failing, a limit misconfigured) are let through.
+    message = record.getMessage()
+    if record.levelno < logging.WARNING or "callback" in message:
+        return None
+    if "storage unreachable" in message or "Swallowing error" in message:
+        return RATE_LIMIT_STORE
+    return None
 
 
 def _pool_record_kind(record: logging.LogRecord) -> str | None:

@@ -313,3 +313,25 @@ def test_an_error_that_is_not_an_outage_is_still_a_500_with_its_traceback(app, c
     response = app.test_client().get("/broken-query")
     assert response.status_code == 500
     assert any(r.exc_info for r in caplog.records if "unhandled error" in r.getMessage())
+
+
+def test_the_failure_log_reports_a_count_even_after_the_failures_stop(caplog) -> None:
+    from portal.outage import FailureLog
+
+    clock = Clock()
+    summary = FailureLog(logging.getLogger("test.outage"), every=60, clock=clock)
+    caplog.set_level(logging.INFO, logger="test.outage")
+    for _ in range(5):
+        summary.note("database full", "OperationalError: database or disk is full "
+                                       "(from 10.1.2.3)")
+    summary.flush()  # not a minute yet: nothing more
+    assert len(caplog.records) == 1 and "[address removed]" in caplog.text
+    assert "10.1.2.3" not in caplog.text
+    clock.now += 60
+    summary.flush()  # the failures stopped; the count is still told, once
+    summary.flush()
+    assert [r.getMessage().split(" (latest")[0] for r in caplog.records][1:] == [
+        "database full: 4 more in the last 60 s"]
+    clock.now += 600  # a new failure long after: told as a first one again
+    summary.note("database full", "OperationalError: database or disk is full")
+    assert len(caplog.records) == 3 and "repeats are counted" in caplog.records[2].getMessage()
