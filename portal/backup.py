@@ -469,7 +469,13 @@ def read_backup(directory: Path, migrations: Migrations) -> dict[str, Any]:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise RestoreRefused(f"backup format version {manifest.get('format_version')!r}: this "
                              f"portal restores version {FORMAT_VERSION}")
-    kind = manifest["database"]["kind"]
+    database, tables = manifest.get("database"), manifest.get("tables")
+    if not (isinstance(database, dict) and isinstance(tables, dict)
+            and all(isinstance(database.get(k), str) for k in ("kind", "dump", "sha256"))
+            and isinstance(manifest.get("audit_log"), dict)
+            and isinstance(manifest.get("keys", {}), dict)):
+        raise RestoreRefused(f"{path} is incomplete: not a backup this portal can restore")
+    kind = database["kind"]
     dump = directory / DUMPS.get(kind, "?")
     if not dump.is_file() or manifest["database"].get("dump") != dump.name:
         raise RestoreRefused(f"the dump file {dump.name} is missing from {directory}")

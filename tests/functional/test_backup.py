@@ -340,10 +340,13 @@ def test_restore_refuses_what_it_cannot_restore(app, tmp_path) -> None:
     out = tmp_path / "b"
     assert runner.invoke(args=["backup", str(out)]).exit_code == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["schema_revision"] = "ffffffffffff"
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "manifest.json").write_text(json.dumps({**manifest, "schema_revision": "ffff"}))
     newer = runner.invoke(args=["restore", str(out)])
     assert newer.exit_code == 2 and "newer version" in newer.stderr, newer.stderr
+    (out / "manifest.json").write_text(json.dumps({**manifest, "database": None}))
+    broken = runner.invoke(args=["restore", str(out)])
+    assert broken.exit_code == 2 and "incomplete" in broken.stderr, broken.output
+    assert broken.stderr.count("\n") == 1
 
 
 def test_an_in_memory_or_unknown_database_is_refused_in_words(tmp_path) -> None:
