@@ -60,6 +60,12 @@ def register_template_helpers(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A connection left stale by a PostgreSQL restart is replaced before use (not a 503 per
+        # pooled connection), and an unreachable server answers 503 within 5 s, not a hang.
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
     db.init_app(app)
     with app.app_context():
         enforce_sqlite_foreign_keys(db.engine)
@@ -67,7 +73,9 @@ def register_extensions(app: Flask) -> None:
         import redis
 
         # Staff sessions live in Redis when it is configured (several servers share them).
-        app.extensions["redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
+        # With timeouts: a Redis host that drops packets answers 503, never hangs a thread.
+        app.extensions["redis"] = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=2)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=http.select_locale,
