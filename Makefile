@@ -33,6 +33,9 @@ install: $(VENV)/.installed translations
 
 run: system install
 	$(FLASK) db upgrade
+	@# The embedded database in WAL mode (kept in the file): readers never wait for a writer, and
+	@# `flask backup` copies it without holding writers back.
+	@[ -n "$$DATABASE_URL" ] || $(PY) -c "import sqlite3; sqlite3.connect('instance/qingliu.sqlite3').execute('PRAGMA journal_mode=WAL')"
 	$(FLASK) seed
 	$(FLASK) setup-link --base-url http://127.0.0.1:$(PORT)
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py -b 127.0.0.1:$(PORT) app:app
