@@ -160,4 +160,5 @@ def from_environment(instance_path: Path) -> Settings:
         RECEIPT_HASH_WAIT=float(os.environ.get("RECEIPT_HASH_WAIT") or Settings.RECEIPT_HASH_WAIT),
         RETRY_AFTER_SECONDS=_env_int("RETRY_AFTER_SECONDS", Settings.RETRY_AFTER_SECONDS),
         READY_MIN_FREE_MB=_env_int("READY_MIN_FREE_MB", Settings.READY_MIN_FREE_MB),
+        LOG_REPEAT_SECONDS=_env_int("LOG_REPEAT_SECONDS", Settings.LOG_REPEAT_SECONDS),
     )
