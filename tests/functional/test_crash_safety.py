@@ -116,15 +116,38 @@ class Portal:
         with self.engine.connect() as conn:
             return conn.scalar(text("SELECT count(*) FROM tips"))
 
-    def writing(self) -> bool:
-        """Whether a transaction that has written something is open on the database."""
+    def storing_files(self) -> Callable[[], bool]:
+        """A probe: whether a transaction is open that has stored part of an attachment."""
         if self.engine.dialect.name == "postgresql":
-            with self.engine.connect() as conn:
-                return bool(conn.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")))
-        # SQLite (rollback journal): the journal exists from the first write until commit.
-        return Path(make_url(self.database_url).database + "-journal").exists()
+            def inserting_chunks() -> bool:
+                with self.engine.connect() as conn:
+                    return bool(conn.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND backend_xid IS NOT NULL "
+                        "AND query LIKE 'INSERT INTO blob_chunks%' "
+                        "AND pid <> pg_backend_pid()")))
+            return inserting_chunks
+        # SQLite: a rollback journal exists from a transaction's first write (the tip) to its
+        # commit, and grows as the attachment's chunk rows go in; in WAL mode, 3 MB of chunk rows
+        # overflow the page cache into the WAL before the commit.
+        path = Path(make_url(self.database_url).database)
+        journal, wal = Path(f"{path}-journal"), Path(f"{path}-wal")
+
+        def size(file: Path) -> int:
+            try:
+                return file.stat().st_size
+            except FileNotFoundError:
+                return 0
+
+        wal_before, first_write = size(wal), [0]
+
+        def writing_chunks() -> bool:
+            now = size(journal)
+            if now and not first_write[0]:
+                first_write[0] = now
+            return bool(first_write[0] and now > first_write[0]) or (
+                size(wal) > wal_before + 1024 * 1024)
+        return writing_chunks
 
     def expected_receipt(self, report: Report) -> str:
         secrets_ = receipts.SubmissionSecrets.from_secret_key(self.secret_key)
@@ -194,9 +217,9 @@ def kill_round(portal: Portal, *, master: bool) -> dict[str, Report]:
     answered.answers.append(first)
 
     storing = portal.new_report("storing")
-    stored = portal.tips()
+    stored, storing_files = portal.tips(), portal.storing_files()
     storing.upload.send()
-    assert wait_for(lambda: portal.writing() or portal.tips() == stored + 1)
+    assert wait_for(lambda: storing_files() or portal.tips() == stored + 1)
     portal.server.kill9(master=master)
 
     answered_lost.upload.close()  # its answer never read: lost
