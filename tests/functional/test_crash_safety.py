@@ -21,15 +21,19 @@ stored (gunicorn's graceful_timeout must cover an upload).
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import os
 import runpy
+import sqlite3
+import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,26 +131,24 @@ class Portal:
                         "AND query LIKE 'INSERT INTO blob_chunks%' "
                         "AND pid <> pg_backend_pid()")))
             return inserting_chunks
-        # SQLite: a rollback journal exists from a transaction's first write (the tip) to its
-        # commit, and grows as the attachment's chunk rows go in; in WAL mode, 3 MB of chunk rows
-        # overflow the page cache into the WAL before the commit.
-        path = Path(make_url(self.database_url).database)
-        journal, wal = Path(f"{path}-journal"), Path(f"{path}-wal")
-
-        def size(file: Path) -> int:
-            try:
-                return file.stat().st_size
-            except FileNotFoundError:
-                return 0
-
-        wal_before, first_write = size(wal), [0]
+        # SQLite: a writer holds the write lock (WAL: byte 120 of the -shm file; rollback
+        # journal: the RESERVED byte of the database file) from the tip's first write to the
+        # commit; 3 MB of chunk rows overflow the page cache, so the WAL (or the journal) is
+        # written again before the commit. Looked at with F_GETLK, which takes no lock.
+        path = make_url(self.database_url).database
+        wal_mode = Path(f"{path}-wal").exists()
+        locked, written = ((f"{path}-shm", 120), f"{path}-wal") if wal_mode else (
+            (path, 0x40000001), f"{path}-journal")
+        first_seen: list[int] = []
 
         def writing_chunks() -> bool:
-            now = size(journal)
-            if now and not first_write[0]:
-                first_write[0] = now
-            return bool(first_write[0] and now > first_write[0]) or (
-                size(wal) > wal_before + 1024 * 1024)
+            if not write_locked(*locked):
+                first_seen.clear()
+                return False
+            mtime = modified(written)
+            if not first_seen:
+                first_seen.append(mtime)
+            return mtime > first_seen[0]
         return writing_chunks
 
     def expected_receipt(self, report: Report) -> str:
@@ -158,6 +160,24 @@ class Portal:
     def restart(self) -> None:
         self.server = self.server.restart()
         assert self.server.wait_ready() == 200
+
+
+def write_locked(path: str, offset: int) -> bool:
+    """Whether another process holds a POSIX write lock on byte `offset` of `path`."""
+    request = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
+    finally:
+        os.close(fd)
+    return struct.unpack("hhqqi", answer)[0] != fcntl.F_UNLCK
+
+
+def modified(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:
@@ -185,6 +205,10 @@ def portal(app: Flask, portal_keys: dict[str, str], tmp_path: Path) -> Iterator[
     database_url = app.config["SQLALCHEMY_DATABASE_URI"]
     db.session.remove()
     db.engine.dispose()
+    if make_url(database_url).get_backend_name() == "sqlite":
+        # As `make run` leaves the embedded database: in WAL mode, kept in the file.
+        with closing(sqlite3.connect(make_url(database_url).database)) as conn:
+            assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
     env = {"SECRET_KEY": app.config["SECRET_KEY"], "SUBMIT_RATE_LIMIT": "10000 per hour",
            "FOLLOWUP_RATE_LIMIT": "10000 per hour"}
     if TEST_REDIS_URL:
