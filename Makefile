@@ -11,7 +11,8 @@ PYTHON ?= python3
 # PDF). Installed when missing and we are root; otherwise the command to run is printed.
 SYSTEM_PACKAGES := ffmpeg fonts-arphic-uming fonts-wqy-zenhei
 system:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then echo "== installing$$missing"; apt-get update -qq && \
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
