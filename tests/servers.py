@@ -154,13 +154,14 @@ class Gunicorn:
         return _spawn(self.env, self.args, self.port, self.folder, self.started + 1)
 
 
-def start_gunicorn(app_env: Mapping[str, str], database_url: str, *, workers: int = 1,
-                   threads: int = 4, extra_args: Sequence[str] = (),
+def start_gunicorn(app_env: Mapping[str, str], database_url: str, *, workers: int | None = 1,
+                   threads: int | None = 4, extra_args: Sequence[str] = (),
                    folder: Path | None = None, port: int | None = None) -> Gunicorn:
     """Start `gunicorn -c gunicorn.conf.py app:app` (as `make run` does) on `database_url`, with
     the portal settings in `app_env` on top of the defaults below, and return at once (call
     wait_ready). The instance files (audit-log signing key, rate-limit counts file) go to
-    `folder` (a new temporary folder if None), never to the repository's instance/."""
+    `folder` (a new temporary folder if None), never to the repository's instance/. Workers
+    or threads None: as gunicorn.conf.py says."""
     folder = Path(folder or tempfile.mkdtemp(prefix="qingliu-gunicorn-"))
     folder.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in PORTAL_VARIABLES}
@@ -175,7 +176,8 @@ def start_gunicorn(app_env: Mapping[str, str], database_url: str, *, workers: in
         env.pop("REDIS_URL", None)
         env.setdefault("RATELIMIT_STORAGE_URI",
                        f"qingliu-sqlite://{folder / 'ratelimits.sqlite3'}")
-    args = ["--workers", str(workers), "--threads", str(threads), *extra_args]
+    args = [*(["--workers", str(workers)] if workers is not None else []),
+            *(["--threads", str(threads)] if threads is not None else []), *extra_args]
     return _spawn(env, args, port or free_port(), folder, 1)
 
 
