@@ -63,9 +63,11 @@ def register_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # A connection left stale by a PostgreSQL restart is replaced before use (not a 503 per
         # pooled connection), and an unreachable server answers 503 within 5 s, not a hang.
-        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.setdefault("pool_pre_ping", True)
-        options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
+        options["connect_args"] = {"connect_timeout": 5, **options.get("connect_args", {})}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    open_sqlite_without_creating(app)
     db.init_app(app)
     with app.app_context():
         enforce_sqlite_foreign_keys(db.engine)
@@ -80,6 +82,34 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=http.select_locale,
                    default_translation_directories=str(ROOT / "portal" / "translations"))
+
+
+def open_sqlite_without_creating(app: Flask) -> None:
+    """An embedded database that exists when the portal starts is opened for reading and writing
+    only, never created: should its file be moved away or its disk be unmounted, requests answer
+    503 (portal/outage.py) instead of SQLite making a new empty file there, which would answer
+    500 and which a later `make run` would set up as a new portal in place of the real one. A
+    file that does not exist yet (a new installation, `flask db upgrade`) is created as usual."""
+    import sqlite3
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    database = url.database or ""
+    if (url.get_backend_name() != "sqlite" or database in ("", ":memory:")
+            or database.startswith("file:") or url.query.get("uri")):
+        return
+    path = Path(database)
+    if not path.is_absolute() or not path.is_file():
+        return
+    target = f"file:{quote(str(path))}?mode=rw"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(target, uri=True, check_same_thread=False)
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "creator": connect, **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
 
 
 def enforce_sqlite_foreign_keys(engine: object) -> None:

@@ -37,6 +37,19 @@ def _explain(code: int) -> str:
                         "try again later."))
 
 
+def _title(code: int) -> str:
+    """The page's title: the code in words (a tab or a screen reader reads it)."""
+    return {
+        400: gettext("Not understood"),
+        403: gettext("Not allowed"),
+        404: gettext("Page not found"),
+        405: gettext("Not accepted here"),
+        413: gettext("Too large"),
+        429: gettext("Too many attempts"),
+        503: gettext("Unavailable for a moment"),
+    }.get(code, gettext("Something went wrong"))
+
+
 def _mb(key: str) -> int:
     from flask import current_app
 
@@ -80,10 +93,11 @@ def _respond(code: int, message: str | None = None,
     else:
         staff_side, caller = _staff_side(code)
         if staff_side:
-            page = render_template("errors/staff_error.html", code=code, message=message,
-                                   caller=caller)
+            page = render_template("errors/staff_error.html", code=code, title=_title(code),
+                                   message=message, caller=caller)
         else:
-            page = render_template("errors/error.html", code=code, message=message)
+            page = render_template("errors/error.html", code=code, title=_title(code),
+                                   message=message)
         response = make_response(page, code)
     response.headers.update(headers or {})
     return response

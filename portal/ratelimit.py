@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from hashlib import sha256
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_limiter import Limiter
 
 from portal import crypto, limitstore
@@ -88,6 +88,12 @@ def storage_options(storage_uri: str) -> dict[str, float]:
     return {}
 
 
+def spends_budget(response: Response) -> bool:
+    """A 503 (the receipt hash busy, the database down) did nothing and asks the citizen to
+    send the same again: it must not use up their budget of tips or follow-ups."""
+    return response.status_code != 503
+
+
 def install_rate_limits(app: Flask) -> Limiter:
     # If the counts cannot be reached, each process counts in memory until they can again (and
     # says so once per LOG_REPEAT_SECONDS, portal/outage.py); should even that fail, the request
@@ -97,7 +103,8 @@ def install_rate_limits(app: Flask) -> Limiter:
                       storage_options=storage_options(app.config["RATELIMIT_STORAGE_URI"]),
                       in_memory_fallback_enabled=True, swallow_errors=True)
     for scope, (setting, endpoints) in SHARED_LIMITS.items():
-        budget = limiter.shared_limit(app.config[setting], scope=scope)
+        budget = limiter.shared_limit(app.config[setting], scope=scope,
+                                      deduct_when=spends_budget)
         for endpoint in endpoints:
             app.view_functions[endpoint] = budget(app.view_functions[endpoint])
     signin = limiter.shared_limit(app.config["STAFF_SIGNIN_RATE_LIMIT"], scope="staff-signin",

@@ -122,6 +122,13 @@ def _files_again() -> list[str]:
                      if name.strip()]
 
 
+def _not_sent_title(status: int) -> str | None:
+    """The heading over a form that comes back because the portal could not take it (busy, or
+    the database cannot store): the message below says why; the usual heading ("Please check
+    what is listed here…") would ask the citizen to correct what is not wrong."""
+    return gettext("Not sent yet") if status == 503 else None
+
+
 def _render_report(form: ReportForm, status: int = 200, loose: list[str] | None = None
                    ) -> tuple[str, int]:
     categories = _categories()
@@ -135,6 +142,7 @@ def _render_report(form: ReportForm, status: int = 200, loose: list[str] | None 
         lang=current_lang(),
         uncleanable=describe_uncleanable(),
         summary=_summary(form),
+        summary_title=_not_sent_title(status),
         loose_errors=loose or [],
         files_again=_files_again(),
         max_files=current_app.config["MAX_FILES"],
@@ -279,6 +287,7 @@ def _render_status(key: followup.FollowupKey, reply_form: ReplyForm | None = Non
     return render_template("citizen/status.html", view=view, reply_form=reply_form, sent=sent,
                            handle=token, what_was_sent=_what_was_sent(view),
                            summary=_summary(reply_form), loose_errors=loose or [],
+                           summary_title=_not_sent_title(status),
                            files_again=files_again if files_again is not None else (
                                _files_again() if status >= 400 else []),
                            max_files=current_app.config["MAX_FILES"]), status

@@ -213,3 +213,35 @@ def test_the_api_document_lists_the_busy_answer(client) -> None:
     for path in ("/tips", "/followup", "/followup/messages"):
         busy = paths[path]["post"]["responses"]["503"]
         assert "Retry-After" in busy["headers"], path
+
+
+def test_busy_refusals_do_not_spend_the_citizens_budget(app_factory) -> None:
+    """The page asks the citizen to send the same form again: the refusals before must not use
+    up the tips they may file (nor the follow-ups), or doing as told would end in 429."""
+    application = app_factory(RECEIPT_HASH_SLOTS=1, RECEIPT_HASH_QUEUE=0, RECEIPT_HASH_WAIT=0.05,
+                              RATELIMIT_ENABLED=True, SUBMIT_RATE_LIMIT="2 per hour",
+                              FOLLOWUP_RATE_LIMIT="2 per hour")
+    with application.app_context():
+        from portal.setup import complete_setup
+        from tests.conftest import ADMIN_PASSWORD, COSTS
+
+        complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)
+        client = application.test_client()
+        data = report_data(client, "en")
+        gate = hashgate.process_gate()
+        gate.acquire()
+        try:
+            for _ in range(4):
+                assert client.post("/report?lang=en", data=data).status_code == 503
+                assert client.post("/followup?lang=en", data={
+                    "receipt": "ABCD-EFGH-JKMN-PQRS-TVWX"}).status_code == 503
+        finally:
+            gate.release()
+        filed = client.post("/report?lang=en", data=data)
+        assert filed.status_code == 201
+        assert client.post("/followup?lang=en",
+                           data={"receipt": receipt_of(filed)}).status_code == 200
+        # The budget itself still holds: a second and a third report.
+        assert client.post("/report?lang=en", data=report_data(client, "en")).status_code == 201
+        assert client.post("/report?lang=en", data=report_data(client, "en")).status_code == 429
+        db.session.remove()

@@ -196,6 +196,35 @@ def test_database_unreachable_answers_503_in_the_visitors_language(tmp_path, cap
     assert_quiet_log(caplog)
 
 
+def test_an_embedded_database_moved_away_answers_503_and_is_not_made_again(tmp_path,
+                                                                            caplog) -> None:
+    """The SQLite file that existed at start is moved away (a volume unmounted, an operator's
+    mistake): requests answer 503, and no new empty database appears in its place, which would
+    answer 500 ("no such table") and which a later `make run` would set up as a new portal."""
+    database = tmp_path / "portal.sqlite3"
+    settings = {**test_settings(tmp_path), "RETRY_AFTER_SECONDS": RETRY,
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"}
+    made = create_app(settings)
+    with made.app_context():
+        db.create_all()
+        db.engine.dispose()
+    app = create_app(settings)
+    with_clock(app)
+    caplog.set_level(logging.INFO)
+    client = app.test_client()
+    assert client.get("/?lang=en").status_code == 200
+    with app.app_context():
+        db.engine.dispose()  # as after a restart: no connection still holds the old file open
+    database.rename(tmp_path / "moved-away.sqlite3")
+    for lang, words in UNAVAILABLE.items():
+        page = client.get(f"/?lang={lang}")
+        assert page.status_code == 503 and words in page.get_data(as_text=True)
+        assert page.headers["Retry-After"] == str(RETRY)
+    assert not database.exists()
+    assert len(summary_lines(caplog, "database unreachable")) == 1, caplog.text
+    assert_quiet_log(caplog)
+
+
 # ---------------------------------------------------------------------------------------------
 # Database read-only or full
 

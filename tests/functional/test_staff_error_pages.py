@@ -64,3 +64,15 @@ def test_one_time_staff_links_are_staff_pages_without_the_citizens_promises(clie
         assert page.status_code in (200, 404, 410), path
         assert 'class="staff"' in text, path
         assert CITIZEN_LINK not in text, path
+
+
+def test_error_pages_are_titled_in_words_not_codes(app, client) -> None:
+    """A browser tab and a screen reader read the title: "页面不存在 — 清流", never "404 — 清流"."""
+    import re
+
+    for path in ("/no-such-page", "/staff/no-such-page"):
+        for lang, locale in (("zh", "zh_Hans"), ("ko", "ko"), ("en", "en")):
+            page = client.get(f"{path}?lang={lang}").get_data(as_text=True)
+            title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+            assert words(app, locale, "Page not found") in title, (path, title)
+            assert "404" not in title, (path, title)
