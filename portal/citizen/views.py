@@ -301,6 +301,19 @@ def _expired(draft: str = "") -> tuple[str, int]:
                            files_again=_files_again()), 400
 
 
+@bp.post("/followup/language")
+@csrf.exempt  # changes nothing but the visit's language; an unsent message must not be lost
+def followup_language() -> str:
+    """The follow-up page holding an unsent message (its visit expired, or the portal was busy)
+    in another language: its language buttons post the form here, and the message comes back.
+    The receipt is not written back into the page (it never is)."""
+    form = FollowupForm()
+    _switch_language(request.form.get("lang"))
+    form.receipt.data = ""
+    return render_template("citizen/followup.html", form=form, not_found=False,
+                           draft_kept=bool(form.draft.data))
+
+
 @bp.post("/followup")
 def followup_lookup() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = FollowupForm()

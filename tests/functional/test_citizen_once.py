@@ -425,3 +425,22 @@ def test_api_message_with_an_idempotency_key_is_added_once(client, portal_keys):
     # The same key as a tip's Idempotency-Key files its own tip: the namespaces are separate.
     assert client.post("/api/v1/tips", json={"narrative": "x"},
                        headers={"Idempotency-Key": key}).status_code == 201
+
+
+def test_an_unsent_message_survives_the_follow_up_pages_language_buttons(client) -> None:
+    """The follow-up form holding an unsent message (the visit expired, or the portal was busy):
+    its language buttons post the message along instead of following a link that would drop it;
+    the receipt typed meanwhile is not written back."""
+    expired = client.post("/followup/status", data={"token": "00" * 60, "lang": "en",
+                                                    "body": "The pipe ran again last night."})
+    page = expired.get_data(as_text=True)
+    assert 'form="followup-form" formaction="/followup/language"' in page
+    switched = client.post("/followup/language", data={
+        "lang": "ko", "draft": "The pipe ran again last night.",
+        "receipt": "7Q3K-9MZP-2XW4-HJ8R-T5VN"})
+    text = switched.get_data(as_text=True)
+    assert switched.status_code == 200 and 'lang="ko"' in text
+    assert "The pipe ran again last night." in text
+    assert "7Q3K-9MZP-2XW4-HJ8R-T5VN" not in text
+    # Without a message the buttons stay plain links.
+    assert 'formaction="/followup/language"' not in client.get("/followup").get_data(as_text=True)

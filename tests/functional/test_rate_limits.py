@@ -99,6 +99,7 @@ NOT_COUNTED = {
     "citizen.receipt_again": "shows a receipt again for a 128-bit form token; files nothing",
     "citizen.receipt_download": "echoes the receipt the visitor holds as a file",
     "citizen.followup_show": "the status page again for a sealed handle; looks nothing up",
+    "citizen.followup_language": "the follow-up form again in another language; looks nothing up",
 }
 STAFF_API = ("/api/v1/staff", "/api/v1/liaison")
 

@@ -165,6 +165,7 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "citizen.receipt_again POST": EVERYONE, "citizen.receipt_download POST": EVERYONE,
     "citizen.followup_form GET": EVERYONE, "citizen.followup_lookup POST": {"citizen"},
     "citizen.followup_show POST": EVERYONE, "citizen.followup_reply POST": EVERYONE,
+    "citizen.followup_language POST": EVERYONE,
     "api.openapi GET": EVERYONE, "api.categories GET": EVERYONE, "api.create_tip POST": EVERYONE,
     "api.followup_status POST": {"citizen"}, "api.followup_message POST": EVERYONE,
     # Sign-in and sign-out.
