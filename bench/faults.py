@@ -20,7 +20,8 @@ the log the server writes meanwhile is measured. Faults:
 - Disk full: the database on a small tmpfs (SQLite: the file; PostgreSQL: a tablespace), filled
   up but for about 1.5 MB, tips with a 3 MB file. Needs root (mount); skipped, saying so, if not.
 - SIGTERM during 200 uploads: 200 connections have sent half of a 256 KB report when the master
-  gets SIGTERM; they send the rest and read their answers.
+  gets SIGTERM; they send the rest one after another over `--sigterm-seconds` (40) and read
+  their answers.
 
 Prints one line per fault: what was seen (status codes per request, log bytes per 20 s and log
 lines), the goal, and "ok" or "short". This measures; it changes nothing in the portal.
@@ -395,18 +396,20 @@ def sigterm_during_uploads(database_url: str, folder: Path, uploads: int, second
             [("notes.txt", os.urandom(128 * 1024).hex().encode())], chunk=16 * 1024))
     half_sent = threading.Barrier(uploads + 1)
     go = threading.Event()
-    pause = seconds / (len(posts[0].body) / 2 / posts[0].chunk)
 
-    def send(post) -> Answer | None:
+    def send(index: int, post) -> Answer | None:
         try:
             post.send(upto=len(post.body) // 2)
         finally:
             half_sent.wait(timeout=120)
         go.wait(timeout=120)
-        return attempt(lambda: post.send(pause=pause).answer())
+        # The second halves end one after another over `seconds` (as many phones would), so
+        # that the receipt-hash gate is not what turns them away.
+        time.sleep(seconds * index / uploads)  # pacing the clients, not waiting for anything
+        return attempt(lambda: post.send().answer())
 
     with ThreadPoolExecutor(uploads) as pool:
-        futures = [pool.submit(send, post) for post in posts]
+        futures = [pool.submit(send, i, post) for i, post in enumerate(posts)]
         half_sent.wait(timeout=120)
         deadline = time.monotonic() + 30
         while accept_queue(server.port) and time.monotonic() < deadline:
@@ -419,12 +422,12 @@ def sigterm_during_uploads(database_url: str, folder: Path, uploads: int, second
     took = time.monotonic() - stopped_at
     seen = Counter("cut" if a is None else a.status for a in answers)
     filed = stored(database_url)[0] - before
-    ok = seen.get(201, 0) + seen.get(503, 0) == uploads and filed == seen.get(201, 0)
+    ok = seen.get(201, 0) == uploads and filed == uploads
     codes = " ".join(f"{k}×{v}" for k, v in sorted(seen.items(), key=str))
     return Result(f"SIGTERM during {uploads} uploads",
                   f"answers {codes}; stored {filed}; master exited {exit_code} after "
                   f"{took:.0f} s (graceful_timeout {CONF.get('graceful_timeout')} s)",
-                  "every in-flight upload finishes (none cut; 503 only with nothing stored)", ok)
+                  "every in-flight upload finishes: 201 and stored", ok)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -441,8 +444,9 @@ def main() -> None:
                         "created there and dropped); default: SQLite in a temporary folder")
     parser.add_argument("--seconds", type=float, default=20, help="window per fault")
     parser.add_argument("--uploads", type=int, default=200, help="in flight at SIGTERM")
-    parser.add_argument("--sigterm-seconds", type=float, default=10,
-                        help="how long the uploads take to send their second half")
+    parser.add_argument("--sigterm-seconds", type=float, default=40,
+                        help="the uploads' second halves end over this long after SIGTERM "
+                             "(beyond the 30 s graceful_timeout gunicorn.conf.py used to have)")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="qingliu-faults-") as tmp:
