@@ -108,9 +108,11 @@ def live_counts() -> dict[str, int]:
 
 
 def mark_schema_revision(revision: str) -> None:
-    """The tests' databases are made by create_all: give this one a migrations' revision."""
+    """The tests' databases are made by create_all and stamped with the head (tests/conftest.py):
+    give this one an older revision, as a backup taken before an upgrade has."""
     db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
                             "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+    db.session.execute(text("DELETE FROM alembic_version"))
     db.session.execute(text("INSERT INTO alembic_version VALUES (:r)"), {"r": revision})
     db.session.commit()
 
