@@ -33,8 +33,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, bench/ comes first on the path, and its queue.py would stand in for the
-# standard library's (which concurrent.futures imports): the repository instead.
+# Run as a script, bench/ comes first on the path: the repository instead (portal, tests.servers),
+# so that no script of bench/ can stand in for a module of the standard library.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 

@@ -50,7 +50,7 @@ class Tip(Base):
         Index("ix_tips_queue_due", "unit_id", "due_at", "id"),
         Index("ix_tips_queue_category", "unit_id", "category_id", "received_at", "id"),
         # 州本级 sees every unit: with unit_id IN (…) only an index that starts with the sort
-        # key returns rows in order (bench/queue.py: 300 ms → 3 ms at 1,000,000 tips).
+        # key returns rows in order (bench/officer_queue.py: 300 ms → 3 ms at 1,000,000 tips).
         Index("ix_tips_received", "received_at", "id"),
         Index("ix_tips_due", "due_at", "id"),
         Index("ix_tips_priority", "priority", "received_at", "id"),

@@ -62,7 +62,7 @@ def upgrade():
                               unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_attachments_suggestion_id_suggestions'),
                                     'suggestions', ['suggestion_id'], ['id'])
-    # The queue of 州本级 (all units) reads in sort order only through these (bench/queue.py).
+    # The queue of 州本级 (all units) reads in sort order only through these (bench/officer_queue.py).
     with op.batch_alter_table('tips', schema=None) as batch_op:
         batch_op.create_index('ix_tips_received', ['received_at', 'id'], unique=False)
         batch_op.create_index('ix_tips_due', ['due_at', 'id'], unique=False)

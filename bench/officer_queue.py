@@ -4,9 +4,9 @@ officer and for a 州本级 officer, with a few filters, plus a second keyset pa
 category counts. The requirement is a median under 50 ms for every queue case; the category
 counts are reported but not held to it.
 
-Run:  .venv/bin/python bench/queue.py                       (SQLite file in a temporary folder)
-      .venv/bin/python bench/queue.py --tips 20000 --runs 20  (a quick check)
-      .venv/bin/python bench/queue.py \\
+Run:  .venv/bin/python bench/officer_queue.py                (SQLite file in a temporary folder)
+      .venv/bin/python bench/officer_queue.py --tips 20000 --runs 20  (a quick check)
+      .venv/bin/python bench/officer_queue.py \\
           --database-url postgresql://postgres@127.0.0.1:5432/qingliu_bench
 The PostgreSQL database is created when missing and its tables are dropped and created again
 (never point this at the test suite's database). --keep leaves the data behind (the SQLite
