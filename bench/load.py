@@ -30,16 +30,15 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from serve import free_port, start_server
+
 TIMEOUT = 60.0  # a request not answered by then counts as not served
 
 
@@ -176,52 +175,6 @@ async def slow(port: int, seconds: float, slow_count: int, normal_count: int
         task.cancel()
     await asyncio.gather(*uploaders, return_exceptions=True)
     return tally, len(opened)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def empty_postgres(url: str) -> None:
-    """Drop everything in the bench database (created if missing), with Debian's psql."""
-    url = url.replace("postgresql+psycopg://", "postgresql://")
-    base, _, name = url.rpartition("/")
-    # Fails harmlessly when the database exists already.
-    subprocess.run(["psql", f"{base}/postgres", "-qc", f'CREATE DATABASE "{name}"'],
-                   check=False, capture_output=True)
-    subprocess.run(["psql", url, "-qc", "DROP SCHEMA public CASCADE; CREATE SCHEMA public"],
-                   check=True, capture_output=True)
-
-
-def start_server(folder: Path, port: int, database_url: str | None,
-                 wsgi_app: str = "app:app") -> subprocess.Popen:
-    # Everything the instance folder would hold goes to `folder` instead.
-    env = {**os.environ, "PORTAL_ADMIN_PASSWORD": "bench password 123",
-           "SUBMIT_RATE_LIMIT": "1000000 per hour", "FOLLOWUP_RATE_LIMIT": "1000000 per hour",
-           "SECRET_KEY": os.urandom(32).hex(),
-           "AUDIT_SIGNING_KEY_FILE": str(folder / "audit-log.key"),
-           "RATELIMIT_STORAGE_URI": f"qingliu-sqlite://{folder / 'ratelimits.sqlite3'}"}
-    env.pop("REDIS_URL", None)
-    env["DATABASE_URL"] = database_url or f"sqlite:///{folder / 'qingliu.sqlite3'}"
-    if database_url:
-        empty_postgres(database_url)
-    flask = [sys.executable, "-m", "flask", "--app", "app"]
-    for args in (["db", "upgrade"], ["seed"],
-                 ["setup", "--admin", "bench", "--recovery-out", str(folder / "keys")]):
-        subprocess.run([*flask, *args], cwd=ROOT, env=env, check=True, capture_output=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-         wsgi_app], cwd=ROOT, env=env)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("server did not start")
 
 
 def line(figure: str, value: str, goal: str, ok: bool) -> None:

@@ -15,18 +15,15 @@ import io
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from PIL import Image
+from serve import free_port, start_server
 
-ROOT = Path(__file__).resolve().parents[1]
 MB = 1_000_000
 
 
@@ -56,27 +53,6 @@ def multipart(fields: dict[str, str], files: list[tuple[str, bytes]]) -> tuple[b
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def start_server(folder: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "SECRET_KEY": "bench", "PORTAL_ADMIN_PASSWORD": "bench password 123"}
-    env.setdefault("DATABASE_URL", f"sqlite:///{folder / 'bench.sqlite3'}")
-    flask = [sys.executable, "-m", "flask", "--app", "app"]
-    for args in (["db", "upgrade"], ["setup", "--admin", "bench", "--recovery-out",
-                                     str(folder / "keys")]):
-        subprocess.run([*flask, *args], cwd=ROOT, env=env, check=True, capture_output=True)
-    env["SUBMIT_RATE_LIMIT"] = "100000 per hour"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-         "app:app"], cwd=ROOT, env=env)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("server did not start")
-
-
 def post(port: int, body: bytes, content_type: str) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     started = time.perf_counter()
@@ -102,11 +78,9 @@ def main() -> None:
     parser.add_argument("--photo-runs", type=int, default=5)
     parser.add_argument("--photo-mb", type=float, default=20)
     args = parser.parse_args()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), port)
+        server = start_server(Path(tmp), port, os.environ.get("DATABASE_URL"))
         try:
             text_body = json.dumps({"narrative": "bench tip", "county": "yanji",
                                     "category": "P01"}).encode()

@@ -184,17 +184,17 @@ def _reset_database(*, seeded: bool = False) -> None:
             _restore_seed() if _seed_snapshot is not None else _take_seed_snapshot()
     else:
         db.create_all()
-    _stamp_migrations_head()
+    stamp_migrations_head()
 
 
-def _stamp_migrations_head() -> None:
+def stamp_migrations_head(app: Flask | None = None) -> None:
     """The tables come from create_all; leave the head revision in alembic_version as
     `flask db upgrade` would, so that /readyz finds the database migrated."""
     from flask import current_app
 
     from portal.readiness import migration_heads
 
-    heads = migration_heads(Path(current_app.extensions["migrate"].directory))
+    heads = migration_heads(Path((app or current_app).extensions["migrate"].directory))
     db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
                             "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
     db.session.execute(text("DELETE FROM alembic_version"))

@@ -23,23 +23,11 @@ from portal import create_app, readiness
 from portal.extensions import db
 from portal.setup import complete_setup
 from referral import letter
-from tests.conftest import ADMIN_PASSWORD, COSTS, test_settings
+from tests.conftest import ADMIN_PASSWORD, COSTS, stamp_migrations_head, test_settings
 
 RETRY_AFTER = 17  # not the default, so that the header is seen to come from the setting
 READY = {"READY_MIN_FREE_MB": 1, "RETRY_AFTER_SECONDS": RETRY_AFTER}
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
-
-
-def stamp_migrations_head(app: Flask) -> None:
-    """The tests' databases are made by create_all; `flask db upgrade` would also have left the
-    head revision in alembic_version."""
-    heads = readiness.migration_heads(Path(app.extensions["migrate"].directory))
-    db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
-                            "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-    db.session.execute(text("DELETE FROM alembic_version"))
-    for head in heads:
-        db.session.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
-    db.session.commit()
 
 
 def set_up(app: Flask) -> None:

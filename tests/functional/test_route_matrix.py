@@ -19,13 +19,13 @@ Requests carry no valid input: a POST that reaches its view is refused for its c
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.conftest import stamp_migrations_head
 from tests.fuzzing import (
     ROLES,
     Fuzzer,
@@ -222,20 +222,6 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     # Load balancers' probes (portal/health.py): everyone, "ok" and "ready" and nothing more.
     "health.healthz GET": EVERYONE, "health.readyz GET": EVERYONE,
 }
-
-
-def stamp_migrations_head(app: Flask) -> None:
-    from sqlalchemy import text
-
-    from portal.extensions import db
-    from portal.readiness import migration_heads
-
-    db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
-                            "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-    db.session.execute(text("DELETE FROM alembic_version"))
-    for head in migration_heads(Path(app.extensions["migrate"].directory)):
-        db.session.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
-    db.session.commit()
 
 
 def expected(endpoint: str, method: str, variant: str) -> frozenset[str]:
