@@ -79,6 +79,16 @@ def probe(app: Flask) -> Probe:
     return found
 
 
+def problems(app: Flask) -> list[readiness.Check]:
+    """The required checks this server fails, for the administrator's start page (which says
+    what to do about each in words); none when the checks themselves cannot run."""
+    try:
+        checks = probe(app).checks(HTTP_DEADLINE)
+    except Exception:  # the page must render whatever the checks meet
+        return []
+    return [check for check in checks if check.required and not check.ok]
+
+
 def _plain(body: str, status: int = 200) -> Response:
     response = Response(body + "\n", status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"

@@ -36,7 +36,7 @@ from models import (
     UnitKind,
     User,
 )
-from portal import auth, crypto, custody
+from portal import auth, crypto, custody, health
 from portal.accounts import (
     MIN_PASSWORD_LENGTH,
     RESET_CONFIRM,
@@ -164,6 +164,7 @@ def home() -> Any:
     return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
                            per_role=[(role, per_role.get(role.value, 0)) for role in Role],
                            warnings=admin_warnings(db.session, _today()),
+                           server_problems=health.problems(current_app._get_current_object()),
                            to_confirm=_resets_to_confirm(),
                            roles_waiting=waiting_for(db.session, caller.user.id))
 

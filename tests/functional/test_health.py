@@ -285,3 +285,24 @@ def test_the_start_up_lookup_is_made_once_per_process(monkeypatch: pytest.Monkey
     first = readiness.system_parts_cached(readiness.font_choices(), "/usr/bin:/bin")
     assert readiness.system_parts_cached(readiness.font_choices(), "/usr/bin:/bin") == first
     assert calls == list(readiness.MEDIA_TOOLS)
+
+
+@pytest.mark.parametrize("lang", ["zh", "ko", "en"])
+def test_the_administrator_reads_what_the_server_lacks(ready_app: Flask,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       lang: str) -> None:
+    """The first hand-over must not be what finds the fonts missing: the administrator's start
+    page says so in words, with the command that installs them."""
+    from flask_babel import force_locale, gettext
+
+    from tests.functional.test_admin_users import admin_client
+
+    admin, _ = admin_client(ready_app)
+    fine = admin.get(f"/admin?lang={lang}").get_data(as_text=True)
+    monkeypatch.setattr(letter, "BODY_FONT",
+                        replace(letter.BODY_FONT, files=("/nonexistent/uming.ttc",)))
+    page = admin.get(f"/admin?lang={lang}").get_data(as_text=True)
+    with ready_app.test_request_context(), force_locale({"zh": "zh_Hans"}.get(lang, lang)):
+        title = gettext("This server is not ready")
+    assert title not in fine
+    assert title in page and "apt-get install fonts-arphic-uming fonts-wqy-zenhei" in page
