@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def open_sqlite_without_creating(app: Flask) -> None:
-    """An embedded database that exists when the portal starts is opened for reading and writing
-    only, never created: should its file be moved away or its disk be unmounted, requests answer
-    503 (portal/outage.py) instead of SQLite making a new empty file there, which would answer
-    500 and which a later `make run` would set up as a new portal in place of the real one. A
-    file that does not exist yet (a new installation, `flask db upgrade`) is created as usual."""
+    """The embedded database, once it exists, and always under gunicorn, is opened for reading
+    and writing only, never created: should its file be moved away or its disk be unmounted,
+    requests answer 503 (portal/outage.py) instead of SQLite making a new empty file there,
+    which would answer 500 and which a later `make run` would set up as a new portal in place
+    of the real one. A file that does not exist yet is created by `flask db upgrade` (a new
+    installation), a test or the development server (SQLITE_MAY_CREATE overrides the choice)."""
     import sqlite3
     from urllib.parse import quote
 
@@ -101,7 +103,15 @@ def open_sqlite_without_creating(app: Flask) -> None:
             or database.startswith("file:") or url.query.get("uri")):
         return
     path = Path(database)
-    if not path.is_absolute() or not path.is_file():
+    if not path.is_absolute():
+        return
+    # Who may make the database: `flask db upgrade` (which `make run` runs first), tests, the
+    # development server; never a served portal, where a missing file is an outage, not a new
+    # installation (gunicorn started after the file went would otherwise make it empty).
+    may_create = app.config.get("SQLITE_MAY_CREATE")
+    if may_create is None:
+        may_create = "gunicorn.arbiter" not in sys.modules
+    if may_create and not path.is_file():
         return
     target = f"file:{quote(str(path))}?mode=rw"
 

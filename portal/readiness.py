@@ -43,6 +43,8 @@ class Check:
     ok: bool
     detail: str
     required: bool = True
+    # What puts it right, when it is a command an operator runs (e.g. "apt-get install ffmpeg").
+    fix: str = ""
 
 
 def is_ready(checks: Iterable[Check]) -> bool:
@@ -275,7 +277,7 @@ def check_fonts(parts: Iterable[SystemPart]) -> Check:
     if missing:
         return Check("fonts", False, "the 移送书 PDF cannot be made without "
                      f"{', '.join(p.what[5:] for p in fonts if p.found is None)}: "
-                     f"as root, {install_line(missing)}")
+                     f"as root, {install_line(missing)}", fix=install_line(missing))
     return Check("fonts", True, ", ".join(str(p.found) for p in fonts))
 
 
@@ -285,7 +287,7 @@ def check_media_tools(parts: Iterable[SystemPart]) -> Check:
     if missing:
         return Check("ffmpeg", False, "videos and audio cannot be cleaned without "
                      f"{', '.join(p.what for p in tools if p.found is None)}: "
-                     f"as root, {install_line(missing)}")
+                     f"as root, {install_line(missing)}", fix=install_line(missing))
     return Check("ffmpeg", True, ", ".join(str(p.found) for p in tools))
 
 

@@ -225,6 +225,26 @@ def test_an_embedded_database_moved_away_answers_503_and_is_not_made_again(tmp_p
     assert_quiet_log(caplog)
 
 
+def test_a_served_portal_started_without_its_database_answers_503_and_makes_none(
+        tmp_path, caplog) -> None:
+    """Gunicorn started after the file went (the server rebooted without its volume): a served
+    portal never makes its database; only `flask db upgrade` does."""
+    database = tmp_path / "gone" / "portal.sqlite3"
+    database.parent.mkdir()
+    app = create_app({**test_settings(tmp_path), "RETRY_AFTER_SECONDS": RETRY,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+                      "SQLITE_MAY_CREATE": False})  # as under gunicorn
+    with_clock(app)
+    caplog.set_level(logging.INFO)
+    client = app.test_client()
+    for lang, words in UNAVAILABLE.items():
+        page = client.get(f"/?lang={lang}")
+        assert page.status_code == 503 and words in page.get_data(as_text=True)
+    assert not database.exists()
+    assert len(summary_lines(caplog, "database unreachable")) == 1, caplog.text
+    assert_quiet_log(caplog)
+
+
 # ---------------------------------------------------------------------------------------------
 # Database read-only or full
 
