@@ -46,7 +46,7 @@ def test_administrator_lands_on_their_home(app, portal_keys) -> None:
     home = client.get("/admin?lang=en")
     text = visible_text(home.get_data(as_text=True))
     assert home.status_code == 200
-    assert "1 active accounts" in text and "Administrator: 1" in text
+    assert "1 active account, 0 deactivated" in text and "Administrator: 1" in text
     for link in ("/admin/users", "/admin/categories", "/admin/offences", "/admin/calendar"):
         assert f'href="{link}"' in home.get_data(as_text=True)
     assert "administrator" not in text  # the role in words, not its code
