@@ -118,8 +118,13 @@ def _files_again() -> list[str]:
     if request.method != "POST":
         return []
     names = [safe_name(f.filename) for f in request.files.getlist("attachments") if f.filename]
-    return names or [safe_name(name) for name in request.form.getlist("attachments")
-                     if name.strip()]
+    names = names or [safe_name(name) for name in request.form.getlist("attachments")
+                      if name.strip()]
+    # A form drawn again carries the names it asked for (hidden), so that switching its
+    # language, or another error, still says which files to attach again.
+    names = names or [safe_name(name) for name in request.form.getlist("files_again")
+                      if name.strip()]
+    return names[:current_app.config["MAX_FILES"]]
 
 
 def _not_sent_title(status: int) -> str | None:

@@ -406,6 +406,12 @@ def test_report_form_changes_language_keeping_what_was_typed(client, portal_keys
     for kept in ("Gaya bridge", "oil in the Gaya river at night", 'value="Kim"'):
         assert kept in text
     assert hidden(SUBMISSION, text) == token and "river.jpg" in text
+    # Switched again, from the form as drawn now (its file input empty, as a browser leaves it
+    # after a form comes back): it still names the file to attach again.
+    again = client.post("/report/language", data={
+        **STORY, "submission": token, "lang": "ko", "attachments": "",
+        "files_again": hidden_values("files_again", text)})
+    assert "river.jpg" in again.get_data(as_text=True)
     assert count(Tip) == 0
     filed = client.post("/report", data={**STORY, "submission": token},
                         content_type="multipart/form-data")
@@ -444,3 +450,7 @@ def test_an_unsent_message_survives_the_follow_up_pages_language_buttons(client)
     assert "7Q3K-9MZP-2XW4-HJ8R-T5VN" not in text
     # Without a message the buttons stay plain links.
     assert 'formaction="/followup/language"' not in client.get("/followup").get_data(as_text=True)
+
+
+def hidden_values(name: str, page: str) -> list[str]:
+    return re.findall(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
