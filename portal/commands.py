@@ -221,11 +221,10 @@ def register_calendar_commands(app: Flask) -> None:
     def calendar_check_command(today: datetime | None) -> None:
         """Exit 1 naming the years without holiday data that deadlines already reach (this
         year, and next year from 1 November)."""
-        from zoneinfo import ZoneInfo
-
         from portal.admin.warnings import missing_calendar_years
+        from referral.calendar import PREFECTURE_ZONE
 
-        day: date = today.date() if today else datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        day: date = today.date() if today else datetime.now(PREFECTURE_ZONE).date()
         missing = missing_calendar_years(db.session, day)
         if missing:
             years = ", ".join(str(y) for y in missing)
@@ -285,13 +284,10 @@ def register_retention_command(app: Flask) -> None:
         period has run out (natural days from closing), keeping their metadata; tips on legal
         hold or in a case still at work are kept. Audited per tip. Meant to run daily (later
         as a scheduled job)."""
-        from zoneinfo import ZoneInfo
-
         from models.base import utcnow
         from portal.audit import SYSTEM
         from portal.retention import destroy
-
-        local = ZoneInfo("Asia/Shanghai")
+        from referral.calendar import PREFECTURE_ZONE as local
         report = destroy(db.session, utcnow(), dry_run=dry_run, actor=SYSTEM)
         if dry_run:
             for c in report.candidates:

@@ -14,11 +14,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import PurePosixPath
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from config import Settings
 from models import (
     Attachment,
     Case,
@@ -47,14 +47,13 @@ from portal.audit import record
 from portal.intake import Limits, Upload, open_meta, store_attachments
 from portal.keys import unit_recipients
 from referral import workflow
-from referral.calendar import load_calendar
+from referral.calendar import PREFECTURE_ZONE, load_calendar
 from referral.deadlines import deadline_for
 from referral.filenames import safe_name, zip_entry
 from referral.letter import LetterData, LetterIncomplete, Material, render_transfer_letter
 from referral.workflow import Actor, Document, State
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-DEFAULT_NUMBER_FORMAT = "延州环移〔{year}〕第{seq}号"
+DEFAULT_NUMBER_FORMAT = Settings.CASE_NUMBER_FORMAT  # one source: config.py, where it is set
 REFERRABLE_TIP_STATES = (TipStatus.ACCEPTED, TipStatus.VERIFYING, TipStatus.REFERRED)
 # What the reporter reads when their tip's case is handed over (by the receiving body's kind).
 REPORTER_STATUS_ON_HANDOVER = {
@@ -236,7 +235,7 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
         raise CaseRefused("unknown_offence")
     if not title.strip():
         raise CaseRefused("reason_required")
-    local_year = now.astimezone(LOCAL).year
+    local_year = now.astimezone(PREFECTURE_ZONE).year
     seq, number = _next_number(session, local_year, number_format)
     content = json.dumps({"title": title.strip(), "summary": summary.strip()},
                          ensure_ascii=False).encode()
@@ -639,7 +638,7 @@ def package_identity(session: Session, referral: Referral) -> IdentityNote | Non
     if granted is None:
         return None
     when = granted.decided_at or granted.created_at
-    return IdentityNote(granted.tip_id, when.astimezone(LOCAL).date())
+    return IdentityNote(granted.tip_id, when.astimezone(PREFECTURE_ZONE).date())
 
 
 def review_referral(session: Session, principal: Principal, referral: Referral
@@ -836,7 +835,7 @@ def _letter_data(session: Session, principal: Principal, referral: Referral,
         officer_names=tuple(m.display_name or m.username for m in members),
         contact_phone=letter_context.get("contact_phone", ""),
         materials=tuple(materials),
-        issued_on=now.astimezone(LOCAL).date(),
+        issued_on=now.astimezone(PREFECTURE_ZONE).date(),
         checkpoint=letter_context.get("checkpoint"),
     ), items
 
@@ -942,7 +941,7 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     session.flush()
     sink = blobs.ChunkSink(session, package.id)
     writer = crypto.AgeWriter(sink, recipients)
-    stamp = now.astimezone(LOCAL).timetuple()[:6]
+    stamp = now.astimezone(PREFECTURE_ZONE).timetuple()[:6]
     listing = ["序号\t材料\t文件\t类型\t字节\t来源"]
     taken: set[str] = set()  # every entry's name goes through zip_entry: safe, and unique
     letter_name = zip_entry("01_案件移送书.pdf", taken=taken)
@@ -1136,7 +1135,8 @@ def record_suggestion(session: Session, principal: Principal, *, kind: str, issu
         due_at, certain = deadline.due_at, deadline.certain
     suggestion = Suggestion(
         kind=kind, issuer=issuer.strip(), unit_id=unit.id,
-        received_on=received_on.astimezone(LOCAL).date(), due_at=due_at, due_certain=certain,
+        received_on=received_on.astimezone(PREFECTURE_ZONE).date(), due_at=due_at,
+        due_certain=certain,
         created_by_id=principal.user.id,
         content=crypto.seal(json.dumps({"problems": problems.strip(), "measures": ""},
                                        ensure_ascii=False).encode(),

@@ -57,9 +57,9 @@ from models.identity import IdentityRequest, Redaction, TipIdentity
 from portal.access import Principal
 from portal.audit import Actor, record
 from portal.intake import NO_INDEX
+from referral.calendar import PREFECTURE_ZONE
 from referral.workflow import TERMINAL
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 TOMBSTONE = b""  # what Tip.content holds once destroyed: opens with no key, says nothing
 MIN_DAYS, MAX_DAYS = 1, 36500
 MAX_HOLD_REASON = 64  # kept in the audit event (portal/audit.py: details are short metadata)
@@ -180,7 +180,7 @@ def _destroy_tip(session: Session, candidate: Candidate, now: datetime, actor: A
         content=TOMBSTONE, responsible_index=NO_INDEX, place_index=NO_INDEX, archived_at=now))
     record(session, actor, "tip.destroyed", object_type="tip", object_id=tip_id,
            unit_code=candidate.unit_code, category=candidate.category_code,
-           closed_on=candidate.closed_at.astimezone(LOCAL).date().isoformat(),
+           closed_on=candidate.closed_at.astimezone(PREFECTURE_ZONE).date().isoformat(),
            retention_days=candidate.retention_days)
     session.expire_all()  # objects loaded before see the tombstones
 

@@ -16,7 +16,6 @@ import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from PIL import Image
 from sqlalchemy import Select, and_, case, func, or_, select, update
@@ -47,10 +46,9 @@ from portal.intake import COUNTIES, FiledTip, Limits, TipDraft, current_category
 from portal.keys import tip_recipients, unit_recipients
 from portal.photo_location import PhotoLocation, photo_location
 from portal.receipts import Argon2Cost, Once
-from referral.calendar import HolidayCalendar, load_calendar
+from referral.calendar import PREFECTURE_ZONE, HolidayCalendar, load_calendar
 from referral.deadlines import Deadline, DeadlineState, deadline_for, extend, state_of
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 PAGE_SIZE = 50
 OPEN_STATUSES = (TipStatus.RECEIVED, TipStatus.ACCEPTED, TipStatus.VERIFYING)
 MAX_REASON = 4000
@@ -131,12 +129,12 @@ class QueuePage:
 
 
 def _local_day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=LOCAL)
+    return datetime(day.year, day.month, day.day, tzinfo=PREFECTURE_ZONE)
 
 
 def due_soon_limit(now: datetime, calendar: HolidayCalendar) -> datetime:
     """The end of the next working day, local time: 'due within one working day'."""
-    today = now.astimezone(LOCAL).date()
+    today = now.astimezone(PREFECTURE_ZONE).date()
     next_day = calendar.next_working_day(today + timedelta(days=1))
     return _local_day_start(next_day + timedelta(days=1))
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal, cast, get_args
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from sqlalchemy import select
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.calendar import CalendarYear, Holiday
+
+# The prefecture's clock (Yanbian keeps Beijing time): every local date, day and deadline.
+PREFECTURE_ZONE = ZoneInfo("Asia/Shanghai")
 
 DayKind = Literal["holiday", "workday"]
 DAY_KINDS: tuple[str, ...] = get_args(DayKind)

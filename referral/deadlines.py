@@ -18,9 +18,8 @@ from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from referral.calendar import HolidayCalendar
+from referral.calendar import PREFECTURE_ZONE, HolidayCalendar
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ONE_DAY = timedelta(days=1)
 _ONE_SECOND = timedelta(seconds=1)
 
@@ -115,7 +114,7 @@ def deadline_for(
     calendar: HolidayCalendar,
     *,
     rules: Mapping[str, Rule] = RULES,
-    tz: ZoneInfo = SHANGHAI,
+    tz: ZoneInfo = PREFECTURE_ZONE,
 ) -> Deadline:
     """When `step`, started at `started_at`, falls due under `rules`."""
     _require_aware("started_at", started_at)
@@ -137,7 +136,7 @@ def extend(
     calendar: HolidayCalendar,
     *,
     rules: Mapping[str, Rule] = RULES,
-    tz: ZoneInfo = SHANGHAI,
+    tz: ZoneInfo = PREFECTURE_ZONE,
 ) -> Deadline:
     """A tip's one extension (12369 practice): the old due date plus `days` calendar days, then
     the holiday rule (17号 第38条). That a tip is extended only once is the caller's to check."""
@@ -156,7 +155,7 @@ def state_of(
     calendar: HolidayCalendar,
     *,
     done_at: datetime | None = None,
-    tz: ZoneInfo = SHANGHAI,
+    tz: ZoneInfo = PREFECTURE_ZONE,
 ) -> DeadlineState:
     """Met or missed once done; otherwise overdue, due soon (due today or on the next working
     day), or ok."""

@@ -21,16 +21,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fontTools.ttLib import TTCollection
 from fpdf import FPDF
 from fpdf.enums import Align, TableCellFillMode, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
+from referral.calendar import PREFECTURE_ZONE
 from referral.filenames import plain_text
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -287,7 +285,7 @@ class _LetterPDF(FPDF):
 def _set_metadata(pdf: _LetterPDF, data: LetterData) -> None:
     # A fixed creation date (midnight of the day of issue, Beijing time) keeps the bytes, and the
     # document ID that fpdf2 hashes from them, the same on every run.
-    pdf.set_creation_date(datetime.combine(data.issued_on, time(0, 0), tzinfo=SHANGHAI))
+    pdf.set_creation_date(datetime.combine(data.issued_on, time(0, 0), tzinfo=PREFECTURE_ZONE))
     pdf.set_title(f"案件移送书 {data.case_number}{'（样稿）' if pdf.draft else ''}")
     pdf.set_subject(data.case_title)
     pdf.set_author(data.agency)

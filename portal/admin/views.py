@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     abort,
@@ -83,8 +82,8 @@ from portal.seed import seed
 from portal.setup import AlreadySetUp, complete_setup, token_is_valid
 from portal.staff.context import COOKIE, Caller, current_caller, session_store
 from portal.web import choices, row_id
+from referral.calendar import PREFECTURE_ZONE
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 MAX_ID = 2**31 - 1  # the id columns' range (PostgreSQL integer): larger ids name nothing
 
 
@@ -147,7 +146,7 @@ def _actor(caller: Caller) -> Actor:
 def _today() -> date:
     """Today in the prefecture; a test sets app.config["TODAY"] to a fixed day."""
     fixed = current_app.config.get("TODAY")
-    return fixed if isinstance(fixed, date) else datetime.now(LOCAL).date()
+    return fixed if isinstance(fixed, date) else datetime.now(PREFECTURE_ZONE).date()
 
 
 @bp.get("/admin", strict_slashes=False)

@@ -45,6 +45,7 @@ from portal.staff import bp
 from portal.staff.context import Caller
 from portal.staff.views import content_disposition, signed_in
 from portal.web import checkpoint_now, limits, row_id, uploads_from
+from referral.calendar import PREFECTURE_ZONE
 from referral.workflow import Transition, TransitionRefused
 
 REFUSALS = {
@@ -234,8 +235,7 @@ def cases(caller: Caller) -> Any:
                 member_ids=_int_list(request.form.getlist("members")),
                 offence_code=request.form.get("offence", ""),
                 title=request.form.get("title", ""), summary=request.form.get("summary", ""),
-                number_format=current_app.config.get("CASE_NUMBER_FORMAT",
-                                                     referrals.DEFAULT_NUMBER_FORMAT))
+                number_format=current_app.config["CASE_NUMBER_FORMAT"])
         if outcome.error is None:
             return _done(url_for("staff.case", case_id=case.id))
         error = outcome.error
@@ -521,15 +521,10 @@ def _redaction_page(caller: Caller, referral_id: int, *, tip_id: int | None = No
 # ---------------------------------------------------------------------------------------------
 # Inbound suggestions (三书一函)
 
-LOCAL_ZONE = "Asia/Shanghai"
-
-
 def _local_datetime(text: str, at: time) -> datetime:
     """A yyyy-mm-dd date typed in the form, at a time of day in Beijing; ValueError if not."""
-    from zoneinfo import ZoneInfo
-
     return datetime.combine(datetime.strptime(text.strip(), "%Y-%m-%d").date(), at,
-                            tzinfo=ZoneInfo(LOCAL_ZONE))
+                            tzinfo=PREFECTURE_ZONE)
 
 
 @bp.route("/suggestions", methods=["GET", "POST"])

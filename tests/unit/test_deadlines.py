@@ -11,10 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from referral.calendar import CalendarDay, HolidayCalendar
+from referral.calendar import PREFECTURE_ZONE, CalendarDay, HolidayCalendar
 from referral.deadlines import (
     RULES,
-    SHANGHAI,
     Deadline,
     DeadlineState,
     Rule,
@@ -34,7 +33,7 @@ CAL = HolidayCalendar(AUTUMN_2026, {2026})
 
 
 def cst(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, sec, tzinfo=SHANGHAI)
+    return datetime(year, month, day, hour, minute, sec, tzinfo=PREFECTURE_ZONE)
 
 
 def end_of(year: int, month: int, day: int) -> datetime:
