@@ -6,7 +6,7 @@ see no tip content. Everything else asks `may` or `visible_units`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -138,3 +138,17 @@ def principal_for(session: Session, user: User,
         loader = fixed.copy
     return Principal(user=user, roles=roles, bureau_id=bureau_id, handling_ids=handling,
                      identity_loader=loader)
+
+
+def officers_of(session: Session, unit_ids: Iterable[int | None]) -> list[tuple[User, Unit, str]]:
+    """Who works tips in these units: the active people holding a confirmed officer role there,
+    as (person, unit, role), by unit, then name. A deactivated account or a role still waiting
+    for its second confirmation (portal/accounts.py) is nobody's colleague: it is not offered,
+    assigned, or put on a 专案组. The one query of it (assigning, the team, the pickers)."""
+    units = sorted({u for u in unit_ids if u is not None})
+    return [(user, unit, role) for user, unit, role in session.execute(
+        select(User, Unit, Membership.role).join(Membership, Membership.user_id == User.id)
+        .join(Unit, Unit.id == Membership.unit_id)
+        .where(Membership.unit_id.in_(units), Membership.role.in_(sorted(OFFICERS)),
+               Membership.confirmed_at.is_not(None), User.active.is_(True))
+        .order_by(Unit.id, User.display_name, User.username))]

@@ -24,7 +24,6 @@ from models import (
     Case,
     CaseMember,
     CaseTip,
-    Membership,
     Offence,
     Referral,
     ReferralEvent,
@@ -41,7 +40,7 @@ from models import (
 )
 from models.base import utcnow
 from portal import blobs, crypto
-from portal.access import OFFICERS, KeyNotHeld, Principal
+from portal.access import KeyNotHeld, Principal, officers_of
 from portal.audit import Actor as AuditActor
 from portal.audit import record
 from portal.intake import Limits, Upload, open_meta, store_attachments
@@ -224,10 +223,8 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
     members = set(member_ids)
     if len(members) < 2:
         raise CaseRefused("team_too_small")  # 专案组: at least two officers
-    officers = set(session.scalars(select(Membership.user_id).where(
-        Membership.user_id.in_(sorted(members)), Membership.role.in_(sorted(OFFICERS)),
-        Membership.unit_id.in_([unit.id, principal.bureau_id]))))
-    if officers != members:
+    officers = {user.id for user, _, _ in officers_of(session, {unit.id, principal.bureau_id})}
+    if not members <= officers:
         raise CaseRefused("not_a_member")
     offence = session.scalar(select(Offence).where(Offence.code == offence_code,
                                                    Offence.active.is_(True)))
@@ -269,15 +266,8 @@ class TeamCandidate:
 
 def team_candidates(session: Session, principal: Principal) -> list[TeamCandidate]:
     """The active officers of the units this person forms cases in (case officers first)."""
-    units = principal.units_for("tip.verify")
-    rows = session.execute(
-        select(User, Unit, Membership.role).join(Membership, Membership.user_id == User.id)
-        .join(Unit, Unit.id == Membership.unit_id)
-        .where(Membership.unit_id.in_(sorted(units)), Membership.role.in_(sorted(OFFICERS)),
-               User.active.is_(True))
-        .order_by(Unit.id, User.display_name, User.username)).all()
     found: dict[int, TeamCandidate] = {}
-    for user, unit, role in rows:
+    for user, unit, role in officers_of(session, principal.units_for("tip.verify")):
         found.setdefault(user.id, TeamCandidate(user, [])).memberships.append((unit, role))
     return sorted(found.values(), key=lambda c: (
         not any(role == Role.CASE_OFFICER for _, role in c.memberships),

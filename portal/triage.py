@@ -28,7 +28,6 @@ from models import (
     Category,
     Channel,
     Language,
-    Membership,
     Message,
     Referral,
     Tip,
@@ -40,7 +39,7 @@ from models import (
 )
 from models.base import utcnow
 from portal import blobs, crypto, intake
-from portal.access import OFFICERS, Principal
+from portal.access import OFFICERS, Principal, officers_of
 from portal.audit import Actor, record
 from portal.intake import COUNTIES, FiledTip, Limits, TipDraft, current_category, file_tip
 from portal.keys import tip_recipients, unit_recipients
@@ -717,10 +716,8 @@ def extend_deadline(session: Session, principal: Principal, tip_id: int, days: i
 
 def assign(session: Session, principal: Principal, tip_id: int, user_id: int) -> None:
     tip = get_visible(session, principal, tip_id, "tip.assign")
-    member = session.scalar(select(Membership.id).where(
-        Membership.user_id == user_id, Membership.unit_id.in_([tip.unit_id, principal.bureau_id]),
-        Membership.role.in_(sorted(OFFICERS))))
-    if member is None:
+    if all(user.id != user_id for user, _, _ in
+           officers_of(session, {tip.unit_id, principal.bureau_id})):
         raise Refused("not_a_member")
     tip.assigned_to_id = user_id
     _done(session, principal, tip, "tip.assigned", assignee=user_id)
@@ -807,11 +804,10 @@ def hotline_tip(session: Session, principal: Principal, draft: TipDraft, *, limi
                     blind_key=blind_key(session, principal))
 
 
-def staff_of_units(session: Session, unit_ids: set[int]) -> list[User]:
-    return list(session.scalars(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.unit_id.in_(sorted(unit_ids)), Membership.role.in_(sorted(OFFICERS)),
-               User.active.is_(True)).distinct().order_by(User.username)))
+def staff_of_units(session: Session, unit_ids: set[int | None]) -> list[User]:
+    """The officers a tip may be assigned to, once each, by username."""
+    people = {user.id: user for user, _, _ in officers_of(session, unit_ids)}
+    return sorted(people.values(), key=lambda user: user.username)
 
 
 def _int(params: dict[str, object], name: str) -> int:
