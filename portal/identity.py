@@ -38,6 +38,7 @@ from portal import crypto
 from portal.access import OFFICERS, Principal
 from portal.audit import Actor, Scalar, record
 from portal.keys import BUREAU_CODE, NotSetUp
+from portal.transaction import transaction
 
 # The fields of the identity block; the flags (may be contacted, interested in a reward) stay in
 # the tip's content, where the officers who handle it read them.
@@ -562,7 +563,7 @@ def separate_identities(session: Session, identities: Sequence[crypto.AgeIdentit
     custodian_recipients(session, bureau)  # NotSetUp before anything, when keys are missing
     separated = left = 0
     last = 0
-    try:
+    with transaction(session):
         while True:
             tips = _unseparated(session, last, batch)
             if not tips:
@@ -586,8 +587,4 @@ def separate_identities(session: Session, identities: Sequence[crypto.AgeIdentit
                 separated += 1
             session.commit()
         record(session, actor, "identity.separated", tips=separated, left=left)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return Separated(separated, left)

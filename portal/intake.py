@@ -42,6 +42,7 @@ from portal.audit import REPORTER, Actor, record
 from portal.blobs import ChunkSink
 from portal.identity import ReporterIdentity, open_identity, seal_identity
 from portal.keys import install_secret, routing_unit, unit_recipients
+from portal.transaction import transaction
 from referral.calendar import load_calendar
 from referral.deadlines import deadline_for
 from referral.filenames import safe_name
@@ -329,7 +330,7 @@ def rotate_blind_key(session: Session, identities: Sequence[crypto.AgeIdentity],
     recipients = set(blind_key_recipients(session))
     if not identities or any(crypto.recipient_of(i) not in recipients for i in identities):
         raise NotAUnitKey
-    try:
+    with transaction(session):
         key = make_blind_key(session, replace=True)
         if key is None:
             raise NotAUnitKey
@@ -353,10 +354,6 @@ def rotate_blind_key(session: Session, identities: Sequence[crypto.AgeIdentity],
                     responsible_index=responsible, place_index=place))
                 indexed += 1
         record(session, actor, "blind_index.rotated", tips=indexed)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return Rotated(indexed, left)
 
 

@@ -45,6 +45,7 @@ from portal.audit import Actor as AuditActor
 from portal.audit import record
 from portal.intake import Limits, Upload, open_meta, store_attachments
 from portal.keys import unit_recipients
+from portal.transaction import transaction
 from referral import workflow
 from referral.calendar import PREFECTURE_ZONE, load_calendar
 from referral.deadlines import deadline_for
@@ -292,16 +293,12 @@ def add_documents(session: Session, principal: Principal, case_id: int, kind: st
         raise CaseRefused("bad_value")
     if not uploads:
         raise CaseRefused("no_files")
-    try:
+    with transaction(session):
         stored = store_attachments(session, None, uploads, unit_recipients(session, case.unit),
                                    keep_location=True, limits=limits, case_id=case.id, kind=kind)
         record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER),
                "case.documents_added", object_type="case", object_id=case.id,
                unit_code=case.unit.code, kind=kind, files=len(stored))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return stored
 
 

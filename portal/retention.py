@@ -57,6 +57,7 @@ from models.identity import IdentityRequest, Redaction, TipIdentity
 from portal.access import Principal
 from portal.audit import Actor, record
 from portal.intake import NO_INDEX
+from portal.transaction import transaction
 from referral.calendar import PREFECTURE_ZONE
 from referral.workflow import TERMINAL
 
@@ -152,16 +153,12 @@ def destroy(session: Session, now: datetime, *, dry_run: bool, actor: Actor,
         return report
     for start in range(0, len(candidates), batch):
         ids = [c.tip_id for c in candidates[start:start + batch]]
-        try:
+        with transaction(session):
             # Lock the rows, then ask again: a hold set since the listing wins.
             session.execute(select(Tip.id).where(Tip.id.in_(ids)).with_for_update())
             for candidate in due(session, now, ids):
                 _destroy_tip(session, candidate, now, actor)
                 report.destroyed += 1
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
     return report
 
 

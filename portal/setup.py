@@ -17,6 +17,7 @@ from portal.audit import SYSTEM, Actor, record
 from portal.intake import make_blind_key
 from portal.keys import BUREAU_CODE, generate_unit_keys
 from portal.receipts import Argon2Cost
+from portal.transaction import transaction
 
 
 class AlreadySetUp(Exception):
@@ -57,7 +58,7 @@ def complete_setup(session: Session, username: str, password: str, *, wrap_cost:
 
     The administrator receives no unit key: being administrator grants no access to tips. The
     identities are returned once, for printing as recovery keys, and are not kept."""
-    try:
+    with transaction(session):
         if administrators_exist(session):
             raise AlreadySetUp
         if token is not None:
@@ -73,9 +74,5 @@ def complete_setup(session: Session, username: str, password: str, *, wrap_cost:
         make_blind_key(session)  # sealed to the units' keys just made; the key itself is dropped
         record(session, SYSTEM, "setup.completed", object_type="user", object_id=admin.id,
                units=len(made.content))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return SetupResult(admin_id=admin.id, recovery=made.content,
                        custodian_recovery=made.custodian)
