@@ -515,15 +515,19 @@ def _refuse_unless_empty(conn: Connection) -> None:
                              "restore only into an empty database")
 
 
+def _refuse_unless_empty_database(database: Database) -> None:
+    engine = database.engine()
+    try:
+        with engine.connect() as conn:
+            _refuse_unless_empty(conn)
+    finally:
+        engine.dispose()
+
+
 def _sqlite_restore(database: Database, dump: Path) -> None:
     target = database.path
     if target.exists():
-        engine = database.engine()
-        try:
-            with engine.connect() as conn:
-                _refuse_unless_empty(conn)
-        finally:
-            engine.dispose()
+        _refuse_unless_empty_database(database)
         for suffix in ("-wal", "-journal"):
             if Path(f"{target}{suffix}").exists():
                 raise RestoreRefused(f"{target}{suffix} exists: the database is in use; stop "
@@ -542,12 +546,7 @@ def _sqlite_restore(database: Database, dump: Path) -> None:
 
 def _pg_restore(database: Database, dump: Path, pg_bin: Path | None) -> None:
     pg_restore = _tool("pg_restore", pg_bin)
-    engine = database.engine()
-    try:
-        with engine.connect() as conn:
-            _refuse_unless_empty(conn)
-    finally:
-        engine.dispose()
+    _refuse_unless_empty_database(database)
     conninfo, env = database.libpq()
     # One transaction: a failed restore leaves the database as empty as it was.
     done = subprocess.run([pg_restore, "--no-owner", "--single-transaction", "--exit-on-error",

@@ -178,7 +178,6 @@ def run(work: Callable[[], T]) -> T:
 def configure(app: Flask) -> None:
     """Size this process's gate from RECEIPT_HASH_SLOTS / _QUEUE / _WAIT, and answer Busy that no
     view catches with 503 and Retry-After (a page or JSON, in the visitor's language)."""
-    from flask import make_response
     from flask_babel import gettext
 
     from portal.errors import _respond
@@ -198,11 +197,10 @@ def configure(app: Flask) -> None:
         from portal.extensions import db
 
         db.session.rollback()
-        response = make_response(_respond(503, gettext(
+        return _respond(503, gettext(
             "The portal is very busy right now and could not do this. Nothing you sent was "
-            "stored. Please try again in a minute.")))
-        response.headers["Retry-After"] = str(error.retry_after)
-        return response
+            "stored. Please try again in a minute."),
+            headers={"Retry-After": str(error.retry_after)})
 
 
 def _release_idle_connection() -> None:

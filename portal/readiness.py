@@ -271,24 +271,25 @@ def install_line(packages: Iterable[str]) -> str:
     return "apt-get install " + " ".join(packages)
 
 
-def check_fonts(parts: Iterable[SystemPart]) -> Check:
-    fonts = [p for p in parts if p.what.startswith("font ")]
-    missing = missing_packages(fonts)
+def _check_installed(name: str, parts: list[SystemPart], without: str,
+                     shown: Callable[[SystemPart], str]) -> Check:
+    """All of `parts` found, or which are missing and the apt-get line that installs them."""
+    missing = missing_packages(parts)
     if missing:
-        return Check("fonts", False, "the 移送书 PDF cannot be made without "
-                     f"{', '.join(p.what[5:] for p in fonts if p.found is None)}: "
+        return Check(name, False, f"{without} "
+                     f"{', '.join(shown(p) for p in parts if p.found is None)}: "
                      f"as root, {install_line(missing)}", fix=install_line(missing))
-    return Check("fonts", True, ", ".join(str(p.found) for p in fonts))
+    return Check(name, True, ", ".join(str(p.found) for p in parts))
+
+
+def check_fonts(parts: Iterable[SystemPart]) -> Check:
+    return _check_installed("fonts", [p for p in parts if p.what.startswith("font ")],
+                            "the 移送书 PDF cannot be made without", lambda p: p.what[5:])
 
 
 def check_media_tools(parts: Iterable[SystemPart]) -> Check:
-    tools = [p for p in parts if not p.what.startswith("font ")]
-    missing = missing_packages(tools)
-    if missing:
-        return Check("ffmpeg", False, "videos and audio cannot be cleaned without "
-                     f"{', '.join(p.what for p in tools if p.found is None)}: "
-                     f"as root, {install_line(missing)}", fix=install_line(missing))
-    return Check("ffmpeg", True, ", ".join(str(p.found) for p in tools))
+    return _check_installed("ffmpeg", [p for p in parts if not p.what.startswith("font ")],
+                            "videos and audio cannot be cleaned without", lambda p: p.what)
 
 
 # ---------------------------------------------------------------------------------------------
