@@ -44,7 +44,7 @@ run: system install
 # bandit: medium severity and above, 0 findings; an exception is a `# nosec BXXX: why` on its line.
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/bandit -q -ll -r portal models referral app.py config.py gunicorn.conf.py
+	$(VENV)/bin/bandit -q -ll -r portal models referral auditlog app.py config.py gunicorn.conf.py
 
 # The suite on the embedded default (SQLite, in-memory limits), then on PostgreSQL + Redis when
 # TEST_DATABASE_URL and TEST_REDIS_URL are set (.ci/run sets them).

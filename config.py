@@ -43,7 +43,7 @@ class Settings:
     SECRET_KEY: str
     SQLALCHEMY_DATABASE_URI: str
     REDIS_URL: str | None = None
-    # Where the limits count (see portal/ratelimit.py): from_environment() chooses Redis when
+    # Where the limits count (see portal/web/ratelimit.py): from_environment() chooses Redis when
     # REDIS_URL is set, else the instance folder's counts file (RATELIMIT_STORAGE_URI, if set,
     # names another place, such as a counts file on tmpfs); memory counts per process.
     RATELIMIT_STORAGE_URI: str = "memory://"
@@ -87,7 +87,8 @@ class Settings:
     AUDIT_LOG_ORIGIN: str = "yanbian.sthjj/qingliu/audit-log"
     AUDIT_SIGNING_KEY_FILE: str = ""
     CASE_NUMBER_FORMAT: str = "延州环移〔{year}〕第{seq}号"
-    # Staying up (portal/hashgate.py, portal/outage.py, portal/health.py). The receipt hash is
+    # Staying up (portal/web/hashgate.py, portal/web/outage.py, portal/web/health.py). The receipt
+    # hash is
     # the one expensive step of filing and following up: at most RECEIPT_HASH_SLOTS run at once in
     # each process, up to RECEIPT_HASH_QUEUE more wait at most RECEIPT_HASH_WAIT seconds, and
     # beyond that the request is answered 503 with Retry-After, having stored nothing.
@@ -125,7 +126,7 @@ def _secret_key(instance_path: Path) -> str:
 
 
 def _counts_file_uri(instance_path: Path) -> str:
-    """The rate-limit counts file of the embedded default (portal/limitstore.py): apart from the
+    """The rate-limit counts file of the embedded default (portal/web/limitstore.py): apart from the
     database, shared by the workers of this server."""
     return f"qingliu-sqlite://{(instance_path / 'ratelimits.sqlite3').resolve()}"
 

@@ -10,12 +10,12 @@ import secrets
 
 accesslog = None
 errorlog = "-"
-logger_class = "portal.logscrub.GunicornLogger"
+logger_class = "portal.web.logscrub.GunicornLogger"
 loglevel = "warning"
 workers = 2
 # A request thread reads the whole request body: an upload on a slow phone connection holds one
 # for minutes. With 64 threads a worker keeps room beside 50 slow uploads and the receipt hashes
-# waiting in line (portal/hashgate.py: 1 running and at most 16 waiting per worker), so pages
+# waiting in line (portal/web/hashgate.py: 1 running and at most 16 waiting per worker), so pages
 # stay fast without a proxy in front (bench/load.py: 50 uploads at 1 KB/s, every page served).
 # An idle thread costs little: its stack, and a database connection only while it uses one.
 threads = 64
@@ -33,10 +33,10 @@ graceful_timeout = timeout
 
 def on_starting(server: object) -> None:
     """In the master, before any worker exists: draw the key with which every worker hashes
-    client addresses for the rate limits (portal/ratelimit.py). The workers inherit it, so they
+    client addresses for the rate limits (portal/web/ratelimit.py). The workers inherit it, so they
     count together in the instance folder's counts file; it lives only in the memory of this
     server's processes, so the counts file alone cannot be traced back to an address. A restart
     draws a new key (and starts the counts afresh)."""
-    # The name is portal.ratelimit.SERVER_SECRET_ENV; the master does not import the portal, so
+    # The name is portal.web.ratelimit.SERVER_SECRET_ENV; the master does not import the portal, so
     # that a reload (HUP) starts workers with the code as it is on disk.
     os.environ["QINGLIU_RATE_LIMIT_SECRET"] = secrets.token_hex(32)

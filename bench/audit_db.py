@@ -1,4 +1,4 @@
-"""The audit log's real writer: entries per second appended through portal.audit.record (head
+"""The audit log's real writer: entries per second appended through auditlog.events.record (head
 lock, chain, leaf) into the database, then verify_database over all of them.
 
 Run:  .venv/bin/python bench/audit_db.py [--entries 100000] [--batch 1000]
@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from auditlog.database import load_keys, make_checkpoint, verify_database
+from auditlog.events import SYSTEM, record
 from models import Base
-from portal.audit import SYSTEM, record
-from portal.auditlog import load_keys, make_checkpoint, verify_database
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ Run:  .venv/bin/python bench/audit_log.py                  (1,000,000 entries, a
       .venv/bin/python bench/audit_log.py --entries 20000  (a quick check)
       .venv/bin/python bench/audit_log.py --keep           (leave the bundle behind, print where)
 
-Steps: (1) append N synthetic entries with referral.logformat (canonical + leaf + chain) and
-referral.merkle.CompactRange, signing a checkpoint at N/2 and at N; (2) write the bundle
+Steps: (1) append N synthetic entries with auditlog.logformat (canonical + leaf + chain) and
+auditlog.merkle.CompactRange, signing a checkpoint at N/2 and at N; (2) write the bundle
 (entries.jsonl, checkpoints/, log.vkey) to a temporary folder; (3) verify it with
-referral.verify.verify_bundle: by default (the byte-level check of the signed lines), then with
+auditlog.verify.verify_bundle: by default (the byte-level check of the signed lines), then with
 --previous (the N/2 checkpoint) and --entry, then with strict=True (--strict: every line decoded
 and re-encoded as JSON); (4) for comparison, hash entries.jsonl with hashlib.sha256 in 1 MiB
 blocks (the best of three passes). Prints entries/second for appending and verifying and the
@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from referral.logformat import (
+from auditlog.logformat import (
     ZERO,
     canonical,
     chain_hash,
@@ -39,9 +39,9 @@ from referral.logformat import (
     format_time,
     leaf_hash,
 )
-from referral.merkle import CompactRange, HashList
-from referral.notes import Signer, generate_signer, sign_checkpoint
-from referral.verify import verify_bundle
+from auditlog.merkle import CompactRange, HashList
+from auditlog.notes import Signer, generate_signer, sign_checkpoint
+from auditlog.verify import verify_bundle
 
 ORIGIN = "audit.qingliu.example/bench"
 ACTIONS = ["tip.submitted", "tip.viewed", "tip.assigned", "referral.created", "referral.file",

@@ -31,9 +31,9 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path
                             if Path(p or ".").resolve() != Path(__file__).resolve().parent)]
 
 from portal import create_app  # noqa: E402
-from portal.extensions import db  # noqa: E402
-from portal.seed import seed  # noqa: E402
-from portal.setup import complete_setup  # noqa: E402
+from portal.operations.seed import seed  # noqa: E402
+from portal.operations.setup import complete_setup  # noqa: E402
+from portal.web.extensions import db  # noqa: E402
 from tests.conftest import (  # noqa: E402
     ADMIN_PASSWORD,
     COSTS,

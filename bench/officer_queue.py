@@ -1,5 +1,6 @@
 """How fast the officers' queue answers at scale: seeds N tips (default 1,000,000) straight into
-the tips table, then times the first page (50 rows) of portal.triage.queue() for a county
+the tips table, then times the first page (50 rows) of portal.triage.tip_actions.queue() for a
+county
 officer and for a 州本级 officer, with a few filters, plus a second keyset page and the
 category counts. The requirement is a median under 50 ms for every queue case; the category
 counts are reported but not held to it.
@@ -41,14 +42,15 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path
 from sqlalchemy import create_engine, event, func, insert, inspect, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from auditlog.events import SYSTEM  # noqa: E402
 from config import Argon2Params  # noqa: E402
 from models import Category, Channel, Role, Tip, TipStatus, Unit, User  # noqa: E402
-from portal import create_app, triage  # noqa: E402
-from portal.access import Principal, principal_for  # noqa: E402
-from portal.accounts import add_membership, create_user  # noqa: E402
-from portal.audit import SYSTEM  # noqa: E402
-from portal.extensions import db  # noqa: E402
-from portal.seed import seed  # noqa: E402
+from portal import create_app  # noqa: E402
+from portal.operations.seed import seed  # noqa: E402
+from portal.security.access import Principal, principal_for  # noqa: E402
+from portal.security.accounts import add_membership, create_user  # noqa: E402
+from portal.triage import tip_actions  # noqa: E402
+from portal.web.extensions import db  # noqa: E402
 from referral.calendar import load_calendar  # noqa: E402
 
 LIMIT_MS = 50.0
@@ -311,12 +313,12 @@ def run(args: argparse.Namespace) -> None:
     county = officer("bench-yanji", "yanji")
     bureau = officer("bench-zhou", "zhou")
     db.session.commit()
-    QF = triage.QueueFilter
+    QF = tip_actions.QueueFilter
 
-    def page(principal: Principal, filters: triage.QueueFilter) -> Callable[[], object]:
-        return lambda: triage.queue(db.session, principal, filters, now=now, calendar=calendar)
+    def page(principal: Principal, filters: tip_actions.QueueFilter) -> Callable[[], object]:
+        return lambda: tip_actions.queue(db.session, principal, filters, now=now, calendar=calendar)
 
-    first = triage.queue(db.session, bureau, QF(), now=now, calendar=calendar)
+    first = tip_actions.queue(db.session, bureau, QF(), now=now, calendar=calendar)
     assert first.next_cursor, "fewer than two pages of tips"
     fresh_session()
     cases: list[tuple[str, Callable[[], object], bool]] = [
@@ -327,8 +329,8 @@ def run(args: argparse.Namespace) -> None:
         ("(d) (a) category=P01", page(county, QF(category="P01")), True),
         ("(e) (b) deadline=overdue", page(bureau, QF(deadline="overdue")), True),
         ("(f) (b) second page (cursor)", page(bureau, QF(cursor=first.next_cursor)), True),
-        ("category_counts (a)", lambda: triage.category_counts(db.session, county), False),
-        ("category_counts (b)", lambda: triage.category_counts(db.session, bureau), False),
+        ("category_counts (a)", lambda: tip_actions.category_counts(db.session, county), False),
+        ("category_counts (b)", lambda: tip_actions.category_counts(db.session, bureau), False),
     ]
     tips = db.session.scalar(select(func.count(Tip.id)))
     print(f"\n{kind}, {tips:,} tips, {args.runs} runs per case (after one warm-up); "

@@ -1,4 +1,4 @@
-"""What blacking out a photo costs (portal/redaction.py): burning boxes into a phone photo and
+"""What blacking out a photo costs (portal/cases/redaction.py): burning boxes into a phone photo and
 writing the PNG that goes into a referral package, and the preview the officer's page shows.
 
 Run:  .venv/bin/python bench/redaction.py                 (a 12-megapixel JPEG, 5 runs)
@@ -19,7 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portal.redaction import burn_boxes, preview_uri
+from portal.cases.redaction import burn_boxes, preview_uri
 
 BOXES = [(100, 100, 200, 150), (600, 500, 250, 300), (0, 900, 1000, 100)]
 

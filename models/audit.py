@@ -1,4 +1,4 @@
-"""The audit log. One writer (portal/audit.py:record), inside the transaction it records.
+"""The audit log. One writer (auditlog/events.py:record), inside the transaction it records.
 
 Entries never carry content: who (actor type, id, role), what (action), which object, which unit,
 when, and small non-identifying details. They form a hash chain and the leaves of an RFC 6962

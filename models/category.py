@@ -28,7 +28,8 @@ class Category(Base):
     description_ko: Mapped[str] = mapped_column(Text, default="")
     description_en: Mapped[str] = mapped_column(Text, default="")
     usual_receiver: Mapped[str | None] = mapped_column(String(24))  # a UnitKind
-    # Days after closing that a tip of this category is kept (portal/retention.py); None keeps
+    # Days after closing that a tip of this category is kept (portal/operations/retention.py); None
+    # keeps
     # it for ever. Carried to each new version; the current version's value applies.
     retention_days: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,7 +3,7 @@
 The identity (name, phone, ID number, address) is sealed to the custodian keys (Unit.identity_key)
 of the tip's unit and of 州本级, and to the reporter's receipt key; never to the unit keys that
 open the tip. An officer who needs it asks (IdentityRequest); a custodian grants or refuses; a
-grant seals a copy to the officer's personal key for a limited time (portal/identity.py)."""
+grant seals a copy to the officer's personal key for a limited time (portal/intake/identity.py)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 
-# The blind-index key, as an age file sealed to every handling unit's key (portal/intake.py
+# The blind-index key, as an age file sealed to every handling unit's key (portal/intake/filing.py
 # make_blind_key): only an officer or a recovery key opens it. The key itself is never stored.
 SEALED_BLIND_KEY = "blind_index_key.sealed"
 

@@ -57,11 +57,12 @@ class Tip(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # The receipt is stored only as this slow (Argon2id) hash; see portal/receipts.py.
+    # The receipt is stored only as this slow (Argon2id) hash; see portal/intake/receipts.py.
     receipt_lookup: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     # Public half of the key derived from the receipt: officers' messages are sealed to it too.
     receipt_recipient: Mapped[str] = mapped_column(Text)
-    # Keyed hash of the report form's one-time token (portal/receipts.py Submission): a second
+    # Keyed hash of the report form's one-time token (portal/intake/receipts.py Submission): a
+    # second
     # POST of the same form files nothing and shows the same receipt. Never the token itself.
     submission_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
@@ -92,7 +93,8 @@ class Tip(Base):
     responsible_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     place_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
-    # Retention (portal/retention.py): a tip on legal hold is never destroyed; a destroyed tip
+    # Retention (portal/operations/retention.py): a tip on legal hold is never destroyed; a
+    # destroyed tip
     # keeps this row (metadata, for statistics) with its content, files and messages gone.
     legal_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

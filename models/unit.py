@@ -41,7 +41,8 @@ class Unit(Base):
     public_key: Mapped[str | None] = mapped_column(Text)
     # Handling units only: the custodian (信息保密员) key's recipient. A real-name reporter's
     # identity is sealed to it (and 州本级's), never to `public_key`: the unit's officers open the
-    # tip but not who reported it (portal/identity.py). Printed as a recovery key like the other.
+    # tip but not who reported it (portal/intake/identity.py). Printed as a recovery key like the
+    # other.
     identity_key: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(default=True)
 

@@ -38,7 +38,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A password reset by an administrator (portal/accounts.py): who asked and when (kept for the
+    # A password reset by an administrator (portal/security/accounts.py): who asked and when (kept
+    # for the
     # notice at the next sign-in), where it stands — "confirm" (a second administrator must
     # confirm, the second factor being lost too), "open" (the one-time link works) or None —,
     # wrong codes typed on the link's page, and whether the notice is still to be shown.
@@ -49,7 +50,8 @@ class User(Base):
     reset_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     reset_notice: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Raised by "sign out everywhere": the browsers this account signed in from are no longer
-    # known devices (portal/auth.py binds the known-device cookie to it and the password hash).
+    # known devices (portal/security/auth.py binds the known-device cookie to it and the password
+    # hash).
     device_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user",
@@ -64,7 +66,8 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     role: Mapped[str] = mapped_column(String(24))
-    # Two-person rule (portal/accounts.py): an officer, liaison or administrator role given on
+    # Two-person rule (portal/security/accounts.py): an officer, liaison or administrator role
+    # given on
     # the administration pages waits, giving no access, until someone else who speaks for the
     # unit confirms it. Who asked and when; who confirmed and when (None while it waits).
     added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -110,7 +113,8 @@ class RecoveryCode(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-in attempts under a hashed key (portal/auth.py): an account name (existing or
+    """Failed sign-in attempts under a hashed key (portal/security/auth.py): an account name
+    (existing or
     not, so the answer reveals nothing), an account's second factor, or a known device."""
 
     __tablename__ = "login_throttles"

@@ -11,9 +11,9 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from portal import hashgate, health, http, outage
-from portal.extensions import babel, csrf, db, migrate
-from portal.ratelimit import install_rate_limits
+from portal.web import hashgate, health, http, outage
+from portal.web.extensions import babel, csrf, db, migrate
+from portal.web.ratelimit import install_rate_limits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,8 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def register_template_helpers(app: Flask) -> None:
     from flask_babel import format_datetime
 
-    from portal.messages import TEMPLATE_WORDS, status_text
-    from portal.sizes import file_size_text
+    from portal.web.messages import TEMPLATE_WORDS, status_text
+    from portal.web.sizes import file_size_text
 
     app.jinja_env.globals.update(format_datetime=format_datetime, status_text=status_text,
                                  file_size=file_size_text, **TEMPLATE_WORDS)
@@ -88,7 +88,7 @@ def register_extensions(app: Flask) -> None:
 def open_sqlite_without_creating(app: Flask) -> None:
     """The embedded database, once it exists, and always under gunicorn, is opened for reading
     and writing only, never created: should its file be moved away or its disk be unmounted,
-    requests answer 503 (portal/outage.py) instead of SQLite making a new empty file there,
+    requests answer 503 (portal/web/outage.py) instead of SQLite making a new empty file there,
     which would answer 500 and which a later `make run` would set up as a new portal in place
     of the real one. A file that does not exist yet is created by `flask db upgrade` (a new
     installation), a test or the development server (SQLITE_MAY_CREATE overrides the choice)."""
@@ -138,12 +138,12 @@ def enforce_sqlite_foreign_keys(engine: object) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.admin import bp as admin_bp
-    from portal.api import bp as api_bp
-    from portal.auditor import bp as auditor_bp
-    from portal.citizen import bp as citizen_bp
-    from portal.liaison import bp as liaison_bp
-    from portal.staff import bp as staff_bp
+    from portal.web.admin import bp as admin_bp
+    from portal.web.api import bp as api_bp
+    from portal.web.auditor import bp as auditor_bp
+    from portal.web.citizen import bp as citizen_bp
+    from portal.web.liaison import bp as liaison_bp
+    from portal.web.staff import bp as staff_bp
 
     app.register_blueprint(citizen_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")
@@ -156,7 +156,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from portal.errors import register
+    from portal.web.errors import register
 
     register(app)
 
@@ -172,7 +172,7 @@ def configure_logging(app: Flask) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # Pillow logs EXIF tag values at DEBUG: those are the citizen's content.
     logging.getLogger("PIL").setLevel(logging.INFO)
-    from portal.logscrub import RedactAddresses
+    from portal.web.logscrub import RedactAddresses
 
     app.logger.addFilter(RedactAddresses())
     app.logger.setLevel(logging.INFO)

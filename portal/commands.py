@@ -15,11 +15,11 @@ from typing import NoReturn
 import click
 from flask import Flask, current_app
 
-from portal import crypto
-from portal.accounts import MIN_PASSWORD_LENGTH, WeakPassword
-from portal.extensions import db
-from portal.seed import seed
-from portal.setup import AlreadySetUp, complete_setup, new_setup_token
+from portal.operations.seed import seed
+from portal.operations.setup import AlreadySetUp, complete_setup, new_setup_token
+from portal.security import crypto
+from portal.security.accounts import MIN_PASSWORD_LENGTH, WeakPassword
+from portal.web.extensions import db
 
 
 def fail(message: str) -> NoReturn:
@@ -153,14 +153,14 @@ def register_user_commands(app: Flask) -> None:
         Officer, liaison and administrator roles given on the administration pages instead
         wait for a second person's confirmation (a head of the unit, a liaison of the body, or
         another administrator)."""
-        from portal.accounts import (
+        from auditlog.events import SYSTEM, record
+        from portal.security.accounts import (
             RoleRefused,
             UsernameTaken,
             create_account,
             first_sign_in_token,
             parse_role,
         )
-        from portal.audit import SYSTEM, record
 
         try:
             wanted = [(unit_code, parse_role(role)) for role in roles]
@@ -221,7 +221,7 @@ def register_calendar_commands(app: Flask) -> None:
     def calendar_check_command(today: datetime | None) -> None:
         """Exit 1 naming the years without holiday data that deadlines already reach (this
         year, and next year from 1 November)."""
-        from portal.admin.warnings import missing_calendar_years
+        from portal.web.admin.warnings import missing_calendar_years
         from referral.calendar import PREFECTURE_ZONE
 
         day: date = today.date() if today else datetime.now(PREFECTURE_ZONE).date()
@@ -259,8 +259,8 @@ def register_blind_index_commands(app: Flask) -> None:
     def rotate_command(identity_files: tuple[Path, ...]) -> None:
         """Replace the blind-index key and compute every tip's indexes again with the new one.
         Copies of the database made before then confirm nothing about the new indexes."""
-        from portal.audit import SYSTEM
-        from portal.intake import NotAUnitKey, rotate_blind_key
+        from auditlog.events import SYSTEM
+        from portal.intake.filing import NotAUnitKey, rotate_blind_key
 
         identities = read_identities(identity_files)
         try:
@@ -284,9 +284,9 @@ def register_retention_command(app: Flask) -> None:
         period has run out (natural days from closing), keeping their metadata; tips on legal
         hold or in a case still at work are kept. Audited per tip. Meant to run daily (later
         as a scheduled job)."""
+        from auditlog.events import SYSTEM
         from models.base import utcnow
-        from portal.audit import SYSTEM
-        from portal.retention import destroy
+        from portal.operations.retention import destroy
         from referral.calendar import PREFECTURE_ZONE as local
         report = destroy(db.session, utcnow(), dry_run=dry_run, actor=SYSTEM)
         if dry_run:
@@ -316,7 +316,7 @@ def register_audit_commands(app: Flask) -> None:
     @audit.command("verify")
     def verify_command() -> None:
         """Check the stored log against its signed checkpoints; exit 1 naming the first fault."""
-        from portal.auditlog import verify_database
+        from auditlog.database import verify_database
         from portal.web import audit_keys
 
         result = verify_database(db.session, audit_keys())  # type: ignore[arg-type]
@@ -327,8 +327,8 @@ def register_audit_commands(app: Flask) -> None:
     @audit.command("export")
     @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
     def export_command(directory: Path) -> None:
-        """Write an export bundle for `python -m referral.verify DIRECTORY`."""
-        from portal.auditlog import export_bundle
+        """Write an export bundle for `python -m auditlog.verify DIRECTORY`."""
+        from auditlog.database import export_bundle
         from portal.web import audit_keys, checkpoint_now
 
         checkpoint_now()
@@ -352,8 +352,8 @@ def register_identity_commands(app: Flask) -> None:
         """Make the custodian (信息保密员) key of every handling unit that has none (an
         installation set up before they existed) and print or write each recovery key once.
         Audited; run it before `identities separate`."""
-        from portal.audit import SYSTEM
-        from portal.keys import generate_unit_keys
+        from auditlog.events import SYSTEM
+        from portal.security.keys import generate_unit_keys
 
         made = generate_unit_keys(db.session, SYSTEM)
         if not made.content and not made.custodian:
@@ -390,9 +390,9 @@ def register_identity_commands(app: Flask) -> None:
         """Move each real-name reporter's identity out of the tip it was sealed in (tips filed
         before identities were kept apart): sealed apart to the custodians' keys, the tip sealed
         again without it. Idempotent; audited with the count."""
-        from portal.audit import SYSTEM
-        from portal.identity import separate_identities
-        from portal.keys import NotSetUp
+        from auditlog.events import SYSTEM
+        from portal.intake.identity import separate_identities
+        from portal.security.keys import NotSetUp
 
         identities = read_identities(identity_files)
         if not identities:
@@ -439,7 +439,7 @@ def register_backup_commands(app: Flask) -> None:
         manifest.json (row counts, schema revision, audit-log head and last checkpoint, SHA-256).
         Exit 2 with one line on stderr when it fails."""
         from portal import ROOT
-        from portal.backup import BackupError, backup
+        from portal.operations.backup import BackupError, backup
 
         keys: dict[str, bytes] = {}
         if with_keys:
@@ -482,7 +482,7 @@ def register_backup_commands(app: Flask) -> None:
         counts the rows against the manifest and verifies the audit log against the backup's
         last checkpoint. Exit 2 with one line on stderr when it refuses or fails."""
         from portal import ROOT
-        from portal.backup import BackupError, install_keys, restore, verifier_text
+        from portal.operations.backup import BackupError, install_keys, restore, verifier_text
 
         db.session.remove()
         db.engine.dispose()  # no pooled connection keeps the file being replaced open

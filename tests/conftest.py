@@ -32,9 +32,9 @@ from sqlalchemy import create_engine, make_url, select, text
 
 from config import Argon2Params
 from portal import create_app
-from portal.extensions import db
-from portal.seed import seed
-from portal.setup import complete_setup
+from portal.operations.seed import seed
+from portal.operations.setup import complete_setup
+from portal.web.extensions import db
 
 # `from tests.conftest import …` gets this very module, not a second copy with its own state.
 if __name__ != "tests.conftest":
@@ -159,7 +159,7 @@ def test_settings(tmp_path: Path) -> dict[str, object]:
         "WRAP_ARGON2": FAST_ARGON2,
         "LOGIN_ARGON2": FAST_ARGON2,
         "WTF_CSRF_ENABLED": False,
-        # /readyz (portal/readiness.py): a test machine's disk may hold less than production's.
+        # /readyz (portal/web/readiness.py): a test machine's disk may hold less than production's.
         "READY_MIN_FREE_MB": 1,
     }
 
@@ -192,7 +192,7 @@ def stamp_migrations_head(app: Flask | None = None) -> None:
     `flask db upgrade` would, so that /readyz finds the database migrated."""
     from flask import current_app
 
-    from portal.readiness import migration_heads
+    from portal.web.readiness import migration_heads
 
     heads = migration_heads(Path((app or current_app).extensions["migrate"].directory))
     db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
@@ -338,11 +338,11 @@ class Staff:
 
     def create(self, username: str, unit: str = "yanji", role: str = "intake_officer",
                *, grant: bool = True, enrolled: bool = True, extra: tuple = ()) -> int:
+        from auditlog.events import SYSTEM
         from models import Role, Unit
-        from portal.accounts import add_membership, create_user
-        from portal.audit import SYSTEM
-        from portal.auth import begin_enrollment
-        from portal.custody import grant_from_recovery
+        from portal.security.accounts import add_membership, create_user
+        from portal.security.auth import begin_enrollment
+        from portal.security.custody import grant_from_recovery
 
         user = create_user(db.session, username, self.PASSWORD, **COSTS,
                            actor=SYSTEM)

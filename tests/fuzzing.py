@@ -36,13 +36,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from auditlog.events import SYSTEM
 from models import Attachment, Tip, User
-from portal import intake, referrals
-from portal.access import principal_for
-from portal.audit import SYSTEM
-from portal.auth import begin_enrollment
-from portal.custody import unit_identities, unlock_personal
-from portal.extensions import db
+from portal.cases import referrals
+from portal.intake import filing
+from portal.security.access import principal_for
+from portal.security.auth import begin_enrollment
+from portal.security.custody import unit_identities, unlock_personal
+from portal.web.extensions import db
 from tests.helpers import MemoryUpload, jpeg_with_metadata
 
 # Everyone who can knock on the portal's doors. "keyless" is a head of 延吉 who was never
@@ -62,7 +63,7 @@ ACCOUNTS = {  # role → (username, unit, role name, holds the key)
     "hc_case2": ("fz_hc_case2", "hunchun", "case_officer", True),
     "hc_head": ("fz_hc_head", "hunchun", "head", True),
 }
-LIMITS = intake.Limits(10, 10**7, 10**7)
+LIMITS = filing.Limits(10, 10**7, 10**7)
 
 # What a careless or hostile client types into a field.
 OVERLONG = "长" + "x" * 99_999  # 100k characters (all "长" would be 900 kB percent-encoded)
@@ -130,7 +131,7 @@ STUB_LETTER = b"%PDF-1.4\n% stand-in for the transfer letter\n%%EOF\n"
 
 @contextmanager
 def stub_letters() -> Iterator[None]:
-    with mock.patch("portal.referrals.render_transfer_letter",
+    with mock.patch("portal.cases.referrals.render_transfer_letter",
                     lambda data, draft=False: STUB_LETTER):
         yield
 
@@ -177,7 +178,7 @@ def _principal(username: str, password: str):
 
 def _file(narrative: str, county: str, uploads: list[MemoryUpload] | None = None,
           status: str | None = None) -> tuple[int, str]:
-    filed = intake.file_tip(db.session, intake.TipDraft(narrative=narrative, county=county,
+    filed = filing.file_tip(db.session, filing.TipDraft(narrative=narrative, county=county,
                                                         category="P04",
                                                         keep_photo_location=True),
                             uploads or [], limits=LIMITS,
@@ -213,7 +214,7 @@ def _build_world(app: Flask, staff: Any) -> World:
     other_tip_id, _ = _file("smoke at night in Hunchun", "hunchun")
     case_tips = [_file(text, "yanji", status="accepted")[0]
                  for text in ("waste dumped at the quarry", "the same quarry, again")]
-    from portal import followup
+    from portal.intake import followup
     from tests.conftest import FAST_ARGON2
 
     key = followup.unlock(db.session, receipt, FAST_ARGON2)
@@ -986,7 +987,7 @@ def post_routes(app: Flask, world: World) -> list[tuple[str, str]]:
     ids = {"tip_id": world.tip_id, "attachment_id": world.attachment_id,
            "case_id": world.case_id, "referral_id": world.referrals["handed_over"],
            "suggestion_id": world.suggestion_id, "user_id": world.users["case2"],
-           # An identity request (portal/identity.py): the world has one when a test made it.
+           # An identity request (portal/intake/identity.py): the world has one when a test made it.
            "request_id": getattr(world, "identity_requests", {}).get("own", 999999)}
     out = []
     for rule in app.url_map.iter_rules():

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Attachment, BlobChunk
-from portal import crypto
+from portal.security import crypto
 
 GPS_IFD = 0x8825
 
@@ -78,7 +78,7 @@ def give_custodian_keys(session: Session, codes: tuple[str, ...] = ("zhou", "yan
 def hand_custodian_key(session: Session, user_id: int, unit_code: str, identity: str) -> None:
     """Hand a unit's custodian key to one of its custodians (UnitKeyGrant, purpose identity)."""
     from models import KeyPurpose, Unit, User
-    from portal.custody import _seal_grant
+    from portal.security.custody import _seal_grant
 
     unit = session.scalars(select(Unit).where(Unit.code == unit_code)).one()
     _seal_grant(session, unit, crypto.AgeIdentity(identity), session.get(User, user_id), None,

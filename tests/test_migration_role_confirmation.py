@@ -11,7 +11,7 @@ from pathlib import Path
 import flask_migrate
 from sqlalchemy import text
 
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.test_migrations import database_at, empty_database  # noqa: F401  (the fixture)
 
 

@@ -17,10 +17,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect, select, text
 
 from models import Tip, TipUpdate
-from portal import create_app, intake
-from portal.extensions import db
-from portal.seed import seed
-from portal.setup import complete_setup
+from portal import create_app
+from portal.intake import filing
+from portal.operations.seed import seed
+from portal.operations.setup import complete_setup
+from portal.web.extensions import db
 from tests.conftest import COSTS, FAST_ARGON2, TEST_DATABASE_URL, test_settings
 
 
@@ -99,8 +100,8 @@ def test_each_revision_upgrades_a_database_holding_a_tip(tmp_path: Path,
         assert (bool(row[0]), bool(row[1])) == (True, False)
         # The old entries became the first leaves of the chained log, which verifies, and the
         # next entry continues it.
-        from portal.audit import SYSTEM, record
-        from portal.auditlog import load_keys, make_checkpoint, verify_database
+        from auditlog.database import load_keys, make_checkpoint, verify_database
+        from auditlog.events import SYSTEM, record
 
         keys = load_keys(tmp_path / "log.key", "test/audit")
         record(db.session, SYSTEM, "after.migration")
@@ -121,8 +122,8 @@ def test_upgrade_to_head_with_data_then_downgrade(tmp_path: Path, empty_database
         flask_migrate.upgrade()
         seed(db.session)
         keys = complete_setup(db.session, "admin", "correct horse battery", **COSTS)
-        limits = intake.Limits(max_files=10, max_file_bytes=10**6, max_clean_bytes=10**6)
-        filed = intake.file_tip(db.session, intake.TipDraft(narrative="after migration",
+        limits = filing.Limits(max_files=10, max_file_bytes=10**6, max_clean_bytes=10**6)
+        filed = filing.file_tip(db.session, filing.TipDraft(narrative="after migration",
                                                             county="antu"), [],
                                 limits=limits, receipt_cost=FAST_ARGON2)
         assert db.session.scalar(select(Tip.unit_id).where(Tip.id == filed.tip_id))
@@ -149,7 +150,7 @@ def test_the_blind_index_key_is_sealed_and_its_plain_copy_deleted(tmp_path: Path
     "computed, naming nothing" (b""); downgrade turns those back into NULL."""
     import os
 
-    from portal import crypto
+    from portal.security import crypto
 
     with database_at(tmp_path, empty_database, "a81e00000005") as metadata:
         units, tips = metadata.tables["units"], metadata.tables["tips"]
@@ -157,7 +158,7 @@ def test_the_blind_index_key_is_sealed_and_its_plain_copy_deleted(tmp_path: Path
         pairs = {code: crypto.generate_keypair() for code in ("zhou", "yanji", "psb_zhou")}
         kinds = {"zhou": "bureau", "yanji": "county", "psb_zhou": "public_security"}
         key = os.urandom(32)
-        index = intake.blind_index(key, "Acme Yanji Co")
+        index = filing.blind_index(key, "Acme Yanji Co")
         with db.engine.begin() as conn:
             ids = {code: conn.execute(units.insert().values(
                 code=code, kind=kinds[code], name_zh=code, name_ko=code, name_en=code,
@@ -180,7 +181,7 @@ def test_the_blind_index_key_is_sealed_and_its_plain_copy_deleted(tmp_path: Path
             assert crypto.open_sealed(sealed, [pairs[holder].identity]) == key
         with pytest.raises(crypto.CryptoError):
             crypto.open_sealed(sealed, [pairs["psb_zhou"].identity])
-        assert (bytes(row[0]), bytes(row[1])) == (index, intake.NO_INDEX)
+        assert (bytes(row[0]), bytes(row[1])) == (index, filing.NO_INDEX)
         if not TEST_DATABASE_URL:  # the deleted row is overwritten in the file itself
             assert key not in (tmp_path / "migrate.sqlite3").read_bytes()
         flask_migrate.downgrade(revision="a81e00000005")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import models.base
-from referral.logformat import ZERO, canonical, chain_hash, format_time, leaf_hash
+from auditlog.logformat import ZERO, canonical, chain_hash, format_time, leaf_hash
 
 revision = '5e7a11c0ffee'
 down_revision = 'd3172c5facbb'

@@ -5,7 +5,7 @@ Revises: a81e00000001
 Create Date: 2026-11-28 23:30:00
 
 A refresh of the receipt page or of a sent message repeats the POST; the hash of the form's
-one-time token lets the portal recognise the repeat and file nothing (portal/receipts.py).
+one-time token lets the portal recognise the repeat and file nothing (portal/intake/receipts.py).
 Existing rows have no token: NULL, which a unique constraint allows many times.
 """
 import sqlalchemy as sa

@@ -9,7 +9,7 @@ install_secrets, so a copy of the database alone confirmed a guessed name (issue
 key is now sealed (age) to every handling unit's public key, which the printed recovery keys
 open, and the plain row is deleted (zeroed in the file on SQLite). Existing indexes stay valid,
 being made with the same key; they were all computed at filing, so a NULL one (a field naming
-nothing) becomes b"", and NULL now means "not computed yet" (portal/intake.py NO_INDEX).
+nothing) becomes b"", and NULL now means "not computed yet" (portal/intake/filing.py NO_INDEX).
 
 Backups made before this upgrade still hold the old key: `flask --app app blind-index rotate`
 replaces it (README, Operating it).
@@ -31,7 +31,7 @@ HANDLING_KINDS = ("bureau", "county")
 
 
 def upgrade():
-    from portal import crypto  # the one module that seals (age v1)
+    from portal.security import crypto  # the one module that seals (age v1)
 
     conn = op.get_bind()
     if conn.dialect.name == "sqlite":

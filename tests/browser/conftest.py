@@ -25,8 +25,8 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
-from portal.extensions import db
-from portal.setup import complete_setup
+from portal.operations.setup import complete_setup
+from portal.web.extensions import db
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -251,17 +251,18 @@ def _build_staff_world(portal: LivePortal) -> StaffWorld:
     from flask import current_app
     from sqlalchemy import select
 
+    from auditlog.events import SYSTEM
     from models import Role, Tip, Unit, User
-    from portal import intake, referrals
-    from portal.access import principal_for
-    from portal.accounts import add_membership, create_user
-    from portal.audit import SYSTEM
-    from portal.auth import begin_enrollment
-    from portal.custody import grant_from_recovery, unit_identities, unlock_personal
+    from portal.cases import referrals
+    from portal.intake import filing
+    from portal.security.access import principal_for
+    from portal.security.accounts import add_membership, create_user
+    from portal.security.auth import begin_enrollment
+    from portal.security.custody import grant_from_recovery, unit_identities, unlock_personal
     from tests.helpers import MemoryUpload, jpeg_with_metadata
 
     app = portal.app
-    limits = intake.Limits(10, 10**7, 10**7)
+    limits = filing.Limits(10, 10**7, 10**7)
     secrets: dict[str, str] = {}
     ids: dict[str, int] = {}
 
@@ -275,7 +276,7 @@ def _build_staff_world(portal: LivePortal) -> StaffWorld:
         return principal_for(db.session, user, unit_identities(db.session, user, personal))
 
     def tip(narrative: str, uploads=(), status: str = "accepted") -> int:
-        filed = intake.file_tip(db.session, intake.TipDraft(
+        filed = filing.file_tip(db.session, filing.TipDraft(
             narrative=narrative, county="yanji", category="P04", place="布尔哈通河 延吉段"),
             list(uploads), limits=limits, receipt_cost=current_app.config["RECEIPT_ARGON2"],
             actor=SYSTEM)
@@ -351,9 +352,9 @@ def _build_staff_world(portal: LivePortal) -> StaffWorld:
 def add_unenrolled_member(world: StaffWorld, username: str, unit_code: str, role: str) -> None:
     """A member of a unit with neither a second factor nor the unit's key: what an
     administrator's new account is before its first sign-in."""
+    from auditlog.events import SYSTEM
     from models import Role
-    from portal.accounts import add_membership, create_user
-    from portal.audit import SYSTEM
+    from portal.security.accounts import add_membership, create_user
 
     app = world.portal.app
     with app.app_context():

@@ -217,11 +217,11 @@ def _reset_link(world: StaffWorld, username: str) -> str:
     from flask import current_app
     from sqlalchemy import select
 
+    from auditlog.events import Actor
     from models import Role, User
-    from portal.accounts import reset_token
-    from portal.audit import Actor
-    from portal.custody import reset_password
-    from portal.extensions import db
+    from portal.security.accounts import reset_token
+    from portal.security.custody import reset_password
+    from portal.web.extensions import db
 
     with world.portal.app.app_context():
         admin = db.session.scalars(select(User).where(User.username == "admin")).one()

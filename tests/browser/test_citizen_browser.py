@@ -20,10 +20,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import func, select
 
 from models import Attachment, BlobChunk, Message, Tip
-from portal import crypto
-from portal.extensions import db
-from portal.intake import FieldError
-from portal.messages import error_text
+from portal.intake.filing import FieldError
+from portal.security import crypto
+from portal.web.extensions import db
+from portal.web.messages import error_text
 from tests.browser.conftest import (
     PHONE_HEIGHT,
     PHONE_WIDTH,

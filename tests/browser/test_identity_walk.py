@@ -15,12 +15,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 from sqlalchemy import select
 
+from auditlog.events import SYSTEM
 from models import IdentityRequest, Role, Tip, TipIdentity
-from portal import identity, intake
-from portal.accounts import add_membership, create_user
-from portal.audit import SYSTEM
-from portal.auth import begin_enrollment
-from portal.extensions import db
+from portal.intake import filing, identity
+from portal.security.accounts import add_membership, create_user
+from portal.security.auth import begin_enrollment
+from portal.web.extensions import db
 from tests.browser.conftest import desktop_chromium
 from tests.browser.walk_helpers import click_and_wait, main_text, submit, wait_css
 from tests.helpers import give_custodian_keys, hand_custodian_key
@@ -35,7 +35,7 @@ NAME, PHONE = "리순희", "13844445555"
 def _person(live_portal, username: str, unit_code: str, role: str, *, content_key: bool
             ) -> tuple[int, str]:
     from models import Unit
-    from portal.custody import grant_from_recovery
+    from portal.security.custody import grant_from_recovery
 
     app = live_portal.app
     user = create_user(db.session, username, PASSWORD, wrap_cost=app.config["WRAP_ARGON2"],
@@ -85,10 +85,10 @@ def test_request_grant_read_and_the_reporter_is_told(live_portal, browser, tmp_p
         officer = _person(live_portal, "iw_officer", "yanji", "case_officer", content_key=True)
         custodian = _person(live_portal, "iw_custodian", "yanji", "custodian", content_key=False)
         hand_custodian_key(db.session, custodian[0], "yanji", keys["yanji"])
-        filed = intake.file_tip(db.session, intake.TipDraft(
+        filed = filing.file_tip(db.session, filing.TipDraft(
             narrative="dead fish below the paper mill", county="yanji", language="ko",
-            identity=intake.Identity(name=NAME, phone=PHONE, contact_ok=True)), [],
-            limits=intake.Limits(10, 10**6, 10**6),
+            identity=filing.Identity(name=NAME, phone=PHONE, contact_ok=True)), [],
+            limits=filing.Limits(10, 10**6, 10**6),
             receipt_cost=current_app.config["RECEIPT_ARGON2"])
         if db.session.get(TipIdentity, filed.tip_id) is None:  # before filing sealed it apart
             identity.seal_identity(db.session, db.session.get(Tip, filed.tip_id),

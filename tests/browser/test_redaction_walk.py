@@ -24,10 +24,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from sqlalchemy import select
 
+from auditlog.events import SYSTEM
 from models import CaseTip, IdentityRequest, Tip, TipIdentity
-from portal import blobs, crypto, identity, intake, referrals
-from portal.audit import SYSTEM
-from portal.extensions import db
+from portal.cases import referrals
+from portal.intake import blobs, filing, identity
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.browser.test_identity_walk import _person, _sign_in, _sign_out
 from tests.browser.test_referral_browser import (
     LIMITS,
@@ -89,9 +91,9 @@ def test_an_officer_blacks_out_an_area_and_the_package_keeps_none_of_it(
         ids["rd_keeper"], secrets["rd_keeper"] = _person(live_portal, "rd_keeper", "yanji",
                                                          "custodian", content_key=False)
         hand_custodian_key(db.session, ids["rd_keeper"], "yanji", keys["yanji"])
-        filed = intake.file_tip(db.session, intake.TipDraft(
+        filed = filing.file_tip(db.session, filing.TipDraft(
             narrative="夜里有人在河边倾倒废油，照片里能看到我家的门牌。", county="yanji",
-            category="P01", identity=intake.Identity(name=NAME, phone=PHONE, contact_ok=True)),
+            category="P01", identity=filing.Identity(name=NAME, phone=PHONE, contact_ok=True)),
             [MemoryUpload("河边.png", _noisy_png())], limits=LIMITS,
             receipt_cost=current_app.config["RECEIPT_ARGON2"], actor=SYSTEM)
         db.session.get(Tip, filed.tip_id).status = "accepted"

@@ -21,21 +21,22 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
+from auditlog.events import SYSTEM
 from models import Referral, ReferralEvent, Role, Tip, Unit, User
-from portal import intake, referrals
-from portal.access import principal_for
-from portal.accounts import add_membership, create_user
-from portal.audit import SYSTEM
-from portal.auth import begin_enrollment
-from portal.custody import grant_from_recovery, unit_identities, unlock_personal
-from portal.extensions import db
+from portal.cases import referrals
+from portal.intake import filing
+from portal.security.access import principal_for
+from portal.security.accounts import add_membership, create_user
+from portal.security.auth import begin_enrollment
+from portal.security.custody import grant_from_recovery, unit_identities, unlock_personal
+from portal.web.extensions import db
 from tests.browser.conftest import page_replaced
 from tests.helpers import MemoryUpload
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "officer password 2026"
-LIMITS = intake.Limits(10, 10**6, 10**6)
+LIMITS = filing.Limits(10, 10**6, 10**6)
 PEOPLE = (("ref_case_a", "yanji", "case_officer"), ("ref_case_b", "yanji", "case_officer"),
           ("ref_head", "yanji", "head"), ("ref_police", "psb_zhou", "liaison"))
 
@@ -66,7 +67,7 @@ def _create_person(live_portal, username: str, unit_code: str, role: str) -> tup
 
 
 def _accepted_tip(narrative: str) -> int:
-    filed = intake.file_tip(db.session, intake.TipDraft(narrative=narrative, county="yanji",
+    filed = filing.file_tip(db.session, filing.TipDraft(narrative=narrative, county="yanji",
                                                         category="P01"), [],
                             limits=LIMITS, receipt_cost=current_app.config["RECEIPT_ARGON2"],
                             actor=SYSTEM)

@@ -19,12 +19,12 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
+from auditlog.events import SYSTEM
 from models import Role, Unit
-from portal.accounts import add_membership, create_user
-from portal.audit import SYSTEM
-from portal.custody import grant_from_recovery
-from portal.extensions import db
-from portal.messages import status_text
+from portal.security.accounts import add_membership, create_user
+from portal.security.custody import grant_from_recovery
+from portal.web.extensions import db
+from portal.web.messages import status_text
 from tests.browser.conftest import page_replaced, submit_form, wait_for
 
 pytestmark = pytest.mark.browser

@@ -59,9 +59,9 @@ from models import (
     UnitKeyGrant,
     User,
 )
-from portal.extensions import db
-from portal.messages import language_text, state_text, status_text
-from portal.seed import UNITS
+from portal.operations.seed import UNITS
+from portal.web.extensions import db
+from portal.web.messages import language_text, state_text, status_text
 from tests.browser.walk_helpers import (
     CHANGED_PASSWORD,
     PEOPLE,
@@ -1092,16 +1092,16 @@ def _audit(walk: Walk) -> None:
     driver.get(home)
     # the command the page shows, run on the file the page names
     commands = [c.text.split() for c in driver.find_elements(By.CSS_SELECTOR, "main code")
-                if "referral.verify" in c.text]
+                if "auditlog.verify" in c.text]
     assert commands, "the audit page does not show the command that checks an export"
     command = commands[0]
     button = driver.find_element(By.CSS_SELECTOR, 'form[action$="/export"] '
                                                   'button[type="submit"]')
     bundle = download(driver, walk.downloads / "audit", button.click)
-    named = command[command.index("referral.verify") + 1]
+    named = command[command.index("auditlog.verify") + 1]
     walk.check(named == bundle.name, f"the page names {named}, the download is {bundle.name}")
     assert command[:2] == ["python", "-m"], command
-    result = subprocess.run([sys.executable, "-m", "referral.verify", str(bundle)],
+    result = subprocess.run([sys.executable, "-m", "auditlog.verify", str(bundle)],
                             capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, (result.stdout, result.stderr)

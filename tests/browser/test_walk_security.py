@@ -36,8 +36,8 @@ from selenium.webdriver.support.select import Select
 from sqlalchemy import func, select
 
 from models import Role, Tip, Unit, User
-from portal.extensions import db
-from portal.messages import throttled_text
+from portal.web.extensions import db
+from portal.web.messages import throttled_text
 from tests.browser.conftest import set_viewport
 from tests.browser.walk_helpers import (
     DESK,
@@ -191,11 +191,11 @@ def _phone_metrics(driver: WebDriver) -> None:
 def _build(portal: FreshPortal) -> dict[str, int]:
     """The administrator as setup makes it, the others by an administrator; TOTP enrolled and
     recovery codes printed for everyone; the unit key for the officer who opens the video."""
-    from portal.accounts import add_membership, create_user
-    from portal.audit import SYSTEM, Actor
-    from portal.auth import begin_enrollment, new_recovery_codes
-    from portal.custody import grant_from_recovery
-    from portal.setup import complete_setup
+    from auditlog.events import SYSTEM, Actor
+    from portal.operations.setup import complete_setup
+    from portal.security.accounts import add_membership, create_user
+    from portal.security.auth import begin_enrollment, new_recovery_codes
+    from portal.security.custody import grant_from_recovery
 
     app, ids = portal.app, {}
     costs = {"wrap_cost": app.config["WRAP_ARGON2"], "login_cost": app.config["LOGIN_ARGON2"]}
@@ -486,7 +486,7 @@ def test_citizen_video_and_an_officer_past_the_code_throttle(
 
 def test_the_auditor_reads_account_changes_in_words(walk: SecurityWalk) -> None:
     """zh. The reset and the role grants, in words, with who did them."""
-    from portal.messages import EVENT_WORDS
+    from portal.web.messages import EVENT_WORDS
 
     walk.once("reset", _reset_flow)
     driver, lang = walk.office, "zh"

@@ -38,8 +38,8 @@ from werkzeug.serving import make_server
 
 from models import Channel, Role
 from portal import create_app
-from portal.extensions import db
-from portal.seed import UNITS, seed
+from portal.operations.seed import UNITS, seed
+from portal.web.extensions import db
 from referral.deadlines import RULES
 from referral.workflow import TRANSITIONS, State
 from tests.browser.conftest import (
@@ -297,7 +297,7 @@ def raw_codes(text: str) -> list[str]:
                 continue
         found.append(code)
     found += [m.group(0) for m in AUDIT_ACTION.finditer(text)
-              if not text[:m.start()].endswith("-m ")]  # a command: python -m referral.verify
+              if not text[:m.start()].endswith("-m ")]  # a command: python -m auditlog.verify
     found += [m.group(0) for m in JSON_DETAILS.finditer(text)]
     return sorted(set(found))
 

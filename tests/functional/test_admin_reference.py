@@ -7,7 +7,7 @@ import io
 from sqlalchemy import select
 
 from models import CalendarYear, Holiday, Offence
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.functional.test_admin_users import admin_client
 
 

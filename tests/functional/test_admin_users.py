@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from models import AuditEvent, LoginThrottle, Membership, User
-from portal.auth import FREE_FAILURES, begin_enrollment
-from portal.extensions import db
+from portal.security.auth import FREE_FAILURES, begin_enrollment
+from portal.web.extensions import db
 from tests.conftest import ADMIN_PASSWORD
 
 NEW_PASSWORD = "a first password 2026"

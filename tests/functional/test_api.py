@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Attachment, Message, Tip, TipIdentity
-from portal import crypto
-from portal.extensions import db
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.helpers import jpeg_with_metadata
 
 RECEIPT = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}$")

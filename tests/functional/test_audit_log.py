@@ -14,12 +14,13 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from auditlog import notes
+from auditlog.database import export_bundle, load_keys, make_checkpoint, verify_database
+from auditlog.events import SYSTEM, Actor, record
 from models import AuditCheckpoint, AuditEvent
-from portal import crypto, intake
-from portal.audit import SYSTEM, Actor, record
-from portal.auditlog import export_bundle, load_keys, make_checkpoint, verify_database
-from portal.extensions import db
-from referral import notes
+from portal.intake import filing
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.conftest import FAST_ARGON2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,14 +154,14 @@ def test_export_verifies_offline_with_proofs(app, keys, tmp_path) -> None:
     make_checkpoint(db.session, keys, ORIGIN)
     bundle = tmp_path / "bundle"
     assert export_bundle(db.session, bundle, keys) == 13
-    ok = subprocess.run([sys.executable, "-m", "referral.verify", str(bundle), "--previous",
+    ok = subprocess.run([sys.executable, "-m", "auditlog.verify", str(bundle), "--previous",
                          str(tmp_path / "earlier.note"), "--entry", "3"], cwd=ROOT,
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     lines = (bundle / "entries.jsonl").read_bytes().splitlines(keepends=True)
     lines[9] = lines[9].replace(b"test.event", b"test.evenT")
     (bundle / "entries.jsonl").write_bytes(b"".join(lines))
-    bad = subprocess.run([sys.executable, "-m", "referral.verify", str(bundle)], cwd=ROOT,
+    bad = subprocess.run([sys.executable, "-m", "auditlog.verify", str(bundle)], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "entry 9" in bad.stderr
 
@@ -184,9 +185,9 @@ def test_the_referral_letter_carries_a_checkpoint(app, keys) -> None:
 
 
 def test_auditors_browse_and_verify_but_never_decrypt(app, client, staff, monkeypatch) -> None:
-    filed = intake.file_tip(db.session, intake.TipDraft(narrative="AUDITOR-MUST-NOT-SEE",
+    filed = filing.file_tip(db.session, filing.TipDraft(narrative="AUDITOR-MUST-NOT-SEE",
                                                         county="yanji"), [],
-                            limits=intake.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2,
+                            limits=filing.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2,
                             actor=SYSTEM)
     officer = staff.create("reader", "yanji")
     reader = app.test_client()
@@ -230,13 +231,13 @@ def test_the_export_verifies_with_the_command_its_page_shows(app, client, staff,
     staff.login(client, "auditor", auditor)
     page = client.get("/audit/?lang=zh").get_data(as_text=True)
     command = page.split("<code>", 1)[1].split("</code>", 1)[0]
-    assert command.startswith("python -m referral.verify ")
+    assert command.startswith("python -m auditlog.verify ")
     export = client.post("/audit/export")
     assert export.status_code == 200
     name = command.split()[3]  # the file name the page names is the one downloaded
     assert f'filename="{name}"' in export.headers["Content-Disposition"]
     (tmp_path / name).write_bytes(export.data)
-    done = subprocess.run([sys.executable, "-m", "referral.verify", name], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "auditlog.verify", name], cwd=tmp_path,
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: ")
@@ -252,7 +253,7 @@ def test_the_export_verifies_with_the_command_its_page_shows(app, client, staff,
                 data = b"".join(data.splitlines(keepends=True)[:1] + data.splitlines(
                     keepends=True)[2:])
             cut.writestr(item, data)
-    bad = subprocess.run([sys.executable, "-m", "referral.verify", "cut.zip"], cwd=tmp_path,
+    bad = subprocess.run([sys.executable, "-m", "auditlog.verify", "cut.zip"], cwd=tmp_path,
                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
     assert bad.returncode == 1 and "expected seq 1" in bad.stderr
 

@@ -20,13 +20,16 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy import create_engine, make_url, select, text
 
+from auditlog.database import export_bundle, verify_database
+from auditlog.events import SYSTEM, record
+from auditlog.verify import verify_bundle
 from models import Attachment, Tip, TipIdentity
-from portal import ROOT, backup, create_app, crypto, intake
-from portal.audit import SYSTEM, record
-from portal.auditlog import export_bundle, verify_database
-from portal.extensions import db
-from portal.setup import complete_setup
-from referral.verify import verify_bundle
+from portal import ROOT, create_app
+from portal.intake import filing
+from portal.operations import backup
+from portal.operations.setup import complete_setup
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.conftest import (
     ADMIN_PASSWORD,
     COSTS,
@@ -40,7 +43,7 @@ from tests.conftest import (
 from tests.functional.test_referral_handover import referral_scene, submit_with_report
 from tests.helpers import MemoryUpload, attachment_ciphertext, jpeg_with_metadata
 
-LIMITS = intake.Limits(10, 10**7, 10**7)
+LIMITS = filing.Limits(10, 10**7, 10**7)
 OLDER_REVISION = "a81e00000008"
 
 
@@ -78,9 +81,9 @@ def run_on(application: Flask, *args: str) -> Result:
 
 
 def file_tip(narrative: str, uploads: list[MemoryUpload], **identity: object) -> int:
-    draft = intake.TipDraft(narrative=narrative, county="yanji", category="P01",
-                            identity=intake.Identity(**identity) if identity else None)
-    return intake.file_tip(db.session, draft, uploads, limits=LIMITS, receipt_cost=FAST_ARGON2,
+    draft = filing.TipDraft(narrative=narrative, county="yanji", category="P01",
+                            identity=filing.Identity(**identity) if identity else None)
+    return filing.file_tip(db.session, draft, uploads, limits=LIMITS, receipt_cost=FAST_ARGON2,
                            actor=SYSTEM).tip_id
 
 

@@ -11,9 +11,11 @@ from sqlalchemy import func, inspect, select, table, text
 
 from models import InstallSecret, Tip, Unit, User
 from models.install import SEALED_BLIND_KEY
-from portal import crypto, intake, triage
-from portal.access import Principal, principal_for
-from portal.extensions import db
+from portal.intake import filing
+from portal.security import crypto
+from portal.security.access import Principal, principal_for
+from portal.triage import tip_actions
+from portal.web.extensions import db
 from tests.conftest import FAST_ARGON2
 
 GUESS = "Acme Yanji Co"
@@ -87,11 +89,11 @@ def test_a_copy_of_the_database_files_and_configuration_confirms_no_guess(
                   *(crypto.server_key(secret_key, purpose) for purpose in PURPOSES)]
     for candidate in candidates:
         if candidate:
-            assert intake.blind_index(candidate, GUESS) not in stored
+            assert filing.blind_index(candidate, GUESS) not in stored
     # With a recovery key, the key opens and confirms the guess: the indexes are real. Its
     # bytes are nowhere in what the server keeps, in any usual spelling.
-    key = intake.open_blind_key(db.session, [portal_keys["zhou"]])
-    assert key is not None and intake.blind_index(key, GUESS) in stored
+    key = filing.open_blind_key(db.session, [portal_keys["zhou"]])
+    assert key is not None and filing.blind_index(key, GUESS) in stored
     for where in (cells, files, config):
         for blob in where:
             for spelling in spellings(key):
@@ -113,10 +115,10 @@ def test_tips_are_filed_unindexed_and_indexed_when_a_key_holder_looks(app, clien
     # An officer of another county, and one of this county without its key, change nothing.
     dunhua = principal_for(db.session, db.session.get(User, staff.create("dunhua", "dunhua")),
                            identities={})
-    assert triage.index_pending(db.session, dunhua) == 0
+    assert tip_actions.index_pending(db.session, dunhua) == 0
     keyless_id = staff.create("keyless", "yanji", grant=False)
     keyless = principal_for(db.session, db.session.get(User, keyless_id))
-    triage.queue(db.session, keyless, triage.QueueFilter())
+    tip_actions.queue(db.session, keyless, tip_actions.QueueFilter())
     assert indexes(older) == (None, None)
     # The county's key holder opens the queue: the county's tips are indexed, not Dunhua's.
     uid = staff.create("holder", "yanji")
@@ -138,28 +140,28 @@ def test_tips_are_filed_unindexed_and_indexed_when_a_key_holder_looks(app, clien
     # An empty field is computed too (b""), so it is not opened again on every page.
     blank = file_tip(client, responsible=" ,. ")
     bureau.get("/staff/")
-    assert indexes(blank)[0] == intake.NO_INDEX
+    assert indexes(blank)[0] == filing.NO_INDEX
 
 
 def test_a_batch_is_bounded_and_the_opened_tip_comes_first(app, client, staff,
                                                            portal_keys) -> None:
     tips = [file_tip(client, responsible=f"Plant {n}") for n in range(4)]
     principal = yanji_holder(staff, portal_keys, "batch")
-    assert triage.index_pending(db.session, principal, first=tips[0], limit=2) == 2
+    assert tip_actions.index_pending(db.session, principal, first=tips[0], limit=2) == 2
     done = [indexes(t)[0] is not None for t in tips]
     assert done == [True, False, False, True]  # the one asked for, then the newest
-    assert triage.index_pending(db.session, principal) == 2
-    assert triage.index_pending(db.session, principal) == 0
+    assert tip_actions.index_pending(db.session, principal) == 2
+    assert tip_actions.index_pending(db.session, principal) == 0
 
 
 def test_a_hotline_entry_by_a_key_holder_is_indexed_at_once(app, staff, portal_keys) -> None:
     principal = yanji_holder(staff, portal_keys, "hotline")
-    draft = intake.TipDraft(narrative="called in", county="yanji", responsible=GUESS,
+    draft = filing.TipDraft(narrative="called in", county="yanji", responsible=GUESS,
                             channel="hotline")
-    filed = triage.hotline_tip(db.session, principal, draft,
-                               limits=intake.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2)
-    key = intake.open_blind_key(db.session, [portal_keys["yanji"]])
-    assert indexes(filed.tip_id) == (intake.blind_index(key, GUESS), intake.NO_INDEX)
+    filed = tip_actions.hotline_tip(db.session, principal, draft,
+                               limits=filing.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2)
+    key = filing.open_blind_key(db.session, [portal_keys["yanji"]])
+    assert indexes(filed.tip_id) == (filing.blind_index(key, GUESS), filing.NO_INDEX)
 
 
 def test_rotate_replaces_the_key_and_computes_the_indexes_again(app, client, staff, portal_keys,
@@ -167,7 +169,7 @@ def test_rotate_replaces_the_key_and_computes_the_indexes_again(app, client, sta
     first = file_tip(client, responsible=GUESS)
     second = file_tip(client, "antu", responsible=GUESS.upper())
     before = db.session.get(InstallSecret, SEALED_BLIND_KEY).value
-    old_key = intake.open_blind_key(db.session, [portal_keys["zhou"]])
+    old_key = filing.open_blind_key(db.session, [portal_keys["zhou"]])
     recovery = tmp_path / "zhou.txt"
     recovery.write_text(crypto.identity_file_text(portal_keys["zhou"], "recovery key, zhou"))
     runner = app.test_cli_runner()
@@ -176,10 +178,10 @@ def test_rotate_replaces_the_key_and_computes_the_indexes_again(app, client, sta
     assert "2 tips indexed again" in result.output
     db.session.expire_all()
     assert db.session.get(InstallSecret, SEALED_BLIND_KEY).value != before
-    new_key = intake.open_blind_key(db.session, [portal_keys["antu"]])
+    new_key = filing.open_blind_key(db.session, [portal_keys["antu"]])
     assert new_key not in (None, old_key)
-    assert indexes(first)[0] == indexes(second)[0] == intake.blind_index(new_key, GUESS)
-    assert intake.blind_index(old_key, GUESS) not in (indexes(first)[0], None)
+    assert indexes(first)[0] == indexes(second)[0] == filing.blind_index(new_key, GUESS)
+    assert filing.blind_index(old_key, GUESS) not in (indexes(first)[0], None)
     # A county's key opens only its own tips: the others wait for an officer.
     county = tmp_path / "antu.txt"
     county.write_text(crypto.identity_file_text(portal_keys["antu"], "recovery key, antu"))

@@ -1,4 +1,4 @@
-"""When the receipt hash is busy (portal/hashgate.py), a submission is answered 503 with
+"""When the receipt hash is busy (portal/web/hashgate.py), a submission is answered 503 with
 Retry-After before anything is stored, and the citizen keeps everything typed: the report form
 comes back whole, the follow-up page keeps an unsent message, the API says so in JSON, the hotline
 form stays filled in. Once the gate frees, the same form files exactly one tip.
@@ -18,8 +18,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from models import Attachment, AuditEvent, Message, Tip, TipIdentity, TipUpdate
-from portal import hashgate
-from portal.extensions import db
+from portal.web import hashgate
+from portal.web.extensions import db
 from tests.functional.test_citizen import SUBMISSION, hidden, receipt_of
 from tests.helpers import jpeg_with_metadata
 
@@ -122,7 +122,7 @@ def test_a_request_that_waits_its_turn_in_vain_stores_nothing(app_factory) -> No
     gate.acquire()
     try:
         with application.app_context():
-            from portal.setup import complete_setup
+            from portal.operations.setup import complete_setup
             from tests.conftest import ADMIN_PASSWORD, COSTS
 
             complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)
@@ -222,7 +222,7 @@ def test_busy_refusals_do_not_spend_the_citizens_budget(app_factory) -> None:
                               RATELIMIT_ENABLED=True, SUBMIT_RATE_LIMIT="2 per hour",
                               FOLLOWUP_RATE_LIMIT="2 per hour")
     with application.app_context():
-        from portal.setup import complete_setup
+        from portal.operations.setup import complete_setup
         from tests.conftest import ADMIN_PASSWORD, COSTS
 
         complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Message, Tip
-from portal import crypto
-from portal.extensions import db
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.helpers import jpeg_with_metadata
 
 RECEIPT = re.compile(rb"<code>([0-9A-Z]{4}(?:-[0-9A-Z]{4}){4})</code>")
@@ -160,7 +160,7 @@ def test_attachment_errors_name_the_file_and_keep_the_text(client, portal_keys) 
 def test_a_file_over_the_per_file_limit_is_named(app_factory) -> None:
     app = app_factory(MAX_FILE_BYTES=1000, MAX_CONTENT_LENGTH=10_000_000)
     with app.app_context():
-        from portal.setup import complete_setup
+        from portal.operations.setup import complete_setup
         from tests.conftest import COSTS
 
         complete_setup(db.session, "admin", "correct horse battery", **COSTS)

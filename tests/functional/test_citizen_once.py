@@ -13,8 +13,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from models import Message, Tip, TipUpdate
-from portal import followup, intake, receipts
-from portal.extensions import db
+from portal.intake import filing, followup, receipts
+from portal.web.extensions import db
 from tests.functional.test_citizen import HANDLE, SUBMISSION, form_token, hidden, receipt_of, submit
 from tests.helpers import jpeg_with_metadata
 
@@ -50,14 +50,14 @@ def test_a_double_click_racing_past_the_first_check_still_files_once(client, por
                                                                     monkeypatch):
     data = {**STORY, "submission": form_token(client)}
     first = client.post("/report", data=data, content_type="multipart/form-data")
-    real = intake.filed_before
+    real = filing.filed_before
     calls = []
 
     def late(session, once, now=None):  # the second POST looked before the first committed
         calls.append(1)
         return None if len(calls) == 1 else real(session, once, now)
 
-    monkeypatch.setattr(intake, "filed_before", late)
+    monkeypatch.setattr(filing, "filed_before", late)
     again = client.post("/report", data=data, content_type="multipart/form-data")
     assert again.status_code == 200 and receipt_of(again) == receipt_of(first)
     assert len(calls) == 2 and count(Tip) == 1
@@ -118,7 +118,7 @@ def test_receipt_is_derived_from_the_token_and_neither_is_stored(app, client, po
     tip = db.session.scalars(select(Tip)).one()
     assert tip.submission_hash == submission.index(secrets_)
     # The lookup value is still the slow hash, the only stored form of the receipt.
-    from portal.keys import install_secret
+    from portal.security.keys import install_secret
 
     keys = receipts.derive_keys(receipt, install_secret(db.session, "receipt_salt"),
                                 app.config["RECEIPT_ARGON2"])
@@ -308,7 +308,7 @@ def test_reply_errors_are_summarised_with_links(client, portal_keys):
 def test_an_expired_csrf_token_keeps_what_was_typed(app_factory):
     app = app_factory(WTF_CSRF_ENABLED=True)
     with app.app_context():
-        from portal.setup import complete_setup
+        from portal.operations.setup import complete_setup
         from tests.conftest import COSTS
 
         complete_setup(db.session, "admin", "correct horse battery", **COSTS)

@@ -43,12 +43,13 @@ from sqlalchemy import create_engine, func, make_url, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from auditlog.database import load_keys, verify_database
 from config import Settings
 from models import Attachment, AuditEvent, BlobChunk, Tip, Unit
-from portal import crypto, receipts
-from portal.auditlog import load_keys, verify_database
-from portal.extensions import db
-from portal.intake import open_meta
+from portal.intake import receipts
+from portal.intake.filing import open_meta
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.conftest import TEST_REDIS_URL
 from tests.helpers import jpeg_with_metadata, open_attachment
 from tests.servers import ROOT, Answer, Gunicorn, Upload, Visit, accept_queue, start_gunicorn

@@ -1,6 +1,6 @@
 """A file's name as the reporter sent it never reaches a page or JSON raw (issue 9, after finding
 7): names stored before upload names were cleaned are cleaned where they are read out of their
-sealed metadata (portal.intake.open_meta), and intake's refusals quote the cleaned name. A
+sealed metadata (portal.intake.filing.open_meta), and intake's refusals quote the cleaned name. A
 hostile name: a right-to-left override that shows "xexe.pdf" as "xfdp.exe", zero-width
 characters, folders, 10,000 characters."""
 
@@ -13,9 +13,9 @@ import re
 from sqlalchemy import func, select
 
 from models import Attachment, Tip
-from portal import crypto
-from portal.extensions import db
-from portal.keys import tip_recipients
+from portal.security import crypto
+from portal.security.keys import tip_recipients
+from portal.web.extensions import db
 from referral.filenames import safe_name
 from tests.helpers import jpeg_with_metadata
 
@@ -116,8 +116,8 @@ def test_a_lone_surrogate_in_a_sent_name_is_quoted_clean(app, portal_keys) -> No
     """A name that is no text at all (a lone surrogate; werkzeug drops a multipart body whose
     headers are not UTF-8, but other callers of intake hand names over as they got them):
     the refusal quotes a name every encoder takes, in words."""
-    from portal.intake import IntakeRejected, Limits, store_attachments
-    from portal.messages import error_text
+    from portal.intake.filing import IntakeRejected, Limits, store_attachments
+    from portal.web.messages import error_text
     from tests.helpers import MemoryUpload
 
     limits = Limits(max_files=5, max_file_bytes=1 << 20, max_clean_bytes=1 << 20)

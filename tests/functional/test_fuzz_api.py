@@ -18,8 +18,8 @@ EXAMPLES = 4  # per operation, mode and caller: about 25 s on SQLite for the fiv
 
 @pytest.mark.parametrize("who", ["anonymous", "citizen", "intake", "liaison", "keyless"])
 def test_api_fuzzed_from_its_openapi_document(app_factory, who) -> None:
-    from portal.extensions import db
-    from portal.setup import complete_setup
+    from portal.operations.setup import complete_setup
+    from portal.web.extensions import db
     from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
 
     app = app_factory(**LIMITS)

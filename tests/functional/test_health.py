@@ -1,4 +1,4 @@
-"""Health for load balancers (portal/health.py, portal/readiness.py): /healthz answers while
+"""Health for load balancers (portal/web/health.py, portal/web/readiness.py): /healthz answers while
 everything behind it is down and touches nothing; /readyz answers 200 "ready" on a set-up portal
 and 503 "not ready" with Retry-After, saying nothing more, for each thing a server needs (the
 database and its migrations, the units' keys, Redis, the audit signing key, the CJK fonts,
@@ -19,9 +19,10 @@ from flask import Flask
 from sqlalchemy import event, text, update
 
 from models import Unit
-from portal import create_app, readiness
-from portal.extensions import db
-from portal.setup import complete_setup
+from portal import create_app
+from portal.operations.setup import complete_setup
+from portal.web import readiness
+from portal.web.extensions import db
 from referral import letter
 from tests.conftest import ADMIN_PASSWORD, COSTS, stamp_migrations_head, test_settings
 

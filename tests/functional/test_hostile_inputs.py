@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from portal.http import MAX_JSON_DEPTH, StrictJSON
+from portal.web.http import MAX_JSON_DEPTH, StrictJSON
 from tests.fuzzing import (
     ROLES,
     Fuzzer,
@@ -108,8 +108,8 @@ def test_lone_surrogates_in_forms_are_never_text(app, client) -> None:
 
 
 def _world(app_factory):
-    from portal.extensions import db
-    from portal.setup import complete_setup
+    from portal.operations.setup import complete_setup
+    from portal.web.extensions import db
     from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
 
     app = app_factory(**LIMITS)
@@ -125,7 +125,7 @@ def test_issue_9_finding_5_inputs(app_factory) -> None:
     """Issue 9 finding 5, each input: ids beyond 64 bits on every `<int:>` route, a malformed
     queue cursor, non-numeric ids on the case, key and membership forms, a page that is no
     number, an unknown unit on user creation. Each answers in words, never 5xx."""
-    from portal.extensions import db
+    from portal.web.extensions import db
 
     app, context, staff, world = _world(app_factory)
     try:
@@ -201,7 +201,7 @@ def _full_set_role(endpoint: str) -> str:
 
 
 def test_hostile_set_on_every_post_route(app_factory) -> None:
-    from portal.extensions import db
+    from portal.web.extensions import db
 
     started = time.monotonic()
     with stub_letters():

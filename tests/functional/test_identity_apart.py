@@ -20,12 +20,14 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEvent, KeyPurpose, Membership, Tip, TipIdentity, Unit, UnitKeyGrant, User
-from portal import crypto, custody, receipts, triage
-from portal.access import principal_for
-from portal.extensions import db
-from portal.identity import ReporterIdentity, open_identity
-from portal.keys import install_secret, tip_recipients
-from portal.setup import complete_setup
+from portal.intake import receipts
+from portal.intake.identity import ReporterIdentity, open_identity
+from portal.operations.setup import complete_setup
+from portal.security import crypto, custody
+from portal.security.access import principal_for
+from portal.security.keys import install_secret, tip_recipients
+from portal.triage import tip_actions
+from portal.web.extensions import db
 from tests.conftest import ADMIN_PASSWORD, COSTS, FAST_ARGON2, Staff
 from tests.functional.test_admin_users import admin_client, visible_text
 from tests.functional.test_citizen import RECEIPT, SUBMISSION, hidden
@@ -161,7 +163,7 @@ def test_hotline_real_name_entry_is_apart_too(app, keys, people) -> None:
     officer = user_named("hotline_officer")
     zhou = unit_named("zhou")
     principal = principal_for(db.session, officer, {zhou.id: crypto.AgeIdentity(keys[0]["zhou"])})
-    triage.transfer(db.session, principal, tip.id, "tumen", "the kiln is in Tumen")
+    tip_actions.transfer(db.session, principal, tip.id, "tumen", "the kiln is in Tumen")
     db.session.expire_all()
     assert db.session.get(Tip, tip.id).unit.code == "tumen"
     assert db.session.get(TipIdentity, tip.id).sealed == sealed

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEvent, IdentityRequest, RequestState, Tip
-from portal import identity
-from portal.extensions import db
+from portal.intake import identity
+from portal.web.extensions import db
 from tests.helpers import give_custodian_keys, hand_custodian_key
 
 NAME, PHONE = "박영희", "13911112222"

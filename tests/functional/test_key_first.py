@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models import AuditEvent, Tip
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.functional.test_referral_handover import referral_scene, submit_with_report
 from tests.functional.test_triage import file_tip
 

@@ -10,7 +10,7 @@ import zipfile
 from sqlalchemy import func, select
 
 from models import Unit, UnitKeyGrant, User
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.functional.test_admin_users import admin_client
 from tests.functional.test_referrals import chain, cst, form, step  # noqa: F401 (fixture)
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Attachment, Tip
-from portal import crypto
-from portal.extensions import db
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.functional.test_citizen import submit
 from tests.helpers import open_attachment
 from tests.unit.test_media import LOCATION, TAKEN, assert_no_canary, make_media, probe
@@ -76,7 +76,7 @@ def test_a_video_that_cannot_be_cleaned_is_refused_in_words(client, portal_keys,
 
 def test_without_ffmpeg_the_reporter_is_told_why(client, portal_keys, videos,
                                                  monkeypatch) -> None:
-    from portal import media
+    from portal.intake.sanitize import media
 
     monkeypatch.setattr(media.shutil, "which", lambda name: None)
     response = submit(client, "/report?lang=en", county="yanji",

@@ -51,7 +51,7 @@ CROWDED = "127.0.0.15"
 CLIENTS = (BROWSER, SLOW, COUNTED, SPOOFER, RELOADER, INSIDE, CROWDED)
 SUBMIT_LIMIT = 2
 ADMIN_PASSWORD = "correct horse battery"
-# The portal's own headers (portal/http.py add_security_headers).
+# The portal's own headers (portal/web/http.py add_security_headers).
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options",
                     "Referrer-Policy", "Cross-Origin-Opener-Policy", "Permissions-Policy")
 SUBMISSION = re.compile(r'name="submission" type="hidden" value="([^"]+)"')

@@ -20,8 +20,8 @@ LIMITS = {"FOLLOWUP_RATE_LIMIT": "100000 per minute", "SUBMIT_RATE_LIMIT": "1000
 
 @pytest.mark.parametrize("who", ROLES)
 def test_no_page_or_form_answers_500(app_factory, who) -> None:
-    from portal.extensions import db
-    from portal.setup import complete_setup
+    from portal.operations.setup import complete_setup
+    from portal.web.extensions import db
     from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
 
     app = app_factory(**LIMITS)

@@ -23,8 +23,8 @@ from sqlalchemy import event, func, make_url, select, text
 
 from models import Attachment, AuditEvent, BlobChunk, Message, Tip
 from portal import create_app
-from portal.extensions import db
-from portal.setup import complete_setup
+from portal.operations.setup import complete_setup
+from portal.web.extensions import db
 from tests.conftest import ADMIN_PASSWORD, COSTS, Staff, test_settings
 from tests.functional.test_citizen import HANDLE, SUBMISSION, hidden, receipt_of, submit
 
@@ -365,7 +365,7 @@ def test_an_error_that_is_not_an_outage_is_still_a_500_with_its_traceback(app, c
 
 
 def test_the_failure_log_reports_a_count_even_after_the_failures_stop(caplog) -> None:
-    from portal.outage import FailureLog
+    from portal.web.outage import FailureLog
 
     clock = Clock()
     summary = FailureLog(logging.getLogger("test.outage"), every=60, clock=clock)

@@ -20,6 +20,7 @@ from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from auditlog.events import SYSTEM
 from models import (
     AuditEvent,
     CaseTip,
@@ -31,16 +32,17 @@ from models import (
     Tip,
     Unit,
 )
-from portal import crypto, intake, redaction, referrals
-from portal.audit import SYSTEM
-from portal.extensions import db
+from portal.cases import redaction, referrals
+from portal.intake import filing
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.conftest import FAST_ARGON2
 from tests.functional.test_referral_handover import referral_scene
 from tests.functional.test_referrals import principal
 from tests.helpers import MemoryUpload
 
 CANARIES = ("CANARY金哲", "13987650123", "222401199001011230", "CANARY河南街九号")
-LIMITS = intake.Limits(10, 10**7, 10**7)
+LIMITS = filing.Limits(10, 10**7, 10**7)
 CST = ZoneInfo("Asia/Shanghai")
 
 
@@ -56,11 +58,11 @@ def noisy_png(size: tuple[int, int] = (160, 100)) -> bytes:
 def real_name_tip(case_id: int) -> tuple[int, int]:
     """A real-name tip (name, phone, ID number, address: the canaries) with a photo, accepted
     and added to the case. Returns (tip id, photo attachment id)."""
-    filed = intake.file_tip(
-        db.session, intake.TipDraft(
+    filed = filing.file_tip(
+        db.session, filing.TipDraft(
             narrative="夜里王五在采石场倒废油，我家就在旁边。", place="采石场东门",
             occurred="11月3日夜", responsible="某运输公司", county="yanji", category="P01",
-            identity=intake.Identity(name=CANARIES[0], phone=CANARIES[1],
+            identity=filing.Identity(name=CANARIES[0], phone=CANARIES[1],
                                      id_number=CANARIES[2], address=CANARIES[3],
                                      contact_ok=True)),
         [MemoryUpload("门口.png", noisy_png())], limits=LIMITS, receipt_cost=FAST_ARGON2,
@@ -212,7 +214,7 @@ def test_statement_and_photo_redacted_before_hand_over_and_no_identity(app, staf
 
 def test_a_granted_identity_is_listed_not_packed_and_the_package_is_the_same_twice(
         app, staff, monkeypatch) -> None:
-    from portal import identity as identity_module
+    from portal.intake import identity as identity_module
     from tests.functional.test_referrals import LIMITS as STEP_LIMITS
 
     scene = referral_scene(app, staff)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from models import Channel, Role, TipStatus
-from portal.extensions import db
+from portal.web.extensions import db
 from referral import deadlines, workflow
 from tests.unit.test_words import written_actions
 
@@ -43,7 +43,7 @@ QUERIES = {"staff.queue": ["", "?status=accepted", "?status=received&sort=due"]}
 
 def _codes() -> tuple[set[str], set[str]]:
     """(codes that look like nothing but codes, codes that are also English words)."""
-    from portal.seed import UNITS
+    from portal.operations.seed import UNITS
 
     every = {code for code, *_ in UNITS}
     every |= {c.value for c in Channel} | {r.value for r in Role}
@@ -137,9 +137,11 @@ class Portal:
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
-    from portal import create_app, referrals, triage
-    from portal.seed import seed
-    from portal.setup import complete_setup
+    from portal import create_app
+    from portal.cases import referrals
+    from portal.operations.seed import seed
+    from portal.operations.setup import complete_setup
+    from portal.triage import tip_actions
     from tests.conftest import ADMIN_PASSWORD, COSTS, Staff, _reset_database, test_settings
     from tests.fuzzing import ACCOUNTS, _principal, build_world
 
@@ -156,9 +158,9 @@ def portal(tmp_path_factory):
         # More of the log: the tip is classified, given a priority and accepted; a referral
         # goes further (receipt signed, then filed, then cancelled: 撤案).
         intake = _principal(ACCOUNTS["intake"][0], staff.PASSWORD)
-        triage.classify(db.session, intake, world.tip_id, "P04")
-        triage.set_priority(db.session, intake, world.tip_id, 1)
-        triage.accept(db.session, intake, world.tip_id)
+        tip_actions.classify(db.session, intake, world.tip_id, "P04")
+        tip_actions.set_priority(db.session, intake, world.tip_id, 1)
+        tip_actions.accept(db.session, intake, world.tip_id)
         liaison = _principal(ACCOUNTS["liaison"][0], staff.PASSWORD)
         handed = world.referrals["handed_over"]
         referrals.act(db.session, liaison, handed, "sign_receipt", reason="", period="normal")
@@ -207,7 +209,7 @@ def test_pages_speak_in_words(portal, who) -> None:
 
 def test_the_checker_catches_codes_and_english() -> None:
     page = ('<p>收到举报 {"attachments":1}</p><td>yanji</td><p>状态：awaiting_approval</p>'
-            '<p>Please give a reason for this</p><code>python -m referral.verify x.zip</code>'
+            '<p>Please give a reason for this</p><code>python -m auditlog.verify x.zip</code>'
             '<p>延吉市公安局 · Yanji PSB · 现场.jpg · fz_case</p>')
     found = problems_in(page, "zh", {"fz_case"})
     assert any(f.startswith("JSON") for f in found)

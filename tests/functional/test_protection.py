@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select, text
 
 from models import Attachment, Tip
-from portal.extensions import db
-from portal.intake import _ID_CHECK, _ID_WEIGHTS
+from portal.intake.filing import _ID_CHECK, _ID_WEIGHTS
+from portal.web.extensions import db
 from tests.helpers import attachment_ciphertext, jpeg_with_metadata
 from tests.unit.test_crypto import require_age
 
@@ -128,7 +128,7 @@ def test_canary_is_nowhere_at_rest(app, client, portal_keys) -> None:
             assert secret.encode() not in haystack, f"{secret} found in the {where}"
     assert digits_marker  # the identity is encrypted: it decrypts only with a unit key
     tip = db.session.scalars(select(Tip)).one()
-    from portal import crypto
+    from portal.security import crypto
 
     assert canary.encode() in crypto.open_sealed(tip.content, [portal_keys["yanji"]])
 
@@ -162,7 +162,7 @@ def test_no_address_agent_or_receipt_in_any_log(app, client, portal_keys, caplog
     caplog.set_level(logging.DEBUG)
     receipt = file_everything(client, "LOGCANARY")
     # An unexpected failure is logged, still without the visitor's details.
-    from portal import followup
+    from portal.intake import followup
 
     def explode(*args, **kwargs):
         raise RuntimeError("simulated failure")

@@ -30,10 +30,10 @@ from flask import Flask
 from limits.storage import storage_from_string
 
 import config
-from portal import limitstore
-from portal.extensions import db
-from portal.ratelimit import SERVER_SECRET_ENV, SHARED_LIMITS, address_key
-from portal.setup import complete_setup
+from portal.operations.setup import complete_setup
+from portal.web import limitstore
+from portal.web.extensions import db
+from portal.web.ratelimit import SERVER_SECRET_ENV, SHARED_LIMITS, address_key
 from tests.conftest import ADMIN_PASSWORD, COSTS, TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from models import AuditEvent, Case, Referral
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.functional.test_referral_pages import accepted_tip
 from tests.helpers import jpeg_with_metadata
 
@@ -173,16 +173,16 @@ def test_case_team_form_names_officers_and_keeps_input(app, staff) -> None:
 
 
 def test_tip_evidence_goes_into_the_package_with_its_name_and_location(app, staff) -> None:
-    from portal import intake
-    from portal.audit import SYSTEM
+    from auditlog.events import SYSTEM
+    from portal.intake import filing
     from tests.conftest import FAST_ARGON2
     from tests.helpers import MemoryUpload
 
     photo = jpeg_with_metadata()
-    filed = intake.file_tip(
-        db.session, intake.TipDraft(narrative="dumping at night", county="yanji",
+    filed = filing.file_tip(
+        db.session, filing.TipDraft(narrative="dumping at night", county="yanji",
                                     category="P01", keep_photo_location=True),
-        [MemoryUpload("河边倾倒.jpg", photo)], limits=intake.Limits(10, 10**6, 10**6),
+        [MemoryUpload("河边倾倒.jpg", photo)], limits=filing.Limits(10, 10**6, 10**6),
         receipt_cost=FAST_ARGON2, actor=SYSTEM)
     from models import Tip
 

@@ -11,17 +11,18 @@ import zipfile
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from auditlog.events import SYSTEM
 from models import AuditEvent, Case, Referral, Tip, User
-from portal import intake, referrals
-from portal.audit import SYSTEM
-from portal.extensions import db
+from portal.cases import referrals
+from portal.intake import filing
+from portal.web.extensions import db
 from tests.conftest import FAST_ARGON2
 
 
 def accepted_tip(narrative: str) -> int:
-    filed = intake.file_tip(db.session, intake.TipDraft(narrative=narrative, county="yanji",
+    filed = filing.file_tip(db.session, filing.TipDraft(narrative=narrative, county="yanji",
                                                         category="P01"), [],
-                            limits=intake.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2,
+                            limits=filing.Limits(10, 10**6, 10**6), receipt_cost=FAST_ARGON2,
                             actor=SYSTEM)
     db.session.get(Tip, filed.tip_id).status = "accepted"
     db.session.commit()
@@ -72,8 +73,8 @@ def test_referral_from_case_to_filing_across_pages_and_api(app, staff) -> None:
     assert referral.state == "handed_over" and referral.package_id
     # The letter carries the log checkpoint it was issued under, renders again to the same
     # bytes from what was kept, and the log commits to its hash.
-    from portal.access import principal_for
-    from portal.custody import unit_identities, unlock_personal
+    from portal.security.access import principal_for
+    from portal.security.custody import unit_identities, unlock_personal
 
     kim = db.session.get(User, ids["kim_case"])
     kim_principal = principal_for(db.session, kim, unit_identities(

@@ -16,12 +16,13 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from auditlog.events import SYSTEM
 from models import AuditEvent, Referral, ReferralEvent, Tip, TipUpdate, User
-from portal import intake, referrals
-from portal.access import principal_for
-from portal.audit import SYSTEM
-from portal.custody import unit_identities, unlock_personal
-from portal.extensions import db
+from portal.cases import referrals
+from portal.intake import filing
+from portal.security.access import principal_for
+from portal.security.custody import unit_identities, unlock_personal
+from portal.web.extensions import db
 from referral import workflow
 from referral.workflow import State
 from tests.conftest import FAST_ARGON2
@@ -29,7 +30,7 @@ from tests.helpers import MemoryUpload, attachment_ciphertext
 from tests.unit.test_crypto import require_age
 
 CST = ZoneInfo("Asia/Shanghai")
-LIMITS = intake.Limits(10, 10**7, 10**7)
+LIMITS = filing.Limits(10, 10**7, 10**7)
 
 
 def cst(*parts: int) -> datetime:
@@ -61,7 +62,7 @@ def chain(app, staff):
         staff.create(name, unit, role)
     tips = []
     for text in ("black water from a hidden pipe", "the same pipe, seen from the road"):
-        filed = intake.file_tip(db.session, intake.TipDraft(narrative=text, county="yanji",
+        filed = filing.file_tip(db.session, filing.TipDraft(narrative=text, county="yanji",
                                                             category="P04"), [],
                                 limits=LIMITS, receipt_cost=FAST_ARGON2, actor=SYSTEM,
                                 now=cst(2026, 9, 1, 9))
@@ -269,9 +270,9 @@ def test_liaisons_see_only_referrals_addressed_to_their_body(app, staff, chain) 
     assert referrals.get_referral(db.session, copy, referral.id).id == referral.id
     assert referrals.available_actions(copy, referral) == []
     # A liaison never sees the bureau's tips.
-    from portal import triage
+    from portal.triage import tip_actions
 
-    assert triage.queue(db.session, principal(staff, "psb_liaison"), triage.QueueFilter()
+    assert tip_actions.queue(db.session, principal(staff, "psb_liaison"), tip_actions.QueueFilter()
                         ).rows == []
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from models import AuditEvent, BlobChunk, Category, Tip
 from models.base import utcnow
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.functional.test_admin_users import admin_client
 from tests.helpers import jpeg_with_metadata
 

@@ -18,11 +18,11 @@ import pyotp
 from sqlalchemy import select
 
 from models import AuditEvent, LoginThrottle, Membership, Unit, User
-from portal import auth, custody
-from portal.access import principal_for
-from portal.accounts import first_sign_in_token
-from portal.extensions import db
-from portal.staff.views import DEVICE_COOKIE
+from portal.security import auth, custody
+from portal.security.access import principal_for
+from portal.security.accounts import first_sign_in_token
+from portal.web.extensions import db
+from portal.web.staff.views import DEVICE_COOKIE
 from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
 from tests.functional.test_admin_users import admin_client, roles_of, visible_text
 from tests.functional.test_separation_of_duties import flashed_link, second_admin, user_named
@@ -297,9 +297,9 @@ def csrf_token(page: str) -> str:
 
 
 def test_the_first_sign_in_link_renews_the_flask_session(app_factory) -> None:
-    from portal.accounts import create_account
-    from portal.audit import SYSTEM
-    from portal.setup import complete_setup
+    from auditlog.events import SYSTEM
+    from portal.operations.setup import complete_setup
+    from portal.security.accounts import create_account
 
     app = app_factory(WTF_CSRF_ENABLED=True)
     with app.app_context():

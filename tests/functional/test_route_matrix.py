@@ -71,9 +71,9 @@ def object_ids(world: World) -> dict[str, dict[str, int]]:
 
 
 def add_identity_requests(world: World) -> None:
-    """Two pending identity requests (portal/identity.py), made as the domain would."""
+    """Two pending identity requests (portal/intake/identity.py), made as the domain would."""
     from models import IdentityRequest
-    from portal.extensions import db
+    from portal.web.extensions import db
 
     made = {}
     for variant, tip_id, who in (("own", world.tip_id, "case"),
@@ -203,13 +203,14 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.referral_package GET": PACKAGE, "liaison.referral_package GET": PACKAGE,
     "staff.letter_preview GET": {"own": frozenset({"case", "head"}),
                                  "body": frozenset({"case", "head"})},
-    # Blacking out a tip's statement or photo for a referral (portal/redaction.py): the world's
+    # Blacking out a tip's statement or photo for a referral (portal/cases/redaction.py): the
+    # world's
     # tip and photo are not in the referral's case, so no page opens, nor does a step (404; a
     # head without the key is told how to get it first, 403).
     # tests/functional/test_package_redaction.py walks the real ones.
     "staff.redact_statement GET": NOBODY, "staff.redact_statement POST": NOBODY,
     "staff.redact_image GET": NOBODY, "staff.redact_image POST": NOBODY,
-    # Reporters' identities (portal/identity.py): asking is refused for its input on the tip
+    # Reporters' identities (portal/intake/identity.py): asking is refused for its input on the tip
     # page of those who open it; every signed-in person's list of requests (theirs, and for a
     # custodian the ones to decide). The world's requests are pending: nobody reads them, no
     # custodian is here to decide or revoke, only the requester withdraws (which it does), and
@@ -219,7 +220,7 @@ MAP: dict[str, frozenset[str] | dict[str, frozenset[str]]] = {
     "staff.identity_revoke POST": NOBODY,
     "staff.identity_withdraw POST": {"own": frozenset({"case"})},
     "liaison.package_identity GET": NOBODY,
-    # Load balancers' probes (portal/health.py): everyone, "ok" and "ready" and nothing more.
+    # Load balancers' probes (portal/web/health.py): everyone, "ok" and "ready" and nothing more.
     "health.healthz GET": EVERYONE, "health.readyz GET": EVERYONE,
 }
 
@@ -286,8 +287,8 @@ def observe(app: Flask, staff: Any, world: World) -> tuple[dict, Fuzzer]:
 
 
 def test_every_route_for_every_role(app_factory) -> None:
-    from portal.extensions import db
-    from portal.setup import complete_setup
+    from portal.operations.setup import complete_setup
+    from portal.web.extensions import db
     from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
 
     app = app_factory(**LIMITS, READY_MIN_FREE_MB=1)

@@ -13,11 +13,11 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
+from auditlog.events import Actor
 from models import AuditEvent, Membership, RecoveryCode, UnitKeyGrant, User
-from portal.accounts import MAX_RESET_FAILURES, RoleRefused, assign_role, complete_reset
-from portal.audit import Actor
-from portal.auth import new_recovery_codes
-from portal.extensions import db
+from portal.security.accounts import MAX_RESET_FAILURES, RoleRefused, assign_role, complete_reset
+from portal.security.auth import new_recovery_codes
+from portal.web.extensions import db
 from tests.conftest import COSTS
 from tests.functional.test_admin_users import admin_client, roles_of, visible_text
 
@@ -333,7 +333,7 @@ def test_auditors_read_account_changes_in_words(app, staff) -> None:
 
 
 def test_complete_reset_is_refused_when_no_reset_is_open(app, staff) -> None:
-    from portal.accounts import ResetRefused
+    from portal.security.accounts import ResetRefused
 
     uid = staff.create("untouched", "yanji", "case_officer")
     with pytest.raises(ResetRefused):

@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from models import Membership, Unit, UnitKeyGrant, User
-from portal import crypto
-from portal.extensions import db
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.conftest import ADMIN_PASSWORD
 
 HANDLING = {"zhou", "yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing",

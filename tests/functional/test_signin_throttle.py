@@ -16,9 +16,9 @@ from sqlalchemy import MetaData, select
 
 from models import LoginThrottle, User
 from models.base import utcnow
-from portal import auth
-from portal.extensions import db
-from portal.staff.views import DEVICE_COOKIE
+from portal.security import auth
+from portal.web.extensions import db
+from portal.web.staff.views import DEVICE_COOKIE
 from tests.conftest import FAST_ARGON2
 from tests.test_migrations import database_at
 
@@ -294,7 +294,7 @@ def csrf_token(page: str) -> str:
 
 
 def test_a_csrf_token_from_before_sign_in_is_not_valid_after(app_factory) -> None:
-    from portal.setup import complete_setup
+    from portal.operations.setup import complete_setup
     from tests.conftest import ADMIN_PASSWORD, COSTS, Staff
 
     app = app_factory(WTF_CSRF_ENABLED=True)

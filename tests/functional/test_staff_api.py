@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from models import AuditEvent, Tip
-from portal.extensions import db
+from portal.web.extensions import db
 
 
 def token_for(app, staff, username: str, uid: int, offset_steps: int = 0) -> str:

@@ -12,15 +12,15 @@ from sqlalchemy import func, select
 
 from models import AuditEvent, LoginThrottle, StaffSession, User
 from models.base import utcnow
-from portal import auth
-from portal.extensions import db
-from portal.staff.context import COOKIE
-from portal.staff_sessions import (
+from portal.security import auth
+from portal.security.sessions import (
     IDLE_TIMEOUT,
     SessionInvalid,
     SessionStore,
     SqlBackend,
 )
+from portal.web.extensions import db
+from portal.web.staff.context import COOKIE
 from tests.conftest import FAST_ARGON2, TEST_REDIS_URL
 
 
@@ -186,7 +186,7 @@ def test_password_change_keeps_access_and_ends_other_sessions(app, client, staff
 
 
 def test_idle_and_absolute_timeouts(app, staff) -> None:
-    from portal.staff_sessions import ABSOLUTE_TIMEOUT
+    from portal.security.sessions import ABSOLUTE_TIMEOUT
 
     uid = staff.create("seo")
     store = SessionStore(SqlBackend(db.session))

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder
 
 from models import Attachment, BlobChunk
-from portal import uploads
-from portal.extensions import db
-from portal.setup import complete_setup
+from portal.intake import uploads
+from portal.operations.setup import complete_setup
+from portal.web.extensions import db
 from tests.conftest import COSTS
 
 MiB = 1024 * 1024

@@ -13,7 +13,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from models import AuditEvent, Tip
-from portal.extensions import db
+from portal.web.extensions import db
 from tests.helpers import jpeg_with_metadata
 
 SUBMISSION = re.compile(r'name="submission" type="hidden" value="([^"]+)"')
@@ -330,9 +330,10 @@ def test_hotline_language_errors_and_refresh(app, staff) -> None:
 
 def test_the_tip_links_to_its_case_and_referrals(app, client, staff) -> None:
     from models import User
-    from portal import referrals, triage
-    from portal.access import principal_for
-    from portal.custody import unit_identities, unlock_personal
+    from portal.cases import referrals
+    from portal.security.access import principal_for
+    from portal.security.custody import unit_identities, unlock_personal
+    from portal.triage import tip_actions
 
     tip_ids = []
     for narrative in ("quarry oil", "the quarry again"):
@@ -345,7 +346,7 @@ def test_the_tip_links_to_its_case_and_referrals(app, client, staff) -> None:
     lead = principal_for(db.session, user, unit_identities(
         db.session, user, unlock_personal(user, staff.PASSWORD)))
     for tip_id in tip_ids:
-        triage.accept(db.session, lead, tip_id)
+        tip_actions.accept(db.session, lead, tip_id)
     case = referrals.form_case(db.session, lead, tip_ids=tip_ids, member_ids=[uid, second],
                                offence_code="pollution", title="quarry", summary="oil")
     referral = referrals.create_referral(db.session, lead, case.id, "psb_zhou", "proc_zhou")

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEvent, Category, Message, Tip, UnitKeyGrant, User
-from portal import crypto
-from portal.extensions import db
+from portal.security import crypto
+from portal.web.extensions import db
 from tests.conftest import ADMIN_PASSWORD, COSTS, FAST_ARGON2
 from tests.helpers import attachment_ciphertext, jpeg_with_metadata
 
@@ -85,7 +85,7 @@ def test_administrator_without_a_grant_reads_no_tip(app, client, staff) -> None:
     admin = db.session.scalars(select(User).where(User.username == "admin")).one()
     import pyotp
 
-    from portal.auth import begin_enrollment
+    from portal.security.auth import begin_enrollment
 
     secret = begin_enrollment(admin, app.config["SECRET_KEY"]).secret
     admin.totp_confirmed_at = admin.created_at
@@ -99,8 +99,8 @@ def test_administrator_without_a_grant_reads_no_tip(app, client, staff) -> None:
     page = browser.get(f"/staff/tips/{tip_id}")
     assert page.status_code == 404 and b"ADMIN-MUST-NOT-READ" not in page.data
     # Even made a member of the unit, without a granted key nothing opens.
-    from portal.accounts import add_membership
-    from portal.audit import SYSTEM
+    from auditlog.events import SYSTEM
+    from portal.security.accounts import add_membership
 
     add_membership(db.session, admin, "yanji", "intake_officer", actor=SYSTEM)
     db.session.commit()
@@ -148,15 +148,15 @@ def test_admin_password_reset_loses_the_key_not_the_access(app, client, staff) -
     tip_id, _ = file_tip(client, "hunchun", "hunchun content")
     officer = staff.create("reset_me", "hunchun")
     holder = staff.create("colleague", "hunchun")
-    from portal.accounts import complete_reset
-    from portal.audit import SYSTEM
-    from portal.custody import reset_password
+    from auditlog.events import SYSTEM
+    from portal.security.accounts import complete_reset
+    from portal.security.custody import reset_password
 
     user = db.session.get(User, officer)
     assert reset_password(db.session, user, actor=SYSTEM) == 1
     complete_reset(db.session, user, "the new password 1", staff.code(officer, -1),
                    secret_key=app.config["SECRET_KEY"], **COSTS)
-    from portal.auth import begin_enrollment
+    from portal.security.auth import begin_enrollment
 
     staff.secrets[officer] = begin_enrollment(user, app.config["SECRET_KEY"]).secret
     user.totp_confirmed_at = user.created_at
@@ -350,8 +350,8 @@ def test_message_from_officer_appears_on_the_followup_page(app, client, staff) -
 def test_category_edit_makes_a_version_and_old_tips_keep_theirs(app, client, staff) -> None:
     tip_id, _ = file_tip(client, "yanji", category="P04")
     old_id = db.session.get(Tip, tip_id).category_id
-    from portal.audit import SYSTEM
-    from portal.categories import CategoryEdit, edit_category
+    from auditlog.events import SYSTEM
+    from portal.triage.categories import CategoryEdit, edit_category
 
     new = edit_category(db.session, "P04", CategoryEdit(
         names={"zh": "暗管偷排（新）", "ko": "암관 (새)", "en": "Hidden discharge (new)"},
@@ -365,18 +365,19 @@ def test_category_edit_makes_a_version_and_old_tips_keep_theirs(app, client, sta
 
 
 def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
-    from portal import intake, triage
-    from portal.access import principal_for
-    from portal.audit import SYSTEM
+    from auditlog.events import SYSTEM
+    from portal.intake import filing
+    from portal.security.access import principal_for
+    from portal.triage import tip_actions
 
-    limits = intake.Limits(10, 10**6, 10**6)
+    limits = filing.Limits(10, 10**6, 10**6)
     base = datetime(2026, 11, 2, 9, 0).astimezone()
     ids = []
     for i in range(12):
-        draft = intake.TipDraft(narrative=f"tip {i}", county="yanji" if i % 3 else "tumen",
+        draft = filing.TipDraft(narrative=f"tip {i}", county="yanji" if i % 3 else "tumen",
                                 category="P01" if i % 2 else None,
-                                identity=intake.Identity(name="N") if i == 4 else None)
-        filed = intake.file_tip(db.session, draft, [], limits=limits, receipt_cost=FAST_ARGON2,
+                                identity=filing.Identity(name="N") if i == 4 else None)
+        filed = filing.file_tip(db.session, draft, [], limits=limits, receipt_cost=FAST_ARGON2,
                                 actor=SYSTEM, now=base + timedelta(hours=i))
         ids.append(filed.tip_id)
     uid = staff.create("viewer", "zhou")
@@ -384,15 +385,15 @@ def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
     seen: list[int] = []
     cursor = None
     while True:
-        page = triage.queue(db.session, principal, triage.QueueFilter(cursor=cursor), limit=5,
-                            now=base)
+        page = tip_actions.queue(db.session, principal, tip_actions.QueueFilter(cursor=cursor),
+                                 limit=5, now=base)
         seen += [r.id for r in page.rows]
         if not page.next_cursor:
             break
         cursor = page.next_cursor
     assert seen == list(reversed(ids))
-    only = lambda **f: [r.id for r in triage.queue(  # noqa: E731
-        db.session, principal, triage.QueueFilter(**f), now=base).rows]
+    only = lambda **f: [r.id for r in tip_actions.queue(  # noqa: E731
+        db.session, principal, tip_actions.QueueFilter(**f), now=base).rows]
     assert set(only(county="tumen")) == {ids[i] for i in range(12) if i % 3 == 0}
     assert set(only(category="unclassified")) == {ids[i] for i in range(0, 12, 2)}
     assert set(only(category="P01")) == {ids[i] for i in range(1, 12, 2)}
@@ -402,23 +403,23 @@ def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
     # 15 days to accept: seen a month later, all are overdue; seen at once, none is.
     assert len(only(deadline="overdue")) == 0
     month_later = base + timedelta(days=30)
-    overdue = triage.queue(db.session, principal, triage.QueueFilter(deadline="overdue"),
+    overdue = tip_actions.queue(db.session, principal, tip_actions.QueueFilter(deadline="overdue"),
                            now=month_later).rows
     assert len(overdue) == 12 and {r.deadline_state for r in overdue} == {"overdue"}
-    by_deadline = [r.id for r in triage.queue(db.session, principal,
-                                              triage.QueueFilter(sort="deadline"), now=base).rows]
+    by_deadline = [r.id for r in tip_actions.queue(
+        db.session, principal, tip_actions.QueueFilter(sort="deadline"), now=base).rows]
     assert by_deadline == ids
-    counts = triage.category_counts(db.session, principal)
+    counts = tip_actions.category_counts(db.session, principal)
     assert counts == {None: 6, "P01": 6}
-    with pytest.raises(triage.Refused):
-        triage.queue(db.session, principal, triage.QueueFilter(cursor="%%%"), now=base)
+    with pytest.raises(tip_actions.Refused):
+        tip_actions.queue(db.session, principal, tip_actions.QueueFilter(cursor="%%%"), now=base)
 
 
 def test_the_queue_does_not_even_load_ciphertext(app, client, staff) -> None:
     from sqlalchemy import event
 
-    from portal import triage
-    from portal.access import principal_for
+    from portal.security.access import principal_for
+    from portal.triage import tip_actions
 
     file_tip(client, "yanji")
     principal = principal_for(db.session, db.session.get(User, staff.create("lister", "zhou")))
@@ -427,7 +428,7 @@ def test_the_queue_does_not_even_load_ciphertext(app, client, staff) -> None:
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
-        rows = triage.queue(db.session, principal, triage.QueueFilter()).rows
+        rows = tip_actions.queue(db.session, principal, tip_actions.QueueFilter()).rows
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len(rows) == 1

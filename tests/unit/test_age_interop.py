@@ -1,11 +1,13 @@
-"""portal/crypto.py held to the reference (issue 9): property tests that cross-check our age v1
+"""portal/security/crypto.py held to the reference (issue 9): property tests that cross-check our
+age v1
 writer and reader with Debian's `age` and with pyrage in both directions, and feed all three the
 same damaged and non-canonical files, which each must refuse.
 
 What must be refused comes from the age spec (c2sp.org/age, age-encryption.org/v1). Where the spec
 is clear and a reference is laxer, ours follows the spec and the case names the lax reference
 (`lax=`), whose verdict is then not asserted. Non-canonical files are forged here with
-`cryptography` directly, not through portal.crypto, so that they carry a valid header MAC and only
+`cryptography` directly, not through portal.security.crypto, so that they carry a valid header MAC
+and only
 the parser can catch them.
 
 Speed: the `age` commands of one test run in one `sh` process (`AgeCli.run`); hypothesis runs a
@@ -37,7 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from portal import crypto
+from portal.security import crypto
 from tests.unit.test_crypto import require_age
 
 C = crypto.CHUNK_SIZE

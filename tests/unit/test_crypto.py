@@ -13,7 +13,7 @@ import pyrage
 import pytest
 
 from config import Argon2Params
-from portal import crypto
+from portal.security import crypto
 
 SIZES = [0, 1, 100, crypto.CHUNK_SIZE - 1, crypto.CHUNK_SIZE, crypto.CHUNK_SIZE + 1,
          3 * crypto.CHUNK_SIZE, 200_003]

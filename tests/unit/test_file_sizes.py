@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.sizes import file_size_text
+from portal.web.sizes import file_size_text
 
 
 @pytest.mark.parametrize(("size", "text"), [

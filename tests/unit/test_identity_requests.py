@@ -1,4 +1,5 @@
-"""Identity access requests (portal/identity.py): an officer asks, a custodian of the tip's unit
+"""Identity access requests (portal/intake/identity.py): an officer asks, a custodian of the tip's
+unit
 or of 州本级 grants or refuses, a grant runs out or is revoked, and a package grant is readable by
 the receiving body alone."""
 
@@ -22,10 +23,11 @@ from models import (
     User,
 )
 from models.base import utcnow
-from portal import crypto, identity
-from portal.access import principal_for
-from portal.custody import unlock_personal
-from portal.extensions import db
+from portal.intake import identity
+from portal.security import crypto
+from portal.security.access import principal_for
+from portal.security.custody import unlock_personal
+from portal.web.extensions import db
 from tests.helpers import give_custodian_keys, hand_custodian_key
 
 REPORTER = identity.ReporterIdentity(name="김철수", phone="13900001111", id_number="",
@@ -248,11 +250,11 @@ def test_an_archived_tip_has_no_identity_to_ask_for(app, client, world) -> None:
 def test_transfer_is_healed_when_a_bureau_custodian_opens_it(app, client, world) -> None:
     """After a transfer to 珲春 its custodian cannot open the identity until a custodian of
     州本级 opens it once, which seals it again to 珲春's custodian key."""
-    from portal import triage
+    from portal.triage import tip_actions
 
     tip = _file_real_name(client)
     head = world.principal(world.both, {_unit("yanji").id: world.keys["yanji"]})
-    triage.transfer(db.session, head, tip.id, "hunchun", "belongs to Hunchun")
+    tip_actions.transfer(db.session, head, tip.id, "hunchun", "belongs to Hunchun")
     db.session.commit()
     hc_keys = [world.custodian_keys["hunchun"]]
     with pytest.raises(identity.IdentityRefused, match="not_sealed_to_unit"):

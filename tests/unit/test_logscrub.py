@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from portal.logscrub import REDACTED, RedactAddresses, redact
+from portal.web.logscrub import REDACTED, RedactAddresses, redact
 
 
 @pytest.mark.parametrize("address", ["203.0.113.77", "10.0.0.1", "2001:db8::1",

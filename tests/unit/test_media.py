@@ -1,4 +1,5 @@
-"""Video and audio lose their metadata (portal/media.py through portal/sanitize.clean).
+"""Video and audio lose their metadata (portal/intake/sanitize/media.py through
+portal.intake.sanitize.clean).
 
 Every file here is a real one made by ffmpeg in the test (lavfi test pattern and sine, 1 s,
 tiny), with the reporter's position, the device and canary strings planted in its tags; after
@@ -17,8 +18,8 @@ import subprocess
 import pytest
 from PIL import Image
 
-from portal import media, sanitize
-from portal.sanitize import CleanReport, FileKind, UploadRejected, clean, sniff
+from portal.intake import sanitize
+from portal.intake.sanitize import CleanReport, FileKind, UploadRejected, clean, media, sniff
 
 MB = 1024 * 1024
 LOCATION = "+42.9048+129.5136/"

@@ -1,4 +1,4 @@
-"""referral.merkle against RFC 6962's definitions and the published reference vectors."""
+"""auditlog.merkle against RFC 6962's definitions and the published reference vectors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from referral.logformat import leaf_hash
-from referral.merkle import (
+from auditlog.logformat import leaf_hash
+from auditlog.merkle import (
     EMPTY_ROOT,
     CompactRange,
     HashList,

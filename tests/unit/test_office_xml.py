@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from portal import sanitize
-from portal.sanitize import UploadRejected
+from portal.intake import sanitize
+from portal.intake.sanitize import UploadRejected
 from tests.unit.test_sanitize import (
     CONTENT_TYPES,
     CORE,

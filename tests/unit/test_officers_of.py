@@ -1,4 +1,5 @@
-"""Who works tips in a unit (portal/access.py officers_of): the one query behind assigning a tip,
+"""Who works tips in a unit (portal/security/access.py officers_of): the one query behind assigning
+a tip,
 the case team (专案组) and the pickers. A deactivated account or a role still waiting for its
 second confirmation is nobody's colleague."""
 
@@ -8,9 +9,9 @@ from sqlalchemy import select
 
 from models import Membership, Role, Unit, User
 from models.base import utcnow
-from portal import triage
-from portal.access import officers_of
-from portal.extensions import db
+from portal.security.access import officers_of
+from portal.triage import tip_actions
+from portal.web.extensions import db
 
 
 def _unit(code: str) -> Unit:
@@ -42,7 +43,7 @@ def test_only_active_confirmed_officers_of_the_unit(app) -> None:
     assert sorted((u.username, unit.code, role) for u, unit, role in found) == [
         ("o-active", "yanji", Role.CASE_OFFICER), ("o-head", "yanji", Role.HEAD)]
     # the assignment picker asks the same question
-    assert [u.username for u in triage.staff_of_units(db.session, {yanji.id})] == [
+    assert [u.username for u in tip_actions.staff_of_units(db.session, {yanji.id})] == [
         "o-active", "o-head"]
     assert {u.username for u, _, _ in officers_of(db.session, [yanji.id, hunchun.id])} == {
         "o-active", "o-head", "o-elsewhere"}

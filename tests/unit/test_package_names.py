@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from auditlog.verify import VerifyError, verify_bundle
 from models import Attachment, Referral
-from portal.extensions import db
-from portal.referrals import package_name
-from portal.staff.views import content_disposition
+from portal.cases.referrals import package_name
+from portal.web.extensions import db
+from portal.web.staff.views import content_disposition
 from referral.filenames import MAX_NAME_BYTES, member_problem, safe_name, zip_entry
-from referral.verify import VerifyError, verify_bundle
 
 HOSTILE = [
     "../../../../../tmp/x.pdf",
@@ -127,15 +127,16 @@ def test_content_disposition_names_no_folder(sent: str) -> None:
 
 
 def test_a_citizens_file_is_stored_under_a_safe_name(app, portal_keys) -> None:
-    """Every upload (tip, follow-up, case, referral step) is stored by intake.store_attachments:
+    """Every upload (tip, follow-up, case, referral step) is stored by filing.store_attachments:
     the name shown on every page and in every download is the safe one."""
-    from portal import crypto, intake
+    from portal.intake import filing
+    from portal.security import crypto
     from tests.conftest import FAST_ARGON2
     from tests.helpers import MemoryUpload, jpeg_with_metadata
 
-    intake.file_tip(db.session, intake.TipDraft(narrative="photo", county="yanji"),
+    filing.file_tip(db.session, filing.TipDraft(narrative="photo", county="yanji"),
                     [MemoryUpload("..\\..\\河边\u202egpj.exe", jpeg_with_metadata())],
-                    limits=intake.Limits(10, 5 * 2**20, 5 * 2**20), receipt_cost=FAST_ARGON2)
+                    limits=filing.Limits(10, 5 * 2**20, 5 * 2**20), receipt_cost=FAST_ARGON2)
     attachment = db.session.scalars(select(Attachment)).one()
     meta = json.loads(crypto.open_sealed(attachment.meta, [portal_keys["zhou"]]))
     assert meta["filename"] == "河边gpj.exe"

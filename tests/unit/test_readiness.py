@@ -1,12 +1,12 @@
-"""The readiness checks' runner and the plain checks (portal/readiness.py)."""
+"""The readiness checks' runner and the plain checks (portal/web/readiness.py)."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from portal import readiness
-from portal.readiness import Check, Runner
+from portal.web import readiness
+from portal.web.readiness import Check, Runner
 
 
 def test_a_hung_group_is_reported_and_not_started_again_until_it_returns() -> None:
@@ -58,7 +58,7 @@ def test_free_space_is_measured_where_the_folder_will_be(tmp_path: Path) -> None
 
 
 def test_the_media_tools_are_the_ones_media_runs(monkeypatch) -> None:
-    from portal import media
+    from portal.intake.sanitize import media
 
     seen = []
     monkeypatch.setattr(media.shutil, "which", lambda name, *a, **k: seen.append(name))

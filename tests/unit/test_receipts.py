@@ -8,7 +8,8 @@ import re
 import pytest
 
 from config import Argon2Params, Settings
-from portal import crypto, receipts
+from portal.intake import receipts
+from portal.security import crypto
 
 FAST = Argon2Params(time_cost=1, memory_kib=8 * 1024, parallelism=1)
 SALT = b"s" * 32

@@ -1,4 +1,5 @@
-"""portal/redaction.py: phrases blacked out of a statement wherever and however they are written,
+"""portal/cases/redaction.py: phrases blacked out of a statement wherever and however they are
+written,
 rectangles burned into an image's pixels (not laid over them), the same bytes each time, and
 boxes outside the image or without an area refused."""
 
@@ -10,7 +11,7 @@ import random
 import pytest
 from PIL import Image
 
-from portal.redaction import (
+from portal.cases.redaction import (
     BLACK,
     RedactionRefused,
     burn_boxes,

@@ -1,4 +1,5 @@
-"""Retention (portal/retention.py): which closed tips are due — natural days across the Spring
+"""Retention (portal/operations/retention.py): which closed tips are due — natural days across the
+Spring
 Festival holidays, the current version of the category deciding — the holds (legal hold, a case
 still at work, archived), a dry run that changes nothing, a run that empties the content and keeps
 the metadata, and a second run that does nothing more."""
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 
+from auditlog.events import SYSTEM
 from models import (
     Attachment,
     AuditEvent,
@@ -25,15 +27,16 @@ from models import (
     Unit,
 )
 from models.identity import IdentityRequest, Redaction, TipIdentity
-from portal import crypto, intake, retention
-from portal.audit import SYSTEM
-from portal.categories import CategoryEdit, edit_category, set_retention
+from portal.intake import filing
+from portal.operations import retention
+from portal.security import crypto
+from portal.triage.categories import CategoryEdit, edit_category, set_retention
 from referral.calendar import load_calendar
 from tests.conftest import COSTS, FAST_ARGON2
 from tests.helpers import MemoryUpload, jpeg_with_metadata
 
 CST = ZoneInfo("Asia/Shanghai")
-LIMITS = intake.Limits(max_files=10, max_file_bytes=5 * 1024 * 1024,
+LIMITS = filing.Limits(max_files=10, max_file_bytes=5 * 1024 * 1024,
                        max_clean_bytes=5 * 1024 * 1024)
 NOW = datetime(2026, 3, 19, 12, 0, tzinfo=CST)  # 30 natural days after 17 February, noon
 TABLES = ("tips", "attachments", "blob_chunks", "messages", "tip_updates", "tip_identities",
@@ -48,7 +51,7 @@ class World:
     """Tips of 延吉, filed for real (sealed, with a photo), then closed on chosen days."""
 
     def __init__(self, session, keys) -> None:
-        from portal.accounts import create_user
+        from portal.security.accounts import create_user
 
         self.session, self.keys = session, keys
         self.user = create_user(session, "retention-head", "officer password 2026", **COSTS,
@@ -60,7 +63,7 @@ class World:
     def tip(self, closed_at: datetime | None, category: str | None = "P01", *,
             status: str = TipStatus.CLOSED, photo: bool = False) -> Tip:
         uploads = [MemoryUpload("river.jpg", jpeg_with_metadata())] if photo else []
-        filed = intake.file_tip(self.session, intake.TipDraft(
+        filed = filing.file_tip(self.session, filing.TipDraft(
             narrative="污水直排布尔哈通河", county="yanji", category=category,
             responsible="某某化工厂", place="延吉市北山街"), uploads, limits=LIMITS,
             receipt_cost=FAST_ARGON2, blind_key=b"k" * 32)
@@ -106,7 +109,7 @@ def dump(session) -> dict[str, list]:
 
 
 def test_due_counts_natural_days_across_the_spring_festival(app, portal_keys) -> None:
-    from portal.extensions import db
+    from portal.web.extensions import db
 
     world = World(db.session, portal_keys)
     set_retention(db.session, "P01", 30, actor=SYSTEM)
@@ -139,7 +142,7 @@ def test_due_counts_natural_days_across_the_spring_festival(app, portal_keys) ->
 
 
 def test_holds_keep_a_tip(app, portal_keys) -> None:
-    from portal.extensions import db
+    from portal.web.extensions import db
 
     world = World(db.session, portal_keys)
     set_retention(db.session, "P01", 30, actor=SYSTEM)
@@ -162,7 +165,7 @@ def test_holds_keep_a_tip(app, portal_keys) -> None:
 
 
 def test_dry_run_changes_nothing_and_the_run_keeps_only_metadata(app, portal_keys) -> None:
-    from portal.extensions import db
+    from portal.web.extensions import db
 
     world = World(db.session, portal_keys)
     set_retention(db.session, "P01", 30, actor=SYSTEM)
@@ -187,7 +190,7 @@ def test_dry_run_changes_nothing_and_the_run_keeps_only_metadata(app, portal_key
     db.session.expire_all()
     tip = db.session.get(Tip, gone.id)
     assert tip.content == retention.TOMBSTONE and tip.archived_at is not None
-    assert tip.responsible_index == intake.NO_INDEX == tip.place_index
+    assert tip.responsible_index == filing.NO_INDEX == tip.place_index
     assert (tip.unit_id, tip.county, tip.category_id, tip.channel, tip.language, tip.status,
             tip.real_name, tip.attachment_count, tip.received_at, tip.closed_at,
             tip.receipt_lookup) == metadata[gone.id]

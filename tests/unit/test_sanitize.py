@@ -1,4 +1,4 @@
-"""Tests for portal.sanitize: content sniffing and metadata stripping of evidence uploads.
+"""Tests for portal.intake.sanitize: content sniffing and metadata stripping of evidence uploads.
 
 All fixtures are generated here (Pillow, pikepdf, zipfile), so the canary strings
 ("CanaryCam", "Canary Person", ...) can only come from the metadata we plant.
@@ -17,8 +17,8 @@ import pypdf
 import pytest
 from PIL import Image, ImageSequence, PngImagePlugin
 
-from portal import sanitize
-from portal.sanitize import (
+from portal.intake import sanitize
+from portal.intake.sanitize import (
     ALLOWED,
     UNCLEANABLE_NOTICE_FAMILIES,
     CleanReport,
@@ -45,7 +45,7 @@ GPS = {
 
 
 class RewindOnly(io.RawIOBase):
-    """Mimics portal.uploads.EncryptedSpool: readable, but seeks only back to 0."""
+    """Mimics portal.intake.uploads.EncryptedSpool: readable, but seeks only back to 0."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__()

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from referral import merkle
-from referral.logformat import (
+from auditlog import merkle
+from auditlog.logformat import (
     ZERO,
     FormatError,
     canonical,
@@ -30,7 +30,7 @@ from referral.logformat import (
     format_time,
     leaf_hash,
 )
-from referral.notes import (
+from auditlog.notes import (
     Checkpoint,
     NoteError,
     Signer,
@@ -43,7 +43,7 @@ from referral.notes import (
     sign_checkpoint,
     sign_note,
 )
-from referral.verify import Report, VerifyError, main, verify_bundle
+from auditlog.verify import Report, VerifyError, main, verify_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = "audit.qingliu.test/log"
@@ -324,12 +324,12 @@ def test_clean_bundle_verifies(tmp_path: Path) -> None:
 
 def test_clean_bundle_via_the_command_line(tmp_path: Path) -> None:
     folder = bundle(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "referral.verify", str(folder)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "auditlog.verify", str(folder)], cwd=REPO,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: 100 entries, latest checkpoint 100, root ")
     edit_lines(folder, lambda lines: lines[:50] + lines[51:])
-    done = subprocess.run([sys.executable, "-m", "referral.verify", str(folder)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "auditlog.verify", str(folder)], cwd=REPO,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("FAILED: entry 51: expected seq 50")
@@ -352,7 +352,7 @@ def test_the_downloaded_zip_verifies_in_place(tmp_path: Path) -> None:
     # A ZIP of the folder itself (one level deeper) is read too.
     nested = _zip(folder, tmp_path / "nested.zip", prefix="export/")
     assert verify_bundle(nested).entries == 100
-    done = subprocess.run([sys.executable, "-m", "referral.verify", str(archive)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "auditlog.verify", str(archive)], cwd=REPO,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: 100 entries, latest checkpoint 100, root ")
@@ -594,7 +594,7 @@ def signed_bundle(folder: Path, lines: Sequence[bytes], sizes: Sequence[int]) ->
 @pytest.mark.parametrize("block", [1 << 20, 1000, 2])
 def test_both_checks_agree_on_a_clean_bundle(tmp_path: Path, block: int,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("referral.verify._BLOCK", block)  # runs of many lines, or of one
+    monkeypatch.setattr("auditlog.verify._BLOCK", block)  # runs of many lines, or of one
     folder = bundle(tmp_path)
     fast, strict = both(folder, previous=folder / "checkpoints" / "40.note", entry=57)
     assert fast == strict and fast.startswith("ok: 100 entries")
@@ -609,15 +609,15 @@ def test_both_checks_agree_on_a_clean_bundle(tmp_path: Path, block: int,
 def test_only_unsigned_lines_are_decoded_by_default(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The byte-level check really is the path taken: JSON only for the unsigned tail."""
-    import referral.verify
+    import auditlog.verify
     decoded: list[int] = []
-    check_json = referral.verify._check_json
+    check_json = auditlog.verify._check_json
 
     def spy(line: bytes, seq: int, prev: bytes) -> tuple[bytes, bytes]:
         decoded.append(seq)
         return check_json(line, seq, prev)
 
-    monkeypatch.setattr("referral.verify._check_json", spy)
+    monkeypatch.setattr("auditlog.verify._check_json", spy)
     folder = write_bundle(tmp_path / "b", *history(100), [10, 64])
     assert outcome(folder).startswith("ok: 100 entries, latest checkpoint 64")
     assert decoded == list(range(64, 100))
@@ -662,7 +662,7 @@ TAMPERINGS = {
 @pytest.mark.parametrize("name", list(TAMPERINGS))
 def test_both_checks_catch_every_tampering(tmp_path: Path, name: str, block: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("referral.verify._BLOCK", block)
+    monkeypatch.setattr("auditlog.verify._BLOCK", block)
     folder = bundle(tmp_path)
     edit_lines(folder, TAMPERINGS[name])
     fast, strict = both(folder)
@@ -746,7 +746,7 @@ def test_lines_the_byte_check_cannot_read_are_checked_strictly(tmp_path: Path) -
 
 
 def test_the_stored_tree_gives_the_reference_roots_and_proofs() -> None:
-    from referral.verify import _Tree
+    from auditlog.verify import _Tree
     leaves = [hashlib.sha256(bytes([i])).digest() for i in range(70)]
     for runs in [[70], [1] * 70, [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 2]]:
         tree, size = _Tree(), 0

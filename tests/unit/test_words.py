@@ -1,4 +1,4 @@
-"""Every code a page may show has words (portal/messages.py), so a new one without words fails.
+"""Every code a page may show has words (portal/web/messages.py), so a new one without words fails.
 
 The audit actions are collected from the source itself: every call of the one audit writer
 (`record`) and of the triage wrapper that forwards to it (`_done`), with the action as a literal,
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from models import Channel, Role, TipStatus
-from portal import messages
+from portal.web import messages
 from referral import deadlines, workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,13 +91,13 @@ def test_the_collector_finds_the_known_writers():
 
 def test_every_audit_action_has_words():
     missing = {a: w for a, w in written_actions().items() if a not in messages.EVENT_WORDS}
-    assert not missing, f"audit actions without words in portal/messages.py EVENT_WORDS: {missing}"
+    assert not missing, f"audit actions without words in messages.EVENT_WORDS: {missing}"
 
 
 def test_every_audit_detail_has_words():
     missing = {k: w for k, w in written_detail_keys().items()
                if k not in messages.DETAIL_WORDS}
-    assert not missing, f"audit details without words in portal/messages.py DETAIL_WORDS: {missing}"
+    assert not missing, f"audit details without words in messages.DETAIL_WORDS: {missing}"
 
 
 def test_every_deadline_step_has_words():

@@ -1,0 +1,525 @@
+"""Offline verifier of an audit-log export bundle. Standard library and `cryptography` only.
+
+    python -m auditlog.verify DIR_OR_ZIP [--previous CHECKPOINT_FILE] [--entry SEQ] [--strict]
+
+DIR holds `log.vkey` (the verifier key text), `checkpoints/<size>.note` (signed checkpoints) and
+`entries.jsonl` (one canonical line per entry, in seq order); the ZIP file the auditor's page
+downloads holds the same files and is read in place, without unpacking it. The verifier checks every
+checkpoint's signature; streams the entries, checking their format, their seq numbers, their
+`prev` links and chain hashes; checks the Merkle root at every checkpoint size; with
+--previous, verifies an RFC 6962 consistency proof from an earlier export's checkpoint to the
+latest one; with --entry, builds and verifies the inclusion proof of one entry. Exit status 0
+with a summary on stdout, or 1 with "FAILED: <reason>" on stderr. See docs/audit-log.md.
+
+Two ways to check a line (docs/audit-log.md §7): by default, lines covered by a signed
+checkpoint are checked at the byte level, in bulk: the fixed line frame, the chain hash text,
+and the entry's top-level `prev` and `seq` read at fixed places of its tail; the leaf hash is
+over the exact entry bytes, so the chain and the signed Merkle roots bind every byte. A block of
+lines that fails any byte check is re-checked line by line, and a line that still fails is
+decoded as JSON (the strict check), which names the problem. Lines past the latest checkpoint,
+and every line with `strict=True` (`--strict`), get the strict check: the JSON is decoded,
+validated and re-encoded to prove the line canonical. Only the format proof differs: a bundle
+passes by default and fails --strict only if a signed entry is non-canonical JSON (a signer
+that wrote a malformed entry); any change to signed bytes fails both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+import zipfile
+import zlib
+from binascii import hexlify
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditlog import merkle
+from auditlog.logformat import (
+    CHAIN_PREFIX,
+    ENTRY_START,
+    ZERO,
+    FormatError,
+    chain_hash,
+    decode_line,
+    leaf_hash,
+)
+from auditlog.notes import Checkpoint, NoteError, Verifier, parse_checkpoint
+from referral.filenames import member_problem
+
+__all__ = ["Report", "VerifyError", "main", "verify_bundle"]
+
+ENTRIES = "entries.jsonl"
+CHECKPOINTS = "checkpoints"
+VKEY = "log.vkey"
+_NOTE_NAME = re.compile(r"(0|[1-9][0-9]*)\.note")
+
+
+class VerifyError(Exception):
+    """The bundle does not verify; the message names the first problem found."""
+
+
+# A bundle is a directory or the ZIP of one, read in place (zipfile.Path walks it like a path).
+Root = Path | zipfile.Path
+# How a damaged ZIP shows, depending on which byte was hit: a bad CRC or header, a broken
+# deflate stream, a stream cut short, or a header asking for a method zipfile lacks.
+ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)
+
+
+def _open_bundle(path: Path) -> tuple[Root, zipfile.ZipFile | None]:
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        return path, None
+    try:
+        archive = zipfile.ZipFile(path)
+        _check_names(path, archive)
+        root = zipfile.Path(archive)
+        if not (root / VKEY).exists():  # a ZIP of the bundle's folder rather than of its files
+            folders = [p for p in root.iterdir() if p.is_dir()]
+            if len(folders) == 1 and (folders[0] / VKEY).exists():
+                root = folders[0]
+    except (OSError, *ZIP_DAMAGE) as error:
+        raise VerifyError(f"{path}: not a readable ZIP file ({error})") from None
+    return root, archive
+
+
+def _check_names(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a ZIP whose entry names could point outside the folder it would be unpacked into
+    (../, /, C:, \\), hide a part of the name (NUL, which zipfile cuts at; bidi or zero-width
+    characters), or say two things (a name twice, perhaps in another case: one tool reads the
+    first, another the last). The verifier reads the ZIP in place and never unpacks it; an
+    exported bundle has none of these, so a ZIP that has them was made by someone else."""
+    seen: set[str] = set()
+    for info in archive.infolist():
+        name = info.orig_filename  # as stored: zipfile's `filename` is cut at a NUL
+        problem = member_problem(name)
+        if problem is None and name.casefold() in seen:
+            problem = "a name that is there twice"
+        if problem is not None:
+            archive.close()
+            raise VerifyError(f"{path}: the ZIP file has an entry named {name!r}: {problem}; "
+                              "refused (an exported bundle has no such name)")
+        seen.add(name.casefold())
+
+
+_BLOCK = 1 << 20  # bytes read at a time from entries.jsonl
+
+# The byte-level (default) check. A bundle line is, byte for byte (logformat.encode_line):
+#   {"chain":"<64 hex>","entry":{...,"prev":"<64 hex>","role":R,"seq":N,"unit":U,"v":1}}\n
+# with the entry's keys sorted. See _check_bytes and docs/audit-log.md §7.
+_sha256 = hashlib.sha256
+_INFIX = b'","entry":'
+_FRAME = _INFIX + CHAIN_PREFIX  # between two chain hashes in the concatenated line heads
+_PREV = b',"prev":"'
+_SEP = b',"'
+_SEQ_SEP = b',"seq":'
+_SMALL = [b"%d" % i for i in range(1000)]
+_DIGITS3 = [b"%03d" % i for i in range(1000)]
+
+
+def _seq_text(start: int, stop: int) -> bytes:
+    """b'seq":' + b',"seq":'.join(decimal k for k in range(start, stop)), built 1000 at a time."""
+    chunks = []
+    while start < stop:
+        high, low = divmod(start, 1000)
+        end = min(stop, (high + 1) * 1000)
+        if high:
+            prefix = b"%d" % high
+            chunks.append(prefix + (_SEQ_SEP + prefix).join(_DIGITS3[low:low + end - start]))
+        else:
+            chunks.append(_SEQ_SEP.join(_SMALL[low:end]))
+        start = end
+    return b'seq":' + _SEQ_SEP.join(chunks)
+
+
+def _check_bytes(lines: list[bytes], seq: int, prev: bytes) -> tuple[list[bytes], bytes] | None:
+    """Check `lines` (entries seq, seq+1, ..., each ending in a newline) at the byte level, in
+    bulk; return (their leaf hashes, the chain hash of the last), or None if a check fails.
+
+    Passing proves, for every line: it is CHAIN_PREFIX + hex(chain) + '","entry":' + E + '}\\n',
+    where chain = SHA-256(c || leaf(E)), c being the chain hash of the line before (`prev` for
+    the first line); and the bytes of E after its last ',"prev":"' are hex(c) + '"' + ',"' + X
+    + ',"seq":' + its seq in decimal + ',"' + Y + ',"v":1}', X and Y not containing ',"'.
+    If E is canonical JSON, that ',"prev":"' is its top-level key ("details", the only object
+    inside, sorts before "prev"; in a string, '"' is escaped, so ',"' there can only be a last
+    "," and the closing quote, which 'prev":' cannot follow), X is 'role":' + the role and Y
+    'unit":' + the unit: seq and prev are checked exactly as the strict check does. (A role or
+    unit ending with "," gives more pieces: that line does not pass.) None only means that this
+    check proved nothing; the caller then checks line by line.
+    """
+    n = len(lines)
+    leaves = [_sha256(b"\x00" + line[ENTRY_START:-2]).digest() for line in lines]
+    chain = prev
+    chains = [chain := _sha256(chain + leaf).digest() for leaf in leaves]
+    hashes = b"".join(chains)
+    # The heads, ENTRY_START bytes each (or fewer: then the lengths differ), against the frame
+    # around each chain hash in hex: equal as a whole only if equal line by line.
+    if b"".join([line[:ENTRY_START] for line in lines]) != (
+            CHAIN_PREFIX + hexlify(hashes, b"\n", 32).replace(b"\n", _FRAME) + _INFIX):
+        return None
+    # The tails, after each line's last ',"prev":"', split at every ',"': 5 pieces a line,
+    # 'PREV"', X, 'seq":N', Y, 'v":1}}\n' (the tails are concatenated, so the last piece of a
+    # line and the first of the next are one piece). No piece holds ',"', so two joins by ',"'
+    # are equal only if they are equal piece by piece.
+    pieces = b"".join([line.rpartition(_PREV)[2] for line in lines]).split(_SEP)
+    if len(pieces) != 4 * n + 1:
+        return None
+    if _SEP.join(pieces[0::4]) != (hexlify(prev + hashes[:-32], b"\n", 32)
+                                   .replace(b"\n", b'","v":1}}\n') + b'","v":1}}\n'):
+        return None
+    if _SEP.join(pieces[2::4]) != _seq_text(seq, seq + n):
+        return None
+    return leaves, chain
+
+
+def _check_json(line: bytes, seq: int, prev: bytes) -> tuple[bytes, bytes]:
+    """The strict check of one line (with its newline): decode, validate, re-encode; then
+    seq, prev and the chain hash. Return (leaf hash, chain hash); raise VerifyError."""
+    try:
+        item, chain = decode_line(line)
+    except FormatError as error:
+        raise VerifyError(f"entry {seq} (line {seq + 1}): {error}") from None
+    if item["seq"] != seq:
+        raise VerifyError(f"entry {item['seq']}: expected seq {seq} (line {seq + 1}; "
+                          "a missing, added or reordered line)")
+    if item["prev"] != prev.hex():
+        raise VerifyError(f"entry {seq}: prev {item['prev']} is not the chain hash "
+                          f"{prev.hex()} of entry {seq - 1}")
+    leaf = leaf_hash(line[ENTRY_START:-2])
+    computed = chain_hash(prev, leaf)
+    if computed != chain:
+        raise VerifyError(f"entry {seq}: chain hash {chain.hex()} on the line does not "
+                          f"match {computed.hex()} computed from the entry (it was altered)")
+    return leaf, computed
+
+
+def _check_lines(lines: list[bytes], seq: int, prev: bytes,
+                 strict: bool) -> tuple[list[bytes], bytes]:
+    """Check consecutive lines; return (leaf hashes, last chain hash); raise VerifyError naming
+    the first bad line, with the strict check's message."""
+    if not strict:
+        done = _check_bytes(lines, seq, prev)
+        if done is not None:
+            return done
+    leaves: list[bytes] = []
+    for offset, line in enumerate(lines):
+        one = None if strict else _check_bytes([line], seq + offset, prev)
+        if one is None:
+            leaf, prev = _check_json(line, seq + offset, prev)
+            leaves.append(leaf)
+        else:
+            leaves += one[0]
+            prev = one[1]
+    return leaves, prev
+
+
+class _Tree:
+    """Every level of the RFC 6962 tree of the leaves appended so far, 32 bytes a node, packed:
+    levels[h][i] is the root of leaves i*2**h ... (i+1)*2**h - 1. Appending n leaves costs about
+    n node hashes; the root of any prefix, and every hash of a proof, is then a few lookups."""
+
+    __slots__ = ("_odd", "levels")
+
+    def __init__(self) -> None:
+        self.levels: list[bytearray] = [bytearray()]
+        self._odd: list[bytes | None] = [None]  # per level, a node still waiting for a sibling
+
+    @property
+    def size(self) -> int:
+        return len(self.levels[0]) // 32
+
+    def extend(self, nodes: list[bytes]) -> None:
+        """Append leaf hashes (the list is consumed)."""
+        height = 0
+        while nodes:
+            self.levels[height] += b"".join(nodes)
+            odd = self._odd[height]
+            if odd is not None:
+                nodes.insert(0, odd)
+            self._odd[height] = nodes.pop() if len(nodes) & 1 else None
+            pairs = iter(nodes)
+            nodes = [_sha256(b"\x01" + left + right).digest()
+                     for left, right in zip(pairs, pairs, strict=True)]
+            height += 1
+            if height == len(self.levels):
+                self.levels.append(bytearray())
+                self._odd.append(None)
+
+    def node(self, height: int, index: int) -> bytes:
+        return bytes(self.levels[height][index * 32:index * 32 + 32])
+
+    def root(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) (RFC 6962 §2.1) of the leaves appended so far."""
+        n = hi - lo
+        if n == 0:
+            return merkle.EMPTY_ROOT
+        if n & (n - 1) == 0 and lo % n == 0:  # a complete subtree: stored
+            return self.node(n.bit_length() - 1, lo // n)
+        k = merkle.split_point(n)
+        return merkle.node_hash(self.root(lo, lo + k), self.root(lo + k, hi))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """merkle.inclusion_proof(index, leaves[:size]), from the stored levels."""
+        proof: list[bytes] = []
+        lo, hi = 0, size
+        while hi - lo > 1:
+            k = merkle.split_point(hi - lo)
+            if index < lo + k:
+                proof.append(self.root(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self.root(lo, lo + k))
+                lo = lo + k
+        proof.reverse()
+        return proof
+
+    def consistency_proof(self, m: int, size: int) -> list[bytes]:
+        """merkle.consistency_proof(m, leaves[:size]), from the stored levels."""
+        if m in (0, size):
+            return []
+        proof: list[bytes] = []
+        lo, hi, complete = 0, size, True
+        while m != hi:
+            k = merkle.split_point(hi - lo)
+            if m - lo <= k:
+                proof.append(self.root(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self.root(lo, lo + k))
+                lo, complete = lo + k, False
+        if not complete:
+            proof.append(self.root(lo, hi))
+        proof.reverse()
+        return proof
+
+
+@dataclass
+class Report:
+    """What verify_bundle proved."""
+
+    entries: int
+    origin: str
+    checkpoints: list[Checkpoint]  # by size; every root matched
+    latest: Checkpoint
+    verifier: str  # the verifier key text
+    key: str  # its name+key id
+    previous: Checkpoint | None = None
+    consistency_proof: list[bytes] | None = None
+    entry: int | None = None
+    entry_line: bytes | None = None
+    entry_leaf: bytes | None = None
+    inclusion_proof: list[bytes] | None = None
+    notes: list[str] = field(default_factory=list)
+    strict: bool = False  # every line was decoded and re-encoded as JSON (--strict)
+
+    def lines(self) -> list[str]:
+        out = [f"ok: {self.entries} entries, latest checkpoint {self.latest.size}, "
+               f"root {self.latest.root.hex()}",
+               f"origin {self.origin}, key {self.key}, "
+               f"{len(self.checkpoints)} checkpoints verified: "
+               f"{', '.join(str(c.size) for c in self.checkpoints)}"]
+        out += self.notes
+        if self.previous is not None and self.consistency_proof is not None:
+            out.append(f"consistent: previous checkpoint {self.previous.size} "
+                       f"(root {self.previous.root.hex()}) -> {self.latest.size}, "
+                       f"proof of {len(self.consistency_proof)} hashes")
+            out += [f"  {h.hex()}" for h in self.consistency_proof]
+        if self.entry is not None and self.inclusion_proof is not None:
+            assert self.entry_leaf is not None and self.entry_line is not None
+            out.append(f"included: entry {self.entry} in checkpoint {self.latest.size}, "
+                       f"leaf {self.entry_leaf.hex()}, proof of "
+                       f"{len(self.inclusion_proof)} hashes")
+            out += [f"  {h.hex()}" for h in self.inclusion_proof]
+            out.append("  entry " + self.entry_line[ENTRY_START:-2].decode("utf-8"))
+        return out
+
+    @property
+    def summary(self) -> str:
+        return self.lines()[0]
+
+
+def _read_checkpoints(root: Root, verifier: Verifier) -> list[tuple[str, Checkpoint]]:
+    folder = root / CHECKPOINTS
+    if not folder.is_dir():
+        raise VerifyError(f"{CHECKPOINTS}/ is missing")
+    found: list[tuple[str, Checkpoint]] = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        name = f"{CHECKPOINTS}/{path.name}"
+        match = _NOTE_NAME.fullmatch(path.name)
+        if not match or not path.is_file():
+            raise VerifyError(f"checkpoint {name}: not named <size>.note")
+        try:
+            checkpoint = parse_checkpoint(path.read_bytes(), verifier)
+        except NoteError as error:
+            raise VerifyError(f"checkpoint {name}: {error}") from None
+        if checkpoint.size != int(match.group(1)):
+            raise VerifyError(f"checkpoint {name}: its note says size {checkpoint.size}")
+        found.append((name, checkpoint))
+    if not found:
+        raise VerifyError(f"no checkpoints in {CHECKPOINTS}/: nothing is signed")
+    found.sort(key=lambda item: item[1].size)
+    origins = {c.origin for _, c in found}
+    if len(origins) != 1:
+        raise VerifyError(f"checkpoints name more than one origin: {sorted(origins)}")
+    return found
+
+
+def verify_bundle(path: str | Path, previous: str | Path | None = None,
+                  entry: int | None = None, strict: bool = False) -> Report:
+    """Verify the bundle in `path` (a directory or its ZIP); raise VerifyError naming the first
+    problem found.
+
+    With strict=True every line is decoded and re-encoded as JSON; by default only the lines
+    past the latest checkpoint are (see the module docstring and docs/audit-log.md §7).
+    """
+    root, archive = _open_bundle(Path(path))
+    try:
+        return _verify(root, previous, entry, strict)
+    except ZIP_DAMAGE as error:
+        raise VerifyError(f"{path}: the ZIP file is damaged ({error})") from None
+    finally:
+        if archive is not None:
+            archive.close()
+
+
+def _verify(root: Root, previous: str | Path | None, entry: int | None, strict: bool
+            ) -> Report:
+    try:
+        verifier = Verifier.from_text((root / VKEY).read_text(encoding="utf-8"))
+    except (OSError, KeyError, UnicodeDecodeError) as error:
+        raise VerifyError(f"{VKEY}: cannot read it ({error})") from None
+    except NoteError as error:
+        raise VerifyError(f"{VKEY}: {error}") from None
+    checkpoints = _read_checkpoints(root, verifier)
+    origin = checkpoints[0][1].origin
+    latest = checkpoints[-1][1]
+
+    earlier: Checkpoint | None = None
+    if previous is not None:
+        try:
+            earlier = parse_checkpoint(Path(previous).read_bytes(), verifier, origin=origin)
+        except OSError as error:
+            raise VerifyError(f"previous checkpoint {previous}: cannot read it ({error})") from None
+        except NoteError as error:
+            raise VerifyError(f"previous checkpoint {previous}: {error}") from None
+
+    # Stream the entries: format, seq, prev, chain; the root at every checkpoint size. The lines
+    # are checked in runs that end at every checkpoint size, so that the first problem found is
+    # the same as when checking line by line.
+    pending = list(checkpoints)  # ascending by size
+    tree = _Tree()
+    last_good = 0  # size of the last checkpoint whose root matched
+    entry_line: bytes | None = None
+
+    def check_roots() -> int:
+        """Check the checkpoints of the current size; return the next size to stop at."""
+        nonlocal last_good
+        while pending and pending[0][1].size == tree.size:
+            name, checkpoint = pending.pop(0)
+            computed = tree.root(0, tree.size)
+            if computed != checkpoint.root:
+                raise VerifyError(
+                    f"checkpoint {name}: root {checkpoint.root.hex()} does not match the root "
+                    f"{computed.hex()} of the first {checkpoint.size} entries; entries "
+                    f"{last_good}..{checkpoint.size - 1} (after the last matching checkpoint, "
+                    f"{last_good}) were changed, or the checkpoint is not this log's")
+            last_good = checkpoint.size
+        return pending[0][1].size if pending else -1
+
+    next_size = check_roots()
+    strict_from = 0 if strict else latest.size  # lines past the latest checkpoint: strict
+    seq, prev = 0, ZERO
+    try:
+        stream = ((root / ENTRIES).open("rb", buffering=_BLOCK) if isinstance(root, Path)
+                  else (root / ENTRIES).open("rb"))
+    except (OSError, KeyError) as error:
+        raise VerifyError(f"{ENTRIES}: cannot read it ({error})") from None
+    with stream:
+        rest = b""
+        while lines := stream.readlines(_BLOCK):
+            if not lines[-1].endswith(b"\n"):
+                rest = lines.pop()  # an unterminated last line
+            start = 0
+            while start < len(lines):
+                stop = min(s for s in (next_size, strict_from, seq + len(lines) - start)
+                           if s > seq)
+                run = lines[start:start + stop - seq]
+                leaves, prev = _check_lines(run, seq, prev, strict or seq >= strict_from)
+                tree.extend(leaves)
+                if entry is not None and seq <= entry < seq + len(run):
+                    entry_line = run[entry - seq]
+                seq += len(run)
+                start += len(run)
+                if seq == next_size:
+                    next_size = check_roots()
+        if rest:
+            raise VerifyError(f"entry {seq} (line {seq + 1}): the last line is not "
+                              "terminated (truncated file?)")
+    count = tree.size
+    if pending:
+        name, checkpoint = pending[0]
+        raise VerifyError(f"checkpoint {name}: size {checkpoint.size} is larger than the log "
+                          f"({count} entries: entries missing at the end)")
+
+    report = Report(entries=count, origin=origin, checkpoints=[c for _, c in checkpoints],
+                    latest=latest, verifier=verifier.text, key=verifier.label, strict=strict)
+    if count > latest.size:
+        report.notes.append(f"note: entries {latest.size}..{count - 1} are not covered by a "
+                            "signed checkpoint yet")
+
+    if earlier is not None:
+        if earlier.size > latest.size:
+            raise VerifyError(
+                f"previous checkpoint {previous}: size {earlier.size} is larger than the latest "
+                f"checkpoint {latest.size}: the log lost entries since then")
+        proof = tree.consistency_proof(earlier.size, latest.size)
+        if not merkle.verify_consistency(earlier.size, latest.size, earlier.root, latest.root,
+                                         proof):
+            raise VerifyError(
+                f"previous checkpoint {previous} (size {earlier.size}, root "
+                f"{earlier.root.hex()}) is not consistent with checkpoint {latest.size}: the "
+                f"history of entries 0..{earlier.size - 1} was rewritten since it was signed")
+        report.previous, report.consistency_proof = earlier, proof
+
+    if entry is not None:
+        if not 0 <= entry < latest.size:
+            raise VerifyError(f"entry {entry} is not covered by the latest checkpoint "
+                              f"(size {latest.size})")
+        assert entry_line is not None
+        proof = tree.inclusion_proof(entry, latest.size)
+        leaf = tree.node(0, entry)
+        if not merkle.verify_inclusion(entry, latest.size, leaf, proof, latest.root):
+            raise VerifyError(f"entry {entry}: inclusion proof does not verify")  # unreachable
+        report.entry, report.entry_line, report.entry_leaf = entry, entry_line, leaf
+        report.inclusion_proof = proof
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m auditlog.verify",
+        description="Verify an audit-log export bundle offline (see docs/audit-log.md).")
+    parser.add_argument("bundle", help="the bundle directory, or the ZIP file exported from "
+                                       "the auditor's page")
+    parser.add_argument("--previous", metavar="CHECKPOINT_FILE",
+                        help="a signed checkpoint from an earlier export: prove the log only "
+                             "grew since")
+    parser.add_argument("--entry", metavar="SEQ", type=int,
+                        help="prove that entry SEQ is in the latest checkpoint")
+    parser.add_argument("--strict", action="store_true",
+                        help="decode and re-encode every entry as JSON to prove it canonical "
+                             "(several times slower; by default only the entries past the "
+                             "latest checkpoint are, the signed ones are checked byte by byte)")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_bundle(args.bundle, previous=args.previous, entry=args.entry,
+                               strict=args.strict)
+    except VerifyError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,0 @@
-"""The JSON API for partner clients, on the same services as the pages."""
-
-from flask import Blueprint
-
-bp = Blueprint("api", __name__)
-
-from portal.api import referrals, staff, views  # noqa: E402,F401

@@ -1,0 +1,2 @@
+"""Taking a tip in: the filing itself, receipts, uploads and their cleaning, the reporter's
+follow-up."""

@@ -1,0 +1,1 @@
+"""Running an installation: first start, reference data, backups, retention."""

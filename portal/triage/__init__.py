@@ -1,0 +1,1 @@
+"""Triage: the officers' queue, opening a tip, every action on it, and the categories."""

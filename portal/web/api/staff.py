@@ -1,0 +1,239 @@
+"""/api/v1/staff: everything the officer pages do, for the bureau's systems and a future desktop
+client. Bearer tokens from POST /staff/token, expiring and revocable; the same rules, decided in
+portal/security/access.py; the same services in portal/triage/tip_actions.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Response, current_app, jsonify, request, stream_with_context
+from flask_babel import gettext
+
+from auditlog.events import Actor, record
+from models import Channel
+from portal.intake.filing import FieldError, IntakeRejected
+from portal.intake.photo_location import PhotoLocation
+from portal.security import auth, custody
+from portal.security.access import KeyNotHeld
+from portal.security.crypto import CryptoError
+from portal.triage import tip_actions
+from portal.web import limits
+from portal.web.api import bp
+from portal.web.api.schema import SchemaError, tip_draft
+from portal.web.extensions import db
+from portal.web.messages import (
+    channel_text,
+    error_text,
+    language_text,
+    priority_text,
+    refusal_text,
+    status_text,
+    step_text,
+)
+from portal.web.staff.context import Caller, current_caller, queue_filter_from_args, session_store
+from portal.web.staff.views import content_disposition
+
+
+def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    return jsonify({"error": message, "status": status, **extra}), status
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        caller = current_caller(api=True)
+        if caller is None:
+            return _error(401, gettext("A valid bearer token is required."))
+        return view(caller, *args, **kwargs)
+
+    return wrapper
+
+
+@bp.post("/staff/token")
+def staff_token() -> tuple[Response, int]:
+    """A bearer token for a password and a TOTP code (or, never throttled, a recovery code)."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):  # no body, a list, a string or a number is no sign-in
+        return _error(400, gettext("Send a JSON object with username, password and otp."))
+    username, password = str(data.get("username", "")), str(data.get("password", ""))
+    otp = str(data.get("otp", ""))
+    cost = current_app.config["LOGIN_ARGON2"]
+    try:
+        if auth.is_recovery_code(otp):
+            user = auth.check_password_and_recovery_code(db.session, username, password, otp,
+                                                         cost)
+            personal = custody.unlock_personal(user, password)
+        else:
+            user = auth.check_password(db.session, username, password, cost)
+            personal = custody.unlock_personal(user, password)
+            if user.totp_confirmed_at is None:
+                raise auth.SecondFactorFailed
+            auth.check_second_factor(db.session, user, otp, current_app.config["SECRET_KEY"])
+    except auth.Throttled as throttled:
+        response, status = _error(429, gettext("Too many failed attempts."),
+                                  retry_after=throttled.seconds)
+        response.headers["Retry-After"] = str(throttled.seconds)
+        return response, status
+    except (auth.AuthenticationFailed, auth.SecondFactorFailed, CryptoError):
+        db.session.commit()
+        return _error(401, gettext("Wrong username, password or code."))
+    opened = session_store().create(user.id, personal, kind="api")
+    record(db.session, Actor("staff", user.id, None), "token.issued", object_type="user",
+           object_id=user.id)
+    db.session.commit()
+    return jsonify({"token": opened.token, "expires_at": opened.expires_at.isoformat()}), 201
+
+
+@bp.delete("/staff/token")
+@token_required
+def staff_token_revoke(caller: Caller) -> tuple[Response, int]:
+    session_store().revoke(caller.session.token)
+    record(db.session, Actor("staff", caller.user.id, None), "token.revoked",
+           object_type="user", object_id=caller.user.id)
+    db.session.commit()
+    return jsonify({}), 204
+
+
+def _row(row: tip_actions.QueueRow) -> dict[str, Any]:
+    return {"id": row.id, "status": row.status, "status_text": status_text(row.status),
+            "unit": row.unit_code, "county": row.county, "category": row.category_code,
+            "channel": row.channel, "channel_text": channel_text(row.channel),
+            "language": row.language, "language_text": language_text(row.language),
+            "priority": row.priority, "priority_text": priority_text(row.priority),
+            "real_name": row.real_name,
+            "attachments": row.attachment_count, "received_at": row.received_at.isoformat(),
+            "due_at": row.due_at.isoformat() if row.due_at else None,
+            "due_step": row.due_step, "due_step_text": step_text(row.due_step)
+            if row.due_step else None,
+            "due_certain": row.due_certain, "deadline_state": row.deadline_state,
+            "assigned_to": row.assigned_to_id, "archived": row.archived}
+
+
+@bp.get("/staff/tips")
+@token_required
+def staff_queue(caller: Caller) -> tuple[Response, int]:
+    filters, errors = queue_filter_from_args()
+    if errors:
+        return jsonify({"errors": {name: error_text(FieldError(code))
+                                   for name, code in errors.items()}}), 400
+    try:
+        page = tip_actions.queue(db.session, caller.principal, filters)
+    except tip_actions.Refused as refused:
+        return _error(400, refusal_text(refused.code))
+    return jsonify({"tips": [_row(r) for r in page.rows], "next": page.next_cursor}), 200
+
+
+@bp.get("/staff/counts")
+@token_required
+def staff_counts(caller: Caller) -> tuple[Response, int]:
+    counts = tip_actions.category_counts(db.session, caller.principal)
+    return jsonify({"open_by_category": {code or "unclassified": n
+                                         for code, n in counts.items()}}), 200
+
+
+@bp.get("/staff/tips/<int:tip_id>")
+@token_required
+def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
+    try:
+        detail = tip_actions.open_tip(db.session, caller.principal, tip_id)
+    except tip_actions.NotFound:
+        return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:
+        return _error(403, gettext("You have not been granted this unit's key"))
+    tip = detail.tip
+    return jsonify({
+        "id": tip.id, "status": tip.status, "unit": tip.unit.code,
+        "category": tip.category.code if tip.category else None,
+        "category_version": tip.category.version if tip.category else None,
+        "channel": tip.channel, "language": tip.language, "priority": tip.priority,
+        "real_name": tip.real_name,
+        # Whether the reporter may be contacted and is interested in a reward; never who they
+        # are (the identity is sealed apart, to the custodians: portal/intake/identity.py).
+        "reporter": detail.content.get("reporter"),
+        "received_at": tip.received_at.isoformat(),
+        "due_step": tip.due_step, "due_at": tip.due_at.isoformat() if tip.due_at else None,
+        "due_certain": tip.due_certain, "extended": tip.extended,
+        "duplicate_of": tip.duplicate_of_id, "assigned_to": tip.assigned_to_id,
+        # Destroyed under the retention rule: content {}, no files or messages, the record kept.
+        "archived_at": tip.archived_at.isoformat() if tip.archived_at else None,
+        "legal_hold": tip.legal_hold,
+        "content": detail.content,
+        "attachments": [{"id": a.id, "filename": a.filename, "media_type": a.media_type,
+                         "family": a.family, "size": a.size, "uncleaned": a.uncleaned,
+                         "location": _location(a.location)}
+                        for a in detail.attachments],
+        "messages": [{"id": m.id, "from": m.author, "at": m.at.isoformat(), "body": m.body}
+                     for m in detail.messages],
+        "updates": [{"status": u.status, "at": u.at.isoformat(), "note": u.note}
+                    for u in detail.updates],
+        "related": detail.related,
+    }), 200
+
+
+def _location(location: PhotoLocation | None) -> dict[str, Any] | None:
+    """Where and when a photo was taken, when the reporter kept them: decimal degrees (north
+    and east positive) and the camera's clock as it wrote it."""
+    if location is None:
+        return None
+    return {"latitude": None if location.latitude is None else round(location.latitude, 5),
+            "longitude": None if location.longitude is None else round(location.longitude, 5),
+            "taken": location.taken}
+
+
+@bp.post("/staff/tips/<int:tip_id>/<action>")
+@token_required
+def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response, int]:
+    params = request.get_json(silent=True)
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        return _error(400, error_text(FieldError("invalid_json")))
+    try:
+        tip_actions.perform(db.session, caller.principal, tip_id, action, params)
+    except tip_actions.NotFound:
+        return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:
+        return _error(403, gettext("You have not been granted this unit's key"))
+    except tip_actions.Refused as refused:
+        status = 403 if refused.code == "not_allowed" else (
+            409 if refused.code in tip_actions.CONFLICTS else 400)
+        return _error(status, refusal_text(refused.code), code=refused.code)
+    return jsonify({"done": action}), 200
+
+
+@bp.get("/staff/attachments/<int:attachment_id>")
+@token_required
+def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Response, int]:
+    try:
+        out = tip_actions.open_attachment(db.session, caller.principal, attachment_id)
+    except tip_actions.NotFound:
+        return _error(404, gettext("This page does not exist."))
+    except KeyNotHeld:
+        return _error(403, gettext("You have not been granted this unit's key"))
+    return Response(stream_with_context(out.chunks), mimetype=out.media_type,
+                    headers={"Content-Disposition": content_disposition(out.filename),
+                             "Content-Length": str(out.size)})
+
+
+@bp.post("/staff/hotline")
+@token_required
+def staff_hotline(caller: Caller) -> tuple[Response, int]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _error(400, error_text(FieldError("invalid_json")))
+    data = dict(data)
+    channel = data.pop("channel", Channel.HOTLINE.value)
+    try:
+        draft = tip_draft(data, from_form=False)
+        if channel not in tip_actions.ENTERED_CHANNELS:
+            raise SchemaError({"channel": FieldError("unknown_channel")})
+        draft.channel = Channel(channel)
+        filed = tip_actions.hotline_tip(db.session, caller.principal, draft, limits=limits(),
+                                   receipt_cost=current_app.config["RECEIPT_ARGON2"])
+    except (SchemaError, IntakeRejected) as rejected:
+        return jsonify({"errors": {k: error_text(v) for k, v in rejected.errors.items()}}), 400
+    except tip_actions.Refused as refused:
+        return _error(403, refusal_text(refused.code))
+    return jsonify({"tip_id": filed.tip_id, "receipt": filed.receipt}), 201

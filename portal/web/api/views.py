@@ -1,0 +1,154 @@
+"""/api/v1: categories, tips, follow-up. Thin: parse with the schema, call the domain, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from flask_babel import gettext
+from sqlalchemy import select
+
+from models import Category
+from portal.intake import filing, followup, receipts
+from portal.intake.filing import FieldError, IntakeRejected
+from portal.web import limits, uploads_from
+from portal.web.api import bp
+from portal.web.api.openapi import openapi_document
+from portal.web.api.schema import SchemaError, receipt_and_body, tip_draft
+from portal.web.extensions import db
+from portal.web.http import LOCALES
+from portal.web.messages import error_text, status_text
+
+
+def _errors(errors: dict[str, FieldError]) -> tuple[Response, int]:
+    return jsonify({"errors": {k: error_text(v) for k, v in errors.items()}}), 400
+
+
+def _json_body() -> Any:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise SchemaError({"_request": FieldError("invalid_json")})
+    return data
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(current_app.config))
+
+
+@bp.get("/categories")
+def categories() -> Response:
+    rows = db.session.scalars(
+        select(Category).where(Category.current.is_(True)).order_by(Category.sort_order)
+    )
+    return jsonify({"categories": [
+        {"code": c.code, "version": c.version, "scope": c.scope,
+         "name": {"zh": c.name_zh, "ko": c.name_ko, "en": c.name_en},
+         "description": {"zh": c.description_zh, "ko": c.description_ko,
+                         "en": c.description_en}}
+        for c in rows
+    ]})
+
+
+def _request_language() -> str | None:
+    """Without an explicit "language" field, a tip is in the language the client asked to be
+    answered in (?lang= or Accept-Language); None (unknown) when it named none we speak."""
+    chosen = request.args.get("lang")
+    if chosen in LOCALES:
+        return chosen
+    return request.accept_languages.best_match(list(LOCALES))
+
+
+@bp.post("/tips")
+def create_tip() -> tuple[Response, int]:
+    try:
+        if request.mimetype == "multipart/form-data":
+            draft = tip_draft(request.form.to_dict(), from_form=True)
+            uploads = uploads_from(request.files.getlist("attachments"))
+        else:
+            data = _json_body()
+            if not isinstance(data, dict):
+                raise SchemaError({"_request": FieldError("invalid_json")})
+            if data.get("attachments"):
+                raise SchemaError({"attachments": FieldError("invalid_type")})
+            draft = tip_draft(data, from_form=False)
+            uploads = []
+        draft.language = draft.language or _request_language()
+        once = _idempotency()
+        filed = filing.file_tip(db.session, draft, uploads, limits=limits(),
+                                receipt_cost=current_app.config["RECEIPT_ARGON2"], once=once)
+    except (SchemaError, IntakeRejected) as rejected:
+        return _errors(rejected.errors)
+    except filing.AlreadyFiled as earlier:
+        # The same Idempotency-Key again (a retry after a lost answer): nothing new is filed.
+        if earlier.receipt is None:
+            return jsonify({"error": "already_filed", "status": 409}), 409
+        response = jsonify({"receipt": earlier.receipt})
+        response.headers["Idempotent-Replayed"] = "true"
+        return response, 200
+    except filing.FormReused:
+        return jsonify({"error": "idempotency_key_reused", "status": 422}), 422
+    return jsonify({"receipt": filed.receipt}), 201
+
+
+def _idempotency(kind: receipts.SubmissionKind = "api") -> receipts.Once | None:
+    """The optional Idempotency-Key header, as a one-time submission (portal/intake/receipts.py)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    submission = receipts.api_submission(key.strip(), kind)
+    if submission is None:
+        raise SchemaError({"Idempotency-Key": FieldError("weak_idempotency_key")})
+    return submission.bind(receipts.SubmissionSecrets.from_secret_key(
+        current_app.config["SECRET_KEY"]))
+
+
+def _not_found() -> tuple[Response, int]:
+    return jsonify({"error": "not_found", "status": 404}), 404
+
+
+@bp.post("/followup")
+def followup_status() -> tuple[Response, int]:
+    try:
+        receipt, _ = receipt_and_body(_json_body(), need_body=False)
+        key = followup.unlock(db.session, receipt, current_app.config["RECEIPT_ARGON2"])
+    except SchemaError as rejected:
+        return _errors(rejected.errors)
+    except followup.ReceiptNotFound:
+        return _not_found()
+    view = followup.reporter_view(db.session, key)
+    return jsonify({
+        "status": view.status,
+        "status_text": status_text(view.status),
+        # Its content destroyed under the retention rules: no messages, files or notes remain.
+        "archived": view.archived,
+        "archived_text": gettext("This report has been archived: its content was destroyed "
+                                 "under the retention rules.") if view.archived else None,
+        "received_at": view.received_at.isoformat(),
+        "updates": [{"status": u.status, "status_text": status_text(u.status),
+                     "at": u.at.isoformat(), "note": u.note} for u in view.updates],
+        "messages": [{"from": m.author, "at": m.at.isoformat(), "body": m.body}
+                     for m in view.messages],
+        "attachments": [{"filename": a.filename, "family": a.family, "size": a.size}
+                        for a in view.attachments],
+    }), 200
+
+
+@bp.post("/followup/messages")
+def followup_message() -> tuple[Response, int]:
+    try:
+        receipt, body = receipt_and_body(_json_body(), need_body=True)
+        once = _idempotency("api_message")
+        key = followup.unlock(db.session, receipt, current_app.config["RECEIPT_ARGON2"])
+        message = followup.reply(db.session, key, body, [], limits=limits(),
+                                 once=once.index if once else None)
+    except (SchemaError, IntakeRejected) as rejected:
+        return _errors(rejected.errors)
+    except followup.ReceiptNotFound:
+        return _not_found()
+    except followup.AlreadySent as earlier:
+        # The same Idempotency-Key again (a retry after a lost answer): added once.
+        response = jsonify({"sent_at": earlier.sent_at.isoformat()})
+        response.headers["Idempotent-Replayed"] = "true"
+        return response, 200
+    return jsonify({"sent_at": message.created_at.isoformat()}), 201

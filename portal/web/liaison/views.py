@@ -1,0 +1,82 @@
+"""Liaison pages: the referrals addressed to the liaison's body, their steps and packages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, make_response, render_template
+
+from models import Referral
+from portal.cases import referrals
+from portal.intake import identity
+from portal.web.extensions import db
+from portal.web.liaison import bp
+from portal.web.staff.cases import (
+    document_response,
+    handle_action,
+    package_response,
+    render_referral,
+    state_text,
+)
+from portal.web.staff.context import Caller
+from portal.web.staff.views import signed_in
+
+
+@bp.get("/")
+@signed_in
+def index(caller: Caller) -> str:
+    addressed = list(db.session.scalars(referrals.addressed_to(caller.principal)))
+    overdue, soon = referrals.due_lists(db.session, caller.principal)
+    return render_template("staff/referrals.html", referrals=addressed, overdue=overdue,
+                           soon=soon, awaiting=[], caller=caller, state_text=state_text,
+                           face="liaison")
+
+
+@bp.get("/referrals/<int:referral_id>")
+@signed_in
+def referral(caller: Caller, referral_id: int) -> Any:
+    return render_referral(caller, referral_id, "liaison")
+
+
+@bp.post("/referrals/<int:referral_id>/<action>")
+@signed_in
+def referral_action(caller: Caller, referral_id: int, action: str) -> Response:
+    return handle_action(caller, referral_id, action, "liaison")
+
+
+@bp.get("/referrals/<int:referral_id>/package")
+@signed_in
+def referral_package(caller: Caller, referral_id: int) -> Response:
+    return package_response(caller, referral_id)
+
+
+@bp.get("/documents/<int:attachment_id>")
+@signed_in
+def document(caller: Caller, attachment_id: int) -> Response:
+    """A document brought with a step of a referral addressed to the liaison's body."""
+    return document_response(caller, attachment_id)
+
+
+@bp.get("/referrals/<int:referral_id>/identity")
+@signed_in
+def package_identity(caller: Caller, referral_id: int) -> Response:
+    """The reporter's identity a custodian agreed to send with this referral, sealed to the
+    body's key: for its liaisons once handed over, each read recorded."""
+    from portal.web.staff.identity_views import refusal_words
+
+    try:
+        reporter = identity.open_package_identity(db.session, caller.principal, referral_id)
+    except identity.IdentityNotFound:
+        db.session.rollback()
+        abort(404)
+    except identity.IdentityRefused as refused:
+        db.session.rollback()
+        return make_response(render_template(
+            "staff/identity_package_read.html", caller=caller, referral_id=referral_id,
+            reporter=None, error=refusal_words(refused.code)), 403)
+    db.session.commit()
+    response = make_response(render_template(
+        "staff/identity_package_read.html", caller=caller, referral_id=referral_id,
+        referral=db.session.get(Referral, referral_id), reporter=reporter, error=None))
+    response.headers["Cache-Control"] = "no-store"
+    return response
