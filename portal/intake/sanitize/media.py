@@ -59,7 +59,7 @@ class Container:
     muxer: str
 
 
-#: By ``FileKind.extension`` (portal/intake/sanitize/__init__.py's whitelist).
+#: By ``FileKind.extension`` (the whitelist in kinds.py).
 CONTAINERS: dict[str, Container] = {
     "mp4": Container("mov", "mp4"),
     "mov": Container("mov", "mov"),
@@ -105,8 +105,7 @@ _KEPT_STREAM_TAGS = _KEPT_FORMAT_TAGS
 
 
 class MediaError(Exception):
-    """The file cannot be cleaned. ``code`` is one of portal/intake/sanitize/__init__.py's
-    rejection codes:
+    """The file cannot be cleaned. ``code`` is one of the rejection codes (kinds.py):
     'corrupt' (the tools cannot read or rewrite it), 'too_large_to_clean', or 'cannot_clean'
     (the tools are missing, too slow, or the result still holds metadata). ``detail`` is
     English for logs and never quotes the file's content."""
