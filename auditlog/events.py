@@ -23,7 +23,8 @@ from models.base import utcnow
 
 Scalar = str | int | bool | None
 _MAX_DETAIL_TEXT = 64
-_HEAD = AuditHead.__table__
+# The Table itself: declarative types `__table__` as any FromClause, which update() refuses.
+_HEAD = AuditHead.metadata.tables[AuditHead.__tablename__]
 
 
 @dataclass(frozen=True)

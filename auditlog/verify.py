@@ -213,86 +213,6 @@ def _check_lines(lines: list[bytes], seq: int, prev: bytes,
     return leaves, prev
 
 
-class _Tree:
-    """Every level of the RFC 6962 tree of the leaves appended so far, 32 bytes a node, packed:
-    levels[h][i] is the root of leaves i*2**h ... (i+1)*2**h - 1. Appending n leaves costs about
-    n node hashes; the root of any prefix, and every hash of a proof, is then a few lookups."""
-
-    __slots__ = ("_odd", "levels")
-
-    def __init__(self) -> None:
-        self.levels: list[bytearray] = [bytearray()]
-        self._odd: list[bytes | None] = [None]  # per level, a node still waiting for a sibling
-
-    @property
-    def size(self) -> int:
-        return len(self.levels[0]) // 32
-
-    def extend(self, nodes: list[bytes]) -> None:
-        """Append leaf hashes (the list is consumed)."""
-        height = 0
-        while nodes:
-            self.levels[height] += b"".join(nodes)
-            odd = self._odd[height]
-            if odd is not None:
-                nodes.insert(0, odd)
-            self._odd[height] = nodes.pop() if len(nodes) & 1 else None
-            pairs = iter(nodes)
-            nodes = [_sha256(b"\x01" + left + right).digest()
-                     for left, right in zip(pairs, pairs, strict=True)]
-            height += 1
-            if height == len(self.levels):
-                self.levels.append(bytearray())
-                self._odd.append(None)
-
-    def node(self, height: int, index: int) -> bytes:
-        return bytes(self.levels[height][index * 32:index * 32 + 32])
-
-    def root(self, lo: int, hi: int) -> bytes:
-        """MTH(D[lo:hi]) (RFC 6962 §2.1) of the leaves appended so far."""
-        n = hi - lo
-        if n == 0:
-            return merkle.EMPTY_ROOT
-        if n & (n - 1) == 0 and lo % n == 0:  # a complete subtree: stored
-            return self.node(n.bit_length() - 1, lo // n)
-        k = merkle.split_point(n)
-        return merkle.node_hash(self.root(lo, lo + k), self.root(lo + k, hi))
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """merkle.inclusion_proof(index, leaves[:size]), from the stored levels."""
-        proof: list[bytes] = []
-        lo, hi = 0, size
-        while hi - lo > 1:
-            k = merkle.split_point(hi - lo)
-            if index < lo + k:
-                proof.append(self.root(lo + k, hi))
-                hi = lo + k
-            else:
-                proof.append(self.root(lo, lo + k))
-                lo = lo + k
-        proof.reverse()
-        return proof
-
-    def consistency_proof(self, m: int, size: int) -> list[bytes]:
-        """merkle.consistency_proof(m, leaves[:size]), from the stored levels."""
-        if m in (0, size):
-            return []
-        proof: list[bytes] = []
-        lo, hi, complete = 0, size, True
-        while m != hi:
-            k = merkle.split_point(hi - lo)
-            if m - lo <= k:
-                proof.append(self.root(lo + k, hi))
-                hi = lo + k
-            else:
-                proof.append(self.root(lo, lo + k))
-                lo, complete = lo + k, False
-        if not complete:
-            proof.append(self.root(lo, hi))
-        proof.reverse()
-        return proof
-
-
 @dataclass
 class Report:
     """What verify_bundle proved."""
@@ -343,7 +263,8 @@ def _read_checkpoints(root: Root, verifier: Verifier) -> list[tuple[str, Checkpo
     if not folder.is_dir():
         raise VerifyError(f"{CHECKPOINTS}/ is missing")
     found: list[tuple[str, Checkpoint]] = []
-    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+    entries: list[Root] = list(folder.iterdir())
+    for path in sorted(entries, key=lambda p: p.name):
         name = f"{CHECKPOINTS}/{path.name}"
         match = _NOTE_NAME.fullmatch(path.name)
         if not match or not path.is_file():
@@ -407,7 +328,7 @@ def _verify(root: Root, previous: str | Path | None, entry: int | None, strict: 
     # are checked in runs that end at every checkpoint size, so that the first problem found is
     # the same as when checking line by line.
     pending = list(checkpoints)  # ascending by size
-    tree = _Tree()
+    tree = merkle.Tree()
     last_good = 0  # size of the last checkpoint whose root matched
     entry_line: bytes | None = None
 

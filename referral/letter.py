@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from fontTools.ttLib import TTCollection
 from fpdf import FPDF
@@ -212,8 +213,10 @@ def _plain(data: LetterData) -> LetterData:
     """Every text the letter draws, typed by officers or taken from a reporter, as plain text
     (filenames.plain_text): no bidi override turns a name or a number around on the printed
     page, no zero-width character hides in what a receiving body copies out of it."""
+    # Any: the fields are named at run time, so no one field type describes the mapping.
+    texts: dict[str, Any] = {field: plain_text(getattr(data, field)) for field in _TEXT_FIELDS}
     return replace(
-        data, **{field: plain_text(getattr(data, field)) for field in _TEXT_FIELDS},
+        data, **texts,
         copy_to=plain_text(data.copy_to) if data.copy_to is not None else None,
         checkpoint=plain_text(data.checkpoint) if data.checkpoint is not None else None,
         officer_names=tuple(plain_text(name) for name in data.officer_names),
@@ -239,8 +242,9 @@ def _validate(data: LetterData) -> None:
 
 def _draft_of(data: LetterData) -> LetterData:
     """The data with （待补） wherever the final letter would refuse, and no checkpoint."""
-    filled = {field: getattr(data, field) if getattr(data, field).strip() else _MISSING
-              for field in _TEXT_FIELDS}
+    filled: dict[str, Any] = {  # Any: as in _plain, the fields are named at run time
+        field: getattr(data, field) if getattr(data, field).strip() else _MISSING
+        for field in _TEXT_FIELDS}
     officers = tuple(name for name in data.officer_names if name.strip())
     materials = tuple(m for m in data.materials if m.name.strip() and m.count >= 1)
     return replace(data, **filled, checkpoint=None,
@@ -348,7 +352,7 @@ def _write_letter(pdf: _LetterPDF, data: LetterData) -> None:
                 number == len(wrapped) - 1,
             ))
     leading, break_at = _fit(pdf, len(lines))
-    for index, (line, indent, width, last) in enumerate(lines):
+    for index, (line, offset, width, last) in enumerate(lines):
         if index == break_at or pdf.y + leading > pdf.bottom:
             pdf.add_page()
         spacing = 0.0
@@ -356,7 +360,7 @@ def _write_letter(pdf: _LetterPDF, data: LetterData) -> None:
             slack = width - pdf.get_string_width(line)
             if 0 < slack < 2 * em:
                 spacing = slack / (len(line) - 1) * pdf.k  # Tc is in points
-        pdf.set_x(pdf.l_margin + indent)
+        pdf.set_x(pdf.l_margin + offset)
         pdf.set_char_spacing(spacing)
         pdf.cell(width, leading, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_char_spacing(0)
