@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal, cast, get_args
+from typing import Literal, TypeGuard, cast, get_args
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -34,6 +34,10 @@ NAME_LENGTH = 80  # models.calendar.Holiday.name
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _YEAR = re.compile(r"\d{4}")
 _ONE_DAY = timedelta(days=1)
+
+
+def _is_day_kind(kind: str) -> TypeGuard[DayKind]:
+    return kind in DAY_KINDS
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ def parse_csv(text: str) -> tuple[list[CalendarDay], set[int]]:
                 raise CalendarImportError(line, f"{when!r} is not a year like 2027")
             years.add(int(when))
             continue
-        if kind not in DAY_KINDS:
+        if not _is_day_kind(kind):
             raise CalendarImportError(line, f"kind {kind!r} is not holiday, workday or complete")
         day = _parse_day(line, when)
         if kind == "workday" and not _is_weekend(day):
