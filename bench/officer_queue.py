@@ -1,5 +1,5 @@
 """How fast the officers' queue answers at scale: seeds N tips (default 1,000,000) straight into
-the tips table, then times the first page (50 rows) of portal.triage.tip_actions.queue() for a
+the tips table, then times the first page (50 rows) of portal.triage.queue.queue() for a
 county
 officer and for a 州本级 officer, with a few filters, plus a second keyset page and the
 category counts. The requirement is a median under 50 ms for every queue case; the category
@@ -49,7 +49,7 @@ from portal import create_app  # noqa: E402
 from portal.operations.seed import seed  # noqa: E402
 from portal.security.access import Principal, principal_for  # noqa: E402
 from portal.security.accounts import add_membership, create_user  # noqa: E402
-from portal.triage import tip_actions  # noqa: E402
+from portal.triage import queue as tip_queue  # noqa: E402
 from portal.web.extensions import db  # noqa: E402
 from referral.calendar import load_calendar  # noqa: E402
 
@@ -313,12 +313,12 @@ def run(args: argparse.Namespace) -> None:
     county = officer("bench-yanji", "yanji")
     bureau = officer("bench-zhou", "zhou")
     db.session.commit()
-    QF = tip_actions.QueueFilter
+    QF = tip_queue.QueueFilter
 
-    def page(principal: Principal, filters: tip_actions.QueueFilter) -> Callable[[], object]:
-        return lambda: tip_actions.queue(db.session, principal, filters, now=now, calendar=calendar)
+    def page(principal: Principal, filters: tip_queue.QueueFilter) -> Callable[[], object]:
+        return lambda: tip_queue.queue(db.session, principal, filters, now=now, calendar=calendar)
 
-    first = tip_actions.queue(db.session, bureau, QF(), now=now, calendar=calendar)
+    first = tip_queue.queue(db.session, bureau, QF(), now=now, calendar=calendar)
     assert first.next_cursor, "fewer than two pages of tips"
     fresh_session()
     cases: list[tuple[str, Callable[[], object], bool]] = [
@@ -329,8 +329,8 @@ def run(args: argparse.Namespace) -> None:
         ("(d) (a) category=P01", page(county, QF(category="P01")), True),
         ("(e) (b) deadline=overdue", page(bureau, QF(deadline="overdue")), True),
         ("(f) (b) second page (cursor)", page(bureau, QF(cursor=first.next_cursor)), True),
-        ("category_counts (a)", lambda: tip_actions.category_counts(db.session, county), False),
-        ("category_counts (b)", lambda: tip_actions.category_counts(db.session, bureau), False),
+        ("category_counts (a)", lambda: tip_queue.category_counts(db.session, county), False),
+        ("category_counts (b)", lambda: tip_queue.category_counts(db.session, bureau), False),
     ]
     tips = db.session.scalar(select(func.count(Tip.id)))
     print(f"\n{kind}, {tips:,} tips, {args.runs} runs per case (after one warm-up); "

@@ -1086,7 +1086,7 @@ def referral_reasons(session: Session, principal: Principal, referral: Referral
 def due_lists(session: Session, principal: Principal, now: datetime | None = None
               ) -> tuple[list[Referral], list[Referral]]:
     """Overdue, and due within one working day, among the referrals this person may see."""
-    from portal.triage.tip_actions import due_soon_limit
+    from portal.triage.queue import due_soon_limit
 
     now = now or utcnow()
     limit = due_soon_limit(now, load_calendar(session))

@@ -14,6 +14,7 @@ from models.install import SEALED_BLIND_KEY
 from portal.intake import filing
 from portal.security import crypto
 from portal.security.access import Principal, principal_for
+from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web.extensions import db
 from tests.conftest import FAST_ARGON2
@@ -118,7 +119,7 @@ def test_tips_are_filed_unindexed_and_indexed_when_a_key_holder_looks(app, clien
     assert tip_actions.index_pending(db.session, dunhua) == 0
     keyless_id = staff.create("keyless", "yanji", grant=False)
     keyless = principal_for(db.session, db.session.get(User, keyless_id))
-    tip_actions.queue(db.session, keyless, tip_actions.QueueFilter())
+    tip_queue.queue(db.session, keyless, tip_queue.QueueFilter())
     assert indexes(older) == (None, None)
     # The county's key holder opens the queue: the county's tips are indexed, not Dunhua's.
     uid = staff.create("holder", "yanji")

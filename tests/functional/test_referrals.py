@@ -270,10 +270,10 @@ def test_liaisons_see_only_referrals_addressed_to_their_body(app, staff, chain) 
     assert referrals.get_referral(db.session, copy, referral.id).id == referral.id
     assert referrals.available_actions(copy, referral) == []
     # A liaison never sees the bureau's tips.
-    from portal.triage import tip_actions
+    from portal.triage import queue as tip_queue
 
-    assert tip_actions.queue(db.session, principal(staff, "psb_liaison"), tip_actions.QueueFilter()
-                        ).rows == []
+    assert tip_queue.queue(db.session, principal(staff, "psb_liaison"), tip_queue.QueueFilter()
+                           ).rows == []
 
 
 def test_package_opens_with_the_age_tool_and_holds_the_letter(app, staff, chain, portal_keys,

@@ -368,6 +368,7 @@ def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
     from auditlog.events import SYSTEM
     from portal.intake import filing
     from portal.security.access import principal_for
+    from portal.triage import queue as tip_queue
     from portal.triage import tip_actions
 
     limits = filing.Limits(10, 10**6, 10**6)
@@ -385,15 +386,15 @@ def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
     seen: list[int] = []
     cursor = None
     while True:
-        page = tip_actions.queue(db.session, principal, tip_actions.QueueFilter(cursor=cursor),
-                                 limit=5, now=base)
+        page = tip_queue.queue(db.session, principal, tip_queue.QueueFilter(cursor=cursor),
+                               limit=5, now=base)
         seen += [r.id for r in page.rows]
         if not page.next_cursor:
             break
         cursor = page.next_cursor
     assert seen == list(reversed(ids))
-    only = lambda **f: [r.id for r in tip_actions.queue(  # noqa: E731
-        db.session, principal, tip_actions.QueueFilter(**f), now=base).rows]
+    only = lambda **f: [r.id for r in tip_queue.queue(  # noqa: E731
+        db.session, principal, tip_queue.QueueFilter(**f), now=base).rows]
     assert set(only(county="tumen")) == {ids[i] for i in range(12) if i % 3 == 0}
     assert set(only(category="unclassified")) == {ids[i] for i in range(0, 12, 2)}
     assert set(only(category="P01")) == {ids[i] for i in range(1, 12, 2)}
@@ -403,23 +404,23 @@ def test_queue_filters_counts_and_keyset_pages(app, client, staff) -> None:
     # 15 days to accept: seen a month later, all are overdue; seen at once, none is.
     assert len(only(deadline="overdue")) == 0
     month_later = base + timedelta(days=30)
-    overdue = tip_actions.queue(db.session, principal, tip_actions.QueueFilter(deadline="overdue"),
-                           now=month_later).rows
+    overdue = tip_queue.queue(db.session, principal, tip_queue.QueueFilter(deadline="overdue"),
+                         now=month_later).rows
     assert len(overdue) == 12 and {r.deadline_state for r in overdue} == {"overdue"}
-    by_deadline = [r.id for r in tip_actions.queue(
-        db.session, principal, tip_actions.QueueFilter(sort="deadline"), now=base).rows]
+    by_deadline = [r.id for r in tip_queue.queue(
+        db.session, principal, tip_queue.QueueFilter(sort="deadline"), now=base).rows]
     assert by_deadline == ids
-    counts = tip_actions.category_counts(db.session, principal)
+    counts = tip_queue.category_counts(db.session, principal)
     assert counts == {None: 6, "P01": 6}
     with pytest.raises(tip_actions.Refused):
-        tip_actions.queue(db.session, principal, tip_actions.QueueFilter(cursor="%%%"), now=base)
+        tip_queue.queue(db.session, principal, tip_queue.QueueFilter(cursor="%%%"), now=base)
 
 
 def test_the_queue_does_not_even_load_ciphertext(app, client, staff) -> None:
     from sqlalchemy import event
 
     from portal.security.access import principal_for
-    from portal.triage import tip_actions
+    from portal.triage import queue as tip_queue
 
     file_tip(client, "yanji")
     principal = principal_for(db.session, db.session.get(User, staff.create("lister", "zhou")))
@@ -428,7 +429,7 @@ def test_the_queue_does_not_even_load_ciphertext(app, client, staff) -> None:
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
-        rows = tip_actions.queue(db.session, principal, tip_actions.QueueFilter()).rows
+        rows = tip_queue.queue(db.session, principal, tip_queue.QueueFilter()).rows
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len(rows) == 1

@@ -18,6 +18,7 @@ from portal.intake.photo_location import PhotoLocation
 from portal.security import auth, custody
 from portal.security.access import KeyNotHeld
 from portal.security.crypto import CryptoError
+from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import limits
 from portal.web.api import bp
@@ -96,7 +97,7 @@ def staff_token_revoke(caller: Caller) -> tuple[Response, int]:
     return jsonify({}), 204
 
 
-def _row(row: tip_actions.QueueRow) -> dict[str, Any]:
+def _row(row: tip_queue.QueueRow) -> dict[str, Any]:
     return {"id": row.id, "status": row.status, "status_text": status_text(row.status),
             "unit": row.unit_code, "county": row.county, "category": row.category_code,
             "channel": row.channel, "channel_text": channel_text(row.channel),
@@ -119,7 +120,7 @@ def staff_queue(caller: Caller) -> tuple[Response, int]:
         return jsonify({"errors": {name: error_text(FieldError(code))
                                    for name, code in errors.items()}}), 400
     try:
-        page = tip_actions.queue(db.session, caller.principal, filters)
+        page = tip_queue.queue(db.session, caller.principal, filters)
     except tip_actions.Refused as refused:
         return _error(400, refusal_text(refused.code))
     return jsonify({"tips": [_row(r) for r in page.rows], "next": page.next_cursor}), 200
@@ -128,7 +129,7 @@ def staff_queue(caller: Caller) -> tuple[Response, int]:
 @bp.get("/staff/counts")
 @token_required
 def staff_counts(caller: Caller) -> tuple[Response, int]:
-    counts = tip_actions.category_counts(db.session, caller.principal)
+    counts = tip_queue.category_counts(db.session, caller.principal)
     return jsonify({"open_by_category": {code or "unclassified": n
                                          for code, n in counts.items()}}), 200
 

@@ -18,7 +18,7 @@ from portal.security.sessions import (
     SessionStore,
     SqlBackend,
 )
-from portal.triage import tip_actions
+from portal.triage import queue as tip_queue
 from portal.web.extensions import db
 
 COOKIE = "qingliu_staff"
@@ -75,7 +75,7 @@ def current_caller(*, api: bool = False, stage: str = "active") -> Caller | None
 _YES_NO = {"yes": True, "no": False}
 
 
-def queue_filter_from_args() -> tuple[tip_actions.QueueFilter, dict[str, str]]:
+def queue_filter_from_args() -> tuple[tip_queue.QueueFilter, dict[str, str]]:
     """The queue's filters from the query string, and the ones whose value is not one of the
     choices (field → error code). Those are left out of the filter, so the page can say so and
     still list the rest, and the API can answer 400 naming them."""
@@ -100,7 +100,7 @@ def queue_filter_from_args() -> tuple[tip_actions.QueueFilter, dict[str, str]]:
             errors[name] = "not_a_choice"
         return _YES_NO.get(value)
 
-    filters = tip_actions.QueueFilter(
+    filters = tip_queue.QueueFilter(
         status=args.get("status") or None, category=args.get("category") or None,
         county=args.get("county") or None, channel=args.get("channel") or None,
         language=args.get("language") or None,
@@ -108,7 +108,7 @@ def queue_filter_from_args() -> tuple[tip_actions.QueueFilter, dict[str, str]]:
         real_name=yes_no("real_name"), has_attachments=yes_no("attachments"),
         deadline=args.get("deadline") or None, sort=args.get("sort") or "received",
         cursor=args.get("after") or None)
-    errors.update(tip_actions.filter_errors(db.session, filters))
+    errors.update(tip_queue.filter_errors(db.session, filters))
     for name in errors:
         if name == "sort":
             filters.sort = "received"

@@ -53,6 +53,7 @@ from portal.security.access import KEY_ROLES, KeyNotHeld, principal_for
 from portal.security.accounts import WeakPassword
 from portal.security.crypto import CryptoError
 from portal.security.sessions import OpenSession
+from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import choices, hashgate, limits, row_id
 from portal.web.extensions import db
@@ -351,12 +352,12 @@ QUEUE_FILTER_FIELDS = ("status", "category", "county", "channel", "language", "r
 def queue(caller: Caller) -> Any:
     filters, errors = queue_filter_from_args()
     try:
-        page = tip_actions.queue(db.session, caller.principal, filters)
+        page = tip_queue.queue(db.session, caller.principal, filters)
     except tip_actions.Refused as refused:  # a damaged "next page" link: start again
         errors["after"] = refused.code
         filters.cursor = None
-        page = tip_actions.queue(db.session, caller.principal, filters)
-    counts = tip_actions.category_counts(db.session, caller.principal)
+        page = tip_queue.queue(db.session, caller.principal, filters)
+    counts = tip_queue.category_counts(db.session, caller.principal)
     lang = current_lang()
     categories = _categories()
     next_args = {**request.args.to_dict(), "after": page.next_cursor}
