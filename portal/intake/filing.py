@@ -11,10 +11,9 @@ import hmac
 import io
 import json
 import os
-import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from hashlib import sha256
 from typing import BinaryIO, Protocol
@@ -28,9 +27,7 @@ from models import (
     HANDLING_KINDS,
     Attachment,
     Category,
-    Channel,
     InstallSecret,
-    Language,
     Tip,
     TipStatus,
     TipUpdate,
@@ -41,6 +38,19 @@ from models.install import SEALED_BLIND_KEY
 from portal.intake import receipts, sanitize
 from portal.intake.blobs import ChunkSink
 from portal.intake.identity import ReporterIdentity, open_identity, seal_identity
+from portal.intake.schema import (  # noqa: F401 (what a tip is, named here as before)
+    _ID_CHECK,
+    _ID_WEIGHTS,
+    COUNTIES,
+    IDENTITY_FIELDS,
+    MAX_LENGTH,
+    TEXT_FIELDS,
+    FieldError,
+    Identity,
+    TipDraft,
+    draft_errors,
+    valid_id_number,
+)
 from portal.security import crypto
 from portal.security.keys import install_secret, routing_unit, unit_recipients
 from portal.transaction import transaction
@@ -48,45 +58,9 @@ from referral.calendar import load_calendar
 from referral.deadlines import deadline_for
 from referral.filenames import safe_name
 
-COUNTIES = ("yanji", "tumen", "dunhua", "hunchun", "longjing", "helong", "wangqing", "antu")
-TEXT_FIELDS = ("place", "occurred", "responsible", "narrative", "officials")
-IDENTITY_FIELDS = ("name", "phone", "id_number", "address")
-MAX_LENGTH = {"narrative": 20000, "officials": 4000, "responsible": 2000, "place": 1000,
-              "occurred": 200, "name": 100, "phone": 40, "id_number": 18, "address": 500,
-              "message": 10000}
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 # Pillow, pikepdf and zipfile need the whole file; video and audio go from the spool to ffmpeg
 # (portal/intake/sanitize/media.py), which sanitize.clean bounds by the same cap.
 CLEANED_IN_MEMORY = ("image", "pdf", "office")
-
-
-@dataclass
-class Identity:
-    name: str = ""
-    phone: str = ""
-    id_number: str = ""
-    address: str = ""
-    contact_ok: bool = False
-    reward: bool = False
-
-
-@dataclass
-class TipDraft:
-    """The citizen's fields, as typed; `identity` is None for an anonymous tip."""
-
-    narrative: str = ""
-    category: str | None = None
-    county: str | None = None
-    place: str = ""
-    occurred: str = ""
-    responsible: str = ""
-    officials: str = ""
-    keep_photo_location: bool = False
-    identity: Identity | None = None
-    channel: Channel = Channel.ONLINE
-    language: str | None = None  # zh, ko, en: the language the citizen filed in
 
 
 class Upload(Protocol):
@@ -103,12 +77,6 @@ class Limits:
     max_files: int
     max_file_bytes: int
     max_clean_bytes: int
-
-
-@dataclass(frozen=True)
-class FieldError:
-    code: str
-    params: dict[str, str | int] = field(default_factory=dict)
 
 
 class IntakeRejected(Exception):
@@ -178,40 +146,13 @@ def filed_before(session: Session, once: receipts.Once, now: datetime | None = N
     return AlreadyFiled(row.id, shown)
 
 
-def valid_id_number(value: str) -> bool:
-    """GB 11643 resident identity number: 17 digits and a check character."""
-    value = value.upper()
-    if not re.fullmatch(r"[0-9]{17}[0-9X]", value):
-        return False
-    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11] == value[17]
-
-
 def validate(session: Session, draft: TipDraft, upload_count: int, limits: Limits
              ) -> dict[str, FieldError]:
-    errors: dict[str, FieldError] = {}
-    if not draft.narrative.strip():
-        errors["narrative"] = FieldError("required")
-    values = {name: getattr(draft, name) for name in TEXT_FIELDS}
-    if draft.identity is not None:
-        values.update({n: getattr(draft.identity, n) for n in IDENTITY_FIELDS})
-    for name, value in values.items():
-        if len(value) > MAX_LENGTH[name]:
-            errors.setdefault(name, FieldError("too_long", {"max": MAX_LENGTH[name]}))
+    """Everything wrong with a draft: its values by the schema's rules (portal/intake/schema.py),
+    a category that is not current, too many files."""
+    errors = draft_errors(draft)
     if draft.category is not None and current_category(session, draft.category) is None:
         errors["category"] = FieldError("unknown_category")
-    if draft.county is not None and draft.county not in COUNTIES:
-        errors["county"] = FieldError("unknown_county")
-    if draft.language is not None and draft.language not in tuple(Language):
-        errors["language"] = FieldError("unknown_language")
-    identity = draft.identity
-    if identity is not None:
-        if not identity.name.strip():
-            errors.setdefault("name", FieldError("required_real_name"))
-        if identity.phone and not _PHONE.match(identity.phone.strip()):
-            errors.setdefault("phone", FieldError("invalid_phone"))
-        if identity.id_number and not valid_id_number(identity.id_number.strip()):
-            errors.setdefault("id_number", FieldError("invalid_id_number"))
     if upload_count > limits.max_files:
         errors["attachments"] = FieldError("too_many_files", {"max": limits.max_files})
     return errors

@@ -12,9 +12,9 @@ from flask import Response, current_app, jsonify, request, stream_with_context
 from flask_babel import gettext
 
 from auditlog.events import Actor, record
-from models import Channel
 from portal.intake.filing import FieldError, IntakeRejected
 from portal.intake.photo_location import PhotoLocation
+from portal.intake.schema import SchemaError, hotline_draft
 from portal.security import auth, custody
 from portal.security.access import KeyNotHeld
 from portal.security.crypto import CryptoError
@@ -22,7 +22,6 @@ from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import limits
 from portal.web.api import bp
-from portal.web.api.schema import SchemaError, tip_draft
 from portal.web.extensions import db
 from portal.web.messages import (
     channel_text,
@@ -224,13 +223,8 @@ def staff_hotline(caller: Caller) -> tuple[Response, int]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return _error(400, error_text(FieldError("invalid_json")))
-    data = dict(data)
-    channel = data.pop("channel", Channel.HOTLINE.value)
     try:
-        draft = tip_draft(data, from_form=False)
-        if channel not in tip_actions.ENTERED_CHANNELS:
-            raise SchemaError({"channel": FieldError("unknown_channel")})
-        draft.channel = Channel(channel)
+        draft = hotline_draft(data)
         filed = tip_actions.hotline_tip(db.session, caller.principal, draft, limits=limits(),
                                    receipt_cost=current_app.config["RECEIPT_ARGON2"])
     except (SchemaError, IntakeRejected) as rejected:

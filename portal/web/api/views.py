@@ -8,13 +8,13 @@ from flask import Response, current_app, jsonify, request
 from flask_babel import gettext
 from sqlalchemy import select
 
-from models import Category
+from models import Category, Channel
 from portal.intake import filing, followup, receipts
 from portal.intake.filing import FieldError, IntakeRejected
+from portal.intake.schema import SchemaError, receipt_and_body, tip_draft
 from portal.web import limits, uploads_from
 from portal.web.api import bp
 from portal.web.api.openapi import openapi_document
-from portal.web.api.schema import SchemaError, receipt_and_body, tip_draft
 from portal.web.extensions import db
 from portal.web.http import LOCALES
 from portal.web.messages import error_text, status_text
@@ -63,7 +63,10 @@ def _request_language() -> str | None:
 def create_tip() -> tuple[Response, int]:
     try:
         if request.mimetype == "multipart/form-data":
-            draft = tip_draft(request.form.to_dict(), from_form=True)
+            fields = {k: v for k, v in request.form.items() if k != "attachments"}
+            if None in fields:  # a part without a name: unknown too, named as text
+                fields["None"] = fields.pop(None)  # type: ignore[call-overload]
+            draft = tip_draft(fields, Channel.API, text_identity=True)
             uploads = uploads_from(request.files.getlist("attachments"))
         else:
             data = _json_body()
@@ -71,7 +74,8 @@ def create_tip() -> tuple[Response, int]:
                 raise SchemaError({"_request": FieldError("invalid_json")})
             if data.get("attachments"):
                 raise SchemaError({"attachments": FieldError("invalid_type")})
-            draft = tip_draft(data, from_form=False)
+            draft = tip_draft({k: v for k, v in data.items() if k != "attachments"},
+                              Channel.API)
             uploads = []
         draft.language = draft.language or _request_language()
         once = _idempotency()

@@ -1,5 +1,5 @@
-"""WTForms for the citizen pages. They render fields and carry the CSRF token; the rules of what
-a tip may contain live in portal/intake/filing.py, shared with the API."""
+"""WTForms for the citizen pages. They render fields and carry the CSRF token; what a tip is (its
+fields, limits and choices) is portal/intake/schema.py, shared with the hotline and the API."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from wtforms import (
 )
 
 from models import Channel
-from portal.intake.filing import COUNTIES, Identity, TipDraft
+from portal.intake.schema import COUNTIES, TEXT_FIELDS, TipDraft, tip_draft
 
 
 class ReportForm(FlaskForm):
@@ -46,30 +46,18 @@ class ReportForm(FlaskForm):
     IDENTITY = ("name", "phone", "id_number", "address")
 
     def to_draft(self) -> TipDraft:
+        """The tip as typed, by the one schema (portal/intake/schema.py); its values are
+        checked when it is filed (filing.validate), every error at once."""
         identity = None
         if self.real_name.data:
-            identity = Identity(
-                name=(self.name.data or "").strip(),
-                phone=(self.phone.data or "").strip(),
-                id_number=(self.id_number.data or "").strip().upper(),
-                address=(self.address.data or "").strip(),
-                contact_ok=bool(self.contact_ok.data),
-                reward=bool(self.reward.data),
-            )
-        county = self.county.data or None
-        category = self.category.data or None
-        return TipDraft(
-            narrative=self.narrative.data or "",
-            category=category,
-            county=county if county != "unknown" else None,
-            place=(self.place.data or "").strip(),
-            occurred=(self.occurred.data or "").strip(),
-            responsible=(self.responsible.data or "").strip(),
-            officials=(self.officials.data or "").strip(),
-            keep_photo_location=bool(self.keep_photo_location.data),
-            identity=identity,
-            channel=Channel.ONLINE,
-        )
+            identity = {**{n: getattr(self, n).data or "" for n in self.IDENTITY},
+                        "contact_ok": bool(self.contact_ok.data),
+                        "reward": bool(self.reward.data)}
+        return tip_draft({
+            **{n: getattr(self, n).data or "" for n in TEXT_FIELDS},
+            "category": self.category.data or None, "county": self.county.data or None,
+            "keep_photo_location": bool(self.keep_photo_location.data), "identity": identity,
+        }, Channel.ONLINE, values=False)
 
     def identity_typed_but_not_chosen(self) -> bool:
         """Personal details typed without ticking real name: ask instead of guessing."""

@@ -43,11 +43,10 @@ from portal.intake.filing import (
     AlreadyFiled,
     FieldError,
     FormReused,
-    Identity,
     IntakeRejected,
-    TipDraft,
 )
 from portal.intake.filing import validate as intake_validate
+from portal.intake.schema import SchemaError, hotline_draft
 from portal.security import auth, custody
 from portal.security.access import KEY_ROLES, KeyNotHeld, principal_for
 from portal.security.accounts import WeakPassword
@@ -506,6 +505,10 @@ def attachment(caller: Caller, attachment_id: int) -> Any:
 # Hotline mode
 
 
+HOTLINE_FIELDS = ("channel", "language", "category", "county", "place", "occurred", "responsible",
+                  "narrative", "officials", "name", "phone")
+
+
 def _hotline_form() -> HotlineForm:
     form = HotlineForm()
     lang = current_lang()
@@ -547,27 +550,15 @@ def hotline(caller: Caller) -> Any:
         form.language.data = form.language.data or current_lang()
         form.submission.data = receipts.new_form_token(_submission_secrets(), "hotline")
         return render_template("staff/hotline.html", form=form, caller=caller)
-    errors: dict[str, FieldError] = {}
-    channel = form.channel.data or ""
-    if channel not in tip_actions.ENTERED_CHANNELS:
-        errors["channel"] = FieldError("unknown_channel")
-    language = form.language.data or ""
-    if language not in tuple(Language):
-        errors["language"] = FieldError("unknown_language")
+    fields = {name: form[name].data or "" for name in HOTLINE_FIELDS}
+    try:
+        draft, errors = hotline_draft(fields, page=True), {}
+    except SchemaError as rejected:  # the draft as typed, to list every error at once
+        draft, errors = hotline_draft(fields, page=True, values=False), rejected.errors
     submission = receipts.form_submission(_submission_secrets(), "hotline",
                                           form.submission.data)
     if submission is None:
         errors["submission"] = FieldError("form_expired")
-    name = (form.name.data or "").strip()
-    draft = TipDraft(
-        narrative=form.narrative.data or "", category=form.category.data or None,
-        county=form.county.data or None, place=(form.place.data or "").strip(),
-        occurred=(form.occurred.data or "").strip(),
-        responsible=(form.responsible.data or "").strip(),
-        officials=(form.officials.data or "").strip(),
-        identity=Identity(name=name, phone=(form.phone.data or "").strip()) if name else None,
-        channel=Channel(channel) if channel in tip_actions.ENTERED_CHANNELS else Channel.HOTLINE,
-        language=language if language in tuple(Language) else None)
     errors = {**intake_validate(db.session, draft, 0, limits()), **errors}
     if errors or submission is None:
         return _hotline_errors(form, errors, caller)
