@@ -11,19 +11,26 @@ definition), and it hashes 1,000,000 leaves in about a second.
 
 `CompactRange` keeps the right frontier of the tree (one hash per set bit of the size) so that a
 writer appending one entry at a time can give the root at every size in O(log n) memory.
-`HashList` is a packed list of 32-byte hashes (32 MB for a million leaves) for verifiers.
+`Tree` keeps every level (about 64 bytes a leaf) so that the offline verifier, reading the log
+once, has the root of every prefix and every proof as a few lookups. `HashList` is a packed list
+of 32-byte hashes (32 MB for a million leaves).
+
+The proofs walk down from the root the same way whatever keeps the hashes (`_inclusion_path`,
+`_consistency_path`): `inclusion_proof` and `consistency_proof` hash the leaves they are given,
+`Tree` reads its stored levels.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import overload
 
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
     "HashList",
+    "Tree",
     "consistency_proof",
     "inclusion_proof",
     "node_hash",
@@ -130,23 +137,50 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+#: The hash of the subtree over leaves lo .. hi-1 (whatever keeps them).
+SubtreeRoot = Callable[[int, int], bytes]
+
+
+def _inclusion_path(index: int, size: int, subtree: SubtreeRoot) -> list[bytes]:
+    """PATH(index, D[size]) of RFC 6962 §2.1.1, ordered from the leaf's sibling up to the root."""
+    proof: list[bytes] = []
+    lo, hi = 0, size
+    while hi - lo > 1:  # walk down from the root, collecting the other side at each split
+        k = split_point(hi - lo)
+        if index < lo + k:
+            proof.append(subtree(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(subtree(lo, lo + k))
+            lo = lo + k
+    proof.reverse()
+    return proof
+
+
+def _consistency_path(m: int, size: int, subtree: SubtreeRoot) -> list[bytes]:
+    """PROOF(m, D[size]) = SUBPROOF(m, D[size], true) of RFC 6962 §2.1.2, for 0 < m < size."""
+    proof: list[bytes] = []
+    lo, hi, complete = 0, size, True  # SUBPROOF(m - lo, D[lo:hi], complete)
+    while m - lo != hi - lo:
+        k = split_point(hi - lo)
+        if m - lo <= k:
+            proof.append(subtree(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(subtree(lo, lo + k))
+            lo, complete = lo + k, False
+    if not complete:
+        proof.append(subtree(lo, hi))
+    proof.reverse()
+    return proof
+
+
 def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     """PATH(index, D[n]) of RFC 6962 §2.1.1, ordered from the leaf's sibling up to the root."""
     n = len(leaf_hashes)
     if not 0 <= index < n:
         raise ValueError(f"index {index} is outside a tree of size {n}")
-    proof: list[bytes] = []
-    lo, hi = 0, n
-    while hi - lo > 1:  # walk down from the root, collecting the other side at each split
-        k = split_point(hi - lo)
-        if index < lo + k:
-            proof.append(root(leaf_hashes[lo + k:hi]))
-            hi = lo + k
-        else:
-            proof.append(root(leaf_hashes[lo:lo + k]))
-            lo = lo + k
-    proof.reverse()
-    return proof
+    return _inclusion_path(index, n, lambda lo, hi: root(leaf_hashes[lo:hi]))
 
 
 def consistency_proof(m: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
@@ -156,20 +190,7 @@ def consistency_proof(m: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
         raise ValueError(f"cannot prove size {m} against a tree of size {n}")
     if m in (0, n):
         return []
-    proof: list[bytes] = []
-    lo, hi, complete = 0, n, True  # SUBPROOF(m - lo, D[lo:hi], complete)
-    while m - lo != hi - lo:
-        k = split_point(hi - lo)
-        if m - lo <= k:
-            proof.append(root(leaf_hashes[lo + k:hi]))
-            hi = lo + k
-        else:
-            proof.append(root(leaf_hashes[lo:lo + k]))
-            lo, complete = lo + k, False
-    if not complete:
-        proof.append(root(leaf_hashes[lo:hi]))
-    proof.reverse()
-    return proof
+    return _consistency_path(m, n, lambda lo, hi: root(leaf_hashes[lo:hi]))
 
 
 def _all_hashes(*values: object) -> bool:
@@ -291,3 +312,59 @@ class CompactRange:
 
     def __repr__(self) -> str:
         return f"CompactRange(size={self._size}, root={self.root().hex()})"
+
+
+class Tree:
+    """Every level of the tree of the leaves appended so far, 32 bytes a node, packed:
+    levels[h][i] is the root of leaves i*2**h ... (i+1)*2**h - 1. Appending n leaves costs about
+    n node hashes; the root of any prefix, and every hash of a proof, is then a few lookups."""
+
+    __slots__ = ("_odd", "levels")
+
+    def __init__(self) -> None:
+        self.levels: list[bytearray] = [bytearray()]
+        self._odd: list[bytes | None] = [None]  # per level, a node still waiting for a sibling
+
+    @property
+    def size(self) -> int:
+        return len(self.levels[0]) // 32
+
+    def extend(self, nodes: list[bytes]) -> None:
+        """Append leaf hashes (the list is consumed)."""
+        height = 0
+        while nodes:
+            self.levels[height] += b"".join(nodes)
+            odd = self._odd[height]
+            if odd is not None:
+                nodes.insert(0, odd)
+            self._odd[height] = nodes.pop() if len(nodes) & 1 else None
+            pairs = iter(nodes)
+            nodes = [_sha256(b"\x01" + left + right).digest()
+                     for left, right in zip(pairs, pairs, strict=True)]
+            height += 1
+            if height == len(self.levels):
+                self.levels.append(bytearray())
+                self._odd.append(None)
+
+    def node(self, height: int, index: int) -> bytes:
+        return bytes(self.levels[height][index * 32:index * 32 + 32])
+
+    def root(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) (RFC 6962 §2.1) of the leaves appended so far."""
+        n = hi - lo
+        if n == 0:
+            return EMPTY_ROOT
+        if n & (n - 1) == 0 and lo % n == 0:  # a complete subtree: stored
+            return self.node(n.bit_length() - 1, lo // n)
+        k = split_point(n)
+        return node_hash(self.root(lo, lo + k), self.root(lo + k, hi))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """inclusion_proof(index, leaves[:size]), from the stored levels."""
+        return _inclusion_path(index, size, self.root)
+
+    def consistency_proof(self, m: int, size: int) -> list[bytes]:
+        """consistency_proof(m, leaves[:size]), from the stored levels."""
+        if m in (0, size):
+            return []
+        return _consistency_path(m, size, self.root)

@@ -746,10 +746,9 @@ def test_lines_the_byte_check_cannot_read_are_checked_strictly(tmp_path: Path) -
 
 
 def test_the_stored_tree_gives_the_reference_roots_and_proofs() -> None:
-    from auditlog.verify import _Tree
     leaves = [hashlib.sha256(bytes([i])).digest() for i in range(70)]
     for runs in [[70], [1] * 70, [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 2]]:
-        tree, size = _Tree(), 0
+        tree, size = merkle.Tree(), 0
         assert tree.root(0, 0) == merkle.EMPTY_ROOT
         for run in runs:
             tree.extend(leaves[size:size + run])
