@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 
 from auditlog.logformat import ZERO, canonical, chain_hash, format_time, leaf_hash
 from models import AuditEvent, AuditHead
-from models.base import utcnow
+from models.base import table_of, utcnow
 
 Scalar = str | int | bool | None
 _MAX_DETAIL_TEXT = 64
-# The Table itself: declarative types `__table__` as any FromClause, which update() refuses.
-_HEAD = AuditHead.metadata.tables[AuditHead.__tablename__]
+_HEAD = table_of(AuditHead)
 
 
 @dataclass(frozen=True)

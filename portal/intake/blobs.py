@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from models import BlobChunk
 from portal.security import crypto
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 BLOB_ROW = 1024 * 1024
 
@@ -55,7 +59,8 @@ class _RowReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer) -> int:
+        target = memoryview(buffer).cast("B")
         while not self._buffer:
             query = select(BlobChunk.seq, BlobChunk.data).where(
                 BlobChunk.attachment_id == self._attachment_id, BlobChunk.seq > self._last)

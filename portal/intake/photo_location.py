@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,8 +45,10 @@ class PhotoLocation:
 
 def _degrees(value: object, ref: object, limit: float) -> float | None:
     """(degrees, minutes, seconds) rationals and an N/S/E/W reference to signed degrees."""
+    if not isinstance(value, Iterable):
+        return None
     try:
-        parts = [float(x) for x in value]  # type: ignore[attr-defined]
+        parts = [float(x) for x in value]
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     if not 1 <= len(parts) <= 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
@@ -78,6 +81,8 @@ def _camera_time(exif: Image.Exif) -> str | None:
 def _gps_time(gps: dict) -> str | None:
     """The satellite time (UTC), for a camera that wrote no clock time of its own."""
     date, time = gps.get(_GPS_DATESTAMP), gps.get(_GPS_TIMESTAMP)
+    if time is None:
+        return None
     try:
         day = datetime.strptime(str(date).strip("\x00 "), "%Y:%m:%d")
         hours, minutes, seconds = (int(float(x)) for x in time)

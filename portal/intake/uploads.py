@@ -12,8 +12,12 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from portal.security import crypto
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 
 class EncryptedSpool(io.RawIOBase):
@@ -39,15 +43,16 @@ class EncryptedSpool(io.RawIOBase):
     def seekable(self) -> bool:
         return True  # to the start only; that is all the parser and the cleaners need
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: Buffer) -> int:
         if self._writer is None:
             raise io.UnsupportedOperation("spool already sealed")
-        self.size += len(data)
+        chunk = bytes(data)
+        self.size += len(chunk)
         if self.size > self._limit:
             self.oversize = True
         elif not self.oversize:
-            self._writer.write(bytes(data))
-        return len(data)
+            self._writer.write(chunk)
+        return len(chunk)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if (offset, whence) != (0, io.SEEK_SET):
@@ -63,7 +68,7 @@ class EncryptedSpool(io.RawIOBase):
     def tell(self) -> int:
         return 0 if self._chunks is None else -1
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         if self._chunks is None:
             self.seek(0)
         assert self._chunks is not None
@@ -82,9 +87,10 @@ class EncryptedSpool(io.RawIOBase):
         self._pending = data[size:]
         return data[:size]
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: Buffer) -> int:
+        target = memoryview(buffer).cast("B")
+        data = self.read(len(target))
+        target[: len(data)] = data
         return len(data)
 
     def close(self) -> None:

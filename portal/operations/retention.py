@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, delete, exists, not_, or_, select, update
+from sqlalchemy import Exists, Select, and_, delete, exists, not_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from auditlog.events import Actor, record
@@ -94,7 +94,7 @@ class Report:
     destroyed: int = 0
 
 
-def held_by_case() -> object:
+def held_by_case() -> Exists:
     """SQL: the tip belongs to a case that may still need it (no referral yet, or a referral
     not finished)."""
     case_id = CaseTip.case_id
