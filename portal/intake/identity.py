@@ -174,7 +174,8 @@ def _officer_role(principal: Principal, tip: Tip) -> str | None:
 def _audit(session: Session, actor: Actor, action: str, row: IdentityRequest, **details: Scalar
            ) -> None:
     record(session, actor, action, object_type="tip", object_id=row.tip_id,
-           unit_code=row.tip.unit.code, request=row.id, purpose=row.purpose, **details)
+           unit_code=row.tip.unit.code, at=None,  # now; named, so no detail is taken for it
+           request=row.id, purpose=row.purpose, **details)
 
 
 def _bureau(session: Session) -> Unit:
@@ -513,15 +514,17 @@ def disclosures(session: Session, tip_id: int) -> list[Disclosure]:
             IdentityRequest.state.in_([RequestState.GRANTED.value,
                                        RequestState.REVOKED.value]))
             .order_by(IdentityRequest.decided_at, IdentityRequest.id)):
+        decided_at = row.decided_at
+        assert decided_at is not None  # the query takes decided requests only
         if row.purpose == IdentityPurpose.PACKAGE:
             referral = session.get(Referral, row.referral_id) if row.referral_id else None
             if referral is None or referral.handed_over_at is None or (
                     row.state != RequestState.GRANTED):
                 continue
-            out.append(Disclosure(max(row.decided_at, referral.handed_over_at), row.purpose,
+            out.append(Disclosure(max(decided_at, referral.handed_over_at), row.purpose,
                                   referral.receiving_unit))
         else:
-            out.append(Disclosure(row.decided_at, row.purpose))  # type: ignore[arg-type]
+            out.append(Disclosure(decided_at, row.purpose))
     return out
 
 
