@@ -46,11 +46,10 @@ def clean_pdf(data: bytes) -> tuple[bytes, tuple[str, ...]]:
                     raw = obj.read_raw_bytes()
                     stripped = strip_jpeg_metadata(raw, keep_orientation=False)
                     if stripped is not None and stripped != raw:
-                        obj.write(
-                            stripped,
-                            filter=pikepdf.Name.DCTDecode,
-                            decode_parms=obj.get("/DecodeParms"),
-                        )
+                        parms = obj.get("/DecodeParms")  # /ColorTransform: keep it
+                        if not isinstance(parms, pikepdf.Dictionary | pikepdf.Array):
+                            parms = None
+                        obj.write(stripped, filter=pikepdf.Name.DCTDecode, decode_parms=parms)
                         removed.add("embedded_image_metadata")
             pdf.save(buffer, fix_metadata_version=False)
     except pikepdf.PasswordError:

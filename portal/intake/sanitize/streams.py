@@ -30,6 +30,10 @@ class CountingWriter:
         if callable(flush):
             flush()
 
+    def close(self) -> None:
+        """Nothing: the sink belongs to the caller, who closes it (zipfile's writer protocol
+        asks for the method, and zipfile never closes a file it was handed)."""
+
 
 def copy_chunks(source: BinaryIO, out: CountingWriter) -> None:
     while chunk := source.read(CHUNK_SIZE):
