@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auditlog import merkle, notes
-from auditlog.events import entry_object
+from auditlog.events import Actor, entry_object, record
 from auditlog.logformat import ZERO, canonical, chain_hash, encode_line, leaf_hash
-from models import AuditCheckpoint, AuditEvent
+from models import AuditCheckpoint, AuditEvent, Role
 
 BATCH = 10_000
 
@@ -156,3 +156,29 @@ def export_bundle(session: Session, directory: Path, keys: LogKeys) -> int:
         (directory / "checkpoints" / f"{checkpoint.size}.note").write_text(checkpoint.note)
     (directory / "log.vkey").write_text(keys.verifier_text + "\n")
     return count
+
+
+# ---------------------------------------------------------------------------------------------
+# The auditor's two acts on the log, each logged in it.
+
+
+def _auditor(user_id: int) -> Actor:
+    return Actor("staff", user_id, Role.AUDITOR)
+
+
+def verify_for_auditor(session: Session, keys: LogKeys, auditor_id: int) -> Verification:
+    """Verify the stored log and record that this auditor did, with the outcome. The caller
+    commits."""
+    result = verify_database(session, keys)
+    record(session, _auditor(auditor_id), "audit.verified", ok=result.ok,
+           entries=result.entries)
+    return result
+
+
+def export_for_auditor(session: Session, directory: Path, keys: LogKeys, auditor_id: int
+                       ) -> int:
+    """Record the export, commit it, then write the bundle: the bundle carries the record of
+    its own export. The entry count."""
+    record(session, _auditor(auditor_id), "audit.exported")
+    session.commit()
+    return export_bundle(session, directory, keys)

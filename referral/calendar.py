@@ -12,7 +12,7 @@ import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal, TypeGuard, cast, get_args
 from zoneinfo import ZoneInfo
 
@@ -26,8 +26,17 @@ from models.calendar import CalendarYear, Holiday
 # The prefecture's clock (Yanbian keeps Beijing time): every local date, day and deadline.
 PREFECTURE_ZONE = ZoneInfo("Asia/Shanghai")
 
+
+def prefecture_time(text: str, at: time) -> datetime:
+    """A day typed as yyyy-mm-dd, at a time of day on the prefecture's clock. ValueError when
+    the text is not such a day."""
+    return datetime.combine(datetime.strptime(text.strip(), "%Y-%m-%d").date(), at,
+                            tzinfo=PREFECTURE_ZONE)
+
+
 DayKind = Literal["holiday", "workday"]
 DAY_KINDS: tuple[str, ...] = get_args(DayKind)
+
 CSV_HEADER = ["date", "kind", "name"]
 YEAR_COMPLETE = "complete"
 NAME_LENGTH = 80  # models.calendar.Holiday.name

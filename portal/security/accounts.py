@@ -307,6 +307,15 @@ def first_sign_in_token(user: User, secret_key: str) -> str:
         {"u": user.id, "p": _password_fingerprint(user)})
 
 
+def issue_first_sign_in_link(session: Session, user: User, secret_key: str, *, actor: Actor,
+                             via: str) -> str:
+    """The token of a new account's one-time first sign-in link, its issue logged (`via`: the
+    administrator's "page" or the "cli"). The caller commits."""
+    record(session, actor, "user.sign_in_link_issued", object_type="user", object_id=user.id,
+           via=via)
+    return first_sign_in_token(user, secret_key)
+
+
 def user_for_first_sign_in(session: Session, token: str, secret_key: str,
                            max_age: timedelta = FIRST_SIGN_IN_VALID) -> User | None:
     """The account a first sign-in link is for; None when the link is forged, expired, or spent
@@ -378,6 +387,15 @@ def reset_token(user: User, secret_key: str) -> str:
         raise ResetRefused("not_open")
     return URLSafeTimedSerializer(secret_key, salt=RESET_SALT).dumps(
         {"u": user.id, "r": _reset_fingerprint(user)})
+
+
+def issue_reset_link(session: Session, user: User, secret_key: str, *, actor: Actor) -> str:
+    """The token of the one-time reset link, its issue logged. ResetRefused("not_open") while
+    the reset still waits for a second administrator. The caller commits."""
+    token = reset_token(user, secret_key)
+    record(session, actor, "user.sign_in_link_issued", object_type="user", object_id=user.id,
+           via="reset")
+    return token
 
 
 def user_for_reset(session: Session, token: str, secret_key: str,

@@ -312,6 +312,23 @@ def is_recovery_code(code: str) -> bool:
     return len("".join(c for c in code if c.isalnum())) > 8
 
 
+def check_password_and_code(session: Session, username: str, password: str, code: str,
+                            cost: Argon2Cost, secret_key: str, now: datetime | None = None
+                            ) -> User:
+    """A whole sign-in in one request (the API's token): the password and a second factor. The
+    code's length tells which: a recovery code signs in with the password at once and is never
+    held back (check_password_and_recovery_code); a TOTP code follows a throttled password
+    check and is throttled itself. An account without a confirmed authenticator has no TOTP
+    to give: SecondFactorFailed."""
+    if is_recovery_code(code):
+        return check_password_and_recovery_code(session, username, password, code, cost, now)
+    user = check_password(session, username, password, cost, now)
+    if user.totp_confirmed_at is None:
+        raise SecondFactorFailed
+    check_second_factor(session, user, code, secret_key, now)
+    return user
+
+
 def check_second_factor(session: Session, user: User, code: str, secret_key: str,
                         now: datetime | None = None, *, device: KnownDevice | None = None
                         ) -> None:

@@ -18,9 +18,12 @@ from typing import Protocol
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from models import StaffSession
+from auditlog.events import Actor, record
+from models import StaffSession, User
 from models.base import utcnow
-from portal.security import crypto
+from portal.intake.receipts import Argon2Cost
+from portal.security import crypto, custody
+from portal.security.auth import forget_devices
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
@@ -207,3 +210,60 @@ class SessionStore:
     def revoke_all(self, user_id: int, *, except_token: str | None = None) -> int:
         keep = _split(except_token)[0] if except_token else None
         return self._backend.delete_user(user_id, keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing in and out, tokens: the session change and its audit event together. The caller
+# commits (the event is written in the same transaction as the change it records).
+
+
+def _actor(user_id: int) -> Actor:
+    return Actor("staff", user_id, None)
+
+
+def finish_sign_in(session: Session, store: SessionStore, pending: OpenSession) -> OpenSession:
+    """After the second factor (or its enrolment): the active session, under a new id."""
+    active = store.promote(pending)
+    record(session, _actor(pending.user_id), "signin.succeeded", object_type="user",
+           object_id=pending.user_id)
+    return active
+
+
+def sign_out(session: Session, store: SessionStore, opened: OpenSession) -> None:
+    store.revoke(opened.token)
+    record(session, _actor(opened.user_id), "signout", object_type="user",
+           object_id=opened.user_id)
+
+
+def sign_out_everywhere(session: Session, store: SessionStore, user: User) -> int:
+    """End every session of the account, and forget its known browsers: none of them skips the
+    account's throttle any more (portal/security/auth.py). How many sessions ended."""
+    ended = store.revoke_all(user.id)
+    forget_devices(user)
+    record(session, _actor(user.id), "signout.everywhere", object_type="user",
+           object_id=user.id, sessions=ended)
+    return ended
+
+
+def issue_token(session: Session, store: SessionStore, user: User,
+                identity: crypto.AgeIdentity) -> OpenSession:
+    """An API bearer token (expiring after API_TIMEOUT, revocable)."""
+    opened = store.create(user.id, identity, kind="api")
+    record(session, _actor(user.id), "token.issued", object_type="user", object_id=user.id)
+    return opened
+
+
+def revoke_token(session: Session, store: SessionStore, opened: OpenSession) -> None:
+    store.revoke(opened.token)
+    record(session, _actor(opened.user_id), "token.revoked", object_type="user",
+           object_id=opened.user_id)
+
+
+def change_password(session: Session, store: SessionStore, user: User, current: str, new: str,
+                    *, keep_token: str, wrap_cost: Argon2Cost, login_cost: Argon2Cost) -> int:
+    """The officer's own password change (portal/security/custody.py re-wraps the personal
+    key): it ends every other session of the officer, the one asking (`keep_token`) stays.
+    CryptoError for a wrong current password, WeakPassword for a weak new one."""
+    custody.change_password(session, user, current, new, wrap_cost=wrap_cost,
+                            login_cost=login_cost)
+    return store.revoke_all(user.id, except_token=keep_token)
