@@ -8,9 +8,12 @@ Under pytest-xdist (`make test` runs `-n 2`) each worker `gwN` has a database of
 TEST_DATABASE_URL's server (`<name>_gwN`, made afresh when the worker starts), Redis database
 number `<n> + N`, and its own tmp paths; serial runs use TEST_DATABASE_URL as it is.
 
-Each test still starts from a fresh, seeded database, but the seed (the units, categories and
-about 600 holidays, ~1 s through the ORM) is made once per worker and copied: a template file on
-SQLite, a snapshot schema on PostgreSQL (see `_reset_database`).
+Each test still starts from a fresh, seeded database, but the schema and the seed (the units,
+categories and about 600 holidays, ~1 s through the ORM) are made once per worker and copied: a
+template file on SQLite, a snapshot schema on PostgreSQL. So is first setup (the administrator,
+every unit's key pair, the blind-index key: 2-4 s), which `portal_keys` copies in when the
+database is still as seeded (`Templates`). Each app compiles its URL rules from code compiled
+once per process (`_share_route_builders`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,9 +78,39 @@ FAST_ARGON2 = Argon2Params(time_cost=1, memory_kib=8 * 1024, parallelism=1)
 COSTS = {"wrap_cost": FAST_ARGON2, "login_cost": FAST_ARGON2}
 ADMIN_PASSWORD = "correct horse battery staple"
 _schema_ready = False
-SNAPSHOT_SCHEMA = "seed_snapshot"
-# PostgreSQL: (table, [(sequence, last value)]) for each table the seed fills.
-_seed_snapshot: list[tuple[str, list[tuple[str, int]]]] | None = None
+# PostgreSQL: the seeded and the set-up database as schemas in the worker's database, each with
+# (table, [(sequence, last value)]) for each table it fills.
+SEED_SCHEMA, SETUP_SCHEMA = "seed_snapshot", "setup_snapshot"
+_snapshots: dict[str, list[tuple[str, list[tuple[str, int]]]]] = {}
+
+
+def _share_route_builders() -> None:
+    """Each test builds its own app, and werkzeug compiles each of its ~95 URL rules into a
+    builder function from generated Python source: about two thirds of create_app. The same
+    rule always compiles to the same function (it reads the rule's converters through its
+    `self` argument), so the process compiles each rule once."""
+    from werkzeug.routing import Rule
+
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None or getattr(compile_builder, "shared", False):
+        return  # another werkzeug: each app compiles its own
+    builders: dict[tuple[object, ...], object] = {}
+
+    @functools.wraps(compile_builder)
+    def shared(self: Rule, append_unknown: bool = True) -> object:
+        defaults = self.defaults or {}
+        if any(dynamic and name in defaults for dynamic, name in self._trace):
+            return compile_builder(self, append_unknown)  # a default made into a constant
+        key = (self.rule, tuple(self._trace), tuple(defaults), append_unknown)
+        if key not in builders:
+            builders[key] = compile_builder(self, append_unknown)
+        return builders[key]
+
+    shared.shared = True  # type: ignore[attr-defined]
+    Rule._compile_builder = shared  # type: ignore[method-assign]
+
+
+_share_route_builders()
 
 
 def _driver_url(url: str) -> str:
@@ -176,14 +212,17 @@ def _reset_database(*, seeded: bool = False) -> None:
             db.drop_all()
             db.create_all()
             _schema_ready = True
-        quote = db.engine.dialect.identifier_preparer.quote
-        tables = ", ".join(quote(t.name) for t in db.metadata.sorted_tables)
-        db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        _truncate_all()
         if seeded:
-            _restore_seed() if _seed_snapshot is not None else _take_seed_snapshot()
+            if SEED_SCHEMA in _snapshots:
+                _restore_snapshot(SEED_SCHEMA)
+            else:
+                seed(db.session)
+                _take_snapshot(SEED_SCHEMA)
     else:
         db.create_all()
+        if seeded:
+            seed(db.session)
     stamp_migrations_head()
 
 
@@ -203,19 +242,24 @@ def stamp_migrations_head(app: Flask | None = None) -> None:
     db.session.commit()
 
 
-def _take_seed_snapshot() -> None:
-    """Seed the emptied tables, then copy each filled table (and its sequences) into a schema
-    of its own, from which `_restore_seed` puts them back in a few statements."""
-    global _seed_snapshot
-    seed(db.session)
+def _truncate_all() -> None:
+    quote = db.engine.dialect.identifier_preparer.quote
+    tables = ", ".join(quote(t.name) for t in db.metadata.sorted_tables)
+    db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
+def _take_snapshot(schema: str) -> None:
+    """PostgreSQL: copy each filled table (and its sequences) into a schema of its own, from
+    which `_restore_snapshot` puts them back in a few statements."""
     session, quote = db.session, db.engine.dialect.identifier_preparer.quote
-    session.execute(text(f"DROP SCHEMA IF EXISTS {SNAPSHOT_SCHEMA} CASCADE"))
-    session.execute(text(f"CREATE SCHEMA {SNAPSHOT_SCHEMA}"))
+    session.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    session.execute(text(f"CREATE SCHEMA {schema}"))
     snapshot = []
     for table in db.metadata.sorted_tables:
         if session.execute(select(text("1")).select_from(table).limit(1)).first() is None:
             continue
-        session.execute(text(f"CREATE TABLE {SNAPSHOT_SCHEMA}.{quote(table.name)} "
+        session.execute(text(f"CREATE TABLE {schema}.{quote(table.name)} "
                              f"AS TABLE {quote(table.name)}"))
         sequences = []
         for column in table.columns:
@@ -228,18 +272,125 @@ def _take_seed_snapshot() -> None:
                 sequences.append((sequence, last))
         snapshot.append((table.name, sequences))
     session.commit()
-    _seed_snapshot = snapshot
+    _snapshots[schema] = snapshot
 
 
-def _restore_seed() -> None:
+def _restore_snapshot(schema: str) -> None:
+    """Fill the emptied tables from the snapshot `schema` (rows and sequences)."""
     session, quote = db.session, db.engine.dialect.identifier_preparer.quote
-    for name, sequences in _seed_snapshot or ():
+    for name, sequences in _snapshots[schema]:
         # Table names from the models, not from input.
-        copy = f"INSERT INTO {quote(name)} SELECT * FROM {SNAPSHOT_SCHEMA}.{quote(name)}"  # noqa: S608
+        copy = f"INSERT INTO {quote(name)} SELECT * FROM {schema}.{quote(name)}"  # noqa: S608
         session.execute(text(copy))
         for sequence, last in sequences:
             session.execute(text("SELECT setval(:s, :v)"), {"s": sequence, "v": last})
     session.commit()
+
+
+@functools.cache
+def _fingerprint_query() -> str:
+    session, quote = db.session, db.engine.dialect.identifier_preparer.quote
+    parts = []
+    for table in db.metadata.sorted_tables:
+        # The models' table names, not input.
+        digest = "(SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM "
+        parts.append(digest + quote(table.name) + " AS r)")
+        for column in table.columns:
+            sequence = session.scalar(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                      {"t": quote(table.name), "c": column.name})
+            if sequence:
+                parts.append(f"coalesce(pg_sequence_last_value('{sequence}')::text, '-')")
+    return "SELECT concat_ws('|', " + ", ".join(parts) + ")"
+
+
+def _fingerprint() -> str:
+    """PostgreSQL: one text that changes with any row of any table or any sequence."""
+    return str(db.session.scalar(text(_fingerprint_query())))
+
+
+@dataclass(frozen=True)
+class Templates:
+    """What each test's database starts from, made once per session (per xdist worker).
+
+    SQLite: `seeded` is a database file with the schema, the migration head and the seed, and
+    `set_up` the same after first setup; a test's database starts as a copy of `seeded`, and
+    becomes a copy of `set_up` when it asks for `portal_keys` before changing anything.
+    PostgreSQL: the same two states as snapshot schemas in the worker's database (copying
+    rows back is faster there than CREATE DATABASE … TEMPLATE and DROP DATABASE per test), and
+    `seeded_fingerprint` tells a database still as seeded. `recovery`: the set-up state's unit
+    recovery identities."""
+
+    recovery: dict[str, str]
+    seeded: Path | None = None
+    set_up: Path | None = None
+    seeded_bytes: bytes = b""
+    seeded_fingerprint: str = ""
+
+
+@pytest.fixture(scope="session")
+def database_templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    folder = tmp_path_factory.mktemp("templates")
+    application = create_app(test_settings(folder))
+    with application.app_context():
+        if TEST_DATABASE_URL:
+            _reset_database(seeded=True)
+            fingerprint = _fingerprint()
+            recovery = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
+            _take_snapshot(SETUP_SCHEMA)
+            _reset_database(seeded=True)
+            db.session.remove()
+            return Templates(recovery, seeded_fingerprint=fingerprint)
+        working = Path(make_url(application.config["SQLALCHEMY_DATABASE_URI"]).database or "")
+        seeded, set_up = folder / "seeded.sqlite3", folder / "set-up.sqlite3"
+        _reset_database(seeded=True)
+        db.session.remove()
+        db.engine.dispose()
+        shutil.copyfile(working, seeded)
+        recovery = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
+        db.session.remove()
+        db.engine.dispose()
+        working.rename(set_up)
+    return Templates(recovery, seeded, set_up, seeded.read_bytes())
+
+
+def _copy_template(database: object, template: Path | None) -> bool:
+    """A new SQLite file starts as the seeded template (create_all + seed would make the same);
+    True if it did."""
+    if template is None or not isinstance(database, str):
+        return False
+    url = make_url(database)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    path = Path(url.database)
+    if path.exists() or not path.parent.is_dir():
+        return False
+    shutil.copyfile(template, path)
+    return True
+
+
+def _set_up_from_template(templates: Templates) -> bool:
+    """Make the current app's database the set-up template, if it is still exactly the seeded
+    one (first setup there would make the same, with other keys); False otherwise."""
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        return False
+    if db.engine.dialect.name == "postgresql":
+        if not templates.seeded_fingerprint or _fingerprint() != templates.seeded_fingerprint:
+            return False
+        session.commit()
+        _truncate_all()
+        _restore_snapshot(SETUP_SCHEMA)
+        return True
+    path = db.engine.url.database
+    if templates.set_up is None or not path or not Path(path).is_file():
+        return False
+    if Path(path).read_bytes() != templates.seeded_bytes:
+        return False
+    session.commit()  # nothing to write: ends its transaction, forgets what it read (as setup's)
+    with closing(sqlite3.connect(templates.set_up)) as source, \
+            closing(sqlite3.connect(path)) as target:
+        source.backup(target)
+    return True
 
 
 @pytest.fixture(autouse=True)
@@ -256,46 +407,18 @@ def _loggers_left_enabled() -> Iterator[None]:
             logger.disabled = False
 
 
-@pytest.fixture(scope="session")
-def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """SQLite: a database file with the schema and the seed, made once per session (per xdist
-    worker); a test's database starts as a copy of it."""
-    if TEST_DATABASE_URL:
-        return None
-    folder = tmp_path_factory.mktemp("seeded")
-    application = create_app(test_settings(folder))
-    with application.app_context():
-        db.create_all()
-        seed(db.session)
-        db.session.remove()
-        db.engine.dispose()
-    return folder / "test.sqlite3"
-
-
-def _copy_seeded(database: object, template: Path | None) -> None:
-    """A new SQLite file starts as the seeded template (create_all + seed would make the same)."""
-    if template is None or not isinstance(database, str):
-        return
-    url = make_url(database)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return
-    path = Path(url.database)
-    if not path.exists() and path.parent.is_dir():
-        shutil.copyfile(template, path)
-
-
 @pytest.fixture
-def app_factory(tmp_path: Path, seeded_sqlite: Path | None):
+def app_factory(tmp_path: Path, database_templates: Templates):
     """Build an app with extra settings; the database is fresh and seeded."""
 
     def build(**overrides: object) -> Flask:
         settings = test_settings(tmp_path)
         settings.update(overrides)
-        _copy_seeded(settings["SQLALCHEMY_DATABASE_URI"], seeded_sqlite)
+        copied = _copy_template(settings["SQLALCHEMY_DATABASE_URI"], database_templates.seeded)
         application = create_app(settings)
-        with application.app_context():
-            _reset_database(seeded=True)
-            seed(db.session)
+        if not copied:
+            with application.app_context():
+                _reset_database(seeded=True)
         return application
 
     return build
@@ -320,8 +443,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 
 @pytest.fixture
-def portal_keys(app: Flask) -> dict[str, str]:
-    """Run first setup; return each handling unit's recovery identity (age secret key)."""
+def portal_keys(app: Flask, database_templates: Templates) -> dict[str, str]:
+    """Run first setup; return each handling unit's recovery identity (age secret key). A
+    database still as seeded takes the setup made once per worker (`Templates`)."""
+    if _set_up_from_template(database_templates):
+        return dict(database_templates.recovery)
     result = complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)
     return dict(result.recovery)
 
