@@ -34,7 +34,6 @@ from models import (
     Role,
     Suggestion,
     Tip,
-    TipStatus,
     TipUpdate,
     Unit,
     UnitKind,
@@ -47,6 +46,8 @@ from portal.security import crypto
 from portal.security.access import KeyNotHeld, Principal, officers_of
 from portal.security.keys import unit_recipients
 from portal.transaction import transaction
+from portal.triage import workflow as tip_workflow
+from portal.triage.tip_actions import roles_where
 from referral import workflow
 from referral.calendar import PREFECTURE_ZONE, load_calendar
 from referral.deadlines import deadline_for
@@ -55,7 +56,6 @@ from referral.letter import LetterData, LetterIncomplete, Material, render_trans
 from referral.workflow import Actor, Document, State
 
 DEFAULT_NUMBER_FORMAT = Settings.CASE_NUMBER_FORMAT  # one source: config.py, where it is set
-REFERRABLE_TIP_STATES = (TipStatus.ACCEPTED, TipStatus.VERIFYING, TipStatus.REFERRED)
 # What the reporter reads when their tip's case is handed over (by the receiving body's kind).
 REPORTER_STATUS_ON_HANDOVER = {
     UnitKind.PUBLIC_SECURITY: "referred_police",
@@ -217,8 +217,11 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
     tips = [session.get(Tip, tip_id) for tip_id in dict.fromkeys(tip_ids)]
     if any(t is None or not principal.may("tip.verify", t) for t in tips):
         raise CaseRefused("unknown_tip")
-    if any(t.status not in (TipStatus.ACCEPTED, TipStatus.VERIFYING) for t in tips):
-        raise CaseRefused("tip_not_accepted")
+    try:  # the tips' statuses by portal/triage/workflow.py
+        steps = [tip_workflow.check(t.status, "form_case", roles_where(principal, t))
+                 for t in tips]
+    except tip_workflow.TipTransitionRefused as refused:
+        raise CaseRefused("tip_not_accepted") from refused
     if session.scalar(select(CaseTip.tip_id).where(CaseTip.tip_id.in_(list(tip_ids)))):
         raise CaseRefused("tip_in_a_case")
     unit = tips[0].unit
@@ -243,12 +246,13 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
                 content=crypto.seal(content, unit_recipients(session, unit)))
     session.add(case)
     session.flush()
-    for tip in tips:
+    for tip, step in zip(tips, steps, strict=True):
         session.add(CaseTip(case_id=case.id, tip_id=tip.id))
-        if tip.status != TipStatus.VERIFYING:
+        after = step.leads_to(tip.status)
+        if tip.status != after:
             # The reporter's status is their latest progress entry (portal/intake/followup.py).
-            session.add(TipUpdate(tip_id=tip.id, status=TipStatus.VERIFYING, at=now))
-        tip.status = TipStatus.VERIFYING
+            session.add(TipUpdate(tip_id=tip.id, status=after, at=now))
+        tip.status = after
     for user_id in sorted(members):
         session.add(CaseMember(case_id=case.id, user_id=user_id))
     record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER), "case.formed",
@@ -281,7 +285,7 @@ def tips_for_a_case(session: Session, principal: Principal) -> list[Tip]:
     in_a_case = select(CaseTip.tip_id)
     return list(session.scalars(select(Tip).where(
         Tip.unit_id.in_(sorted(principal.units_for("tip.verify"))),
-        Tip.status.in_([TipStatus.ACCEPTED, TipStatus.VERIFYING]),
+        Tip.status.in_(tip_workflow.sources("form_case")),
         Tip.id.not_in(in_a_case)).order_by(Tip.id.desc()).limit(200)))
 
 
@@ -484,7 +488,7 @@ def _tell_reporters(session: Session, referral: Referral, action: str, now: date
     for link in referral.case.tips:
         tip = link.tip
         if action == "hand_over":
-            tip.status = TipStatus.REFERRED
+            tip.status = tip_workflow.check(tip.status, "refer", None).leads_to(tip.status)
             tip.due_step, tip.due_at, tip.due_certain = None, None, True
         session.add(TipUpdate(tip_id=tip.id, status=status, at=now))  # no names, no notes
 

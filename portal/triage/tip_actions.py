@@ -3,7 +3,8 @@
 Opening a tip or a file decrypts with the unit key the officer holds and leaves an audit event.
 A key holder's queue or tip page also computes the blind indexes of tips filed since
 (index_pending), the only moment a key is at hand to do it. Every action checks
-portal/security/access.py, writes its audit event in the same transaction, and tells the
+portal/security/access.py (and one that depends on the tip's status, the table in
+portal/triage/workflow.py), writes its audit event in the same transaction, and tells the
 reporter what they should know.
 """
 
@@ -31,7 +32,6 @@ from models import (
     Referral,
     Tip,
     TipIdentity,
-    TipStatus,
     TipUpdate,
     Unit,
     User,
@@ -44,6 +44,7 @@ from portal.intake.receipts import Argon2Cost, Once
 from portal.security import crypto
 from portal.security.access import OFFICERS, Principal, officers_of
 from portal.security.keys import tip_recipients, unit_recipients
+from portal.triage import workflow
 from referral.calendar import HolidayCalendar, load_calendar
 from referral.deadlines import Deadline, deadline_for, extend
 
@@ -65,6 +66,24 @@ class Refused(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+def roles_where(principal: Principal, tip: Tip) -> set[str]:
+    """The roles this person holds where the tip is: in its unit, and in 州本级 (which acts in
+    every handling unit), as access.Principal.may counts them."""
+    roles = set(principal.roles.get(tip.unit_id, set()))
+    if tip.unit_id in principal.handling_ids and principal.bureau_id is not None:
+        roles |= principal.roles.get(principal.bureau_id, set())
+    return roles
+
+
+def _move(principal: Principal, tip: Tip, action: str) -> workflow.Transition:
+    """The tip's step from its status by the table (portal/triage/workflow.py), or Refused
+    ("not_allowed", "wrong_status")."""
+    try:
+        return workflow.check(tip.status, action, roles_where(principal, tip))
+    except workflow.TipTransitionRefused as refused:
+        raise Refused(refused.code) from refused
 
 
 def actor_of(principal: Principal, action: str, tip: Tip | None = None) -> Actor:
@@ -410,18 +429,17 @@ def accept(session: Session, principal: Principal, tip_id: int,
     """受理: needs a category; starts the 60-day closing period (and, for a real-name reporter,
     the 30-day contact period)."""
     now = now or utcnow()
-    tip = get_visible(session, principal, tip_id, "tip.accept")
-    if tip.status != TipStatus.RECEIVED:
-        raise Refused("wrong_status")
+    tip = get_visible(session, principal, tip_id)
+    step = _move(principal, tip, "accept")
     if tip.category_id is None:
         raise Refused("classify_first")
     calendar = load_calendar(session)
-    tip.status = TipStatus.ACCEPTED
+    tip.status = step.leads_to(tip.status)
     tip.accepted_at = tip.decided_at = now
-    start_deadline(session, tip, "tip.close", now, calendar)
+    start_deadline(session, tip, step.starts or "tip.close", now, calendar)
     if tip.real_name:
         tip.contact_due_at = deadline_for("tip.contact_real_name", now, calendar).due_at
-    _tell_reporter(session, tip, TipStatus.ACCEPTED, None, now)
+    _tell_reporter(session, tip, tip.status, None, now)
     _done(session, principal, tip, "tip.accepted")
 
 
@@ -429,25 +447,23 @@ def decline(session: Session, principal: Principal, tip_id: int, reason: str,
             now: datetime | None = None) -> None:
     """不予受理, with a reason the reporter reads."""
     now = now or utcnow()
-    tip = get_visible(session, principal, tip_id, "tip.decline")
-    if tip.status != TipStatus.RECEIVED:
-        raise Refused("wrong_status")
+    tip = get_visible(session, principal, tip_id)
+    step = _move(principal, tip, "decline")
     reason = _reason(reason)
-    tip.status = TipStatus.DECLINED
+    tip.status = step.leads_to(tip.status)
     tip.decided_at = tip.closed_at = now
     _clear_deadline(tip)
-    _tell_reporter(session, tip, TipStatus.DECLINED, reason, now)
+    _tell_reporter(session, tip, tip.status, reason, now)
     _done(session, principal, tip, "tip.declined")
 
 
 def start_verification(session: Session, principal: Principal, tip_id: int,
                        now: datetime | None = None) -> None:
     now = now or utcnow()
-    tip = get_visible(session, principal, tip_id, "tip.verify")
-    if tip.status != TipStatus.ACCEPTED:
-        raise Refused("wrong_status")
-    tip.status = TipStatus.VERIFYING
-    _tell_reporter(session, tip, TipStatus.VERIFYING, None, now)
+    tip = get_visible(session, principal, tip_id)
+    step = _move(principal, tip, "verify")
+    tip.status = step.leads_to(tip.status)
+    _tell_reporter(session, tip, tip.status, None, now)
     _done(session, principal, tip, "tip.verification_started")
 
 
@@ -455,15 +471,14 @@ def close(session: Session, principal: Principal, tip_id: int, result: str,
           now: datetime | None = None) -> None:
     """办结, with a result the reporter reads."""
     now = now or utcnow()
-    tip = get_visible(session, principal, tip_id, "tip.close")
-    if tip.status not in (TipStatus.ACCEPTED, TipStatus.VERIFYING):
-        raise Refused("wrong_status")
+    tip = get_visible(session, principal, tip_id)
+    step = _move(principal, tip, "close")
     result = _reason(result)
     on_time = tip.due_at is None or now <= tip.due_at
-    tip.status = TipStatus.CLOSED
+    tip.status = step.leads_to(tip.status)
     tip.closed_at = now
     _clear_deadline(tip)
-    _tell_reporter(session, tip, TipStatus.CLOSED, result, now)
+    _tell_reporter(session, tip, tip.status, result, now)
     _done(session, principal, tip, "tip.closed", on_time=on_time)
 
 
@@ -471,8 +486,9 @@ def extend_deadline(session: Session, principal: Principal, tip_id: int, days: i
                     reason: str, now: datetime | None = None) -> None:
     """One extension of the closing period, at most 30 days, with notice to the reporter."""
     now = now or utcnow()
-    tip = get_visible(session, principal, tip_id, "tip.extend")
-    if tip.status not in (TipStatus.ACCEPTED, TipStatus.VERIFYING) or tip.due_at is None:
+    tip = get_visible(session, principal, tip_id)
+    _move(principal, tip, "extend")  # the status stays
+    if tip.due_at is None:
         raise Refused("wrong_status")
     if tip.extended:
         raise Refused("already_extended")
