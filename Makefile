@@ -42,9 +42,12 @@ run: system install
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py -b 127.0.0.1:$(PORT) app:app
 
 # bandit: medium severity and above, 0 findings; an exception is a `# nosec BXXX: why` on its line.
+# mypy: 0 errors over the packages pyproject.toml names; an exception is a
+# `# type: ignore[code]  # why` on its line.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -ll -r portal models referral auditlog app.py config.py gunicorn.conf.py
+	$(VENV)/bin/mypy
 
 # The suite on the embedded default (SQLite, in-memory limits), then on PostgreSQL + Redis when
 # TEST_DATABASE_URL and TEST_REDIS_URL are set (.ci/run sets them).
