@@ -147,3 +147,71 @@ def _describe(case: Any, mode: Any) -> str:
 def _first_line(error: BaseException) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
     return " / ".join(lines[:3])[:400]
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemathesis's own runner, every check (`schemathesis run --checks all`)
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    output: str
+
+
+def run_all_checks(app: Flask, world: World, token: str, *, max_examples: int,
+                   phases: str = "examples,coverage,fuzzing", seed: int | None = 1,
+                   timeout: float = 600) -> CliRun:
+    """Serve `app` on a loopback port (a thread of this process) and run the Schemathesis CLI
+    against its document with every check, a staff bearer token and the ids of objects that
+    exist (so that no operation is tried on 404s only). DELETE /staff/token is left out: it
+    would end the run's token (tests/functional/test_staff_api.py revokes one)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from werkzeug.serving import make_server
+
+    root = Path(__file__).resolve().parents[1]
+    server = make_server("127.0.0.1", 0, app, threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    referral = world.referrals.get("handed_over") or next(iter(world.referrals.values()))
+    config = (f'[parameters]\n"path.tip_id" = {world.tip_id}\n'
+              f'"path.referral_id" = {referral}\n'
+              f'"path.attachment_id" = {world.attachment_id}\n'
+              # An action on a tip or a step of a referral may be refused for what the data
+              # holds, not for the request's shape (no such officer to assign, the 移送书's
+              # facts missing, the deadline past the calendar's end): 400 with the reason, as
+              # the document says. Every other operation must take what its schema allows.
+              '[[operations]]\ninclude-path-regex = "/\\\\{action\\\\}$"\n'
+              '[operations.checks.positive_data_acceptance]\n'
+              'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]\n'
+              # An Idempotency-Key sent again with other content is refused (422, declared):
+              # the coverage phase sends its one example key with every body.
+              '[[operations]]\ninclude-path = "/tips"\n'
+              '[operations.checks.positive_data_acceptance]\n'
+              'expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]\n')
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            config_file = Path(folder) / "schemathesis.toml"
+            config_file.write_text(config)
+            command = [
+                sys.executable, "-m", "schemathesis.cli", "--config-file", str(config_file),
+                "run", f"http://127.0.0.1:{server.server_port}/api/v1/openapi.json",
+                "--checks", "all", "--workers", "1", "--phases", phases,
+                "--max-examples", str(max_examples), "-H", f"Authorization: Bearer {token}",
+                "-H", "Accept-Language: en", "--exclude-method", "DELETE", "--no-color",
+                *(["--seed", str(seed)] if seed is not None else []),
+                "--suppress-health-check", "all"]
+            done = subprocess.run(
+                command, cwd=folder, capture_output=True, text=True, timeout=timeout,
+                env={**os.environ, "PYTHONPATH": str(root),
+                     "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"})
+    finally:
+        server.shutdown()
+        thread.join()
+    return CliRun(done.returncode, done.stdout + done.stderr)

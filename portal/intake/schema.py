@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+from annotated_types import GroupedMetadata
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -121,7 +122,18 @@ def _values_checked(info: ValidationInfo) -> bool:
     return not (info.context or {}).get("shape_only", False)
 
 
-def _text(limit: str | None, *, required: str | None = None) -> Any:
+@dataclass(frozen=True)
+class _Rules(GroupedMetadata):
+    """A field's parsing and JSON schema, as one piece of `Annotated` metadata (pydantic
+    unpacks it): `name: Annotated[str, _text("name")]` keeps the field's type readable."""
+
+    items: tuple[object, ...]
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self.items)
+
+
+def _text(limit: str | None, *, required: str | None = None) -> _Rules:
     """Text: a string or null (empty). At most MAX_LENGTH[limit] characters as sent; with
     `required`, something other than spaces (the code of the error otherwise)."""
     maximum = MAX_LENGTH[limit] if limit else None
@@ -143,11 +155,11 @@ def _text(limit: str | None, *, required: str | None = None) -> Any:
         schema = {"type": "string", "pattern": "\\S"}
     if maximum is not None:
         schema["maxLength"] = maximum
-    return Annotated[str, BeforeValidator(parse), WithJsonSchema(schema)]
+    return _Rules((BeforeValidator(parse), WithJsonSchema(schema)))
 
 
 def _choice(choices: tuple[str, ...], code: str, *, none: tuple[str, ...] = (),
-            upper: bool = False) -> Any:
+            upper: bool = False) -> _Rules:
     """One of `choices` in any case and with spaces around; null, "" and the words in `none`
     mean not given (None)."""
     empty = ("", *none)
@@ -166,7 +178,7 @@ def _choice(choices: tuple[str, ...], code: str, *, none: tuple[str, ...] = (),
 
     schema = {"anyOf": [{"type": "string", "pattern": caseless((*empty, *choices))},
                         {"type": "null"}]}
-    return Annotated[str | None, BeforeValidator(parse), WithJsonSchema(schema)]
+    return _Rules((BeforeValidator(parse), WithJsonSchema(schema)))
 
 
 def _flag(value: object) -> bool:
@@ -213,7 +225,7 @@ class IdentityFields(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["name"]},
                               title="Identity")
 
-    name: _text("name", required="required_real_name") = Field(  # type: ignore[valid-type]
+    name: Annotated[str, _text("name", required="required_real_name")] = Field(
         default="", validate_default=True)
     phone: Annotated[str, BeforeValidator(_phone), WithJsonSchema({
         "type": ["string", "null"], "maxLength": MAX_LENGTH["phone"],
@@ -222,7 +234,7 @@ class IdentityFields(BaseModel):
         "type": ["string", "null"], "format": ID_NUMBER_FORMAT,
         "pattern": "^\\s*([0-9]{17}[0-9Xx])?\\s*$",
         "description": "GB 11643: 17 digits and a check character"})] = ""
-    address: _text("address") = ""  # type: ignore[valid-type]
+    address: Annotated[str, _text("address")] = ""
     contact_ok: Flag = False
     reward: Flag = False
 
@@ -233,33 +245,34 @@ class TipFields(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Tip",
                               json_schema_extra={"required": ["narrative"]})
 
-    category: _choice((), "unknown_category", upper=True) = Field(  # type: ignore[valid-type]
+    category: Annotated[str | None, _choice((), "unknown_category", upper=True)] = Field(
         default=None, description="a current category's code (GET /categories); omit when "
                                   "not sure")
-    county: _choice(COUNTIES, "unknown_county", none=("unknown",)) = Field(  # type: ignore[valid-type]
+    county: Annotated[str | None,
+                      _choice(COUNTIES, "unknown_county", none=("unknown",))] = Field(
         default=None, description="where the problem is; omit or 'unknown' routes to 州本级")
-    narrative: _text("narrative", required="required") = Field(  # type: ignore[valid-type]
+    narrative: Annotated[str, _text("narrative", required="required")] = Field(
         default="", validate_default=True, description="what happened (required)")
-    place: _text("place") = ""  # type: ignore[valid-type]
-    occurred: _text("occurred") = ""  # type: ignore[valid-type]
-    responsible: _text("responsible") = ""  # type: ignore[valid-type]
-    officials: _text("officials") = ""  # type: ignore[valid-type]
+    place: Annotated[str, _text("place")] = ""
+    occurred: Annotated[str, _text("occurred")] = ""
+    responsible: Annotated[str, _text("responsible")] = ""
+    officials: Annotated[str, _text("officials")] = ""
     keep_photo_location: Flag = False
     identity: IdentityFields | None = None
-    language: _choice(LANGUAGES, "unknown_language") = Field(  # type: ignore[valid-type]
+    language: Annotated[str | None, _choice(LANGUAGES, "unknown_language")] = Field(
         default=None, description="the language the tip is written in; omitted: the "
                                   "request's (?lang= or Accept-Language), else unknown")
 
 
-def _exactly(choices: tuple[str, ...], code: str) -> Any:
+def _exactly(choices: tuple[str, ...], code: str) -> _Rules:
     """Exactly one of `choices` (a select's value): anything else is `code`."""
     def parse(value: object, info: ValidationInfo) -> object:
         if _values_checked(info) and value not in choices:
             raise _error(code)
         return value
 
-    return Annotated[str, BeforeValidator(parse), WithJsonSchema(
-        {"type": "string", "enum": list(choices)})]
+    return _Rules((BeforeValidator(parse), WithJsonSchema(
+        {"type": "string", "enum": list(choices)})))
 
 
 class HotlineFields(TipFields):
@@ -267,18 +280,19 @@ class HotlineFields(TipFields):
 
     model_config = ConfigDict(title="HotlineTip")
 
-    channel: _exactly(tuple(c.value for c in ENTERED_CHANNELS),  # type: ignore[valid-type]
-                      "unknown_channel") = Channel.HOTLINE.value
+    channel: Annotated[str, _exactly(tuple(c.value for c in ENTERED_CHANNELS),
+                                     "unknown_channel")] = Channel.HOTLINE.value
 
 
 class HotlinePage(HotlineFields):
     """The hotline page: the officer also says which language the caller speaks."""
 
-    language: _exactly(LANGUAGES, "unknown_language") = Field(  # type: ignore[valid-type]
+    language: Annotated[str, _exactly(LANGUAGES, "unknown_language")] = Field(
         default="", validate_default=True)
 
 
 Errors = dict[str, FieldError]
+_Model = TypeVar("_Model", bound=BaseModel)
 _CODES = {"extra_forbidden": "unknown_field", "model_type": "invalid_type",
           "model_attributes_type": "invalid_type", "dict_type": "invalid_type",
           "missing": "required", "string_type": "invalid_type", "bool_type": "invalid_boolean",
@@ -302,7 +316,7 @@ def _errors(error: ValidationError) -> Errors:
     return dict(sorted(shape.items())) if shape else values
 
 
-def _check(model: type[TipFields], data: Mapping[str, Any], *, values: bool) -> TipFields:
+def _check(model: type[_Model], data: Mapping[str, Any], *, values: bool) -> _Model:
     try:
         return model.model_validate(dict(data), context={"shape_only": not values})
     except ValidationError as error:
@@ -358,7 +372,7 @@ def hotline_draft(data: Mapping[str, Any], *, page: bool = False, values: bool =
         data = {k: v for k, v in data.items() if k not in ("name", "phone")}
         data["identity"] = {"name": name, "phone": phone} if name.strip() else None
     fields = _check(HotlinePage if page else HotlineFields, data, values=values)
-    channel = fields.channel  # type: ignore[attr-defined]
+    channel = fields.channel
     entered = Channel(channel) if channel in {c.value for c in ENTERED_CHANNELS} else (
         Channel.HOTLINE)
     return _draft(fields, entered)
@@ -395,7 +409,7 @@ class FollowupRequest(BaseModel):
     model_config = ConfigDict(title="FollowupRequest", json_schema_extra={
         "required": ["receipt"]})
 
-    receipt: _text(None, required="required") = Field(  # type: ignore[valid-type]
+    receipt: Annotated[str, _text(None, required="required")] = Field(
         default="", validate_default=True)
 
 
@@ -405,5 +419,5 @@ class FollowupMessage(FollowupRequest):
     model_config = ConfigDict(title="FollowupMessage", json_schema_extra={
         "required": ["receipt", "body"]})
 
-    body: _text("message", required="required") = Field(  # type: ignore[valid-type]
+    body: Annotated[str, _text("message", required="required")] = Field(
         default="", validate_default=True)

@@ -118,7 +118,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        return _respond(error.code or 500)
+        # A 405 names the methods the address takes (Allow, RFC 9110 15.5.6).
+        allow = {k: v for k, v in error.get_headers() if k == "Allow"}
+        return _respond(error.code or 500, headers=allow)
 
     @app.errorhandler(NotSetUp)
     def not_set_up(error: NotSetUp) -> Response:

@@ -1,49 +1,366 @@
-"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json."""
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json, generated from the
+routes and the schemas rather than written by hand.
+
+Every API view declares its operation with `@documented(...)` (or, for views in a module another
+change is reshaping, in OPERATIONS by endpoint): a summary, the request body's model, the
+parameters and the answers it gives. `openapi_document` walks the app's URL map for the API
+blueprint, so a route without a declaration fails tests/functional/test_openapi.py, and a path in
+the document always has its route. Request bodies are the pydantic models of
+portal/intake/schema.py (model_json_schema): the document checks what the code checks.
+
+Answers every operation may give are added here once: 503 (busy or down: send again after
+Retry-After), 429 (throttled), 401 where a bearer token is required, 404 where the path names an
+object, 400 and 413 where there is a body.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from portal.intake.filing import COUNTIES, MAX_LENGTH
+from flask import Flask
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.routing import AnyConverter, IntegerConverter
+
+from models import Category, Channel, TipStatus
+from portal.intake.schema import (
+    COUNTIES,
+    LANGUAGES,
+    MAX_LENGTH,
+    FollowupMessage,
+    FollowupRequest,
+    HotlineFields,
+    TipFields,
+    caseless,
+)
+from portal.web.http import MAX_ROW_ID
 
 RECEIPT_PATTERN = "^([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}$"
-
-
-def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
+IDEMPOTENCY_PATTERN = "^[A-Za-z0-9._~+/=-]{32,128}$"
+# The queue's cursor is opaque (the `next` of the page before); tests/fuzzing_api.py tells
+# Schemathesis what a valid one is.
+CURSOR_FORMAT = "queue-cursor"
 TEXT = {"type": "string"}
-TIP_PROPERTIES: dict[str, Any] = {
-    "category": {"type": "string", "pattern": "^(P(0[1-9]|10)|Z0[1-7])$",
-                 "description": "P01…P10 or Z01…Z07; omit when not sure"},
-    "county": {"type": "string", "enum": [*COUNTIES, "unknown"],
-               "description": "where the problem is; omit or 'unknown' routes to 州本级"},
-    "narrative": {**TEXT, "maxLength": MAX_LENGTH["narrative"],
-                  "description": "what happened (required)"},
-    "place": {**TEXT, "maxLength": MAX_LENGTH["place"]},
-    "occurred": {**TEXT, "maxLength": MAX_LENGTH["occurred"]},
-    "responsible": {**TEXT, "maxLength": MAX_LENGTH["responsible"]},
-    "officials": {**TEXT, "maxLength": MAX_LENGTH["officials"]},
-    "keep_photo_location": {"type": "boolean", "default": False},
-    "identity": {"$ref": "#/components/schemas/Identity"},
-    "language": {"type": "string", "enum": ["zh", "ko", "en"],
-                 "description": "the language the tip is written in; omitted: the request's "
-                                "(?lang= or Accept-Language), else unknown"},
-}
-LIMITED = {"429": _error_response("too many requests from this connection")}
-# The receipt hash is bounded (portal/web/hashgate.py): beyond it, nothing is stored and the client
-# is told when to try again.
-BUSY = {"503": {**_error_response("the portal is too busy to take this now: nothing was stored; "
-                                  "send the same request again after Retry-After seconds"),
-                "headers": {"Retry-After": {
-                    "description": "seconds to wait before sending the request again",
-                    "schema": {"type": "integer"}}}}}
+ROW_ID = {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+MODELS: tuple[type[BaseModel], ...] = (TipFields, HotlineFields, FollowupRequest,
+                                       FollowupMessage)
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
-def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Operation:
+    """What one API view takes and answers. `body`: a pydantic model or a JSON schema of a JSON
+    body; `multipart`: the schema of a multipart body too; `responses`: status → description,
+    or → (description, JSON schema of the answer); `path`: schemas of path variables (an int
+    converter is documented by itself)."""
+
+    summary: str
+    responses: Mapping[str, str | tuple[str, dict[str, Any]]]
+    body: type[BaseModel] | dict[str, Any] | None = None
+    body_required: bool = True
+    multipart: dict[str, Any] | None = None
+    parameters: tuple[dict[str, Any], ...] = ()
+    path: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    bearer: bool = False
+    description: str | None = None
+
+
+def documented(operation: Operation) -> Callable[[View], View]:
+    """Declare a view's operation in the document."""
+    def mark(view: View) -> View:
+        view.openapi = operation  # type: ignore[attr-defined]  # a mark on the function
+        return view
+    return mark
+
+
+def error(description: str) -> tuple[str, dict[str, Any]]:
+    return description, ERROR_REF
+
+
+def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+def header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "schema": schema,
+            "description": description}
+
+
+def choice(values: list[str] | tuple[str, ...], *, empty: bool = True) -> dict[str, Any]:
+    return {"type": "string", "enum": [*([""] if empty else []), *values]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Declarations of the views whose modules are not decorated (yet): by endpoint.
+
+SIGN_IN = {"type": "object", "required": ["username", "password", "otp"],
+           "properties": {"username": TEXT, "password": TEXT, "otp": TEXT}}
+TOKEN = {"type": "object", "properties": {"token": TEXT,
+                                          "expires_at": {**TEXT, "format": "date-time"}}}
+STAFF_ACTIONS = ("classify", "priority", "accept", "decline", "verify", "close", "extend",
+                 "transfer", "duplicate", "assign", "message")
+
+
+def _sign_in(who: str) -> Operation:
+    return Operation(
+        summary=f"Sign in{who} (password and TOTP code, or a recovery code) for a bearer token",
+        body=SIGN_IN,
+        responses={"201": ("the token", TOKEN),
+                   "400": error("the body is not a JSON object"),
+                   "401": error("wrong name, password or code (the same answer for each)"),
+                   "429": error("throttled; retry_after in seconds")})
+
+
+def _referral_operations(prefix: str, who: str) -> dict[str, Operation]:
+    step_body: dict[str, Any] = {"type": "object", "properties": {
+        "reason": TEXT, "period": {"type": "string", "enum": ["normal", "check", "major"],
+                                   "description": "with sign_receipt: 3, 7 or 30 days"},
+        "contact_phone": {**TEXT, "description": "with hand_over: printed on the 移送书"},
+        "document_kind": TEXT,
+        "tip_files": {"type": "array", "items": ROW_ID,
+                      "description": "with submit: ids of the case's tips' own files to put "
+                                     "into the package; replaces the earlier choice"},
+        "tip_texts": {"type": "array", "items": ROW_ID,
+                      "description": "with submit: ids of the case's tips whose statements go "
+                                     "into the package as text files (never the reporter's "
+                                     "identity); replaces the earlier choice"}}}
+    documents = {**step_body, "properties": {**step_body["properties"], "documents": {
+        "type": "array", "items": {"type": "string", "format": "binary"}}}}
+    return {
+        f"api.{prefix}_referrals": Operation(
+            summary=f"Referrals {who}", bearer=True,
+            responses={"200": "the referrals"}),
+        f"api.{prefix}_referral": Operation(
+            summary="A referral, its history and the next steps the table allows (each with "
+                    "its legal basis: the citation as data, basis_text in the caller's language)",
+            bearer=True, responses={"200": "the referral"}),
+        f"api.{prefix}_referral_action": Operation(
+            summary="Take a step of the referral procedure (refused steps change nothing)",
+            bearer=True, body=step_body, body_required=False, multipart=documents,
+            responses={"200": "the referral after the step",
+                       "400": error("bad input, or the 移送书 cannot be written (code "
+                                    "letter_materials, letter_facts …)"),
+                       "403": error("the caller holds no key that opens the case"),
+                       "409": error("the transition table does not allow this step now "
+                                    "(code, state)")}),
+        f"api.{prefix}_package": Operation(
+            summary="The referral package as stored: age-encrypted ZIP (open with the body's "
+                    "key)", bearer=True,
+            responses={"200": "application/octet-stream",
+                       "403": error("the caller holds no key of the referral")}),
+    }
+
+
+def _queue_parameters() -> tuple[dict[str, Any], ...]:
+    day = {"type": "string", "anyOf": [{"enum": [""]}, {
+        "format": "date", "pattern": "^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}$"}]}
+    return (
+        query("status", "the tip's state", choice(tuple(TipStatus))),
+        query("category", "a category's code, or unclassified", {"type": "string"}),
+        query("county", "a county, or unknown", choice((*COUNTIES, "unknown"))),
+        query("channel", "intake channel", choice(tuple(Channel))),
+        query("language", "the language the tip was filed in; unknown: not recorded",
+              choice((*LANGUAGES, "unknown"))),
+        query("from", "received on or after (YYYY-MM-DD)", day),
+        query("to", "received on or before (YYYY-MM-DD)", day),
+        query("real_name", "yes or no", choice(("yes", "no"))),
+        query("attachments", "yes or no", choice(("yes", "no"))),
+        query("deadline", "due within a working day, or overdue", choice(("due_soon",
+                                                                           "overdue"))),
+        query("sort", "order", choice(("received", "deadline", "priority"))),
+        query("after", "the `next` cursor of the previous page",
+              {"type": "string", "format": CURSOR_FORMAT}),
+    )
+
+
+def _staff_operations() -> dict[str, Operation]:
+    return {
+        "api.staff_token": _sign_in(""),
+        "api.liaison_token": _sign_in(" as a liaison (the same as /staff/token)"),
+        "api.staff_token_revoke": Operation(summary="Revoke this token", bearer=True,
+                                            responses={"204": "revoked"}),
+        "api.staff_queue": Operation(
+            summary="The queue: tips of the caller's units (metadata only)", bearer=True,
+            parameters=_queue_parameters(),
+            responses={"200": "one page and the next cursor",
+                       "400": error("a filter value that is not one of its choices, or a "
+                                    "cursor that is not one")}),
+        "api.staff_counts": Operation(summary="Open tips per category", bearer=True,
+                                      responses={"200": "counts by category code"}),
+        "api.staff_tip": Operation(
+            summary="A tip, decrypted with the caller's unit key (audited)", bearer=True,
+            responses={"200": "the tip", "403": error("no key granted")}),
+        "api.staff_tip_action": Operation(
+            summary="An action on a tip", bearer=True, body_required=False,
+            body={"type": "object", "properties": {
+                "category": TEXT, "priority": {"type": "integer", "minimum": 0, "maximum": 3},
+                "reason": TEXT, "body": TEXT, "days": {"type": "integer", "maximum": 30},
+                "unit": TEXT, "user_id": {"type": "integer"},
+                "original_id": {"type": "integer"}}},
+            path={"action": choice(STAFF_ACTIONS, empty=False)},
+            responses={"200": "done", "400": error("bad input"),
+                       "403": error("the caller's role may not, or holds no key"),
+                       "409": error("not possible in the tip's state")}),
+        "api.staff_attachment": Operation(
+            summary="A file, decrypted, as stored after cleaning (audited as a download): its "
+                    "true type as Content-Type, its original name in Content-Disposition "
+                    "(RFC 5987)", bearer=True,
+            responses={"200": "the file", "403": error("no key granted")}),
+        "api.staff_hotline": Operation(
+            summary="Enter a tip for a caller (hotline, petition …); returns the receipt to "
+                    "read back", bearer=True, body=HotlineFields,
+            responses={"201": "filed", "403": error("the caller does not take hotline "
+                                                    "calls")}),
+        **_referral_operations("liaison", "addressed to the caller's body"),
+        **_referral_operations("staff", "of the caller's units"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The generator
+
+
+def operations(app: Flask) -> Iterator[tuple[str, str, Any, Operation | None]]:
+    """(path in the document, method, rule, declaration) for every API route and method."""
+    table = _staff_operations()
+    prefix = "/api/v1"
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        view = app.view_functions[rule.endpoint]
+        declared = getattr(view, "openapi", None) or table.get(rule.endpoint)
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule.removeprefix(prefix))
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield path, method.lower(), rule, declared
+
+
+def _body(operation: Operation) -> dict[str, Any] | None:
+    if operation.body is None:
+        return None
+    schema = operation.body if isinstance(operation.body, dict) else {
+        "$ref": f"#/components/schemas/{operation.body.model_config.get('title')}"}
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if operation.multipart is not None:
+        content["multipart/form-data"] = {"schema": operation.multipart}
+    return {"required": operation.body_required, "content": content}
+
+
+def _answer(status: str, value: str | tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"description": value}
+    description, schema = value
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _operation(app: Flask, rule: Any, operation: Operation) -> dict[str, Any]:
+    parameters = [*operation.parameters]
+    for name, converter in rule._converters.items():  # in the order of the path
+        schema = operation.path.get(name) or (
+            {"type": "integer", "minimum": 0, **({"maximum": converter.max} if converter.max
+                                                 else {})}
+            if isinstance(converter, IntegerConverter)
+            else choice(sorted(converter.items), empty=False)
+            if isinstance(converter, AnyConverter)
+            else {"type": "string", "pattern": "^[^/]+$"})
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    responses = {status: _answer(status, value) for status, value in
+                 operation.responses.items()}
+    common: dict[str, tuple[str, dict[str, Any]]] = {
+        "429": error("too many requests from this connection"),
+        "503": error("the portal is busy or cannot store now: nothing was stored; send the "
+                     "same request again after Retry-After seconds")}
+    if operation.bearer:
+        common["401"] = error("no valid bearer token")
+    if rule._converters:
+        common["404"] = error("not found, or not among the caller's")
+    if operation.body is not None:
+        common["400"] = error("invalid fields (each named, in the caller's language)")
+        common["413"] = error("request larger than the portal accepts")
+    for status, value in common.items():
+        responses.setdefault(status, _answer(status, value))
+    responses["503"]["headers"] = {"Retry-After": {
+        "description": "seconds to wait before sending the request again",
+        "schema": {"type": "integer"}}}
+    result: dict[str, Any] = {"summary": operation.summary, "responses": dict(
+        sorted(responses.items()))}
+    if operation.description:
+        result["description"] = operation.description
+    if parameters:
+        result["parameters"] = parameters
+    body = _body(operation)
+    if body is not None:
+        form = body["content"].get("multipart/form-data", {}).get("schema", {})
+        files = form.get("properties", {}).get("attachments")
+        if files is not None:  # as many files as this portal takes
+            files["maxItems"] = app.config["MAX_FILES"]
+        result["requestBody"] = body
+    if operation.bearer:
+        result["security"] = [{"staffToken": []}]
+    return result
+
+
+def _components(categories: list[str]) -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in MODELS:
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(generated.pop("$defs", {}))
+        schemas[str(model.model_config.get("title"))] = generated
+    for schema in schemas.values():  # a required field has no default
+        for name in schema.get("required", []):
+            schema["properties"][name].pop("default", None)
+    # The category is checked against the database's current codes: named here from it.
+    category = {"anyOf": [{"type": "string", "pattern": caseless(["", *categories])},
+                          {"type": "null"}],
+                "description": "a current category's code (GET /categories); omit when not "
+                               "sure"}
+    for name in ("Tip", "HotlineTip"):
+        schemas[name]["properties"]["category"] = category
+    schemas.update({
+        "Error": {"type": "object", "properties": {
+            "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "field name → message in the caller's language"},
+            "error": TEXT, "status": {"type": "integer"}}},
+        "Categories": {"type": "object", "properties": {"categories": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "code": TEXT, "version": {"type": "integer"}, "scope": TEXT,
+                "name": {"type": "object"}, "description": {"type": "object"}}}}}},
+        "Followup": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": list(TipStatus)},
+            "status_text": TEXT,
+            "archived": {"type": "boolean", "description": "content destroyed under the "
+                         "retention rules: no messages, files or notes remain"},
+            "archived_text": {"type": ["string", "null"]},
+            "received_at": {"type": "string", "format": "date-time"},
+            "updates": {"type": "array", "items": {"type": "object"}},
+            "messages": {"type": "array", "items": {"type": "object", "properties": {
+                "from": {"type": "string", "enum": ["reporter", "staff"]},
+                "at": {"type": "string", "format": "date-time"}, "body": TEXT}}},
+            "attachments": {"type": "array", "items": {"type": "object"}}}},
+    })
+    return {"securitySchemes": {"staffToken": {
+        "type": "http", "scheme": "bearer",
+        "description": "from POST /staff/token; expires, and DELETE /staff/token revokes it"}},
+        "schemas": schemas}
+
+
+def current_categories(session: Session) -> list[str]:
+    return list(session.scalars(select(Category.code).where(Category.current.is_(True))
+                                .order_by(Category.sort_order)))
+
+
+def openapi_document(app: Flask, categories: list[str]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, rule, declared in operations(app):
+        if declared is None:
+            continue  # tests/functional/test_openapi.py names it
+        paths.setdefault(path, {})[method] = _operation(app, rule, declared)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Qingliu (清流) tip portal API", "version": "1",
@@ -52,321 +369,34 @@ def openapi_document(config: Mapping[str, Any]) -> dict[str, Any]:
                                 "tip and cannot be recovered. Error messages follow "
                                 "Accept-Language (zh, ko, en)."},
         "servers": [{"url": "/api/v1"}],
-        "paths": {**citizen_paths(config), **staff_paths(), **referral_paths()},
-        "components": components(),
+        "paths": dict(sorted(paths.items())),
+        "components": _components(categories),
     }
 
 
-def citizen_paths(config: Mapping[str, Any]) -> dict[str, Any]:
-    text, tip_properties, limited = TEXT, TIP_PROPERTIES, LIMITED
-    return {
-            "/categories": {"get": {
-                "summary": "The current 17 clue categories in three languages",
-                "responses": {"200": {"description": "categories", "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Categories"}}}}},
-            }},
-            "/tips": {"post": {
-                "summary": "File a tip",
-                "parameters": [{
-                    "name": "Idempotency-Key", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~+/=-]{32,128}$"},
-                    "description": "Optional. A random value of at least 128 bits made by the "
-                                   "client for this one tip (e.g. a UUID v4 or 32 hex digits) "
-                                   "and kept secret like the receipt. Sending the same key "
-                                   "again with the same content files nothing: within an hour "
-                                   "of filing the answer is "
-                                   "200 with the same receipt (header Idempotent-Replayed: "
-                                   "true), later 409. The key is never stored, only a keyed "
-                                   "hash of it; the receipt is derived from it.",
-                }],
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Tip"}},
-                    "multipart/form-data": {"schema": {
-                        "type": "object",
-                        "properties": {
-                            **{k: v for k, v in tip_properties.items() if k != "identity"},
-                            "identity": {"type": "string",
-                                         "description": "the Identity object as JSON text"},
-                            "attachments": {"type": "array", "maxItems": config["MAX_FILES"],
-                                            "items": {"type": "string", "format": "binary"}},
-                        },
-                        "required": ["narrative"],
-                    }},
-                }},
-                "responses": {
-                    "201": {"description": "filed", "content": {"application/json": {
-                        "schema": {"type": "object", "required": ["receipt"], "properties": {
-                            "receipt": {"type": "string", "pattern": RECEIPT_PATTERN}
-                        }}}}},
-                    "200": {"description": "filed before with this Idempotency-Key: the same "
-                                           "receipt, nothing new filed",
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["receipt"], "properties": {
-                                    "receipt": {"type": "string",
-                                                "pattern": RECEIPT_PATTERN}}}}}},
-                    "409": _error_response("filed before with this Idempotency-Key, more than "
-                                           "an hour ago: nothing new filed, receipt not shown"),
-                    "422": _error_response("this Idempotency-Key filed a tip with other "
-                                           "content: nothing filed; use a new key"),
-                    "400": _error_response("invalid fields"),
-                    "413": _error_response("request larger than the portal accepts"),
-                    **limited,
-                    **BUSY,
-                },
-            }},
-            "/followup": {"post": {
-                "summary": "Status and messages of a tip",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["receipt"],
-                    "properties": {"receipt": text}}}}},
-                "responses": {
-                    "200": {"description": "the tip's progress", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Followup"}}}},
-                    "400": _error_response("invalid fields"),
-                    "404": _error_response("no tip has this receipt"),
-                    **limited,
-                    **BUSY,
-                },
-            }},
-            "/followup/messages": {"post": {
-                "summary": "Write to the officers handling a tip",
-                "parameters": [{
-                    "name": "Idempotency-Key", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~+/=-]{32,128}$"},
-                    "description": "Optional. A random value made by the client for this one "
-                                   "message: sending it again adds nothing and answers 200 "
-                                   "with the first message's time (Idempotent-Replayed: true).",
-                }],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["receipt", "body"],
-                    "properties": {"receipt": text,
-                                   "body": {**text, "maxLength": MAX_LENGTH["message"]}}}}}},
-                "responses": {
-                    "201": {"description": "sent", "content": {"application/json": {"schema": {
-                        "type": "object", "properties": {
-                            "sent_at": {"type": "string", "format": "date-time"}}}}}},
-                    "200": {"description": "sent before with this Idempotency-Key: nothing "
-                                           "added", "content": {"application/json": {"schema": {
-                                               "type": "object", "properties": {
-                                                   "sent_at": {"type": "string",
-                                                               "format": "date-time"}}}}}},
-                    "400": _error_response("invalid fields"),
-                    "404": _error_response("no tip has this receipt"),
-                    **limited,
-                    **BUSY,
-                },
-            }},
-    }
+def tip_multipart() -> dict[str, Any]:
+    """POST /tips as a multipart form: the Tip's fields as text, the identity as JSON text,
+    and the files."""
+    tip = TipFields.model_json_schema(ref_template="#/components/schemas/{model}")
+    properties = {name: _as_text(schema) for name, schema in tip["properties"].items()
+                  if name != "identity"}
+    properties["identity"] = {"type": "string", "contentMediaType": "application/json",
+                              "description": "the Identity object as JSON text"}
+    properties["attachments"] = {"type": "array",
+                                 "items": {"type": "string", "format": "binary"}}
+    return {"type": "object", "properties": properties, "required": ["narrative"],
+            "additionalProperties": False}
 
 
-def components() -> dict[str, Any]:
-    text, tip_properties = TEXT, TIP_PROPERTIES
-    return {"securitySchemes": {"staffToken": {
-            "type": "http", "scheme": "bearer",
-            "description": "from POST /staff/token; expires, and DELETE /staff/token revokes it"}},
-            "schemas": {
-            "Identity": {"type": "object", "additionalProperties": False,
-                         "description": "present only for a real-name tip",
-                         "required": ["name"],
-                         "properties": {
-                             "name": {**text, "maxLength": MAX_LENGTH["name"]},
-                             "phone": {**text, "maxLength": MAX_LENGTH["phone"]},
-                             "id_number": {**text, "pattern": "^[0-9]{17}[0-9Xx]$"},
-                             "address": {**text, "maxLength": MAX_LENGTH["address"]},
-                             "contact_ok": {"type": "boolean"},
-                             "reward": {"type": "boolean"}}},
-            "Tip": {"type": "object", "additionalProperties": False, "required": ["narrative"],
-                    "properties": tip_properties},
-            "Error": {"type": "object", "properties": {
-                "errors": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "field name → message in the caller's language"},
-                "error": text, "status": {"type": "integer"}}},
-            "Categories": {"type": "object", "properties": {"categories": {
-                "type": "array", "items": {"type": "object", "properties": {
-                    "code": text, "version": {"type": "integer"}, "scope": text,
-                    "name": {"type": "object"}, "description": {"type": "object"}}}}}},
-            "Followup": {"type": "object", "properties": {
-                "status": {"type": "string", "enum": ["received", "accepted", "declined",
-                                                      "verifying", "referred", "closed"]},
-                "status_text": text,
-                "archived": {"type": "boolean", "description": "content destroyed under the "
-                             "retention rules: no messages, files or notes remain"},
-                "archived_text": {"type": ["string", "null"]},
-                "received_at": {"type": "string", "format": "date-time"},
-                "updates": {"type": "array", "items": {"type": "object"}},
-                "messages": {"type": "array", "items": {"type": "object", "properties": {
-                    "from": {"type": "string", "enum": ["reporter", "staff"]},
-                    "at": {"type": "string", "format": "date-time"}, "body": text}}},
-                "attachments": {"type": "array", "items": {"type": "object"}}}},
-        }}
+def _as_text(schema: dict[str, Any]) -> dict[str, Any]:
+    """A form part is text: the JSON schema's string variant of a field."""
+    schema = {k: v for k, v in schema.items() if k != "default"}
+    if "anyOf" in schema:
+        strings = [s for s in schema["anyOf"] if s.get("type") == "string"]
+        return {**{k: v for k, v in schema.items() if k != "anyOf"}, **strings[0]}
+    if schema.get("type") == ["string", "null"]:
+        return {**schema, "type": "string"}
+    return schema
 
 
-def _bearer(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None,
-            parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary, "security": [{"staffToken": []}],
-        "responses": {**responses, "401": _error_response("no valid bearer token")}}
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": body}}}
-    if parameters:
-        operation["parameters"] = parameters
-    if any(p.get("in") == "path" for p in parameters or []):  # an id no row has (or may see)
-        operation["responses"].setdefault("404", _error_response("not found"))
-    return operation
-
-
-def _path_id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-
-
-def _query(name: str, description: str, enum: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if enum:
-        schema["enum"] = enum
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
-
-
-STAFF_ACTIONS = ["classify", "priority", "accept", "decline", "verify", "close", "extend",
-                 "transfer", "duplicate", "assign", "message"]
-
-
-def staff_paths() -> dict[str, Any]:
-    ok = {"200": {"description": "done"}}
-    return {
-        "/staff/token": {
-            "post": {"summary": "Sign in (password and TOTP code) for a bearer token",
-                     "requestBody": {"required": True, "content": {"application/json": {
-                         "schema": {"type": "object", "required": ["username", "password", "otp"],
-                                    "properties": {"username": TEXT, "password": TEXT,
-                                                   "otp": TEXT}}}}},
-                     "responses": {"201": {"description": "token", "content": {
-                         "application/json": {"schema": {"type": "object", "properties": {
-                             "token": TEXT, "expires_at": {**TEXT, "format": "date-time"}}}}}},
-                         "400": _error_response("the body is not a JSON object"),
-                         "401": _error_response("wrong name, password or code (same answer)"),
-                         "429": _error_response("throttled; retry_after in seconds")}},
-            "delete": _bearer("Revoke this token", {"204": {"description": "revoked"}}),
-        },
-        "/staff/tips": {"get": _bearer("The queue: tips of the caller's units (metadata only)",
-                                       {"200": {"description": "one page and the next cursor"},
-                                        "400": _error_response("a filter value that is not "
-                                                               "one of its choices")},
-                                       parameters=[
-            _query("status", "received, accepted, declined, verifying, referred, closed"),
-            _query("category", "P01…Z07 or unclassified"),
-            _query("county", "a county code or unknown"), _query("channel", "intake channel"),
-            _query("language", "the language the tip was filed in; unknown: not recorded",
-                   ["zh", "ko", "en", "unknown"]),
-            _query("from", "received on or after (YYYY-MM-DD)"),
-            _query("to", "received on or before (YYYY-MM-DD)"),
-            _query("real_name", "yes or no", ["yes", "no"]),
-            _query("attachments", "yes or no", ["yes", "no"]),
-            _query("deadline", "due within a working day, or overdue", ["due_soon", "overdue"]),
-            _query("sort", "order", ["received", "deadline", "priority"]),
-            _query("after", "the `next` cursor of the previous page")])},
-        "/staff/counts": {"get": _bearer("Open tips per category", ok)},
-        "/staff/tips/{tip_id}": {"get": _bearer(
-            "A tip, decrypted with the caller's unit key (audited)",
-            {"200": {"description": "the tip"}, "403": _error_response("no key granted"),
-             "404": _error_response("no such tip among the caller's")},
-            parameters=[_path_id("tip_id")])},
-        "/staff/tips/{tip_id}/{action}": {"post": _bearer(
-            "An action on a tip", {**ok, "400": _error_response("bad input"),
-                                   "403": _error_response("the caller's role may not"),
-                                   "404": _error_response("no such tip or action"),
-                                   "409": _error_response("not possible in the tip's state")},
-            body={"type": "object", "properties": {
-                "category": TEXT, "priority": {"type": "integer", "minimum": 0, "maximum": 3},
-                "reason": TEXT, "body": TEXT, "days": {"type": "integer", "maximum": 30},
-                "unit": TEXT, "user_id": {"type": "integer"},
-                "original_id": {"type": "integer"}}},
-            parameters=[_path_id("tip_id"), {"name": "action", "in": "path", "required": True,
-                                             "schema": {"type": "string",
-                                                        "enum": STAFF_ACTIONS}}])},
-        "/staff/attachments/{attachment_id}": {"get": _bearer(
-            "A file, decrypted, as stored after cleaning (audited as a download): its true "
-            "type as Content-Type, its original name in Content-Disposition (RFC 5987)",
-            {"200": {"description": "the file"}, "403": _error_response("no key granted")},
-            parameters=[_path_id("attachment_id")])},
-        "/staff/hotline": {"post": _bearer(
-            "Enter a tip for a caller (hotline, petition …); returns the receipt to read back",
-            {"201": {"description": "filed"}, "400": _error_response("invalid fields"),
-             "403": _error_response("the caller does not take hotline calls")},
-            body={"type": "object", "required": ["narrative", "channel"], "properties": {
-                **TIP_PROPERTIES, "channel": {"type": "string", "enum": [
-                    "hotline", "petition", "inspection_rectification", "enforcement",
-                    "routine_inspection", "transfer"]}}})},
-    }
-
-
-def referral_paths() -> dict[str, Any]:
-    """The liaison API (a receiving body's own system) and the bureau's referral API."""
-    from referral.workflow import TRANSITIONS
-
-    actions = sorted({t.action for t in TRANSITIONS})
-    step_body = {"type": "object", "properties": {
-        "reason": TEXT, "period": {"type": "string", "enum": ["normal", "check", "major"],
-                                   "description": "with sign_receipt: 3, 7 or 30 days"},
-        "contact_phone": {**TEXT, "description": "with hand_over: printed on the 移送书"},
-        "document_kind": TEXT,
-        "tip_files": {"type": "array", "items": {"type": "integer"},
-                      "description": "with submit: ids of the case's tips' own files to put "
-                                     "into the package (as stored: name, true type, and the "
-                                     "location and time a reporter chose to keep); replaces "
-                                     "the earlier choice"},
-        "tip_texts": {"type": "array", "items": {"type": "integer"},
-                      "description": "with submit: ids of the case's tips whose statements go "
-                                     "into the package as text files (place, time, who is "
-                                     "responsible, what happened; never the reporter's "
-                                     "identity); replaces the earlier choice"}}}
-    step = {
-        "summary": "Take a step of the referral procedure (refused steps change nothing)",
-        "requestBody": {"content": {
-            "application/json": {"schema": step_body},
-            "multipart/form-data": {"schema": {**step_body, "properties": {
-                **step_body["properties"],
-                "documents": {"type": "array", "items": {"type": "string",
-                                                         "format": "binary"}}}}}}},
-        "responses": {"200": {"description": "the referral after the step"},
-                      "400": _error_response("bad input, or the 移送书 cannot be written "
-                                             "(code letter_materials, letter_facts …)"),
-                      "403": _error_response("the caller holds no key that opens the case"),
-                      "404": _error_response("not a referral the caller may see"),
-                      "409": _error_response("the transition table does not allow this step "
-                                             "now (code, state)"),
-                      "401": _error_response("no valid bearer token")},
-    }
-    id_param = _path_id("referral_id")
-    action_param = {"name": "action", "in": "path", "required": True,
-                    "schema": {"type": "string", "enum": actions}}
-    paths: dict[str, Any] = {
-        "/liaison/token": {"post": {
-            "summary": "Sign in as a liaison (same as /staff/token)",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["username", "password", "otp"],
-                "properties": {"username": TEXT, "password": TEXT, "otp": TEXT}}}}},
-            "responses": {"201": {"description": "token"},
-                          "400": _error_response("the body is not a JSON object"),
-                          "401": _error_response("wrong name, password or code"),
-                          "429": _error_response("throttled; retry_after in seconds")}}},
-    }
-    for prefix, who in (("/liaison", "addressed to the caller's body"),
-                        ("/staff", "of the caller's units")):
-        paths[f"{prefix}/referrals"] = {"get": _bearer(
-            f"Referrals {who}", {"200": {"description": "referrals"}})}
-        paths[f"{prefix}/referrals/{{referral_id}}"] = {"get": _bearer(
-            "A referral, its history and the next steps the table allows (each with its legal "
-            "basis: the citation as data, basis_text in the caller's language)",
-            {"200": {"description": "the referral"}, "404": _error_response("not found")},
-            parameters=[id_param])}
-        paths[f"{prefix}/referrals/{{referral_id}}/{{action}}"] = {"post": {
-            **step, "security": [{"staffToken": []}],
-            "parameters": [id_param, action_param]}}
-        paths[f"{prefix}/referrals/{{referral_id}}/package"] = {"get": _bearer(
-            "The referral package as stored: age-encrypted ZIP (open with the body's key)",
-            {"200": {"description": "application/octet-stream"},
-             "403": _error_response("the caller holds no key of the referral")},
-            parameters=[id_param])}
-    return paths
+__all__ = ["MAX_LENGTH", "Operation", "documented", "error", "header", "openapi_document"]
