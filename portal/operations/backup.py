@@ -39,13 +39,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as url_quote
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from auditlog.notes import Verifier
 
 FORMAT = "qingliu-backup"
 FORMAT_VERSION = 1
@@ -563,7 +566,7 @@ class _PublicKey:
         self.verifier_text = text_
 
     @property
-    def verifier(self) -> object:
+    def verifier(self) -> Verifier:
         from auditlog import notes
 
         return notes.Verifier.from_text(self.verifier_text)
@@ -605,7 +608,7 @@ def restore(database_url: str, directory: Path, *, migrations: Path,
             report.problems.append("the last audit checkpoint differs from the backup's")
         if audit.get("verifier"):
             with Session(engine) as session:
-                result = verify_database(session, _PublicKey(audit["verifier"]))  # type: ignore[arg-type]
+                result = verify_database(session, _PublicKey(audit["verifier"]))
             report.audit_entries, report.audit_checkpoint = result.entries, result.checkpoint_size
             if not result.ok:
                 report.problems.append(f"the audit log does not verify: {result.reason}")
