@@ -121,7 +121,7 @@ class IdentityNotFound(Exception):
 
 
 class IdentityRefused(Exception):
-    """The step is not allowed; `code` says why (portal/web/staff/identity_views.py has the
+    """The step is not allowed; `code` says why (portal/web/messages.py has the
     words)."""
 
     def __init__(self, code: str) -> None:

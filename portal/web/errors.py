@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from portal.security.keys import NotSetUp
 
 if TYPE_CHECKING:
-    from portal.web.staff.context import Caller
+    from portal.web.session import Caller
 
 
 def _wants_json() -> bool:
@@ -65,7 +65,7 @@ def _staff_caller() -> Caller | None:
     """The signed-in staff member, if any. Not for a server error: the database may be what
     failed, and the error page must not fail again."""
     from portal.web.extensions import db
-    from portal.web.staff.context import current_caller
+    from portal.web.session import current_caller
 
     try:
         return current_caller()

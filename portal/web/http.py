@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterable
 from typing import IO, Any
+from urllib.parse import quote
 
 import flask_babel
 from flask import Flask, Request, abort, current_app, request, session
@@ -16,6 +17,7 @@ from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter, Map
 
 from portal.intake.uploads import EncryptedSpool
+from referral.filenames import safe_name
 
 LOCALES = {"zh": "zh_Hans", "ko": "ko", "en": "en"}
 LANG_LABELS = (("zh", "中文"), ("ko", "조선어"), ("en", "English"))
@@ -143,6 +145,16 @@ class RowIdConverter(IntegerConverter):
     def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,
                  max: int | None = MAX_ROW_ID, signed: bool = False) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """`attachment` (or `inline`) with the file's own name made safe (filenames.safe_name: no
+    folders, no control or invisible characters, not too long): an ASCII stand-in for old clients
+    and the exact name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
+    filename = safe_name(filename)
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%;'
+                       else "_" for c in filename) or "file"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def install_converters(app: Flask) -> None:

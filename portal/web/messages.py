@@ -16,7 +16,8 @@ from flask_babel import gettext, lazy_gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from portal.intake.filing import FieldError
-from referral.workflow import Document
+from portal.intake.identity import REASON_MAX
+from referral.workflow import Document, Transition
 
 _ERRORS = {
     "required": lazy_gettext("This field is required."),
@@ -773,3 +774,156 @@ TEMPLATE_WORDS = {
     "identity_purpose_text": identity_purpose_text,
     "reporter_purpose_text": reporter_purpose_text, "identity_state_text": identity_state_text,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases and referrals: why a step was refused, and what each row of referral/workflow.py says.
+# The staff and liaison pages and the API say the same.
+
+REFERRAL_REFUSALS = {
+    "unknown_action": _l("There is no such step."),
+    "not_from_this_state": _l("This step is not possible in the referral's current state."),
+    "not_your_step": _l("This step is not yours to take."),
+    "documents_missing": _l("This step needs a document that is not attached yet."),
+    "reason_required": _l("Please give a reason."),
+    "not_overdue": _l("The period for this decision has not ended yet."),
+}
+CASE_REFUSALS = {
+    "no_tips": _l("Choose at least one tip."),
+    "unknown_tip": _l("There is no such tip among the ones you may see."),
+    "tip_not_accepted": _l("Only accepted tips can form a case."),
+    "tip_in_a_case": _l("One of these tips already belongs to a case."),
+    "team_too_small": _l("A case team (专案组) needs at least two officers."),
+    "not_a_member": _l("That officer does not belong to the tip's unit."),
+    "unknown_offence": _l("Please choose a suspected offence."),
+    "contact_phone_required": _l("The 移送书 needs a contact phone number."),
+    "contact_phone_too_long": _l("The contact phone is too long: at most 40 characters."),
+    "measures_required": _l("Please describe the rectification measures taken."),
+    "bad_date": _l("Please enter the dates as year-month-day, for example 2026-08-31."),
+    "issuer_required": _l("Please name the body that issued it."),
+    "no_files": _l("Choose at least one file to add."),
+    "problems_required": _l("Please write down the problems it names."),
+    # What the 移送书 cannot be written without (referral/letter.py LetterIncomplete).
+    "letter_materials": _l("The 移送书 lists the materials sent with it, and none is attached "
+                           "yet: add the documents (at least the investigation report)."),
+    "letter_facts": _l("The 移送书 needs the summary of the facts, and the case has none: the "
+                       "case's summary of the facts must be filled in first."),
+    "letter_officer_names": _l("The 移送书 names the case team: it needs at least two "
+                               "officers."),
+    "letter_contact_phone": _l("The 移送书 needs a contact phone number."),
+    "letter_offence": _l("The 移送书 needs the suspected offence of the case."),
+    "letter_legal_basis": _l("The 移送书 needs the legal basis of the suspected offence."),
+    "letter_case_title": _l("The 移送书 needs the case's title."),
+    # Blacking out before hand-over (portal/cases/redaction.py).
+    "redaction_closed": _l("The package has been handed over: what it carries can no longer "
+                           "be changed."),
+    "redaction_unreadable": _l("An image with areas blacked out cannot be read any more: take "
+                               "its blacking out back, or leave the image out of the package."),
+    "redaction_not_team": _l("Only the case team can black out parts of what the package "
+                             "carries."),
+}
+# Why a blacking out was refused (portal/redaction.RedactionRefused codes).
+REDACTION_REFUSALS = {
+    "no_phrases": _l("Write at least one word or phrase to black out, one a line."),
+    "too_many_phrases": _l("At most %(num)d phrases at a time, each at most %(chars)d "
+                           "characters."),
+    "phrase_not_found": _l("“%(phrase)s” does not occur in the statement: check how it is "
+                           "written there."),
+    "phrases_already_out": _l("Every phrase you typed is blacked out already: the list below "
+                              "shows them."),
+    "box_not_numbers": _l("Give the area as four numbers: left, top, width and height, in "
+                          "percent of the image."),
+    "box_empty": _l("The area needs a width and a height above 0."),
+    "box_outside": _l("The area must lie within the image: left plus width, and top plus "
+                      "height, at most 100."),
+    "too_many_boxes": _l("At most %(num)d areas can be blacked out in one image."),
+    "image_unreadable": _l("This image cannot be read, so no area of it can be blacked out: "
+                           "leave it out of the package."),
+}
+# What each row of referral/workflow.py says, beside its citation (kept as data there, in the
+# regulation's own words: 17号 第9条).
+BASIS_NOTES = {
+    "head_decides_3_days": _l("The case team reports; the head decides within 3 days."),
+    "hand_over_24_hours": _l("Hand over within 24 hours of approval."),
+    "refusal_with_reasons": _l("A refusal is recorded with its reasons."),
+    "letter_and_materials": _l("The 移送书 and the materials go to the receiving body, with a "
+                               "copy to the procuratorate."),
+    "decide_filing_3_days": _l("The receiving body decides on filing within 3 days."),
+    "material_24_hours_supplement_3_days": _l("Missing material is asked for within 24 hours "
+                                              "and supplemented within 3 days."),
+    "not_in_jurisdiction": _l("Not within its jurisdiction: forwarded to the competent body."),
+    "filed_in_writing_exhibits_3_days": _l("Filing is notified in writing; exhibits are handed "
+                                           "over within 3 days."),
+    "reconsideration_3_working_days": _l("Reconsideration may be asked within 3 working days."),
+    "no_decision_in_period": _l("No decision within the period."),
+    "police_decide_3_working_days": _l("The police decide the reconsideration within 3 working "
+                                       "days."),
+    "procuratorate_supervision": _l("The procuratorate is asked to supervise the filing "
+                                    "(立案监督)."),
+    "non_prosecution_notified_3_days": _l("A decision not to prosecute is notified within 3 "
+                                          "days."),
+    "returned_for_penalty": _l("Returned to the bureau for an administrative penalty."),
+}
+NO_KEY = _l("You have not been granted the key that opens this. Ask a colleague who holds the "
+            "unit's key to grant it to you, or paste the unit's recovery key on the “Unit keys” "
+            "page.")
+
+
+def step_refusal_text(code: str) -> str:
+    """Why a step of a case or a referral was refused (a tip's refusals: refusal_text)."""
+    label = REFERRAL_REFUSALS.get(code) or CASE_REFUSALS.get(code)
+    return str(label) if label else refusal_text(code)
+
+
+def basis_text(transition: Transition) -> str:
+    """The row's legal citation, and what it says in the page's language."""
+    note = BASIS_NOTES.get(transition.note)
+    if transition.basis and note:
+        return f"{transition.basis}: {note}"
+    return transition.basis or (str(note) if note else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The reporter's identity (portal/intake/identity.py IdentityRefused codes): the officers' and
+# the liaisons' pages say the same.
+
+IDENTITY_REFUSALS = {
+    "not_allowed": _l("Your role does not allow you to ask for the reporter's identity."),
+    "not_real_name": _l("This tip is anonymous: there is no identity to ask for."),
+    "archived": _l("This tip's content and the reporter's identity were destroyed under the "
+                   "retention rule: there is nothing to ask for."),
+    "unknown_purpose": _l("Please choose one of the listed purposes."),
+    "reason_required": _l("Please give a reason."),
+    "reason_too_long": _l("The reason is too long: at most %(max)s characters."),
+    "already_open": _l("You already have a request for this purpose that is waiting or granted."),
+    "unknown_referral": _l("This tip is not part of that referral's case."),
+    "handed_over": _l("The referral has already been handed over: its package has left the "
+                      "bureau."),
+    "not_custodian": _l("Only a custodian of the tip's unit or of 州本级 decides on this."),
+    "key_not_held": _l("You do not hold the custodian key of this unit. Ask another custodian "
+                       "to hand it to you on the “Unit keys” page."),
+    "own_request": _l("You cannot decide on your own request: another custodian must."),
+    "not_pending": _l("This request has already been decided or withdrawn."),
+    "bad_days": _l("Please give a number of days from 1 to 30."),
+    "requester_gone": _l("The officer who asked no longer has an active account."),
+    "no_identity": _l("This tip's identity has not been sealed apart yet: an administrator must "
+                      "first run the command that separates identities."),
+    "not_sealed_to_unit": _l("The tip came from another unit and its identity is not yet sealed "
+                             "to your unit's custodian key: a custodian of 州本级 must decide "
+                             "(which seals it again for your unit)."),
+    "not_granted": _l("This request is not granted (or no longer): the identity cannot be "
+                      "read."),
+    "expired": _l("This grant has run out: the identity can no longer be read. Ask again if "
+                  "you still need it."),
+    "personal_key_changed": _l("The identity was sealed to a personal key you no longer have "
+                               "(after a password reset): ask again."),
+    "not_set_up": _l("The keys this needs have not been generated yet."),
+}
+
+
+def identity_refusal_text(code: str) -> str:
+    """Why an identity request, decision or read was refused (portal/intake/identity.py)."""
+    words = IDENTITY_REFUSALS.get(code)
+    if words is None:
+        return gettext("This is not possible.")
+    return str(words) % {"max": REASON_MAX} if "%(max)" in str(words) else str(words)

@@ -20,7 +20,7 @@ from portal.security.sessions import (
     SqlBackend,
 )
 from portal.web.extensions import db
-from portal.web.staff.context import COOKIE
+from portal.web.session import COOKIE
 from tests.conftest import FAST_ARGON2, TEST_REDIS_URL
 
 

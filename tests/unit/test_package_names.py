@@ -22,7 +22,7 @@ from auditlog.verify import VerifyError, verify_bundle
 from models import Attachment, Referral
 from portal.cases.referrals import package_name
 from portal.web.extensions import db
-from portal.web.staff.views import content_disposition
+from portal.web.http import content_disposition
 from referral.filenames import MAX_NAME_BYTES, member_problem, safe_name, zip_entry
 
 HOSTILE = [

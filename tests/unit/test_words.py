@@ -19,7 +19,8 @@ from portal.web import messages
 from referral import deadlines, workflow
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted([*(ROOT / "portal").rglob("*.py"), *(ROOT / "referral").rglob("*.py")])
+SOURCES = sorted([*(ROOT / "portal").rglob("*.py"), *(ROOT / "referral").rglob("*.py"),
+                  *(ROOT / "auditlog").rglob("*.py")])
 # Which argument of each writer holds the action.
 WRITERS = {"record": 2, "_done": 3}
 NOT_DETAILS = {"object_type", "object_id", "unit_code", "at"}

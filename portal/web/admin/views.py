@@ -23,7 +23,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 
-from auditlog.events import Actor, record
+from auditlog.events import Actor
 from models import (
     HANDLING_KINDS,
     RECEIVING_KINDS,
@@ -54,10 +54,10 @@ from portal.security.accounts import (
     confirm_reset,
     create_account,
     decide_membership,
-    first_sign_in_token,
+    issue_first_sign_in_link,
+    issue_reset_link,
     parse_role,
     remove_membership,
-    reset_token,
     roles_open_to,
     set_active,
     take_reset_notice,
@@ -81,7 +81,13 @@ from portal.web.admin.warnings import admin_warnings, missing_calendar_years
 from portal.web.extensions import db
 from portal.web.http import current_lang
 from portal.web.messages import role_text, throttled_text
-from portal.web.staff.context import COOKIE, Caller, current_caller, session_store
+from portal.web.session import (
+    Caller,
+    renew_flask_session,
+    session_store,
+    set_session_cookie,
+    staff_required,
+)
 from referral.calendar import PREFECTURE_ZONE
 
 MAX_ID = 2**31 - 1  # the id columns' range (PostgreSQL integer): larger ids name nothing
@@ -95,7 +101,7 @@ class SetupForm(FlaskForm):
 
 @bp.route("/setup/<token>", methods=["GET", "POST"])
 def setup(token: str) -> tuple[str, int] | str:
-    if not token_is_valid(db.session, token):
+    if not token_is_valid(db.session(), token):
         abort(404)
     form = SetupForm()
     if form.is_submitted():
@@ -106,9 +112,9 @@ def setup(token: str) -> tuple[str, int] | str:
         elif password != (form.confirm.data or ""):
             form.confirm.errors = [gettext("The two passwords differ.")]
         else:
-            seed(db.session)
+            seed(db.session())
             try:
-                result = complete_setup(db.session, username, password, token=token,
+                result = complete_setup(db.session(), username, password, token=token,
                                         wrap_cost=current_app.config["WRAP_ARGON2"],
                                         login_cost=current_app.config["LOGIN_ARGON2"])
             except WeakPassword:
@@ -130,15 +136,6 @@ def setup(token: str) -> tuple[str, int] | str:
     return render_template("admin/setup.html", form=form)
 
 
-def _admin() -> Caller:
-    caller = current_caller()
-    if caller is None:
-        abort(redirect(url_for("staff.login")))
-    if not caller.principal.may_admin("accounts.manage"):
-        abort(403)
-    return caller
-
-
 def _actor(caller: Caller) -> Actor:
     return Actor("staff", caller.user.id, Role.ADMINISTRATOR)
 
@@ -150,9 +147,9 @@ def _today() -> date:
 
 
 @bp.get("/admin", strict_slashes=False)
-def home() -> Any:
+@staff_required(role="admin")
+def home(caller: Caller) -> Any:
     """The administrator's start page: the accounts at a glance, where to go, what needs doing."""
-    caller = _admin()
     active = db.session.scalar(select(func.count(User.id)).where(User.active.is_(True))) or 0
     inactive = db.session.scalar(select(func.count(User.id)).where(User.active.is_(False))) or 0
     per_role = dict(db.session.execute(
@@ -162,10 +159,10 @@ def home() -> Any:
         .group_by(Membership.role)).all())
     return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
                            per_role=[(role, per_role.get(role.value, 0)) for role in Role],
-                           warnings=admin_warnings(db.session, _today()),
+                           warnings=admin_warnings(db.session(), _today()),
                            server_problems=health.problems(current_app._get_current_object()),
                            to_confirm=_resets_to_confirm(),
-                           roles_waiting=waiting_for(db.session, caller.user.id))
+                           roles_waiting=waiting_for(db.session(), caller.user.id))
 
 
 def _resets_to_confirm() -> list[User]:
@@ -245,15 +242,13 @@ def _show_refusal(form: FlaskForm, code: str) -> None:
     getattr(form, field_name).errors = [str(message)]
 
 
-def _sign_in_link(user: User) -> str:
-    return url_for("admin.first_sign_in",
-                   token=first_sign_in_token(user, current_app.config["SECRET_KEY"]),
-                   _external=True)
+def _sign_in_link(token: str) -> str:
+    return url_for("admin.first_sign_in", token=token, _external=True)
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
-def users() -> Any:
-    caller = _admin()
+@staff_required(role="admin")
+def users(caller: Caller) -> Any:
     form = _user_form()
     if form.is_submitted():
         username = (form.username.data or "").strip()
@@ -263,13 +258,14 @@ def users() -> Any:
             try:
                 role = parse_role(form.role.data or "")
                 user = create_account(
-                    db.session, username, form.password.data or "",
+                    db.session(), username, form.password.data or "",
                     [(form.unit.data or "", role)],
                     wrap_cost=current_app.config["WRAP_ARGON2"],
                     login_cost=current_app.config["LOGIN_ARGON2"], actor=_actor(caller),
                     display_name=(form.display_name.data or "").strip())
-                record(db.session, _actor(caller), "user.sign_in_link_issued",
-                       object_type="user", object_id=user.id, via="page")
+                link_token = issue_first_sign_in_link(
+                    db.session(), user, current_app.config["SECRET_KEY"], actor=_actor(caller),
+                    via="page")
             except UsernameTaken:
                 db.session.rollback()
                 form.username.errors = [gettext("This username is taken.")]
@@ -285,7 +281,7 @@ def users() -> Any:
                 flash(gettext("The account has been created. Give %(name)s the password and "
                               "this one-time link, where they choose their own password and "
                               "set up the second factor: %(link)s",
-                              name=username, link=_sign_in_link(user)))
+                              name=username, link=_sign_in_link(link_token)))
                 if role in TWO_PERSON_ROLES:
                     flash(_waiting_words(role))
                 if role in (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON):
@@ -323,8 +319,8 @@ def _refused(message: Any) -> Any:
 
 
 @bp.post("/admin/users/<int:user_id>/<action>")
-def user_action(user_id: int, action: str) -> Any:
-    caller = _admin()
+@staff_required(role="admin")
+def user_action(caller: Caller, user_id: int, action: str) -> Any:
     user = db.session.get(User, user_id) if user_id <= MAX_ID else None
     if user is None:
         abort(404)
@@ -333,7 +329,7 @@ def user_action(user_id: int, action: str) -> Any:
     try:
         if action == "membership":
             role = parse_role(form.role.data or "")
-            assign_role(db.session, user, form.unit.data or "", role, actor=actor)
+            assign_role(db.session(), user, form.unit.data or "", role, actor=actor)
             db.session.commit()
             flash(gettext("Saved."))
             if role in TWO_PERSON_ROLES:
@@ -347,17 +343,17 @@ def user_action(user_id: int, action: str) -> Any:
                           if row_id(membership_id) else None)
             if membership is None or membership.user_id != user.id:
                 abort(404)
-            remove_membership(db.session, membership, actor=actor)
+            remove_membership(db.session(), membership, actor=actor)
             db.session.commit()
         elif action in ("deactivate", "activate"):
-            set_active(db.session, user, action == "activate", actor=actor)
+            set_active(db.session(), user, action == "activate", actor=actor)
             if action == "deactivate":
                 session_store().revoke_all(user.id)
             db.session.commit()
         elif action == "reset-password":
             _reset(user, actor, factor_lost=request.form.get("factor_lost") == "y")
         elif action == "confirm-reset":
-            confirm_reset(db.session, user, actor=actor)
+            confirm_reset(db.session(), user, actor=actor)
             _issue_reset_link(user, actor)
         else:
             abort(404)
@@ -371,7 +367,7 @@ def user_action(user_id: int, action: str) -> Any:
 def _reset(user: User, actor: Actor, *, factor_lost: bool) -> None:
     """Start a reset: no password is chosen here. The link goes out now when the person can
     prove it with their second factor, or after a second administrator's confirmation."""
-    revoked = reset_password(db.session, user, actor=actor, factor_lost=factor_lost)
+    revoked = reset_password(db.session(), user, actor=actor, factor_lost=factor_lost)
     session_store().revoke_all(user.id)
     if user.reset_state == RESET_CONFIRM:
         db.session.commit()
@@ -386,11 +382,9 @@ def _reset(user: User, actor: Actor, *, factor_lost: bool) -> None:
 
 
 def _issue_reset_link(user: User, actor: Actor) -> None:
-    link = url_for("admin.complete_password_reset",
-                   token=reset_token(user, current_app.config["SECRET_KEY"]), _external=True)
-    record(db.session, actor, "user.sign_in_link_issued", object_type="user",
-           object_id=user.id, via="reset")
+    token = issue_reset_link(db.session(), user, current_app.config["SECRET_KEY"], actor=actor)
     db.session.commit()
+    link = url_for("admin.complete_password_reset", token=token, _external=True)
     if user.reset_factor_lost:
         flash(gettext("Give %(name)s this one-time link, where they choose their own password "
                       "and then set up a new second factor: %(link)s", name=user.username,
@@ -428,13 +422,11 @@ CONFIRM_REFUSALS: dict[str, Any] = {
 
 
 @bp.route("/roles-to-confirm", methods=["GET", "POST"])
-def roles_to_confirm() -> Any:
+@staff_required
+def roles_to_confirm(caller: Caller) -> Any:
     """The roles waiting for this person's confirmation: a head sees the officer roles of their
     unit, a liaison those of their receiving body, an administrator the administrator roles
     and those of units that have nobody to speak for them yet. Confirm or refuse each."""
-    caller = current_caller()
-    if caller is None:
-        return redirect(url_for("staff.login"))
     if request.method == "POST":
         back = (url_for("admin.home") if request.form.get("back") == "admin"
                 else url_for("admin.roles_to_confirm"))
@@ -449,7 +441,7 @@ def roles_to_confirm() -> Any:
                   else Role.LIAISON if role == Role.LIAISON else Role.HEAD)
         name = membership.user.display_name or membership.user.username
         try:
-            decide_membership(db.session, membership, decision == "confirm",
+            decide_membership(db.session(), membership, decision == "confirm",
                               actor=Actor("staff", caller.user.id, acting))
         except ConfirmRefused as refused:
             db.session.rollback()
@@ -463,12 +455,12 @@ def roles_to_confirm() -> Any:
                       role=role_text(role)))
         return redirect(back), 303
     return render_template("admin/roles_to_confirm.html", caller=caller,
-                           roles_waiting=waiting_for(db.session, caller.user.id))
+                           roles_waiting=waiting_for(db.session(), caller.user.id))
 
 
 def roles_waiting_count(user_id: int) -> int:
     """How many roles wait for this person (the staff start page leads there when any)."""
-    return len(waiting_for(db.session, user_id))
+    return len(waiting_for(db.session(), user_id))
 
 
 class ResetForm(FlaskForm):
@@ -489,7 +481,7 @@ def complete_password_reset(token: str) -> Any:
     administrator who reset the password has neither the authenticator nor the recovery
     codes), then chooses a new password. Then they sign in as usual."""
     secret_key = current_app.config["SECRET_KEY"]
-    user = user_for_reset(db.session, token, secret_key)
+    user = user_for_reset(db.session(), token, secret_key)
     if user is None:
         return render_template("admin/link_spent.html", reset=True), 404
     form = ResetForm()
@@ -500,7 +492,7 @@ def complete_password_reset(token: str) -> Any:
         form.confirm.errors = [gettext("The two passwords differ.")]
         return render_template("admin/reset.html", form=form, user=user), 400
     try:
-        complete_reset(db.session, user, new, form.code.data or "", secret_key=secret_key,
+        complete_reset(db.session(), user, new, form.code.data or "", secret_key=secret_key,
                        wrap_cost=current_app.config["WRAP_ARGON2"],
                        login_cost=current_app.config["LOGIN_ARGON2"])
     except WeakPassword:
@@ -530,7 +522,7 @@ def complete_password_reset(token: str) -> Any:
 def flash_reset_notice(user: User) -> None:
     """At the first sign-in after a reset: who reset the password and when, once. The
     staff sign-in calls it before it commits."""
-    notice = take_reset_notice(db.session, user)
+    notice = take_reset_notice(db.session(), user)
     if notice is not None:
         name, at = notice
         flash(gettext("Your password was reset by %(name)s on %(date)s. If you did not ask for "
@@ -550,7 +542,7 @@ def first_sign_in(token: str) -> Any:
     with their own (the personal key is re-wrapped, nothing is lost), then enrols the second
     factor. Once the password has changed the link no longer works."""
     secret_key = current_app.config["SECRET_KEY"]
-    user = user_for_first_sign_in(db.session, token, secret_key)
+    user = user_for_first_sign_in(db.session(), token, secret_key)
     if user is None:
         return render_template("admin/link_spent.html"), 404
     form = FirstSignInForm()
@@ -564,10 +556,10 @@ def first_sign_in(token: str) -> Any:
     else:
         try:
             # The sign-in check, with its throttling: the link alone does not open the account.
-            auth.check_password(db.session, user.username, current,
+            auth.check_password(db.session(), user.username, current,
                                 current_app.config["LOGIN_ARGON2"])
             personal = custody.unlock_personal(user, current)
-            custody.change_password(db.session, user, current, new,
+            custody.change_password(db.session(), user, current, new,
                                     wrap_cost=current_app.config["WRAP_ARGON2"],
                                     login_cost=current_app.config["LOGIN_ARGON2"])
         except auth.Throttled as throttled:
@@ -580,16 +572,11 @@ def first_sign_in(token: str) -> Any:
             db.session.rollback()
             form.new.errors = [gettext("Use at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)]
         else:
-            from portal.web.staff.views import _renew_flask_session
-
-            _renew_flask_session()  # as at the staff sign-in: no CSRF token outlives it
+            renew_flask_session()  # as at the staff sign-in: no CSRF token outlives it
             pending = session_store().create(user.id, personal, stage="password")
             db.session.commit()
             target = "staff.second_factor" if user.totp_confirmed_at else "staff.enroll"
-            response = redirect(url_for(target), 303)
-            response.set_cookie(COOKIE, pending.token, httponly=True, samesite="Strict",
-                                path="/", secure=current_app.config["SESSION_COOKIE_SECURE"])
-            return response
+            return set_session_cookie(redirect(url_for(target), 303), pending.token)
     return render_template("admin/first_sign_in.html", form=form, user=user), 400
 
 
@@ -615,8 +602,8 @@ class CategoryForm(FlaskForm):
 
 
 @bp.route("/admin/categories", methods=["GET", "POST"])
-def categories() -> Any:
-    caller = _admin()
+@staff_required(role="admin")
+def categories(caller: Caller) -> Any:
     form = CategoryForm()
     if form.is_submitted():
         edit = CategoryEdit(
@@ -625,7 +612,7 @@ def categories() -> Any:
                           for lang in ("zh", "ko", "en")},
             usual_receiver=form.usual_receiver.data or None)
         try:
-            edit_category(db.session, form.code.data or "", edit,
+            edit_category(db.session(), form.code.data or "", edit,
                           actor=_actor(caller))
         except CategoryRejected as rejected:
             db.session.rollback()
@@ -642,11 +629,11 @@ def categories() -> Any:
 
 
 @bp.post("/admin/categories/retention")
-def category_retention() -> Any:
+@staff_required(role="admin")
+def category_retention(caller: Caller) -> Any:
     """How long closed tips of one category are kept (portal/operations/retention.py): a number of
     days,
     or empty to keep them for ever. The page comes back with the error beside that category."""
-    caller = _admin()
     code = request.form.get("code", "")
     typed = (request.form.get("retention_days", "") or "").strip()
     days: int | None = None
@@ -657,7 +644,7 @@ def category_retention() -> Any:
             error = str(RETENTION_REFUSAL)
     if error is None:
         try:
-            set_retention(db.session, code, days, actor=_actor(caller))
+            set_retention(db.session(), code, days, actor=_actor(caller))
         except CategoryRejected as rejected:
             db.session.rollback()
             error = str(CATEGORY_REFUSALS["code"] if rejected.field == "code"
@@ -694,17 +681,17 @@ def _categories_page(caller: Caller, form: CategoryForm, *, typed: dict[str, str
 
 
 @bp.route("/admin/calendar", methods=["GET", "POST"])
-def calendar() -> Any:
+@staff_required(role="admin")
+def calendar(caller: Caller) -> Any:
     """The holiday calendar: which years have data, and an import for the years to come."""
     from referral.calendar import CalendarImportError
 
-    caller = _admin()
     if request.method == "POST":
         upload = request.files.get("file")
         text = (upload.stream.read().decode("utf-8-sig", errors="replace") if upload
                 and upload.filename else request.form.get("csv", ""))
         try:
-            years = import_calendar(db.session, text,
+            years = import_calendar(db.session(), text,
                                     actor=_actor(caller))
         except CalendarImportError as error:
             db.session.rollback()
@@ -716,16 +703,16 @@ def calendar() -> Any:
         return redirect(url_for("admin.calendar")), 303
     years = list(db.session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
     return render_template("admin/calendar.html", years=years, caller=caller,
-                           missing=missing_calendar_years(db.session, _today()))
+                           missing=missing_calendar_years(db.session(), _today()))
 
 
 @bp.route("/admin/offences", methods=["GET", "POST"])
-def offences() -> Any:
-    caller = _admin()
+@staff_required(role="admin")
+def offences(caller: Caller) -> Any:
     if request.method == "POST":
         form = request.form
         try:
-            save_offence(db.session, form.get("code", ""),
+            save_offence(db.session(), form.get("code", ""),
                          {lang: form.get(f"name_{lang}", "") for lang in ("zh", "ko", "en")},
                          form.get("basis", ""), form.get("active") == "y",
                          actor=_actor(caller))

@@ -13,16 +13,17 @@ from sqlalchemy import select
 
 from models import Referral
 from portal.cases import referrals
+from portal.cases.packages import package_download
 from portal.intake.filing import IntakeRejected
 from portal.security import crypto
 from portal.security.access import KeyNotHeld
 from portal.web import limits, row_id, uploads_from
 from portal.web.api import bp
-from portal.web.api.staff import _error, staff_token, token_required
+from portal.web.api.staff import _error, staff_token
 from portal.web.extensions import db
-from portal.web.messages import error_text
-from portal.web.staff.cases import NO_KEY, basis_text, letter_context, refusal, state_text
-from portal.web.staff.context import Caller
+from portal.web.messages import NO_KEY, basis_text, error_text, state_text, step_refusal_text
+from portal.web.referral_pages import letter_context
+from portal.web.session import Caller, staff_required
 from referral.workflow import TransitionRefused
 
 
@@ -52,11 +53,11 @@ def _list(caller: Caller, mine_only: bool) -> tuple[Response, int]:
 
 def _detail(caller: Caller, referral_id: int) -> tuple[Response, int]:
     try:
-        referral = referrals.get_referral(db.session, caller.principal, referral_id)
+        referral = referrals.get_referral(db.session(), caller.principal, referral_id)
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     try:
-        reasons = referrals.referral_reasons(db.session, caller.principal, referral)
+        reasons = referrals.referral_reasons(db.session(), caller.principal, referral)
     except (KeyNotHeld, crypto.CryptoError):
         reasons = {}
     return jsonify({
@@ -95,7 +96,7 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
         chosen[name] = [row_id(x) or 0 for x in values] if values is not None else None
     try:
         referral = referrals.act(
-            db.session, caller.principal, referral_id, action,
+            db.session(), caller.principal, referral_id, action,
             reason=str(params.get("reason", "")), period=str(params.get("period", "normal")),
             uploads=uploads, document_kind=params.get("document_kind") or None,
             limits=limits(),
@@ -104,9 +105,9 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     except TransitionRefused as refused:
-        return _error(409, refusal(refused.code), code=refused.code, state=refused.state)
+        return _error(409, step_refusal_text(refused.code), code=refused.code, state=refused.state)
     except referrals.CaseRefused as refused:
-        return _error(400, refusal(refused.code), code=refused.code)
+        return _error(400, step_refusal_text(refused.code), code=refused.code)
     except (KeyNotHeld, crypto.CryptoError):
         db.session.rollback()
         return _error(403, str(NO_KEY))
@@ -117,16 +118,14 @@ def _act(caller: Caller, referral_id: int, action: str) -> tuple[Response, int]:
 
 def _package(caller: Caller, referral_id: int) -> Response | tuple[Response, int]:
     try:
-        referral, sealed = referrals.package_ciphertext(db.session, caller.principal,
-                                                        referral_id)
+        package = package_download(db.session(), caller.principal, referral_id, sealed=True)
     except referrals.NotFound:
         return _error(404, gettext("This page does not exist."))
     except KeyNotHeld:  # as the page: no key, no package, and who can grant it
         return _error(403, str(NO_KEY), code="key_not_held")
-    return Response(stream_with_context(iter(lambda: sealed.read(1024 * 1024), b"")),
-                    mimetype="application/octet-stream",
+    return Response(stream_with_context(package.chunks), mimetype=package.media_type,
                     headers={"Content-Disposition":
-                             f'attachment; filename="referral-{referral.id}.zip.age"'})
+                             f'attachment; filename="{package.filename}"'})
 
 
 @bp.post("/liaison/token")
@@ -136,50 +135,50 @@ def liaison_token() -> tuple[Response, int]:
 
 
 @bp.get("/liaison/referrals")
-@token_required
+@staff_required(api=True)
 def liaison_referrals(caller: Caller) -> tuple[Response, int]:
     return _list(caller, mine_only=True)
 
 
 @bp.get("/liaison/referrals/<int:referral_id>")
-@token_required
+@staff_required(api=True)
 def liaison_referral(caller: Caller, referral_id: int) -> tuple[Response, int]:
     return _detail(caller, referral_id)
 
 
 @bp.post("/liaison/referrals/<int:referral_id>/<action>")
-@token_required
+@staff_required(api=True)
 def liaison_referral_action(caller: Caller, referral_id: int, action: str
                             ) -> tuple[Response, int]:
     return _act(caller, referral_id, action)
 
 
 @bp.get("/liaison/referrals/<int:referral_id>/package")
-@token_required
+@staff_required(api=True)
 def liaison_package(caller: Caller, referral_id: int) -> Response | tuple[Response, int]:
     return _package(caller, referral_id)
 
 
 @bp.get("/staff/referrals")
-@token_required
+@staff_required(api=True)
 def staff_referrals(caller: Caller) -> tuple[Response, int]:
     return _list(caller, mine_only=False)
 
 
 @bp.get("/staff/referrals/<int:referral_id>")
-@token_required
+@staff_required(api=True)
 def staff_referral(caller: Caller, referral_id: int) -> tuple[Response, int]:
     return _detail(caller, referral_id)
 
 
 @bp.post("/staff/referrals/<int:referral_id>/<action>")
-@token_required
+@staff_required(api=True)
 def staff_referral_action(caller: Caller, referral_id: int, action: str
                           ) -> tuple[Response, int]:
     return _act(caller, referral_id, action)
 
 
 @bp.get("/staff/referrals/<int:referral_id>/package")
-@token_required
+@staff_required(api=True)
 def staff_package(caller: Caller, referral_id: int) -> Response | tuple[Response, int]:
     return _package(caller, referral_id)

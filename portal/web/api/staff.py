@@ -4,18 +4,15 @@ portal/security/access.py; the same services in portal/triage/tip_actions.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 from flask_babel import gettext
 
-from auditlog.events import Actor, record
 from portal.intake.filing import FieldError, IntakeRejected
 from portal.intake.photo_location import PhotoLocation
 from portal.intake.schema import SchemaError, hotline_draft
-from portal.security import auth, custody
+from portal.security import auth, custody, sessions
 from portal.security.access import KeyNotHeld
 from portal.security.crypto import CryptoError
 from portal.triage import queue as tip_queue
@@ -23,6 +20,7 @@ from portal.triage import tip_actions
 from portal.web import limits
 from portal.web.api import bp
 from portal.web.extensions import db
+from portal.web.http import content_disposition
 from portal.web.messages import (
     channel_text,
     error_text,
@@ -32,23 +30,12 @@ from portal.web.messages import (
     status_text,
     step_text,
 )
-from portal.web.staff.context import Caller, current_caller, queue_filter_from_args, session_store
-from portal.web.staff.views import content_disposition
+from portal.web.session import Caller, session_store, staff_required
+from portal.web.staff.context import queue_filter_from_args
 
 
 def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, "status": status, **extra}), status
-
-
-def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        caller = current_caller(api=True)
-        if caller is None:
-            return _error(401, gettext("A valid bearer token is required."))
-        return view(caller, *args, **kwargs)
-
-    return wrapper
 
 
 @bp.post("/staff/token")
@@ -61,16 +48,9 @@ def staff_token() -> tuple[Response, int]:
     otp = str(data.get("otp", ""))
     cost = current_app.config["LOGIN_ARGON2"]
     try:
-        if auth.is_recovery_code(otp):
-            user = auth.check_password_and_recovery_code(db.session, username, password, otp,
-                                                         cost)
-            personal = custody.unlock_personal(user, password)
-        else:
-            user = auth.check_password(db.session, username, password, cost)
-            personal = custody.unlock_personal(user, password)
-            if user.totp_confirmed_at is None:
-                raise auth.SecondFactorFailed
-            auth.check_second_factor(db.session, user, otp, current_app.config["SECRET_KEY"])
+        user = auth.check_password_and_code(db.session(), username, password, otp, cost,
+                                            current_app.config["SECRET_KEY"])
+        personal = custody.unlock_personal(user, password)
     except auth.Throttled as throttled:
         response, status = _error(429, gettext("Too many failed attempts."),
                                   retry_after=throttled.seconds)
@@ -79,19 +59,15 @@ def staff_token() -> tuple[Response, int]:
     except (auth.AuthenticationFailed, auth.SecondFactorFailed, CryptoError):
         db.session.commit()
         return _error(401, gettext("Wrong username, password or code."))
-    opened = session_store().create(user.id, personal, kind="api")
-    record(db.session, Actor("staff", user.id, None), "token.issued", object_type="user",
-           object_id=user.id)
+    opened = sessions.issue_token(db.session(), session_store(), user, personal)
     db.session.commit()
     return jsonify({"token": opened.token, "expires_at": opened.expires_at.isoformat()}), 201
 
 
 @bp.delete("/staff/token")
-@token_required
+@staff_required(api=True)
 def staff_token_revoke(caller: Caller) -> tuple[Response, int]:
-    session_store().revoke(caller.session.token)
-    record(db.session, Actor("staff", caller.user.id, None), "token.revoked",
-           object_type="user", object_id=caller.user.id)
+    sessions.revoke_token(db.session(), session_store(), caller.session)
     db.session.commit()
     return jsonify({}), 204
 
@@ -112,32 +88,32 @@ def _row(row: tip_queue.QueueRow) -> dict[str, Any]:
 
 
 @bp.get("/staff/tips")
-@token_required
+@staff_required(api=True)
 def staff_queue(caller: Caller) -> tuple[Response, int]:
     filters, errors = queue_filter_from_args()
     if errors:
         return jsonify({"errors": {name: error_text(FieldError(code))
                                    for name, code in errors.items()}}), 400
     try:
-        page = tip_queue.queue(db.session, caller.principal, filters)
+        page = tip_queue.queue(db.session(), caller.principal, filters)
     except tip_actions.Refused as refused:
         return _error(400, refusal_text(refused.code))
     return jsonify({"tips": [_row(r) for r in page.rows], "next": page.next_cursor}), 200
 
 
 @bp.get("/staff/counts")
-@token_required
+@staff_required(api=True)
 def staff_counts(caller: Caller) -> tuple[Response, int]:
-    counts = tip_queue.category_counts(db.session, caller.principal)
+    counts = tip_queue.category_counts(db.session(), caller.principal)
     return jsonify({"open_by_category": {code or "unclassified": n
                                          for code, n in counts.items()}}), 200
 
 
 @bp.get("/staff/tips/<int:tip_id>")
-@token_required
+@staff_required(api=True)
 def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
     try:
-        detail = tip_actions.open_tip(db.session, caller.principal, tip_id)
+        detail = tip_actions.open_tip(db.session(), caller.principal, tip_id)
     except tip_actions.NotFound:
         return _error(404, gettext("This page does not exist."))
     except KeyNotHeld:
@@ -183,7 +159,7 @@ def _location(location: PhotoLocation | None) -> dict[str, Any] | None:
 
 
 @bp.post("/staff/tips/<int:tip_id>/<action>")
-@token_required
+@staff_required(api=True)
 def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response, int]:
     params = request.get_json(silent=True)
     if params is None:
@@ -191,7 +167,7 @@ def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response
     if not isinstance(params, dict):
         return _error(400, error_text(FieldError("invalid_json")))
     try:
-        tip_actions.perform(db.session, caller.principal, tip_id, action, params)
+        tip_actions.perform(db.session(), caller.principal, tip_id, action, params)
     except tip_actions.NotFound:
         return _error(404, gettext("This page does not exist."))
     except KeyNotHeld:
@@ -204,10 +180,10 @@ def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response
 
 
 @bp.get("/staff/attachments/<int:attachment_id>")
-@token_required
+@staff_required(api=True)
 def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Response, int]:
     try:
-        out = tip_actions.open_attachment(db.session, caller.principal, attachment_id)
+        out = tip_actions.open_attachment(db.session(), caller.principal, attachment_id)
     except tip_actions.NotFound:
         return _error(404, gettext("This page does not exist."))
     except KeyNotHeld:
@@ -218,14 +194,14 @@ def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Res
 
 
 @bp.post("/staff/hotline")
-@token_required
+@staff_required(api=True)
 def staff_hotline(caller: Caller) -> tuple[Response, int]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return _error(400, error_text(FieldError("invalid_json")))
     try:
         draft = hotline_draft(data)
-        filed = tip_actions.hotline_tip(db.session, caller.principal, draft, limits=limits(),
+        filed = tip_actions.hotline_tip(db.session(), caller.principal, draft, limits=limits(),
                                    receipt_cost=current_app.config["RECEIPT_ARGON2"])
     except (SchemaError, IntakeRejected) as rejected:
         return jsonify({"errors": {k: error_text(v) for k, v in rejected.errors.items()}}), 400

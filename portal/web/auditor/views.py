@@ -22,9 +22,13 @@ from flask import (
 )
 from sqlalchemy import select
 
-from auditlog.database import PROBLEMS, export_bundle, latest_checkpoint, verify_database
-from auditlog.events import Actor, record
-from models import AuditEvent, Case, IdentityRequest, Referral, Role, Tip, Unit, User
+from auditlog.database import (
+    PROBLEMS,
+    export_for_auditor,
+    latest_checkpoint,
+    verify_for_auditor,
+)
+from models import AuditEvent, Case, IdentityRequest, Referral, Tip, Unit, User
 from models.base import utcnow
 from portal.cases import oversight
 from portal.intake import identity
@@ -32,17 +36,8 @@ from portal.security.accounts import ACCOUNT_CHANGES_PAGE, account_changes
 from portal.web import audit_keys, checkpoint_now
 from portal.web.auditor import bp
 from portal.web.extensions import db
-from portal.web.staff.context import Caller, current_caller
+from portal.web.session import Caller, staff_required
 from referral.calendar import load_calendar
-
-
-def _auditor() -> Caller:
-    caller = current_caller()
-    if caller is None:
-        abort(redirect(url_for("staff.login")))
-    if not caller.principal.is_auditor:
-        abort(403)
-    return caller
 
 
 def _export_name() -> str:
@@ -50,22 +45,22 @@ def _export_name() -> str:
 
 
 @bp.get("/")
-def index() -> str:
-    caller = _auditor()
-    per_step, per_unit = oversight.on_time_rates(db.session, utcnow() - timedelta(days=365))
+@staff_required(role="auditor")
+def index(caller: Caller) -> str:
+    per_step, per_unit = oversight.on_time_rates(db.session(), utcnow() - timedelta(days=365))
     return render_template("auditor/index.html", caller=caller, per_step=per_step,
-                           per_unit=per_unit, checkpoint=latest_checkpoint(db.session),
+                           per_unit=per_unit, checkpoint=latest_checkpoint(db.session()),
                            export_name=_export_name())
 
 
 @bp.get("/tips")
-def tips() -> str:
-    caller = _auditor()
+@staff_required(role="auditor")
+def tips(caller: Caller) -> str:
     page_text = request.args.get("page", "0") or "0"
     page = min(int(page_text), 10**6) if page_text.isdigit() else 0
     rows = list(db.session.scalars(select(Tip).order_by(Tip.id.desc()).offset(page * 100)
                                    .limit(100)))
-    calendar = load_calendar(db.session)
+    calendar = load_calendar(db.session())
     units = {u.id: u for u in db.session.scalars(select(Unit))}
     return render_template("auditor/tips.html", caller=caller, rows=rows, units=units,
                            deadlines={t.id: oversight.tip_deadlines(t, calendar) for t in rows},
@@ -73,49 +68,49 @@ def tips() -> str:
 
 
 @bp.get("/tips/<int:tip_id>")
-def tip(tip_id: int) -> str:
-    caller = _auditor()
+@staff_required(role="auditor")
+def tip(caller: Caller, tip_id: int) -> str:
     row = db.session.get(Tip, tip_id)
     if row is None:
         abort(404)
     users = {u.id: u for u in db.session.scalars(select(User))}
     return render_template("auditor/tip.html", caller=caller, tip=row, users=users,
-                           timeline=oversight.tip_timeline(db.session, tip_id),
-                           deadlines=oversight.tip_deadlines(row, load_calendar(db.session)))
+                           timeline=oversight.tip_timeline(db.session(), tip_id),
+                           deadlines=oversight.tip_deadlines(row, load_calendar(db.session())))
 
 
 @bp.get("/referrals")
-def referrals() -> str:
-    caller = _auditor()
+@staff_required(role="auditor")
+def referrals(caller: Caller) -> str:
     rows = list(db.session.scalars(select(Referral).order_by(Referral.id.desc()).limit(200)))
     cases = list(db.session.scalars(select(Case).order_by(Case.id.desc()).limit(200)))
     users = {u.id: u for u in db.session.scalars(select(User))}
     return render_template("auditor/referrals.html", caller=caller, rows=rows, users=users,
                            cases=cases,
-                           timelines={r.id: oversight.referral_timeline(db.session, r.id)
+                           timelines={r.id: oversight.referral_timeline(db.session(), r.id)
                                       for r in rows})
 
 
 @bp.get("/decryptions")
-def decryptions() -> str:
-    caller = _auditor()
+@staff_required(role="auditor")
+def decryptions(caller: Caller) -> str:
     users = {u.id: u for u in db.session.scalars(select(User))}
-    events, grants = oversight.key_events(db.session)
+    events, grants = oversight.key_events(db.session())
     units = {u.id: u for u in db.session.scalars(select(Unit))}
     return render_template("auditor/decryptions.html", caller=caller, users=users,
-                           reads=oversight.decryptions(db.session), key_events=events,
+                           reads=oversight.decryptions(db.session()), key_events=events,
                            grants=grants, units=units)
 
 
 @bp.get("/accounts")
-def accounts() -> str:
+@staff_required(role="auditor")
+def accounts(caller: Caller) -> str:
     """Account changes, from the log alone: who created accounts, gave or removed roles, reset
     passwords, activated or deactivated accounts — so a role given to oneself or to an
     accomplice is seen."""
-    caller = _auditor()
     page_text = request.args.get("page", "0") or "0"
     page = min(int(page_text), 10**6) if page_text.isdigit() else 0
-    rows = account_changes(db.session, page)
+    rows = account_changes(db.session(), page)
     return render_template("auditor/accounts.html", caller=caller, rows=rows, page=page,
                            per_page=ACCOUNT_CHANGES_PAGE)
 
@@ -124,10 +119,10 @@ IDENTITY_PAGE = 100
 
 
 @bp.get("/identity")
-def identity_requests() -> str:
+@staff_required(role="auditor")
+def identity_requests(caller: Caller) -> str:
     """Every identity access request: who asked, why, who decided what and why, until when, and
     who read the identity when (from the log). Never the identity itself."""
-    caller = _auditor()
     page_text = request.args.get("page", "0") or "0"
     page = min(int(page_text), 10**6) if page_text.isdigit() else 0
     rows = list(db.session.scalars(select(IdentityRequest).order_by(IdentityRequest.id.desc())
@@ -147,13 +142,12 @@ def identity_requests() -> str:
 
 
 @bp.post("/verify")
-def verify() -> Any:
+@staff_required(role="auditor")
+def verify(caller: Caller) -> Any:
     """Verify, log it, then show the result on a page of its own (a refresh repeats nothing)."""
-    caller = _auditor()
     checkpoint_now()
-    result = verify_database(db.session, audit_keys())  # type: ignore[arg-type]
-    record(db.session, Actor("staff", caller.user.id, Role.AUDITOR), "audit.verified",
-           ok=result.ok, entries=result.entries)
+    result = verify_for_auditor(db.session(), audit_keys(),
+                                caller.user.id)
     db.session.commit()
     session["audit_verification"] = {
         "ok": result.ok, "entries": result.entries, "checkpoint_size": result.checkpoint_size,
@@ -163,24 +157,23 @@ def verify() -> Any:
 
 
 @bp.get("/verify")
-def verification() -> Any:
-    caller = _auditor()
+@staff_required(role="auditor")
+def verification(caller: Caller) -> Any:
     result = session.get("audit_verification")
     if not isinstance(result, dict) or result.get("problem", "") not in {"", *PROBLEMS}:
         return redirect(url_for("auditor.index"))
     return render_template("auditor/verify.html", caller=caller, result=result,
-                           checkpoint=latest_checkpoint(db.session))
+                           checkpoint=latest_checkpoint(db.session()))
 
 
 @bp.post("/export")
-def export() -> Response:
+@staff_required(role="auditor")
+def export(caller: Caller) -> Response:
     """The bundle for `python -m auditlog.verify`, as a ZIP. The log holds no content."""
-    caller = _auditor()
     checkpoint_now()
-    record(db.session, Actor("staff", caller.user.id, Role.AUDITOR), "audit.exported")
-    db.session.commit()
     with tempfile.TemporaryDirectory() as folder:
-        export_bundle(db.session, Path(folder), audit_keys())  # type: ignore[arg-type]
+        export_for_auditor(db.session(), Path(folder), audit_keys(),
+                           caller.user.id)
         buffer = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(Path(folder).rglob("*")):

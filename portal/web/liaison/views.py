@@ -11,19 +11,18 @@ from portal.cases import referrals
 from portal.intake import identity
 from portal.web.extensions import db
 from portal.web.liaison import bp
-from portal.web.staff.cases import (
+from portal.web.messages import identity_refusal_text, state_text
+from portal.web.referral_pages import (
     document_response,
     handle_action,
     package_response,
     render_referral,
-    state_text,
 )
-from portal.web.staff.context import Caller
-from portal.web.staff.views import signed_in
+from portal.web.session import Caller, staff_required
 
 
 @bp.get("/")
-@signed_in
+@staff_required
 def index(caller: Caller) -> str:
     addressed = list(db.session.scalars(referrals.addressed_to(caller.principal)))
     overdue, soon = referrals.due_lists(db.session, caller.principal)
@@ -33,39 +32,37 @@ def index(caller: Caller) -> str:
 
 
 @bp.get("/referrals/<int:referral_id>")
-@signed_in
+@staff_required
 def referral(caller: Caller, referral_id: int) -> Any:
     return render_referral(caller, referral_id, "liaison")
 
 
 @bp.post("/referrals/<int:referral_id>/<action>")
-@signed_in
+@staff_required
 def referral_action(caller: Caller, referral_id: int, action: str) -> Response:
     return handle_action(caller, referral_id, action, "liaison")
 
 
 @bp.get("/referrals/<int:referral_id>/package")
-@signed_in
+@staff_required
 def referral_package(caller: Caller, referral_id: int) -> Response:
     return package_response(caller, referral_id)
 
 
 @bp.get("/documents/<int:attachment_id>")
-@signed_in
+@staff_required
 def document(caller: Caller, attachment_id: int) -> Response:
     """A document brought with a step of a referral addressed to the liaison's body."""
     return document_response(caller, attachment_id)
 
 
 @bp.get("/referrals/<int:referral_id>/identity")
-@signed_in
+@staff_required
 def package_identity(caller: Caller, referral_id: int) -> Response:
     """The reporter's identity a custodian agreed to send with this referral, sealed to the
     body's key: for its liaisons once handed over, each read recorded."""
-    from portal.web.staff.identity_views import refusal_words
-
     try:
-        reporter = identity.open_package_identity(db.session, caller.principal, referral_id)
+        reporter = identity.open_package_identity(db.session(), caller.principal, referral_id)
     except identity.IdentityNotFound:
         db.session.rollback()
         abort(404)
@@ -73,7 +70,7 @@ def package_identity(caller: Caller, referral_id: int) -> Response:
         db.session.rollback()
         return make_response(render_template(
             "staff/identity_package_read.html", caller=caller, referral_id=referral_id,
-            reporter=None, error=refusal_words(refused.code)), 403)
+            reporter=None, error=identity_refusal_text(refused.code)), 403)
     db.session.commit()
     response = make_response(render_template(
         "staff/identity_package_read.html", caller=caller, referral_id=referral_id,

@@ -1,76 +1,14 @@
-"""Who is asking: the staff session (cookie or bearer token) turned into a Principal with the
-unit keys the officer holds, for the staff pages and the staff API alike."""
+"""The officers' queue filter read from the query string, for the staff pages and the staff API
+alike (who is asking lives in portal/web/session.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
-from flask import current_app, request
+from flask import request
 
-from models import User
-from portal.security.access import Principal, principal_for
-from portal.security.custody import unit_identities
-from portal.security.sessions import (
-    OpenSession,
-    RedisBackend,
-    SessionInvalid,
-    SessionStore,
-    SqlBackend,
-)
 from portal.triage import queue as tip_queue
 from portal.web.extensions import db
-
-COOKIE = "qingliu_staff"
-
-
-def session_store() -> SessionStore:
-    client = current_app.extensions.get("redis")
-    if client is not None:
-        prefix = current_app.config.get("SESSION_KEY_PREFIX", "qingliu")
-        return SessionStore(RedisBackend(client, prefix))
-    return SessionStore(SqlBackend(db.session))
-
-
-@dataclass(frozen=True)
-class Caller:
-    session: OpenSession
-    user: User
-    principal: Principal
-
-
-def _token_from_request(api: bool) -> str | None:
-    if api:
-        header = request.headers.get("Authorization", "")
-        return header[7:].strip() if header.startswith("Bearer ") else None
-    return request.cookies.get(COOKIE)
-
-
-def current_caller(*, api: bool = False, stage: str = "active") -> Caller | None:
-    """The signed-in officer of this request, or None. Cached on the request itself (not on
-    `g`, which lives as long as the app context and may outlive one request)."""
-    cache_key = f"qingliu.caller.{api}.{stage}"
-    if cache_key in request.environ:
-        return request.environ[cache_key]
-    caller = None
-    token = _token_from_request(api)
-    if token:
-        try:
-            opened = session_store().open(token)
-        except SessionInvalid:
-            opened = None
-        if opened is not None and opened.stage == stage and opened.kind == (
-                "api" if api else "web"):
-            user = db.session.get(User, opened.user_id)
-            if user is not None and user.active:
-                personal = opened.identity
-                caller = Caller(opened, user, principal_for(
-                    db.session, user,
-                    loader=lambda: unit_identities(db.session, user, personal)))
-        db.session.commit()  # the session's last-seen time
-    request.environ[cache_key] = caller
-    return caller
-
 
 _YES_NO = {"yes": True, "no": False}
 
@@ -108,7 +46,7 @@ def queue_filter_from_args() -> tuple[tip_queue.QueueFilter, dict[str, str]]:
         real_name=yes_no("real_name"), has_attachments=yes_no("attachments"),
         deadline=args.get("deadline") or None, sort=args.get("sort") or "received",
         cursor=args.get("after") or None)
-    errors.update(tip_queue.filter_errors(db.session, filters))
+    errors.update(tip_queue.filter_errors(db.session(), filters))
     for name in errors:
         if name == "sort":
             filters.sort = "received"

@@ -21,7 +21,7 @@ from portal.security import custody
 from portal.web import choices, row_id
 from portal.web.extensions import db
 from portal.web.http import current_lang
-from portal.web.staff.context import Caller
+from portal.web.session import Caller
 from portal.web.staff.forms import GrantForm
 
 PREFIX = "identity"
@@ -57,7 +57,7 @@ def identity_form(units: list[Unit]) -> GrantForm:
     form = GrantForm(prefix=PREFIX)
     lang = current_lang()
     form.unit.choices = choices([(u.code, u.name(lang)) for u in units])
-    members = custody.key_members(db.session, {u.id for u in units}, KeyPurpose.IDENTITY)
+    members = custody.key_members(db.session(), {u.id for u in units}, KeyPurpose.IDENTITY)
     form.user_id.label.text = gettext("Custodian who receives the key")
     form.user_id.choices = choices([(str(user.id), f"{user.display_name or user.username} — "
                                      f"{unit.name(lang)}") for user, unit in members])
@@ -75,7 +75,7 @@ def page_data(caller: Caller) -> IdentityKeys:
         UnitKeyGrant.purpose == KeyPurpose.IDENTITY.value)
         .order_by(UnitKeyGrant.unit_id, UnitKeyGrant.granted_at)))
     mine = custodian_units(caller)
-    held = {g.unit_id for g in custody.active_grants(db.session, caller.user.id,
+    held = {g.unit_id for g in custody.active_grants(db.session(), caller.user.id,
                                                      KeyPurpose.IDENTITY)}
     names = {u.id: u.name(lang) for u in db.session.scalars(select(Unit))}
     may_revoke = set(ids) if caller.principal.is_admin else mine & set(ids)
@@ -106,8 +106,8 @@ def handle_post(caller: Caller) -> Any:
     actor = Actor("staff", caller.user.id, acting)
     try:
         held = ({} if recovery.strip() else
-                custody.held_identity_keys(db.session, caller.user, caller.session.identity))
-        custody.hand_on(db.session, unit, grantee, granter=caller.user,
+                custody.held_identity_keys(db.session(), caller.user, caller.session.identity))
+        custody.hand_on(db.session(), unit, grantee, granter=caller.user,
                         granter_identities=held, recovery_text=recovery, actor=actor,
                         purpose=KeyPurpose.IDENTITY)
     except custody.NotKeyMember:
@@ -146,7 +146,7 @@ def _revoke(caller: Caller, units: list[Unit]) -> Any:
     holder = db.session.get(User, grant_row.user_id)
     unit = db.session.get(Unit, grant_row.unit_id)
     acting = (Role.ADMINISTRATOR if caller.principal.is_admin else Role.CUSTODIAN)
-    custody.revoke(db.session, grant_row, actor=Actor("staff", caller.user.id, acting))
+    custody.revoke(db.session(), grant_row, actor=Actor("staff", caller.user.id, acting))
     db.session.commit()
     flash(gettext("%(name)s no longer holds the reporter identity key of %(unit)s.",
                   name=(holder.display_name or holder.username) if holder else "—",

@@ -23,50 +23,9 @@ from portal.intake import identity
 from portal.security.keys import NotSetUp
 from portal.web.extensions import db
 from portal.web.http import current_lang
-from portal.web.messages import identity_purpose_text
+from portal.web.messages import identity_purpose_text, identity_refusal_text
+from portal.web.session import Caller, staff_required
 from portal.web.staff import bp
-from portal.web.staff.context import Caller
-from portal.web.staff.views import signed_in
-
-REFUSALS = {
-    "not_allowed": _l("Your role does not allow you to ask for the reporter's identity."),
-    "not_real_name": _l("This tip is anonymous: there is no identity to ask for."),
-    "archived": _l("This tip's content and the reporter's identity were destroyed under the "
-                   "retention rule: there is nothing to ask for."),
-    "unknown_purpose": _l("Please choose one of the listed purposes."),
-    "reason_required": _l("Please give a reason."),
-    "reason_too_long": _l("The reason is too long: at most %(max)s characters."),
-    "already_open": _l("You already have a request for this purpose that is waiting or granted."),
-    "unknown_referral": _l("This tip is not part of that referral's case."),
-    "handed_over": _l("The referral has already been handed over: its package has left the "
-                      "bureau."),
-    "not_custodian": _l("Only a custodian of the tip's unit or of 州本级 decides on this."),
-    "key_not_held": _l("You do not hold the custodian key of this unit. Ask another custodian "
-                       "to hand it to you on the “Unit keys” page."),
-    "own_request": _l("You cannot decide on your own request: another custodian must."),
-    "not_pending": _l("This request has already been decided or withdrawn."),
-    "bad_days": _l("Please give a number of days from 1 to 30."),
-    "requester_gone": _l("The officer who asked no longer has an active account."),
-    "no_identity": _l("This tip's identity has not been sealed apart yet: an administrator must "
-                      "first run the command that separates identities."),
-    "not_sealed_to_unit": _l("The tip came from another unit and its identity is not yet sealed "
-                             "to your unit's custodian key: a custodian of 州本级 must decide "
-                             "(which seals it again for your unit)."),
-    "not_granted": _l("This request is not granted (or no longer): the identity cannot be "
-                      "read."),
-    "expired": _l("This grant has run out: the identity can no longer be read. Ask again if "
-                  "you still need it."),
-    "personal_key_changed": _l("The identity was sealed to a personal key you no longer have "
-                               "(after a password reset): ask again."),
-    "not_set_up": _l("The keys this needs have not been generated yet."),
-}
-
-
-def refusal_words(code: str) -> str:
-    words = REFUSALS.get(code)
-    if words is None:
-        return gettext("This is not possible.")
-    return str(words) % {"max": identity.REASON_MAX} if "%(max)" in str(words) else str(words)
 
 
 class RequestForm(FlaskForm):
@@ -104,7 +63,7 @@ def identity_panel(tip: Tip, caller: Caller) -> IdentityPanel:
     """The tip page's part on the reporter's identity: this tip's requests and whether this
     officer may ask."""
     return IdentityPanel(
-        requests=identity.tip_requests(db.session, tip.id),
+        requests=identity.tip_requests(db.session(), tip.id),
         may_request=bool(tip.real_name and caller.principal.may("identity.request", tip)),
         purposes=[(p.value, identity_purpose_text(p)) for p in OFFICER_PURPOSES],
         me=caller.user.id)
@@ -128,14 +87,14 @@ def package_panel(referral: Referral, caller: Caller) -> PackagePanel:
         IdentityRequest.referral_id == referral.id).order_by(IdentityRequest.id)))
     return PackagePanel(
         tips=tips, requests=requests,
-        granted=identity.package_identity(db.session, referral.id),
+        granted=identity.package_identity(db.session(), referral.id),
         may_request=referral.handed_over_at is None and any(
             caller.principal.may("identity.request", t) for t in tips),
         me=caller.user.id)
 
 
 def identity_pending_count(caller: Caller) -> int:
-    return identity.pending_count(db.session, caller.principal)
+    return identity.pending_count(db.session(), caller.principal)
 
 
 @bp.app_context_processor
@@ -150,9 +109,9 @@ def _identity_helpers() -> dict[str, Any]:
 
 
 @bp.post("/tips/<int:tip_id>/identity-request")
-@signed_in
+@staff_required
 def identity_request(caller: Caller, tip_id: int) -> Any:
-    from portal.web.staff.cases import render_referral
+    from portal.web.referral_pages import render_referral
     from portal.web.staff.views import _render_tip
 
     form = RequestForm()
@@ -163,7 +122,7 @@ def identity_request(caller: Caller, tip_id: int) -> Any:
     if referral_text and referral_id is None:
         purpose = "package"  # a damaged referral number: refused as an unknown referral
     try:
-        identity.request(db.session, caller.principal, tip_id, purpose, form.reason.data or "",
+        identity.request(db.session(), caller.principal, tip_id, purpose, form.reason.data or "",
                          referral_id)
     except identity.IdentityNotFound:
         db.session.rollback()
@@ -172,10 +131,10 @@ def identity_request(caller: Caller, tip_id: int) -> Any:
         db.session.rollback()
         if purpose == IdentityPurpose.PACKAGE and referral_id is not None:
             return render_referral(caller, referral_id, "staff", failed=(
-                f"identity-{tip_id}", refusal_words(refused.code))), 400
+                f"identity-{tip_id}", identity_refusal_text(refused.code))), 400
         values = {"purpose": purpose, "reason": form.reason.data or ""}
         return _render_tip(caller, tip_id, failed={
-            "action": "identity", "message": refusal_words(refused.code), "values": values})
+            "action": "identity", "message": identity_refusal_text(refused.code), "values": values})
     db.session.commit()
     flash(gettext("Your request has been sent to the custodians (信息保密员)."))
     if purpose == IdentityPurpose.PACKAGE and referral_id is not None:
@@ -185,16 +144,16 @@ def identity_request(caller: Caller, tip_id: int) -> Any:
 
 
 @bp.post("/identity-requests/<int:request_id>/withdraw")
-@signed_in
+@staff_required
 def identity_withdraw(caller: Caller, request_id: int) -> Any:
     try:
-        row = identity.withdraw(db.session, caller.principal, request_id)
+        row = identity.withdraw(db.session(), caller.principal, request_id)
     except identity.IdentityNotFound:
         db.session.rollback()
         abort(404)
     except identity.IdentityRefused as refused:
         db.session.rollback()
-        flash(refusal_words(refused.code), "error")
+        flash(identity_refusal_text(refused.code), "error")
         row = db.session.get(IdentityRequest, request_id)
     else:
         db.session.commit()
@@ -209,13 +168,13 @@ def identity_withdraw(caller: Caller, request_id: int) -> Any:
 
 
 @bp.get("/identity-requests/<int:request_id>")
-@signed_in
+@staff_required
 def identity_read(caller: Caller, request_id: int) -> Any:
     """The identity, for the officer it was granted to, while the grant runs: each read is
     recorded."""
     row = db.session.get(IdentityRequest, request_id)
     try:
-        reporter = identity.read(db.session, caller.principal, caller.session.identity,
+        reporter = identity.read(db.session(), caller.principal, caller.session.identity,
                                  request_id)
     except identity.IdentityNotFound:
         db.session.rollback()
@@ -223,7 +182,7 @@ def identity_read(caller: Caller, request_id: int) -> Any:
     except identity.IdentityRefused as refused:
         db.session.commit()  # a lapsed grant's copy is wiped
         page = render_template("staff/identity_read.html", caller=caller, row=row,
-                               reporter=None, error=refusal_words(refused.code))
+                               reporter=None, error=identity_refusal_text(refused.code))
         return page, 403
     db.session.commit()
     response = make_response(render_template("staff/identity_read.html", caller=caller, row=row,
@@ -237,7 +196,7 @@ def identity_read(caller: Caller, request_id: int) -> Any:
 
 
 def _render_requests(caller: Caller, failed: dict[str, Any] | None = None) -> Any:
-    pending, live = identity.requests_to_decide(db.session, caller.principal)
+    pending, live = identity.requests_to_decide(db.session(), caller.principal)
     mine = list(db.session.scalars(select(IdentityRequest).where(
         IdentityRequest.requester_id == caller.user.id)
         .order_by(IdentityRequest.id.desc()).limit(100)))
@@ -260,7 +219,7 @@ def _render_requests(caller: Caller, failed: dict[str, Any] | None = None) -> An
 
 
 @bp.get("/identity-requests")
-@signed_in
+@staff_required
 def identity_requests(caller: Caller) -> Any:
     return _render_requests(caller)
 
@@ -271,7 +230,7 @@ def _days(text: str | None) -> int | None:
 
 
 @bp.post("/identity-requests/<int:request_id>/decide")
-@signed_in
+@staff_required
 def identity_decide(caller: Caller, request_id: int) -> Any:
     form = DecisionForm()
     grant = form.decision.data == "grant"
@@ -282,9 +241,9 @@ def identity_decide(caller: Caller, request_id: int) -> Any:
         days = _days(form.days.data)
         if grant and days is None and row.purpose != IdentityPurpose.PACKAGE:
             raise identity.IdentityRefused("bad_days")
-        keys = identity.custodian_keys(db.session, caller.principal, caller.session.identity,
+        keys = identity.custodian_keys(db.session(), caller.principal, caller.session.identity,
                                        row.tip)
-        identity.decide(db.session, caller.principal, keys, request_id, grant,
+        identity.decide(db.session(), caller.principal, keys, request_id, grant,
                         form.reason.data or "", days or identity.GRANT_DAYS_DEFAULT)
     except identity.IdentityNotFound:
         db.session.rollback()
@@ -293,7 +252,7 @@ def identity_decide(caller: Caller, request_id: int) -> Any:
         db.session.rollback()
         code = getattr(refused, "code", "not_set_up")
         return _render_requests(caller, failed={
-            "request_id": request_id, "form": "decide", "message": refusal_words(code),
+            "request_id": request_id, "form": "decide", "message": identity_refusal_text(code),
             "values": {"days": form.days.data or "", "reason": form.reason.data or "",
                        "decision": "grant" if grant else "refuse"}})
     db.session.commit()
@@ -302,18 +261,19 @@ def identity_decide(caller: Caller, request_id: int) -> Any:
 
 
 @bp.post("/identity-requests/<int:request_id>/revoke")
-@signed_in
+@staff_required
 def identity_revoke(caller: Caller, request_id: int) -> Any:
     form = ReasonForm()
     row = db.session.get(IdentityRequest, request_id)
     if row is None or not caller.principal.may("identity.decide", row.tip):
         abort(404)
     try:
-        identity.revoke(db.session, caller.principal, request_id, form.reason.data or "")
+        identity.revoke(db.session(), caller.principal, request_id, form.reason.data or "")
     except identity.IdentityRefused as refused:
         db.session.rollback()
         return _render_requests(caller, failed={
-            "request_id": request_id, "form": "revoke", "message": refusal_words(refused.code),
+            "request_id": request_id, "form": "revoke",
+            "message": identity_refusal_text(refused.code),
             "values": {"reason": form.reason.data or ""}})
     db.session.commit()
     flash(gettext("Revoked: the identity can no longer be read."))

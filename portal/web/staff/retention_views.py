@@ -15,9 +15,9 @@ from portal.operations import retention
 from portal.triage import tip_actions
 from portal.web.extensions import db
 from portal.web.messages import refusal_text
+from portal.web.session import Caller, staff_required
 from portal.web.staff import bp
-from portal.web.staff.context import Caller
-from portal.web.staff.views import _render_tip, signed_in
+from portal.web.staff.views import _render_tip
 
 HOLD_REFUSALS = {
     "reason_required": _l("Please give a reason."),
@@ -31,16 +31,16 @@ HOLD_REFUSALS = {
 
 
 @bp.post("/tips/<int:tip_id>/legal-hold")
-@signed_in
+@staff_required
 def legal_hold(caller: Caller, tip_id: int) -> Any:
     choice = request.form.get("hold", "")
     reason = request.form.get("reason", "")
     try:
         if choice not in ("on", "off"):
             # Who may act comes before what they sent: the same refusal as set_hold's for them.
-            tip_actions.get_visible(db.session, caller.principal, tip_id, "tip.hold")
+            tip_actions.get_visible(db.session(), caller.principal, tip_id, "tip.hold")
             raise retention.RetentionRefused("bad_value")
-        retention.set_hold(db.session, caller.principal, tip_id, choice == "on", reason)
+        retention.set_hold(db.session(), caller.principal, tip_id, choice == "on", reason)
     except tip_actions.NotFound:
         db.session.rollback()
         abort(404)

@@ -4,10 +4,7 @@ Thin: each view reads its form, calls one service (portal/auth, triage, custody)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
-from urllib.parse import quote
 
 from flask import (
     Response,
@@ -18,14 +15,14 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
 from flask_babel import gettext
 from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() answers
 
-from auditlog.events import Actor, record
+from auditlog.events import Actor
 from models import (
     Attachment,
     Category,
@@ -47,16 +44,15 @@ from portal.intake.filing import (
 )
 from portal.intake.filing import validate as intake_validate
 from portal.intake.schema import SchemaError, hotline_draft
-from portal.security import auth, custody
-from portal.security.access import KEY_ROLES, KeyNotHeld, principal_for
+from portal.security import auth, custody, sessions
+from portal.security.access import KEY_ROLES, KeyNotHeld
 from portal.security.accounts import WeakPassword
 from portal.security.crypto import CryptoError
-from portal.security.sessions import OpenSession
 from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import choices, hashgate, limits, row_id
 from portal.web.extensions import db
-from portal.web.http import current_lang
+from portal.web.http import content_disposition, current_lang
 from portal.web.messages import (
     channel_text,
     error_text,
@@ -66,14 +62,18 @@ from portal.web.messages import (
     throttled_text,
     unit_name,
 )
-from portal.web.staff import bp
-from portal.web.staff.context import (
+from portal.web.session import (
     COOKIE,
     Caller,
+    caller_of,
     current_caller,
-    queue_filter_from_args,
+    renew_flask_session,
     session_store,
+    set_session_cookie,
+    staff_required,
 )
+from portal.web.staff import bp
+from portal.web.staff.context import queue_filter_from_args
 from portal.web.staff.forms import (
     ActionForm,
     EnrollForm,
@@ -83,25 +83,6 @@ from portal.web.staff.forms import (
     PasswordForm,
     SecondFactorForm,
 )
-from referral.filenames import safe_name
-
-
-def _set_cookie(response: Response, token: str) -> Response:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
-    return response
-
-
-def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        caller = current_caller()
-        if caller is None:
-            return redirect(url_for("staff.login"))
-        return view(caller, *args, **kwargs)
-
-    return wrapper
-
 
 # ---------------------------------------------------------------------------------------------
 # Sign-in
@@ -117,22 +98,13 @@ def _known_device() -> auth.KnownDevice | None:
                                   request.cookies.get(DEVICE_COOKIE))
 
 
-def _remember_device(response: Response, user: User) -> Response:
+def _remember_device(response: BaseResponse, user: User) -> BaseResponse:
     value = auth.remember_device(current_app.config["SECRET_KEY"], _known_device(), user)
     response.set_cookie(DEVICE_COOKIE, value, httponly=True, samesite="Strict",
                         path=url_for("staff.login"),
                         max_age=int(auth.KNOWN_DEVICE_LIFETIME.total_seconds()),
                         secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
-
-
-def _renew_flask_session() -> None:
-    """A new Flask session, hence a new CSRF token, at each step of signing in and at sign-out:
-    a token learnt before sign-in is worth nothing after it. Only the chosen language stays."""
-    lang = session.get("lang")
-    session.clear()
-    if lang is not None:
-        session["lang"] = lang
 
 
 def _throttled_page(template: str, form: Any, throttled: auth.Throttled) -> Response:
@@ -152,10 +124,10 @@ def login() -> Any:
     cost = current_app.config["LOGIN_ARGON2"]
     try:
         if recovery:  # password and recovery code at once: never held back by the throttle
-            user = auth.check_password_and_recovery_code(db.session, username, password,
+            user = auth.check_password_and_recovery_code(db.session(), username, password,
                                                          recovery, cost)
         else:
-            user = auth.check_password(db.session, username, password, cost,
+            user = auth.check_password(db.session(), username, password, cost,
                                        device=_known_device())
         personal = custody.unlock_personal(user, password)
     except auth.Throttled as throttled:
@@ -166,19 +138,13 @@ def login() -> Any:
                                 if recovery else gettext("Wrong username or password.")]
         return render_template("staff/login.html", form=form,
                                offer_recovery=bool(recovery)), 401
-    _renew_flask_session()
+    renew_flask_session()
     pending = session_store().create(user.id, personal, stage="password")
     db.session.commit()
     if recovery and user.totp_confirmed_at:
-        return _finish_sign_in(_caller_of(pending, user))
+        return _finish_sign_in(caller_of(pending, user))
     target = "staff.second_factor" if user.totp_confirmed_at else "staff.enroll"
-    return _set_cookie(redirect(url_for(target)), pending.token)
-
-
-def _caller_of(opened: OpenSession, user: User) -> Caller:
-    return Caller(opened, user, principal_for(
-        db.session, user, loader=lambda: custody.unit_identities(db.session, user,
-                                                                 opened.identity)))
+    return set_session_cookie(redirect(url_for(target)), pending.token)
 
 
 def _pending() -> Caller:
@@ -197,7 +163,7 @@ def second_factor() -> Any:
         return render_template("staff/second_factor.html", form=form)
     code = (form.code.data or "").strip()
     try:
-        auth.check_second_factor(db.session, caller.user, code, current_app.config["SECRET_KEY"],
+        auth.check_second_factor(db.session(), caller.user, code, current_app.config["SECRET_KEY"],
                                  device=_known_device())
     except auth.Throttled as throttled:
         form.code.errors = [throttled_text("code", throttled.seconds)]
@@ -231,16 +197,14 @@ def _home(caller: Caller) -> str:
     return url_for("staff.account")
 
 
-def _finish_sign_in(caller: Caller) -> Response:
+def _finish_sign_in(caller: Caller) -> BaseResponse:
     from portal.web.admin.views import flash_reset_notice
 
-    _renew_flask_session()  # first: a notice flashed below goes into the new session
-    active = session_store().promote(caller.session)
-    record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
-           object_type="user", object_id=caller.user.id)
+    renew_flask_session()  # first: a notice flashed below goes into the new session
+    active = sessions.finish_sign_in(db.session(), session_store(), caller.session)
     flash_reset_notice(caller.user)  # after a password reset: who did it, once
     db.session.commit()
-    return _remember_device(_set_cookie(redirect(_home(caller)), active.token), caller.user)
+    return _remember_device(set_session_cookie(redirect(_home(caller)), active.token), caller.user)
 
 
 @bp.route("/login/enroll", methods=["GET", "POST"])
@@ -252,22 +216,20 @@ def enroll() -> Any:
     secret_key = current_app.config["SECRET_KEY"]
     if form.is_submitted() and caller.user.totp_secret:
         try:
-            codes = auth.confirm_enrollment(db.session, caller.user, form.code.data or "",
+            codes = auth.confirm_enrollment(db.session(), caller.user, form.code.data or "",
                                             secret_key)
         except auth.SecondFactorFailed:
             form.code.errors = [gettext("This code is wrong, expired or already used.")]
         else:
-            _renew_flask_session()
-            active = session_store().promote(caller.session)
-            record(db.session, Actor("staff", caller.user.id, None), "signin.succeeded",
-                   object_type="user", object_id=caller.user.id)
+            renew_flask_session()
+            active = sessions.finish_sign_in(db.session(), session_store(), caller.session)
             from portal.web.admin.views import flash_reset_notice
 
             flash_reset_notice(caller.user)  # after a password reset: who did it, once
             db.session.commit()
             page = render_template("staff/recovery_codes.html", codes=codes,
                                    home=_home(caller))
-            return _remember_device(_set_cookie(Response(page), active.token), caller.user)
+            return _remember_device(set_session_cookie(Response(page), active.token), caller.user)
     enrollment = auth.begin_enrollment(caller.user, secret_key)
     db.session.commit()
     return render_template("staff/enroll.html", form=form, enrollment=enrollment), (
@@ -275,34 +237,29 @@ def enroll() -> Any:
 
 
 @bp.post("/logout")
-@signed_in
-def logout(caller: Caller) -> Response:
-    session_store().revoke(caller.session.token)
-    record(db.session, Actor("staff", caller.user.id, None), "signout", object_type="user",
-           object_id=caller.user.id)
+@staff_required
+def logout(caller: Caller) -> BaseResponse:
+    sessions.sign_out(db.session(), session_store(), caller.session)
     db.session.commit()
-    _renew_flask_session()
+    renew_flask_session()
     response = redirect(url_for("staff.login"))
     response.delete_cookie(COOKIE, path="/")
     return response
 
 
 @bp.post("/logout/everywhere")
-@signed_in
-def logout_everywhere(caller: Caller) -> Response:
-    ended = session_store().revoke_all(caller.user.id)
-    auth.forget_devices(caller.user)  # no browser skips the account's throttle any more
-    record(db.session, Actor("staff", caller.user.id, None), "signout.everywhere",
-           object_type="user", object_id=caller.user.id, sessions=ended)
+@staff_required
+def logout_everywhere(caller: Caller) -> BaseResponse:
+    sessions.sign_out_everywhere(db.session(), session_store(), caller.user)
     db.session.commit()
-    _renew_flask_session()
+    renew_flask_session()
     response = redirect(url_for("staff.login"))
     response.delete_cookie(COOKIE, path="/")
     return response
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@signed_in
+@staff_required
 def account(caller: Caller) -> Any:
     form = PasswordForm()
     if form.is_submitted():
@@ -310,17 +267,17 @@ def account(caller: Caller) -> Any:
             form.confirm.errors = [gettext("The two passwords differ.")]
         else:
             try:
-                custody.change_password(db.session, caller.user, form.current.data or "",
-                                        form.new.data or "",
-                                        wrap_cost=current_app.config["WRAP_ARGON2"],
-                login_cost=current_app.config["LOGIN_ARGON2"])
+                # A password change ends every other session of the officer.
+                sessions.change_password(db.session(), session_store(), caller.user,
+                                         form.current.data or "", form.new.data or "",
+                                         keep_token=caller.session.token,
+                                         wrap_cost=current_app.config["WRAP_ARGON2"],
+                                         login_cost=current_app.config["LOGIN_ARGON2"])
             except CryptoError:
                 form.current.errors = [gettext("Wrong password.")]
             except WeakPassword:
                 form.new.errors = [gettext("Use at least %(n)s characters.", n=12)]
             else:
-                # A password change ends every other session of the officer.
-                session_store().revoke_all(caller.user.id, except_token=caller.session.token)
                 db.session.commit()
                 flash(gettext("Your password has been changed; your other sessions were ended."))
                 return redirect(url_for("staff.account"))
@@ -347,19 +304,20 @@ QUEUE_FILTER_FIELDS = ("status", "category", "county", "channel", "language", "r
 
 
 @bp.get("/")
-@signed_in
+@staff_required
 def queue(caller: Caller) -> Any:
     filters, errors = queue_filter_from_args()
     try:
-        page = tip_queue.queue(db.session, caller.principal, filters)
+        page = tip_queue.queue(db.session(), caller.principal, filters)
     except tip_actions.Refused as refused:  # a damaged "next page" link: start again
         errors["after"] = refused.code
         filters.cursor = None
-        page = tip_queue.queue(db.session, caller.principal, filters)
-    counts = tip_queue.category_counts(db.session, caller.principal)
+        page = tip_queue.queue(db.session(), caller.principal, filters)
+    counts = tip_queue.category_counts(db.session(), caller.principal)
     lang = current_lang()
     categories = _categories()
-    next_args = {**request.args.to_dict(), "after": page.next_cursor}
+    # Any: url_for types its own keywords (_external: bool …) apart from the query's values.
+    next_args: dict[str, Any] = {**request.args.to_dict(), "after": page.next_cursor}
     return render_template(
         "staff/queue.html", page=page, counts=counts, filters=filters, categories=categories,
         category_names={c.code: c.name(lang) for c in categories}, lang=lang, caller=caller,
@@ -383,7 +341,7 @@ def _action_form(caller: Caller, tip_unit_id: int) -> ActionForm:
     units = db.session.scalars(select(Unit).where(Unit.id.in_(
         sorted(caller.principal.handling_ids))).order_by(Unit.id))
     form.unit.choices = choices([(u.code, u.name(lang)) for u in units if u.id != tip_unit_id])
-    officers = tip_actions.staff_of_units(db.session, {tip_unit_id, caller.principal.bureau_id})
+    officers = tip_actions.staff_of_units(db.session(), {tip_unit_id, caller.principal.bureau_id})
     form.user_id.choices = choices([(str(u.id), u.display_name or u.username) for u in officers])
     return form
 
@@ -423,7 +381,7 @@ def _render_tip(caller: Caller, tip_id: int, failed: dict[str, Any] | None = Non
     """The tip page; `failed` names an action just refused, its reason and what was typed, so
     the page shows the error beside that form and keeps the input."""
     try:
-        detail = tip_actions.open_tip(db.session, caller.principal, tip_id, previews=True)
+        detail = tip_actions.open_tip(db.session(), caller.principal, tip_id, previews=True)
     except tip_actions.NotFound:
         abort(404)
     except KeyNotHeld:
@@ -442,23 +400,23 @@ def _render_tip(caller: Caller, tip_id: int, failed: dict[str, Any] | None = Non
     page = render_template("staff/tip.html", detail=detail, tip=tip, form=form, caller=caller,
                            history=_history(tip_id), users=users, lang=lang,
                            category_names={c.code: c.name(lang) for c in _categories()},
-                           case_link=tip_actions.case_of(db.session, tip_id),
+                           case_link=tip_actions.case_of(db.session(), tip_id),
                            may=may, offered=offered, failed=failed or {},
                            typed=(failed or {}).get("values", {}))
     return page, 400 if failed else 200
 
 
 @bp.get("/tips/<int:tip_id>")
-@signed_in
+@staff_required
 def tip(caller: Caller, tip_id: int) -> Any:
     return _render_tip(caller, tip_id)
 
 
 @bp.post("/tips/<int:tip_id>/<action>")
-@signed_in
+@staff_required
 def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
     try:
-        tip_actions.perform(db.session, caller.principal, tip_id, action, request.form.to_dict())
+        tip_actions.perform(db.session(), caller.principal, tip_id, action, request.form.to_dict())
     except tip_actions.NotFound:
         abort(404)
     except KeyNotHeld:
@@ -474,22 +432,12 @@ def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
     return redirect(url_for("staff.tip", tip_id=tip_id)), 303
 
 
-def content_disposition(filename: str, disposition: str = "attachment") -> str:
-    """`attachment` (or `inline`) with the file's own name made safe (filenames.safe_name: no
-    folders, no control or invisible characters, not too long): an ASCII stand-in for old clients
-    and the exact name in RFC 5987 form (filename*=UTF-8''…) for the rest."""
-    filename = safe_name(filename)
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%;'
-                       else "_" for c in filename) or "file"
-    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
 @bp.get("/attachments/<int:attachment_id>")
-@signed_in
+@staff_required
 def attachment(caller: Caller, attachment_id: int) -> Any:
     """An explicit download (logged as one): photos on the tip page are part of its opening."""
     try:
-        out = tip_actions.open_attachment(db.session, caller.principal, attachment_id)
+        out = tip_actions.open_attachment(db.session(), caller.principal, attachment_id)
     except tip_actions.NotFound:
         abort(404)
     except KeyNotHeld:
@@ -540,7 +488,7 @@ def _hotline_errors(form: HotlineForm, errors: dict[str, FieldError], caller: Ca
 
 
 @bp.route("/hotline", methods=["GET", "POST"])
-@signed_in
+@staff_required
 def hotline(caller: Caller) -> Any:
     if not caller.principal.units_for("tip.hotline"):
         abort(403)
@@ -559,11 +507,11 @@ def hotline(caller: Caller) -> Any:
                                           form.submission.data)
     if submission is None:
         errors["submission"] = FieldError("form_expired")
-    errors = {**intake_validate(db.session, draft, 0, limits()), **errors}
+    errors = {**intake_validate(db.session(), draft, 0, limits()), **errors}
     if errors or submission is None:
         return _hotline_errors(form, errors, caller)
     try:
-        filed = tip_actions.hotline_tip(db.session, caller.principal, draft, limits=limits(),
+        filed = tip_actions.hotline_tip(db.session(), caller.principal, draft, limits=limits(),
                                    receipt_cost=current_app.config["RECEIPT_ARGON2"],
                                    once=submission.bind(_submission_secrets()))
     except IntakeRejected as rejected:
@@ -591,7 +539,7 @@ def hotline(caller: Caller) -> Any:
 
 
 @bp.route("/keys", methods=["GET", "POST"])
-@signed_in
+@staff_required
 def keys(caller: Caller) -> Any:
     """Grant a unit's key: officers of a handling unit and liaisons of a receiving body pass on
     the key they hold; anyone who may see the unit here can paste its recovery key instead.
@@ -609,7 +557,7 @@ def keys(caller: Caller) -> Any:
                                     .order_by(Unit.id)))
     lang = current_lang()
     form.unit.choices = choices([(u.code, u.name(lang)) for u in units])
-    members = custody.key_members(db.session, my_units)
+    members = custody.key_members(db.session(), my_units)
     form.user_id.label.text = gettext("Colleague who receives the key")
     form.user_id.choices = choices([(str(user.id), f"{user.display_name or user.username} — "
                                      f"{unit.name(lang)}") for user, unit in members])
@@ -623,7 +571,7 @@ def keys(caller: Caller) -> Any:
         actor = Actor("liaison" if unit.id in principal.liaison_units() else "staff",
                       caller.user.id, None)
         try:
-            custody.hand_on(db.session, unit, grantee, granter=caller.user,
+            custody.hand_on(db.session(), unit, grantee, granter=caller.user,
                             granter_identities=principal.identities,
                             recovery_text=form.recovery_key.data or "", actor=actor)
         except custody.NotKeyMember:
