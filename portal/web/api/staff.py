@@ -18,6 +18,7 @@ from portal.security.crypto import CryptoError
 from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import limits
+from portal.web.action_params import action_params
 from portal.web.api import bp
 from portal.web.extensions import db
 from portal.web.http import content_disposition
@@ -167,7 +168,8 @@ def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response
     if not isinstance(params, dict):
         return _error(400, error_text(FieldError("invalid_json")))
     try:
-        tip_actions.perform(db.session(), caller.principal, tip_id, action, params)
+        tip_actions.perform(db.session(), caller.principal, tip_id, action,
+                            action_params(action, params))
     except tip_actions.NotFound:
         return _error(404, gettext("This page does not exist."))
     except KeyNotHeld:

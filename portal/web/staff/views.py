@@ -51,6 +51,7 @@ from portal.security.crypto import CryptoError
 from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import choices, hashgate, limits, row_id
+from portal.web.action_params import action_params
 from portal.web.extensions import db
 from portal.web.http import content_disposition, current_lang
 from portal.web.messages import (
@@ -416,7 +417,8 @@ def tip(caller: Caller, tip_id: int) -> Any:
 @staff_required
 def tip_action(caller: Caller, tip_id: int, action: str) -> Any:
     try:
-        tip_actions.perform(db.session(), caller.principal, tip_id, action, request.form.to_dict())
+        tip_actions.perform(db.session(), caller.principal, tip_id, action,
+                            action_params(action, request.form.to_dict()))
     except tip_actions.NotFound:
         abort(404)
     except KeyNotHeld:
