@@ -31,8 +31,8 @@ from portal.web.messages import (
     status_text,
     step_text,
 )
+from portal.web.queue_filter import queue_filter_from_args
 from portal.web.session import Caller, session_store, staff_required
-from portal.web.staff.context import queue_filter_from_args
 
 
 def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:

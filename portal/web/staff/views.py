@@ -63,6 +63,7 @@ from portal.web.messages import (
     throttled_text,
     unit_name,
 )
+from portal.web.queue_filter import queue_filter_from_args
 from portal.web.session import (
     COOKIE,
     Caller,
@@ -74,7 +75,6 @@ from portal.web.session import (
     staff_required,
 )
 from portal.web.staff import bp
-from portal.web.staff.context import queue_filter_from_args
 from portal.web.staff.forms import (
     ActionForm,
     EnrollForm,
