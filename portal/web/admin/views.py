@@ -17,7 +17,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_date, gettext
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -60,7 +60,6 @@ from portal.security.accounts import (
     remove_membership,
     roles_open_to,
     set_active,
-    take_reset_notice,
     user_for_first_sign_in,
     user_for_reset,
     waiting_for,
@@ -458,11 +457,6 @@ def roles_to_confirm(caller: Caller) -> Any:
                            roles_waiting=waiting_for(db.session(), caller.user.id))
 
 
-def roles_waiting_count(user_id: int) -> int:
-    """How many roles wait for this person (the staff start page leads there when any)."""
-    return len(waiting_for(db.session(), user_id))
-
-
 class ResetForm(FlaskForm):
     code = StringField(_l("A code from your authenticator app, or one of your recovery codes"))
     new = PasswordField(_l("Your own new password (at least 12 characters)"))
@@ -517,17 +511,6 @@ def complete_password_reset(token: str) -> Any:
           else gettext("Your new password is set. Sign in with it and a new code from your "
                        "app (the one you just used does not work twice)."))
     return redirect(url_for("staff.login")), 303
-
-
-def flash_reset_notice(user: User) -> None:
-    """At the first sign-in after a reset: who reset the password and when, once. The
-    staff sign-in calls it before it commits."""
-    notice = take_reset_notice(db.session(), user)
-    if notice is not None:
-        name, at = notice
-        flash(gettext("Your password was reset by %(name)s on %(date)s. If you did not ask for "
-                      "this, tell your head at once.", name=name or gettext("an administrator"),
-                      date=format_date(at, "long")), "error")
 
 
 class FirstSignInForm(FlaskForm):

@@ -18,7 +18,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import format_date, gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse  # what redirect() answers
 
@@ -46,7 +46,7 @@ from portal.intake.filing import validate as intake_validate
 from portal.intake.schema import SchemaError, hotline_draft
 from portal.security import auth, custody, sessions
 from portal.security.access import KEY_ROLES, KeyNotHeld
-from portal.security.accounts import WeakPassword
+from portal.security.accounts import WeakPassword, take_reset_notice, waiting_for
 from portal.security.crypto import CryptoError
 from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
@@ -180,11 +180,9 @@ def _home(caller: Caller) -> str:
     """Where a signed-in person starts: officers at the queue, administrators at their own home,
     auditors at the log, liaisons of receiving bodies at their referrals."""
     principal = caller.principal
-    if not principal.is_admin:  # a head or liaison asked to confirm someone's role: first
-        from portal.web.admin.views import roles_waiting_count
-
-        if roles_waiting_count(caller.user.id):
-            return url_for("admin.roles_to_confirm")
+    # A head or liaison asked to confirm someone's role: first.
+    if not principal.is_admin and waiting_for(db.session(), caller.user.id):
+        return url_for("admin.roles_to_confirm")
     if principal.units_for("tip.view"):
         return url_for("staff.queue")
     if principal.is_admin:
@@ -198,12 +196,21 @@ def _home(caller: Caller) -> str:
     return url_for("staff.account")
 
 
-def _finish_sign_in(caller: Caller) -> BaseResponse:
-    from portal.web.admin.views import flash_reset_notice
+def _flash_reset_notice(user: User) -> None:
+    """At the first sign-in after a reset: who reset the password and when, once. Called
+    before the sign-in commits."""
+    notice = take_reset_notice(db.session(), user)
+    if notice is not None:
+        name, at = notice
+        flash(gettext("Your password was reset by %(name)s on %(date)s. If you did not ask for "
+                      "this, tell your head at once.", name=name or gettext("an administrator"),
+                      date=format_date(at, "long")), "error")
 
+
+def _finish_sign_in(caller: Caller) -> BaseResponse:
     renew_flask_session()  # first: a notice flashed below goes into the new session
     active = sessions.finish_sign_in(db.session(), session_store(), caller.session)
-    flash_reset_notice(caller.user)  # after a password reset: who did it, once
+    _flash_reset_notice(caller.user)  # after a password reset: who did it, once
     db.session.commit()
     return _remember_device(set_session_cookie(redirect(_home(caller)), active.token), caller.user)
 
@@ -224,9 +231,7 @@ def enroll() -> Any:
         else:
             renew_flask_session()
             active = sessions.finish_sign_in(db.session(), session_store(), caller.session)
-            from portal.web.admin.views import flash_reset_notice
-
-            flash_reset_notice(caller.user)  # after a password reset: who did it, once
+            _flash_reset_notice(caller.user)  # after a password reset: who did it, once
             db.session.commit()
             page = render_template("staff/recovery_codes.html", codes=codes,
                                    home=_home(caller))
