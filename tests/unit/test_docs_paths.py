@@ -5,8 +5,9 @@ Two kinds of names are checked:
 * a path from the top of the checkout, `portal/intake/receipts.py` or `auditlog/` (with or without
   backquotes): it must exist; `static/errors/*.html` must match a file; a placeholder such as
   `checkpoints/<size>.note` or `{zh,ko,en}` only needs the folder before it;
-* a short name in backquotes that follows such a path in the same table cell or line, as in
-  "`portal/web/http.py`, `ratelimit.py`": it names a file next to that path and must exist there.
+* a short name in backquotes that follows such a path on the same line, as in
+  "`portal/web/http.py`, `ratelimit.py`": it names a file next to that path, or in it when the
+  path is a folder ("| `portal/intake/` | … `schema.py` |"), and must exist there.
 """
 
 from __future__ import annotations
@@ -25,28 +26,21 @@ FULL_PATH = re.compile(r"(?<![\w/.<>-])(?:" + "|".join(FOLDERS) + r")/[\w./<>*{}
 SHORT_NAME = re.compile(r"`([\w-]+(?:\.\w+)+|[\w.-]+/)`")  # a file name or a folder/
 
 
-def _pieces(line: str) -> list[str]:
-    """A table row's cells, or the line itself."""
-    return line.strip("|").split("|") if line.lstrip().startswith("|") else [line]
-
-
-def named_paths(text: str) -> list[tuple[int, str, Path]]:
-    """(line number, the name as written, where it points) for every path `text` names."""
-    found: list[tuple[int, str, Path]] = []
+def named_paths(text: str) -> list[tuple[int, str, list[Path]]]:
+    """(line number, the name as written, where it may point) for every path `text` names."""
+    found: list[tuple[int, str, list[Path]]] = []
     for number, line in enumerate(text.splitlines(), 1):
-        for piece in _pieces(line):
-            events = sorted([(m.start(), "full", m.group(0)) for m in FULL_PATH.finditer(piece)]
-                            + [(m.start(1), "short", m.group(1))
-                               for m in SHORT_NAME.finditer(piece)])
-            folder: Path | None = None  # where a short name after a full path points
-            for _, kind, name in events:
-                if kind == "full":
-                    name = name.rstrip(".,:;)")
-                    found.append((number, name, ROOT / name))
-                    folder = (ROOT / name.rstrip("/")).parent
-                elif folder is not None and "/" not in name.rstrip("/") and not (
-                        FULL_PATH.fullmatch(name)):
-                    found.append((number, name, folder / name))
+        events = sorted([(m.start(), "full", m.group(0)) for m in FULL_PATH.finditer(line)]
+                        + [(m.start(1), "short", m.group(1)) for m in SHORT_NAME.finditer(line)])
+        near: list[Path] = []  # where a short name after a full path may be
+        for _, kind, name in events:
+            if kind == "full":
+                name = name.rstrip(".,:;)")
+                found.append((number, name, [ROOT / name]))
+                path = ROOT / name.rstrip("/")
+                near = [path.parent, path] if name.endswith("/") else [path.parent]
+            elif near and not FULL_PATH.fullmatch(name):
+                found.append((number, name, [folder / name for folder in near]))
     return found
 
 
@@ -63,15 +57,17 @@ def exists(path: Path) -> bool:
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
 def test_every_named_path_exists(document: Path) -> None:
     missing = [f"{document.name}:{number}: {name}"
-               for number, name, path in named_paths(document.read_text(encoding="utf-8"))
-               if not exists(path)]
+               for number, name, paths in named_paths(document.read_text(encoding="utf-8"))
+               if not any(exists(path) for path in paths)]
     assert not missing, "\n".join(missing)
 
 
 def test_the_check_sees_both_kinds_of_name() -> None:
     text = ("| `portal/web/http.py`, `nothere.py` | see portal/nothere/x.py and `auditlog/` |\n"
-            "`tests/unit/`, `functional/`, `MAX_SIZE`; checkpoints `auditlog/<size>.note`\n")
-    names = {name: exists(path) for _, name, path in named_paths(text)}
+            "| `portal/intake/` | `schema.py`, `web/`, `sanitize.py`, `MAX_SIZE` |\n"
+            "`tests/unit/`, `functional/`; checkpoints `auditlog/<size>.note`\n")
+    names = {name: any(exists(path) for path in paths) for _, name, paths in named_paths(text)}
     assert names == {"portal/web/http.py": True, "nothere.py": False,
-                     "portal/nothere/x.py": False, "auditlog/": True, "tests/unit/": True,
+                     "portal/nothere/x.py": False, "auditlog/": True, "portal/intake/": True,
+                     "schema.py": True, "web/": True, "sanitize.py": False, "tests/unit/": True,
                      "functional/": True, "auditlog/<size>.note": True}
