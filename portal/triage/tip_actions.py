@@ -42,7 +42,7 @@ from portal.intake.filing import FiledTip, Limits, TipDraft, current_category, f
 from portal.intake.photo_location import PhotoLocation, photo_location
 from portal.intake.receipts import Argon2Cost, Once
 from portal.security import crypto
-from portal.security.access import OFFICERS, Principal, officers_of
+from portal.security.access import ACTIONS, OFFICERS, Principal, officers_of
 from portal.security.keys import tip_recipients, unit_recipients
 from portal.triage import workflow
 from referral.calendar import HolidayCalendar, load_calendar
@@ -92,6 +92,14 @@ def actor_of(principal: Principal, action: str, tip: Tip | None = None) -> Actor
         roles = principal.roles.get(principal.bureau_id, set())
     role = sorted(roles & OFFICERS)[0] if roles & OFFICERS else None
     return Actor("staff", principal.user.id, role)
+
+
+def _entering_role(principal: Principal) -> str | None:
+    """The role this person enters a caller's tip in: one that access.py allows "tip.hotline"
+    (before the tip is filed it has no unit; head before intake officer, in the order the
+    roles are picked for the other actions)."""
+    held = set().union(*principal.roles.values()) & ACTIONS["tip.hotline"]
+    return sorted(held)[0] if held else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -590,7 +598,7 @@ def hotline_tip(session: Session, principal: Principal, draft: TipDraft, *, limi
     if draft.channel not in ENTERED_CHANNELS:
         raise Refused("bad_channel")
     return file_tip(session, draft, [], limits=limits, receipt_cost=receipt_cost,
-                    actor=Actor("staff", principal.user.id, "intake_officer"), once=once,
+                    actor=Actor("staff", principal.user.id, _entering_role(principal)), once=once,
                     blind_key=blind_key(session, principal))
 
 

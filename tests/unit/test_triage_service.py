@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from auditlog.events import SYSTEM
-from models import AuditEvent, Tip, TipStatus, TipUpdate, Unit, User
+from models import AuditEvent, Channel, Tip, TipStatus, TipUpdate, Unit, User
 from portal.cases import referrals
 from portal.intake import filing
 from portal.operations import retention
@@ -236,6 +236,19 @@ def test_legal_hold_by_a_head_only(world) -> None:
     assert [e.role for e in _events("tip.hold_set", tip_id)] == ["head"]
     with pytest.raises(retention.RetentionRefused, match="already_on_hold"):
         retention.set_hold(db.session, world.principal(world.head), tip_id, True, "again")
+
+
+def test_a_hotline_tip_names_the_role_it_was_entered_in(world) -> None:
+    draft = filing.TipDraft(narrative="a caller reports smoke", county="yanji",
+                            channel=Channel.HOTLINE)
+    for user_id, role in ((world.intake, "intake_officer"), (world.head, "head")):
+        filed = tip_actions.hotline_tip(db.session, world.principal(user_id, "yanji"), draft,
+                                        limits=LIMITS, receipt_cost=FAST_ARGON2)
+        [event] = _events("tip.received", filed.tip_id)
+        assert (event.actor_id, event.role) == (user_id, role)
+    _refused("not_allowed", tip_actions.hotline_tip, db.session,
+             world.principal(world.case, "yanji"), draft, limits=LIMITS,
+             receipt_cost=FAST_ARGON2)
 
 
 def test_a_case_is_formed_from_open_tips_only(world) -> None:
