@@ -28,15 +28,14 @@ from sqlalchemy.orm import Session
 
 from auditlog.events import Actor as AuditActor
 from auditlog.events import record
-from models import Attachment, Redaction, Referral, ReferralTipFile, ReferralTipText, Role, Tip
+from models import Attachment, Redaction, Referral, ReferralTipFile, ReferralTipText, Tip
 from models.base import utcnow
 from portal.cases import referrals
 from portal.intake.filing import open_meta
-from portal.security import crypto
+from portal.security import access, crypto
 from portal.security.access import Principal
 from portal.security.keys import unit_recipients
 from referral.filenames import plain_text
-from referral.workflow import Actor
 
 BLACK = "■"
 SCALE = 1000  # boxes are kept in thousandths of the image's width and height
@@ -272,14 +271,14 @@ def _referral_of(session: Session, principal: Principal, referral_id: int
     """The referral, for the bureau's people who hold the case's key (NotFound for anyone who
     does not see the case: a receiving body never sees what was blacked out)."""
     referral = referrals.get_referral(session, principal, referral_id)
-    if not referrals.case_visible(principal, referral.case):
+    if not access.may(principal, "case.view", referral.case):
         raise referrals.NotFound
-    return referral, referrals.identities_for_case(principal, referral.case)
+    return referral, principal.identities_for(referral.case)
 
 
 def _editable(principal: Principal, referral: Referral) -> bool:
     return (referral.package_id is None and referral.handed_over_at is None
-            and Actor.OFFICER in referrals.actor_role(principal, referral))
+            and access.may(principal, "referral.redact", referral))
 
 
 def _target(session: Session, referral: Referral, tip_id: int | None,
@@ -309,8 +308,7 @@ def _views(rows: list[Redaction], identities: Sequence[str]) -> list[RedactionVi
 
 
 def _tip_content(principal: Principal, tip: Tip) -> dict:
-    content = json.loads(crypto.open_sealed(tip.content, referrals.identities_for_unit(
-        principal, tip.unit_id)))
+    content = json.loads(crypto.open_sealed(tip.content, principal.identities_for(tip)))
     return content if isinstance(content, dict) else {}
 
 
@@ -335,7 +333,7 @@ def open_target(session: Session, principal: Principal, referral_id: int, *,
         text = statement_text(tip.id, _tip_content(principal, tip),
                               [p for v in views for p in v.phrases])
     else:
-        tip_keys = referrals.identities_for_unit(principal, tip.unit_id)
+        tip_keys = principal.identities_for(tip)
         filename = open_meta(attachment.meta, tip_keys)["filename"]
         chosen = session.scalar(select(ReferralTipFile).where(
             ReferralTipFile.referral_id == referral.id,
@@ -355,7 +353,7 @@ def open_target(session: Session, principal: Principal, referral_id: int, *,
 def _ready_to_edit(session: Session, principal: Principal, referral_id: int
                    ) -> tuple[Referral, list[crypto.AgeIdentity]]:
     referral, identities = _referral_of(session, principal, referral_id)
-    if Actor.OFFICER not in referrals.actor_role(principal, referral):
+    if not access.may(principal, "referral.redact", referral):
         raise referrals.CaseRefused("redaction_not_team")
     if referral.package_id is not None or referral.handed_over_at is not None:
         raise referrals.CaseRefused("redaction_closed")  # what has left cannot be taken back
@@ -406,7 +404,7 @@ def add_box(session: Session, principal: Principal, referral_id: int, attachment
         raise RedactionRefused("too_many_boxes", "too many boxes", num=MAX_BOXES)
     # The image must open, or the package could not be built later.
     burn_boxes(_image_bytes(session, attachment,  # type: ignore[arg-type]
-                            referrals.identities_for_unit(principal, tip.unit_id)), [checked])
+                            principal.identities_for(tip)), [checked])
     return _add(session, principal, referral, tip, attachment, {"boxes": [list(checked)]}, 1,
                 now)
 
@@ -421,7 +419,8 @@ def _add(session: Session, principal: Principal, referral: Referral, tip: Tip,
                     count=count, created_by_id=principal.user.id, created_at=now or utcnow())
     session.add(row)
     session.flush()
-    record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER),
+    record(session, AuditActor("staff", principal.user.id,
+                                  access.acting_role(principal, referral.case.unit_id)),
            "referral.redaction_added", object_type="referral", object_id=referral.id,
            unit_code=referral.case.unit.code, kind="image" if attachment else "text",
            count=count)
@@ -438,7 +437,8 @@ def remove(session: Session, principal: Principal, referral_id: int, redaction_i
         raise referrals.NotFound
     kind, count = ("image" if row.attachment_id else "text"), row.count
     session.delete(row)
-    record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER),
+    record(session, AuditActor("staff", principal.user.id,
+                                  access.acting_role(principal, referral.case.unit_id)),
            "referral.redaction_removed", object_type="referral", object_id=referral.id,
            unit_code=referral.case.unit.code, kind=kind, count=count)
     session.commit()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import PurePosixPath
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from auditlog.events import Actor as AuditActor
@@ -42,9 +42,9 @@ from models import (
 from models.base import utcnow
 from portal.intake import blobs
 from portal.intake.filing import Limits, Upload, open_meta, store_attachments
-from portal.security import crypto
-from portal.security.access import KeyNotHeld, Principal, officers_of
-from portal.security.keys import unit_recipients
+from portal.security import access, crypto
+from portal.security.access import Principal, officers_of
+from portal.security.keys import KeyNotHeld, unit_recipients
 from portal.transaction import transaction
 from portal.triage import workflow as tip_workflow
 from portal.triage.tip_actions import roles_where
@@ -78,25 +78,12 @@ class NotFound(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Who may see and act (on top of portal/security/access.py's unit rules)
-
-
-def _is_head(principal: Principal, case: Case) -> bool:
-    return any(Role.HEAD in principal.roles.get(u, set())
-               for u in (case.unit_id, principal.bureau_id))
-
-
-def _is_team(principal: Principal, case: Case) -> bool:
-    return any(m.user_id == principal.user.id for m in case.members) or _is_head(principal, case)
-
-
-def case_visible(principal: Principal, case: Case) -> bool:
-    return case.unit_id in principal.units_for("tip.view")
+# Who may see and act: portal/security/access.py (the rules, and the lists' SQL conditions)
 
 
 def get_case(session: Session, principal: Principal, case_id: int) -> Case:
     case = session.get(Case, case_id)
-    if case is None or not case_visible(principal, case):
+    if case is None or not access.may(principal, "case.view", case):
         raise NotFound
     return case
 
@@ -105,80 +92,42 @@ def get_case(session: Session, principal: Principal, case_id: int) -> Case:
 CONTACT_PHONE_MAX = 40
 
 
-def referral_visible(principal: Principal, referral: Referral) -> bool:
-    if case_visible(principal, referral.case):
-        return True
-    # A receiving body sees a referral once it is handed over to it, never the bureau's draft,
-    # its approval or its rejection (17号 第6条: what is sent is the 移送书 and its package).
-    return referral.handed_over_at is not None and bool(
-        principal.liaison_units() & {referral.receiving_unit_id, referral.copy_unit_id})
-
-
-def addressed_to(principal: Principal) -> Select[tuple[Referral]]:
-    """The referrals handed over to the bodies this person is a liaison of (or copied to them),
-    newest first: the same rule as referral_visible, as a query."""
-    mine = sorted(principal.liaison_units())
-    return (select(Referral)
-            .where(Referral.handed_over_at.is_not(None),
-                   Referral.receiving_unit_id.in_(mine) | Referral.copy_unit_id.in_(mine))
-            .order_by(Referral.id.desc()))
-
-
 def get_referral(session: Session, principal: Principal, referral_id: int) -> Referral:
     referral = session.get(Referral, referral_id)
-    if referral is None or not referral_visible(principal, referral):
+    if referral is None or not access.may(principal, "referral.view", referral):
         raise NotFound
     return referral
 
 
-def actor_role(principal: Principal, referral: Referral) -> set[Actor]:
-    """Which columns of the workflow table this person may act in, for this referral."""
-    roles: set[Actor] = set()
-    if case_visible(principal, referral.case) and _is_team(principal, referral.case):
-        roles.add(Actor.OFFICER)
-    if _is_head(principal, referral.case) and not _wrote_the_report(principal, referral):
-        roles.add(Actor.HEAD)
-    if referral.receiving_unit_id in principal.liaison_units():
-        roles.add(Actor.LIAISON)
-    return roles
+def visible_cases(session: Session, principal: Principal) -> list[Case]:
+    """The cases this person sees, newest first."""
+    return list(session.scalars(select(Case).where(access.case_filter(principal))
+                                .order_by(Case.id.desc())))
 
 
-def _wrote_the_report(principal: Principal, referral: Referral) -> bool:
-    """A head of the 专案组, or one who submitted the report, does not approve it: 310号 第5条
-    asks the unit's head to review the team's report, and nobody approves their own."""
-    user_id = principal.user.id
-    return (any(m.user_id == user_id for m in referral.case.members)
-            or any(e.action == "submit" and e.actor_id == user_id for e in referral.events))
+def visible_referrals(session: Session, principal: Principal) -> list[Referral]:
+    """The referrals this person sees (their cases', and those handed over to their body),
+    newest first."""
+    return list(session.scalars(select(Referral).where(access.referral_filter(principal))
+                                .order_by(Referral.id.desc())))
+
+
+def addressed_to(session: Session, principal: Principal) -> list[Referral]:
+    """The referrals handed over to the bodies this person is a liaison of (or copied to them),
+    newest first."""
+    return list(session.scalars(select(Referral).where(access.addressed_filter(principal))
+                                .order_by(Referral.id.desc())))
 
 
 def available_actions(principal: Principal, referral: Referral) -> list[workflow.Transition]:
     """What the table allows this person now (the UI shows exactly these)."""
-    roles = actor_role(principal, referral)
+    roles = access.workflow_roles(principal, referral)
     return [t for t in workflow.allowed(referral.state) if t.actor in roles]
 
 
-def identities_for_unit(principal: Principal, unit_id: int) -> list[crypto.AgeIdentity]:
-    """The keys this person holds that open what is sealed to a unit (its own, or 州本级's);
-    KeyNotHeld when none, so that no cipher is ever asked to open with no key."""
-    found = [principal.identities[u] for u in dict.fromkeys((unit_id, principal.bureau_id))
-             if u is not None and u in principal.identities]
-    if not found:
-        raise KeyNotHeld
-    return found
-
-
-def identities_for_case(principal: Principal, case: Case) -> list[crypto.AgeIdentity]:
-    return identities_for_unit(principal, case.unit_id)
-
-
-def identities_for_referral(principal: Principal, referral: Referral
-                            ) -> list[crypto.AgeIdentity]:
-    units = (referral.case.unit_id, principal.bureau_id, referral.receiving_unit_id,
-             referral.copy_unit_id)
-    found = [principal.identities[u] for u in dict.fromkeys(units) if u in principal.identities]
-    if not found:
-        raise KeyNotHeld
-    return found
+def _staff(principal: Principal, unit_id: int) -> AuditActor:
+    """The audit actor for a step of the bureau's people: the role they act in there."""
+    return AuditActor("staff", principal.user.id, access.acting_role(principal, unit_id))
 
 
 def _referral_recipients(session: Session, referral: Referral) -> list[str]:
@@ -255,7 +204,7 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
         tip.status = after
     for user_id in sorted(members):
         session.add(CaseMember(case_id=case.id, user_id=user_id))
-    record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER), "case.formed",
+    record(session, _staff(principal, unit.id), "case.formed",
            object_type="case", object_id=case.id, unit_code=unit.code, tips=len(tips),
            members=len(members), offence=offence.code)
     session.commit()
@@ -284,7 +233,7 @@ def tips_for_a_case(session: Session, principal: Principal) -> list[Tip]:
     """Accepted tips of this person's units that belong to no case yet (ids and metadata)."""
     in_a_case = select(CaseTip.tip_id)
     return list(session.scalars(select(Tip).where(
-        Tip.unit_id.in_(sorted(principal.units_for("tip.verify"))),
+        access.tip_filter(principal, "tip.verify"),
         Tip.status.in_(tip_workflow.sources("form_case")),
         Tip.id.not_in(in_a_case)).order_by(Tip.id.desc()).limit(200)))
 
@@ -292,7 +241,7 @@ def tips_for_a_case(session: Session, principal: Principal) -> list[Tip]:
 def add_documents(session: Session, principal: Principal, case_id: int, kind: str,
                   uploads: Sequence[Upload], *, limits: Limits) -> list[Attachment]:
     case = get_case(session, principal, case_id)
-    if not _is_team(principal, case):
+    if not access.may(principal, "case.edit", case):
         raise CaseRefused("not_allowed")
     if kind not in {d.value for d in Document}:
         raise CaseRefused("bad_value")
@@ -301,15 +250,15 @@ def add_documents(session: Session, principal: Principal, case_id: int, kind: st
     with transaction(session):
         stored = store_attachments(session, None, uploads, unit_recipients(session, case.unit),
                                    keep_location=True, limits=limits, case_id=case.id, kind=kind)
-        record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER),
-               "case.documents_added", object_type="case", object_id=case.id,
-               unit_code=case.unit.code, kind=kind, files=len(stored))
+        record(session, _staff(principal, case.unit_id), "case.documents_added",
+               object_type="case", object_id=case.id, unit_code=case.unit.code, kind=kind,
+               files=len(stored))
     return stored
 
 
 def open_case(session: Session, principal: Principal, case_id: int) -> CaseView:
     case = get_case(session, principal, case_id)
-    identities = identities_for_case(principal, case)
+    identities = principal.identities_for(case)
     content = json.loads(crypto.open_sealed(case.content, identities))
     documents = []
     for attachment in session.scalars(select(Attachment).where(
@@ -355,7 +304,7 @@ def create_referral(session: Session, principal: Principal, case_id: int, receiv
     procuratorate, the discipline commission, the procuratorate, or a department: 转办)."""
     now = now or utcnow()
     case = get_case(session, principal, case_id)
-    if not _is_team(principal, case):
+    if not access.may(principal, "case.edit", case):
         raise CaseRefused("not_allowed")
     receiver = session.scalar(select(Unit).where(Unit.code == receiving_code))
     allowed_kinds = {k for kinds in RECEIVER_FOR_KIND.values() for k in kinds}
@@ -371,9 +320,9 @@ def create_referral(session: Session, principal: Principal, case_id: int, receiv
                         state_since=now, created_at=now, created_by_id=principal.user.id)
     session.add(referral)
     session.flush()
-    record(session, AuditActor("staff", principal.user.id, Role.CASE_OFFICER),
-           "referral.created", object_type="referral", object_id=referral.id,
-           unit_code=case.unit.code, receiver=receiver.code, copy=copy.code if copy else None)
+    record(session, _staff(principal, case.unit_id), "referral.created",
+           object_type="referral", object_id=referral.id, unit_code=case.unit.code,
+           receiver=receiver.code, copy=copy.code if copy else None)
     session.commit()
     return referral
 
@@ -408,7 +357,7 @@ def _act(session: Session, principal: Principal, referral_id: int, action: str, 
          limits: Limits | None, letter_context: dict, tip_files: Sequence[int] | None,
          tip_texts: Sequence[int] | None, now: datetime) -> Referral:
     referral = get_referral(session, principal, referral_id)
-    roles = actor_role(principal, referral)
+    roles = access.workflow_roles(principal, referral)
     if not roles:
         raise workflow.TransitionRefused("not_your_step", referral.state, action)
     # The column of the table this person acts in: the one the transition names, if theirs.
@@ -643,7 +592,7 @@ def review_referral(session: Session, principal: Principal, referral: Referral
     team = [m.user.display_name or m.user.username for m in case.members]
     tip_ids = [link.tip_id for link in case.tips]
     try:
-        identities: list[crypto.AgeIdentity] | None = identities_for_case(principal, case)
+        identities: list[crypto.AgeIdentity] | None = principal.identities_for(case)
     except KeyNotHeld:
         identities = None
     from portal.cases.redaction import counts_for
@@ -663,7 +612,7 @@ def review_referral(session: Session, principal: Principal, referral: Referral
                object_type="case", object_id=case.id, unit_code=case.unit.code)
         session.commit()
     redactable = (identities is not None and referral.package_id is None
-                  and Actor.OFFICER in actor_role(principal, referral))
+                  and Actor.OFFICER in access.workflow_roles(principal, referral))
     return ReferralReview(title, team, tip_ids, documents + [f for f in tip_files if f.chosen],
                           tip_files, identities is not None, statements,
                           package_identity(session, referral), redactable)
@@ -705,8 +654,7 @@ def step_documents(session: Session, principal: Principal, referral: Referral
     supplement (补正), the receiving body's receipt and decisions. Sealed to the bureau and the
     receiving body, so both sides list them by name (kind and size without a key)."""
     try:
-        identities: list[crypto.AgeIdentity] | None = identities_for_referral(principal,
-                                                                              referral)
+        identities: list[crypto.AgeIdentity] | None = principal.identities_for(referral)
     except KeyNotHeld:
         identities = None
     return [_material_view(attachment, identities) for attachment in session.scalars(
@@ -728,10 +676,10 @@ def open_document(session: Session, principal: Principal, attachment_id: int
     if attachment.referral_id is not None:
         referral = get_referral(session, principal, attachment.referral_id)
         case = referral.case
-        identities = identities_for_referral(principal, referral)
+        identities = principal.identities_for(referral)
     else:
         case = get_case(session, principal, attachment.case_id)
-        identities = identities_for_case(principal, case)
+        identities = principal.identities_for(case)
     meta = _meta(attachment, identities)
     chunks = crypto.open_stream(blobs.reader(session, attachment.id), identities)
     first = next(chunks, b"")  # a key that does not open it fails here, before any byte is sent
@@ -800,7 +748,7 @@ def _letter_data(session: Session, principal: Principal, referral: Referral,
     reporter's identity is never among them; a custodian's grant to send it is listed as a
     material of its own, handed over sealed and apart."""
     case = referral.case
-    identities = identities_for_case(principal, case)
+    identities = principal.identities_for(case)
     content = json.loads(crypto.open_sealed(case.content, identities))
     items = _package_items(session, referral)
     labels = letter_context.get("document_labels", {})
@@ -845,7 +793,7 @@ def preview_letter(session: Session, principal: Principal, referral_id: int,
     Only the bureau's people (team or head) preview it; the reading is audited."""
     now = now or utcnow()
     referral = get_referral(session, principal, referral_id)
-    if not actor_role(principal, referral) & {Actor.OFFICER, Actor.HEAD}:
+    if not access.may(principal, "referral.review", referral):
         raise NotFound
     data, items = _letter_data(session, principal, referral, letter_context, now)
     pdf = render_transfer_letter(data, draft=True)
@@ -883,8 +831,7 @@ def _item_entry(session: Session, principal: Principal, referral: Referral, item
         ] if item.redacted else []
     if item.attachment is None:  # the tip's statement: its content fields, never its identity
         tip = session.get_one(Tip, item.tip_id)
-        content = json.loads(crypto.open_sealed(tip.content, identities_for_unit(principal,
-                                                                                 tip.unit_id)))
+        content = json.loads(crypto.open_sealed(tip.content, principal.identities_for(tip)))
         data = redaction.statement_text(tip.id, content, redaction.phrases_of(specs)).encode()
         name = zip_entry(folder, f"举报内容_#{item.tip_id}.txt", taken=taken)
         return _Entry(name, "text/plain", len(data), io.BytesIO(data), source)
@@ -921,7 +868,7 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     except LetterIncomplete as missing:
         raise CaseRefused(f"letter_{missing.field}") from missing
     case = referral.case
-    identities = identities_for_case(principal, case)
+    identities = principal.identities_for(case)
     labels = letter_context.get("document_labels", {})
     referral.letter_sha256 = hashlib.sha256(pdf).hexdigest()
     recipients = _referral_recipients(session, referral)
@@ -1013,7 +960,7 @@ def render_letter_again(session: Session, principal: Principal, referral_id: int
     if referral.letter_data is None:
         raise NotFound
     data = json.loads(crypto.open_sealed(referral.letter_data,
-                                         identities_for_referral(principal, referral)))
+                                         principal.identities_for(referral)))
     data["materials"] = tuple(Material(**m) for m in data["materials"])
     data["officer_names"] = tuple(data["officer_names"])
     data["issued_on"] = date.fromisoformat(data["issued_on"])
@@ -1051,7 +998,7 @@ def package_ciphertext(session: Session, principal: Principal, referral_id: int
     file is no way around a grant."""
     referral = _visible_package(session, principal, referral_id)
     try:
-        identities_for_referral(principal, referral)
+        principal.identities_for(referral)
     except KeyNotHeld:
         _refuse_package(session, principal, referral, "key_not_held")
     record(session, _package_actor(principal), "referral.package_downloaded",
@@ -1068,7 +1015,7 @@ def open_package(session: Session, principal: Principal, referral_id: int
     referral = _visible_package(session, principal, referral_id)
     try:
         chunks = crypto.open_stream(blobs.reader(session, referral.package_id),
-                                    identities_for_referral(principal, referral))
+                                    principal.identities_for(referral))
         first = next(chunks, b"")  # the header opens here, or not at all
     except (KeyNotHeld, crypto.CryptoError) as refused:
         _refuse_package(session, principal, referral, "key_not_held" if isinstance(
@@ -1082,7 +1029,7 @@ def open_package(session: Session, principal: Principal, referral_id: int
 
 def referral_reasons(session: Session, principal: Principal, referral: Referral
                      ) -> dict[int, str]:
-    identities = identities_for_referral(principal, referral)
+    identities = principal.identities_for(referral)
     return {e.id: crypto.open_sealed(e.reason, identities).decode()
             for e in referral.events if e.reason}
 
@@ -1094,9 +1041,9 @@ def due_lists(session: Session, principal: Principal, now: datetime | None = Non
 
     now = now or utcnow()
     limit = due_soon_limit(now, load_calendar(session))
-    visible = [r for r in session.scalars(select(Referral).where(Referral.due_at.is_not(None))
-                                          .order_by(Referral.due_at))
-               if referral_visible(principal, r)]
+    visible = list(session.scalars(select(Referral).where(
+        Referral.due_at.is_not(None), access.referral_filter(principal))
+        .order_by(Referral.due_at)))
     return ([r for r in visible if r.due_at < now],
             [r for r in visible if now <= r.due_at < limit])
 
@@ -1119,7 +1066,7 @@ def record_suggestion(session: Session, principal: Principal, *, kind: str, issu
     if not problems.strip():
         raise CaseRefused("problems_required")
     unit = session.scalar(select(Unit).where(Unit.code == unit_code))
-    if unit is None or unit.id not in principal.units_for("tip.view"):
+    if unit is None or not access.may(principal, "suggestion.record", unit):
         raise CaseRefused("bad_unit")
     due_at, certain = due_on, True
     if kind == "procuratorial" and due_on is None:
@@ -1149,14 +1096,13 @@ def suggestion_row(session: Session, principal: Principal, suggestion_id: int) -
 
 def _suggestion(session: Session, principal: Principal, suggestion_id: int) -> Suggestion:
     suggestion = session.get(Suggestion, suggestion_id)
-    if suggestion is None or suggestion.unit_id not in principal.units_for("tip.view"):
+    if suggestion is None or not access.may(principal, "suggestion.view", suggestion):
         raise NotFound
     return suggestion
 
 
 def visible_suggestions(session: Session, principal: Principal) -> list[Suggestion]:
-    units = principal.units_for("tip.view")
-    return list(session.scalars(select(Suggestion).where(Suggestion.unit_id.in_(sorted(units)))
+    return list(session.scalars(select(Suggestion).where(access.suggestion_filter(principal))
                                 .order_by(Suggestion.answered_at.is_not(None),
                                           Suggestion.due_at)))
 
@@ -1165,7 +1111,7 @@ def open_suggestion(session: Session, principal: Principal, suggestion_id: int
                     ) -> tuple[Suggestion, dict, list[dict]]:
     """The suggestion's text, the measures taken and the evidence files' names (audited)."""
     suggestion = _suggestion(session, principal, suggestion_id)
-    identities = identities_for_unit(principal, suggestion.unit_id)
+    identities = principal.identities_for(suggestion)
     content = json.loads(crypto.open_sealed(suggestion.content, identities))
     evidence = [open_meta(a.meta, identities) for a in session.scalars(
         select(Attachment).where(Attachment.suggestion_id == suggestion.id))]
@@ -1193,7 +1139,7 @@ def answer_suggestion(session: Session, principal: Principal, suggestion_id: int
 
 def _answer(session: Session, principal: Principal, suggestion: Suggestion, measures: str,
             now: datetime, evidence: Sequence[Upload], limits: Limits | None) -> Suggestion:
-    identities = identities_for_unit(principal, suggestion.unit_id)
+    identities = principal.identities_for(suggestion)
     content = json.loads(crypto.open_sealed(suggestion.content, identities))
     content["measures"] = measures.strip()
     suggestion.content = crypto.seal(json.dumps(content, ensure_ascii=False).encode(),

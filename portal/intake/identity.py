@@ -36,8 +36,8 @@ from models import (
 )
 from models.base import utcnow
 from portal.security import crypto
-from portal.security.access import OFFICERS, Principal
-from portal.security.keys import BUREAU_CODE, NotSetUp
+from portal.security.access import Principal, acting_role
+from portal.security.keys import BUREAU_CODE, KeyNotHeld, NotSetUp, keys_opening
 from portal.transaction import transaction
 
 # The fields of the identity block; the flags (may be contacted, interested in a reward) stay in
@@ -164,13 +164,6 @@ def _staff(principal: Principal, role: str | None) -> Actor:
     return Actor("staff", principal.user.id, role)
 
 
-def _officer_role(principal: Principal, tip: Tip) -> str | None:
-    roles = principal.roles.get(tip.unit_id, set()) | principal.roles.get(
-        principal.bureau_id or -1, set())
-    held = sorted(roles & OFFICERS)
-    return held[0] if held else None
-
-
 def _audit(session: Session, actor: Actor, action: str, row: IdentityRequest, **details: Scalar
            ) -> None:
     record(session, actor, action, object_type="tip", object_id=row.tip_id,
@@ -241,7 +234,8 @@ def request(session: Session, principal: Principal, tip_id: int, purpose: str, r
                           state=RequestState.PENDING, created_at=utcnow())
     session.add(row)
     session.flush()
-    _audit(session, _staff(principal, _officer_role(principal, tip)), "identity.requested", row)
+    _audit(session, _staff(principal, acting_role(principal, tip.unit_id)), "identity.requested",
+           row)
     return row
 
 
@@ -253,8 +247,8 @@ def withdraw(session: Session, principal: Principal, request_id: int) -> Identit
     if row.state != RequestState.PENDING:
         raise IdentityRefused("not_pending")
     row.state = RequestState.WITHDRAWN
-    _audit(session, _staff(principal, _officer_role(principal, row.tip)), "identity.withdrawn",
-           row)
+    _audit(session, _staff(principal, acting_role(principal, row.tip.unit_id)),
+           "identity.withdrawn", row)
     return row
 
 
@@ -263,16 +257,11 @@ def custodian_keys(session: Session, principal: Principal, personal: crypto.AgeI
     """The custodian keys this person holds that may open `tip`'s identity: the tip's unit's
     and 州本级's, each only where they are a confirmed custodian (opened with their personal key;
     used for one step and never kept)."""
-    from portal.security.custody import identity_key
+    from portal.security.custody import held_identity_keys
 
-    found = []
-    for unit_id in dict.fromkeys([tip.unit_id, principal.bureau_id]):
-        if unit_id is None or Role.CUSTODIAN not in principal.roles.get(unit_id, set()):
-            continue
-        key = identity_key(session, principal.user, personal, unit_id)
-        if key is not None:
-            found.append(key)
-    return found
+    held = held_identity_keys(session, principal.user, personal)
+    return [held[u] for u in dict.fromkeys([tip.unit_id, principal.bureau_id])
+            if u is not None and u in held and Role.CUSTODIAN in principal.roles.get(u, set())]
 
 
 def _custodian_of(session: Session, principal: Principal, tip: Tip,
@@ -430,7 +419,8 @@ def read(session: Session, principal: Principal, personal_identity: crypto.AgeId
         opened = crypto.open_sealed(row.sealed_copy, [personal_identity])
     except crypto.CryptoError:
         raise IdentityRefused("personal_key_changed") from None
-    _audit(session, _staff(principal, _officer_role(principal, row.tip)), "identity.read", row)
+    _audit(session, _staff(principal, acting_role(principal, row.tip.unit_id)), "identity.read",
+           row)
     return ReporterIdentity.from_dict(json.loads(opened))
 
 
@@ -455,12 +445,10 @@ def open_package_identity(session: Session, principal: Principal, referral_id: i
     row = package_identity(session, referral_id)
     if not bodies or row is None or row.sealed_copy is None:
         raise IdentityNotFound
-    keys = [principal.identities[u] for u in sorted(bodies) if u in principal.identities]
-    if not keys:
-        raise IdentityRefused("key_not_held")
     try:
-        opened = crypto.open_sealed(row.sealed_copy, keys)
-    except crypto.CryptoError:
+        opened = crypto.open_sealed(row.sealed_copy, keys_opening(principal.identities,
+                                                                  sorted(bodies)))
+    except (KeyNotHeld, crypto.CryptoError):
         raise IdentityRefused("key_not_held") from None
     body = session.get(Unit, sorted(bodies)[0])
     record(session, Actor("liaison", principal.user.id, Role.LIAISON.value), "identity.read",

@@ -82,32 +82,25 @@ def active_grants(session: Session, user_id: int,
         UnitKeyGrant.purpose == purpose.value)))
 
 
-def unit_identities(session: Session, user: User, personal: crypto.AgeIdentity
-                    ) -> dict[int, crypto.AgeIdentity]:
-    """The unit identities this officer holds, opened with their personal identity."""
+def held_keys(session: Session, user: User, personal: crypto.AgeIdentity,
+              purpose: KeyPurpose = KeyPurpose.CONTENT) -> dict[int, crypto.AgeIdentity]:
+    """The unit keys of one purpose this person holds, by unit id, opened with their personal
+    identity. A grant sealed to a personal key they no longer have (a password reset) opens
+    nothing and is passed over."""
     held: dict[int, crypto.AgeIdentity] = {}
-    for grant in active_grants(session, user.id):
+    for grant_row in active_grants(session, user.id, purpose):
         try:
-            held[grant.unit_id] = crypto.AgeIdentity(
-                crypto.open_sealed(grant.sealed_identity, [personal]).decode())
+            held[grant_row.unit_id] = crypto.AgeIdentity(
+                crypto.open_sealed(grant_row.sealed_identity, [personal]).decode())
         except crypto.CryptoError:
-            continue  # sealed to a personal key the officer no longer has (password reset)
+            continue
     return held
 
 
-def identity_key(session: Session, user: User, personal: crypto.AgeIdentity, unit_id: int
-                 ) -> crypto.AgeIdentity | None:
-    """The custodian (identity) key of one unit, if this person holds it, opened with their
-    personal identity; None otherwise. Used for one decision and never kept."""
-    for grant_row in active_grants(session, user.id, KeyPurpose.IDENTITY):
-        if grant_row.unit_id != unit_id:
-            continue
-        try:
-            return crypto.AgeIdentity(
-                crypto.open_sealed(grant_row.sealed_identity, [personal]).decode())
-        except crypto.CryptoError:
-            return None
-    return None
+def unit_identities(session: Session, user: User, personal: crypto.AgeIdentity
+                    ) -> dict[int, crypto.AgeIdentity]:
+    """The unit (content) keys this officer or liaison holds: tips, cases, packages."""
+    return held_keys(session, user, personal, KeyPurpose.CONTENT)
 
 
 def _seal_grant(session: Session, unit: Unit, identity: crypto.AgeIdentity, grantee: User,
@@ -177,16 +170,9 @@ def hand_on(session: Session, unit: Unit, grantee: User, *, granter: User,
 
 def held_identity_keys(session: Session, user: User, personal: crypto.AgeIdentity
                        ) -> dict[int, crypto.AgeIdentity]:
-    """The custodian (identity) keys this person holds, by unit id, opened with their personal
-    identity; for one request and never kept."""
-    held: dict[int, crypto.AgeIdentity] = {}
-    for grant_row in active_grants(session, user.id, KeyPurpose.IDENTITY):
-        try:
-            held[grant_row.unit_id] = crypto.AgeIdentity(
-                crypto.open_sealed(grant_row.sealed_identity, [personal]).decode())
-        except crypto.CryptoError:
-            continue
-    return held
+    """The custodian (identity) keys this person holds, by unit id; for one request and never
+    kept."""
+    return held_keys(session, user, personal, KeyPurpose.IDENTITY)
 
 
 def revoke(session: Session, grant_row: UnitKeyGrant, *, actor: Actor) -> None:

@@ -4,6 +4,7 @@ sealed to."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -19,6 +20,27 @@ BUREAU_CODE = "zhou"  # 州本级: every tip is also sealed to it
 
 class NotSetUp(Exception):
     """The units have no keys yet: nothing can be sealed until setup has run."""
+
+
+class KeyNotHeld(Exception):
+    """The person may see the thing but has not been granted a key that opens it; `unit` is the
+    unit whose key would open it (for the "you hold no key" page), when known."""
+
+    def __init__(self, unit: Unit | None = None) -> None:
+        super().__init__(unit.code if unit is not None else "")
+        self.unit = unit
+
+
+def keys_opening(held: Mapping[int, crypto.AgeIdentity], unit_ids: Iterable[int | None], *,
+                 unit: Unit | None = None) -> list[crypto.AgeIdentity]:
+    """The one key lookup: of the unit keys a person holds (`held`, unit id → identity), those
+    of these units, each once and in this order, which is what opens content sealed to them.
+    KeyNotHeld (naming `unit`) when there is none, so that no cipher is ever asked to open with
+    no key."""
+    found = [held[u] for u in dict.fromkeys(unit_ids) if u is not None and u in held]
+    if not found:
+        raise KeyNotHeld(unit)
+    return found
 
 
 def install_secret(session: Session, name: str) -> bytes:

@@ -27,7 +27,7 @@ from models import Referral, User
 from portal.cases import redaction, referrals
 from portal.cases.packages import package_download
 from portal.intake.filing import IntakeRejected
-from portal.security import crypto
+from portal.security import access, crypto
 from portal.security.access import KeyNotHeld
 from portal.web import checkpoint_now, limits, row_id, uploads_from
 from portal.web.extensions import db
@@ -143,7 +143,7 @@ def render_referral(caller: Caller, referral_id: int, face: str, *,
         reasons = {}
     review = None
     steps = referrals.step_documents(db.session(), caller.principal, referral)
-    if face == "staff" and referrals.case_visible(caller.principal, referral.case):
+    if face == "staff" and access.may(caller.principal, "case.view", referral.case):
         try:
             review = referrals.review_referral(db.session(), caller.principal, referral)
         except crypto.CryptoError:

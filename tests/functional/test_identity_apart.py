@@ -234,7 +234,7 @@ def test_custodian_role_and_its_key_on_the_unit_keys_page(app, keys, people) -> 
     assert handed.status_code == 303
     assert len(events("identity_key.granted")) == 1
     personal = custody.unlock_personal(jin, Staff.PASSWORD)
-    held = custody.identity_key(db.session, jin, personal, unit_named("yanji").id)
+    held = custody.held_identity_keys(db.session, jin, personal).get(unit_named("yanji").id)
     assert held is not None and crypto.recipient_of(held) == unit_named("yanji").identity_key
     # The custodian role opens no tip: keeper_jin holds the identity key and nothing else.
     file_real_name(app.test_client())

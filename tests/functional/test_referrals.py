@@ -20,6 +20,7 @@ from auditlog.events import SYSTEM
 from models import AuditEvent, Referral, ReferralEvent, Tip, TipUpdate, User
 from portal.cases import referrals
 from portal.intake import filing
+from portal.security import access
 from portal.security.access import principal_for
 from portal.security.custody import unit_identities, unlock_personal
 from portal.web.extensions import db
@@ -372,17 +373,18 @@ def test_a_receiving_body_sees_a_referral_only_once_handed_over(app, staff, chai
     for state_at in (("submit", cst(2026, 9, 28)), ("approve", cst(2026, 9, 29))):
         step(staff, "head_y" if state_at[0] == "approve" else "case_a", referral.id, *state_at)
         for person in (liaison, copy):
-            assert not referrals.referral_visible(person, db.session.get(Referral, referral.id))
-            assert list(db.session.scalars(referrals.addressed_to(person))) == []
+            assert not access.may(person, "referral.view",
+                                  db.session.get(Referral, referral.id))
+            assert referrals.addressed_to(db.session, person) == []
             with pytest.raises(referrals.NotFound):
                 referrals.get_referral(db.session, person, referral.id)
     step(staff, "case_a", referral.id, "hand_over", cst(2026, 9, 29, 15),
          letter_context={"contact_phone": "0433-1234567"})
     for person in (liaison, copy):
         assert referrals.get_referral(db.session, person, referral.id).id == referral.id
-        assert [r.id for r in db.session.scalars(referrals.addressed_to(person))] == [referral.id]
+        assert [r.id for r in referrals.addressed_to(db.session, person)] == [referral.id]
     # Another public security bureau sees nothing.
-    assert list(db.session.scalars(referrals.addressed_to(principal(staff, "other_psb")))) == []
+    assert referrals.addressed_to(db.session, principal(staff, "other_psb")) == []
 
 
 def test_nobody_approves_their_own_report(app, staff, chain) -> None:

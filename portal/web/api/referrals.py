@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Response, jsonify, request, stream_with_context
 from flask_babel import gettext
-from sqlalchemy import select
 
 from models import Referral
 from portal.cases import referrals
@@ -44,10 +43,9 @@ def _summary(referral: Referral) -> dict[str, Any]:
 def _list(caller: Caller, mine_only: bool) -> tuple[Response, int]:
     """Referrals addressed to the caller's body (liaisons), or all the caller may see."""
     if mine_only:
-        visible = list(db.session.scalars(referrals.addressed_to(caller.principal)))
+        visible = referrals.addressed_to(db.session, caller.principal)
     else:
-        rows = db.session.scalars(select(Referral).order_by(Referral.id.desc()))
-        visible = [r for r in rows if referrals.referral_visible(caller.principal, r)]
+        visible = referrals.visible_referrals(db.session, caller.principal)
     return jsonify({"referrals": [_summary(r) for r in visible]}), 200
 
 

@@ -69,8 +69,7 @@ def cases(caller: Caller) -> Any:
     else:
         typed = {"tips": set(int_list(request.args.getlist("tips"))), "members": set(),
                  "offence": "", "title": "", "summary": ""}
-    visible = [c for c in db.session.scalars(select(Case).order_by(Case.id.desc()))
-               if referrals.case_visible(principal, c)]
+    visible = referrals.visible_cases(db.session, principal)
     offences = list(db.session.scalars(select(Offence).where(Offence.active.is_(True))
                                        .order_by(Offence.id)))
     page = render_template(
@@ -133,8 +132,7 @@ def case_document(caller: Caller, attachment_id: int) -> Response:
 @staff_required
 def referral_list(caller: Caller) -> str:
     overdue, soon = referrals.due_lists(db.session, caller.principal)
-    visible = [r for r in db.session.scalars(select(Referral).order_by(Referral.id.desc()))
-               if referrals.referral_visible(caller.principal, r)]
+    visible = referrals.visible_referrals(db.session, caller.principal)
     awaiting = [r for r in visible if r.state == "awaiting_approval"
                 and any(t.action == "approve"
                         for t in referrals.available_actions(caller.principal, r))]
