@@ -161,10 +161,11 @@ class CliRun:
 
 def run_all_checks(app: Flask, world: World, token: str, *, max_examples: int,
                    phases: str = "examples,coverage,fuzzing", seed: int | None = 1,
-                   timeout: float = 600) -> CliRun:
+                   max_time: int | None = None, timeout: float = 600) -> CliRun:
     """Serve `app` on a loopback port (a thread of this process) and run the Schemathesis CLI
     against its document with every check, a staff bearer token and the ids of objects that
-    exist (so that no operation is tried on 404s only). DELETE /staff/token is left out: it
+    exist (so that no operation is tried on 404s only); `max_time` bounds the run in seconds
+    (Schemathesis stops where it is). DELETE /staff/token is left out: it
     would end the run's token (tests/functional/test_staff_api.py revokes one)."""
     import os
     import subprocess
@@ -206,6 +207,7 @@ def run_all_checks(app: Flask, world: World, token: str, *, max_examples: int,
                 "--max-examples", str(max_examples), "-H", f"Authorization: Bearer {token}",
                 "-H", "Accept-Language: en", "--exclude-method", "DELETE", "--no-color",
                 *(["--seed", str(seed)] if seed is not None else []),
+                *(["--max-time", str(max_time)] if max_time is not None else []),
                 "--suppress-health-check", "all"]
             done = subprocess.run(
                 command, cwd=folder, capture_output=True, text=True, timeout=timeout,

@@ -366,12 +366,17 @@ def hotline_draft(data: Mapping[str, Any], *, page: bool = False, values: bool =
                   ) -> TipDraft:
     """A tip an officer enters for a caller: the tip's fields and the channel (on the `page`,
     also the caller's language; the caller's name and phone are its identity, when a name is
-    given)."""
+    given). The API checks the shape only (values=False): whether the caller takes hotline calls
+    is decided before the values are (tip_actions.hotline_tip, then filing.validate)."""
     if page:
         name, phone = str(data.get("name") or ""), str(data.get("phone") or "")
         data = {k: v for k, v in data.items() if k not in ("name", "phone")}
         data["identity"] = {"name": name, "phone": phone} if name.strip() else None
     fields = _check(HotlinePage if page else HotlineFields, data, values=values)
+    if not page and not values and fields.channel not in {
+            c.value for c in ENTERED_CHANNELS}:
+        # Named before anything else is looked at, as the API always did.
+        raise SchemaError({"channel": FieldError("unknown_channel")})
     channel = fields.channel
     entered = Channel(channel) if channel in {c.value for c in ENTERED_CHANNELS} else (
         Channel.HOTLINE)

@@ -144,7 +144,7 @@ def liaison_referral(caller: Caller, referral_id: int) -> tuple[Response, int]:
     return _detail(caller, referral_id)
 
 
-@bp.post("/liaison/referrals/<int:referral_id>/<action>")
+@bp.post("/liaison/referrals/<int:referral_id>/<step:action>")
 @staff_required(api=True)
 def liaison_referral_action(caller: Caller, referral_id: int, action: str
                             ) -> tuple[Response, int]:
@@ -169,7 +169,7 @@ def staff_referral(caller: Caller, referral_id: int) -> tuple[Response, int]:
     return _detail(caller, referral_id)
 
 
-@bp.post("/staff/referrals/<int:referral_id>/<action>")
+@bp.post("/staff/referrals/<int:referral_id>/<step:action>")
 @staff_required(api=True)
 def staff_referral_action(caller: Caller, referral_id: int, action: str
                           ) -> tuple[Response, int]:

@@ -202,7 +202,7 @@ def staff_hotline(caller: Caller) -> tuple[Response, int]:
     if not isinstance(data, dict):
         return _error(400, error_text(FieldError("invalid_json")))
     try:
-        draft = hotline_draft(data)
+        draft = hotline_draft(data, values=False)
         filed = tip_actions.hotline_tip(db.session(), caller.principal, draft, limits=limits(),
                                    receipt_cost=current_app.config["RECEIPT_ARGON2"])
     except (SchemaError, IntakeRejected) as rejected:
