@@ -30,6 +30,7 @@ from portal.intake.filing import (
 from portal.intake.identity import Disclosure, disclosures
 from portal.security import crypto
 from portal.security.keys import install_secret, tip_recipients
+from portal.transaction import transaction
 
 TOKEN_LIFETIME = 30 * 60
 
@@ -191,24 +192,20 @@ def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Uploa
     if tip.archived_at is not None:
         raise IntakeRejected({"body": FieldError("tip_archived")})
     try:
-        recipients = tip_recipients(session, tip)
-        message = Message(tip_id=tip.id, author="reporter", created_at=utcnow(),
-                          body=crypto.seal(body.encode(), recipients), submission_hash=once)
-        session.add(message)
-        session.flush()
-        stored = store_attachments(session, tip, uploads, recipients, keep_location=False,
-                                   limits=limits, message_id=message.id)
-        tip.attachment_count += len(stored)
-        record(session, REPORTER, "message.from_reporter", object_type="tip", object_id=tip.id,
-               unit_code=tip.unit.code, attachments=len(stored))
-        session.commit()
+        with transaction(session):
+            recipients = tip_recipients(session, tip)
+            message = Message(tip_id=tip.id, author="reporter", created_at=utcnow(),
+                              body=crypto.seal(body.encode(), recipients), submission_hash=once)
+            session.add(message)
+            session.flush()
+            stored = store_attachments(session, tip, uploads, recipients, keep_location=False,
+                                       limits=limits, message_id=message.id)
+            tip.attachment_count += len(stored)
+            record(session, REPORTER, "message.from_reporter", object_type="tip",
+                   object_id=tip.id, unit_code=tip.unit.code, attachments=len(stored))
     except IntegrityError:
-        session.rollback()
-        # The same form, posted twice at once.
+        # The same form, posted twice at once (the transaction is rolled back already).
         if (earlier := _sent_before(session, key.tip_id, once)) is not None:
             raise earlier from None
-        raise
-    except BaseException:
-        session.rollback()
         raise
     return message
