@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +29,13 @@ class LogKeys:
     @property
     def verifier(self) -> notes.Verifier:
         return notes.Verifier.from_text(self.verifier_text)
+
+
+class VerifyingKey(Protocol):
+    """What verifying needs of the keys: the public half (LogKeys, or the one a backup names)."""
+
+    @property
+    def verifier(self) -> notes.Verifier: ...
 
 
 def load_keys(path: Path, origin: str) -> LogKeys:
@@ -100,7 +108,7 @@ class Verification:
         return PROBLEMS[self.problem].format(**self.params) if self.problem else ""
 
 
-def verify_database(session: Session, keys: LogKeys) -> Verification:
+def verify_database(session: Session, keys: VerifyingKey) -> Verification:
     """Recompute every entry's leaf and chain from its columns and the tree against each
     signed checkpoint; name the first entry that does not fit."""
     prev, leaves, expected = ZERO, [], 0

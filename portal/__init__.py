@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,6 +14,10 @@ import config
 from portal.web import hashgate, health, http, outage
 from portal.web.extensions import babel, csrf, db, migrate
 from portal.web.ratelimit import install_rate_limits
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.engine.interfaces import DBAPIConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +37,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     if app.config["PROXY_COUNT"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"],  # type: ignore[method-assign]
-                                x_proto=app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented middleware way
+            app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
     register_extensions(app)
     hashgate.configure(app)
     http.install_converters(app)  # before the routes: `<int:…>` ids are bounded
@@ -122,17 +126,17 @@ def open_sqlite_without_creating(app: Flask) -> None:
         "creator": connect, **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
 
 
-def enforce_sqlite_foreign_keys(engine: object) -> None:
+def enforce_sqlite_foreign_keys(engine: Engine) -> None:
     """SQLite checks foreign keys only when asked; PostgreSQL always does. Ask, so that the
     embedded default keeps the same rules."""
     from sqlalchemy import event
 
-    if getattr(engine, "dialect", None) is None or engine.dialect.name != "sqlite":  # type: ignore[attr-defined]
+    if engine.dialect.name != "sqlite":
         return
 
     @event.listens_for(engine, "connect")
-    def _on_connect(connection: object, _record: object) -> None:
-        cursor = connection.cursor()  # type: ignore[attr-defined]
+    def _on_connect(connection: DBAPIConnection, _record: object) -> None:
+        cursor = connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

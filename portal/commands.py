@@ -66,7 +66,7 @@ def register(app: Flask) -> None:
     @app.cli.command("seed")
     def seed_command() -> None:
         """Load the default units and the 17 categories (idempotent)."""
-        seed(db.session)
+        seed(db.session())
         click.echo("units and categories are in place")
 
     @app.cli.command("setup")
@@ -78,9 +78,9 @@ def register(app: Flask) -> None:
         password = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
         if not password:
             fail("set PORTAL_ADMIN_PASSWORD to the first administrator's password")
-        seed(db.session)
+        seed(db.session())
         try:
-            result = complete_setup(db.session, admin_name, password,
+            result = complete_setup(db.session(), admin_name, password,
                                     wrap_cost=current_app.config["WRAP_ARGON2"],
                                     login_cost=current_app.config["LOGIN_ARGON2"])
         except WeakPassword:
@@ -101,7 +101,7 @@ def register(app: Flask) -> None:
                   show_default=True, help="the portal's address (or PORTAL_BASE_URL)")
     def setup_link_command(base_url: str) -> None:
         """Print a one-time setup link while no administrator exists."""
-        token = new_setup_token(db.session)
+        token = new_setup_token(db.session())
         if token is None:
             click.echo("The portal is set up.")
             return
@@ -168,11 +168,11 @@ def register_user_commands(app: Flask) -> None:
             fail(f"unknown role in {', '.join(roles)}: use one of {_role_names()}")
         password = read_new_password("PORTAL_USER_PASSWORD")
         try:
-            user = create_account(db.session, name, password, wanted,
+            user = create_account(db.session(), name, password, wanted,
                                   wrap_cost=current_app.config["WRAP_ARGON2"],
                                   login_cost=current_app.config["LOGIN_ARGON2"], actor=SYSTEM,
                                   display_name=display_name.strip())
-            record(db.session, SYSTEM, "user.sign_in_link_issued", object_type="user",
+            record(db.session(), SYSTEM, "user.sign_in_link_issued", object_type="user",
                    object_id=user.id, via="cli")
             db.session.commit()
         except UsernameTaken:
@@ -225,7 +225,7 @@ def register_calendar_commands(app: Flask) -> None:
         from referral.calendar import PREFECTURE_ZONE
 
         day: date = today.date() if today else datetime.now(PREFECTURE_ZONE).date()
-        missing = missing_calendar_years(db.session, day)
+        missing = missing_calendar_years(db.session(), day)
         if missing:
             years = ", ".join(str(y) for y in missing)
             click.echo(f"warning: the holiday calendar for {years} is missing; every deadline "
@@ -264,7 +264,7 @@ def register_blind_index_commands(app: Flask) -> None:
 
         identities = read_identities(identity_files)
         try:
-            result = rotate_blind_key(db.session, identities, SYSTEM)
+            result = rotate_blind_key(db.session(), identities, SYSTEM)
         except (NotAUnitKey, crypto.CryptoError):
             fail("give the recovery key file of a handling unit (e.g. zhou.txt)")
         click.echo(f"new blind-index key sealed; {result.indexed} tips indexed again")
@@ -288,7 +288,7 @@ def register_retention_command(app: Flask) -> None:
         from models.base import utcnow
         from portal.operations.retention import destroy
         from referral.calendar import PREFECTURE_ZONE as local
-        report = destroy(db.session, utcnow(), dry_run=dry_run, actor=SYSTEM)
+        report = destroy(db.session(), utcnow(), dry_run=dry_run, actor=SYSTEM)
         if dry_run:
             for c in report.candidates:
                 click.echo(f"tip #{c.tip_id}\t{c.unit_name_zh}\t{c.category_code}\t"
@@ -319,7 +319,7 @@ def register_audit_commands(app: Flask) -> None:
         from auditlog.database import verify_database
         from portal.web import audit_keys
 
-        result = verify_database(db.session, audit_keys())  # type: ignore[arg-type]
+        result = verify_database(db.session(), audit_keys())
         if not result.ok:
             raise click.ClickException(result.reason)
         click.echo(f"ok: {result.entries} entries, latest checkpoint {result.checkpoint_size}")
@@ -332,7 +332,7 @@ def register_audit_commands(app: Flask) -> None:
         from portal.web import audit_keys, checkpoint_now
 
         checkpoint_now()
-        count = export_bundle(db.session, directory, audit_keys())  # type: ignore[arg-type]
+        count = export_bundle(db.session(), directory, audit_keys())
         click.echo(f"wrote {count} entries to {directory}")
 
     app.cli.add_command(audit)
@@ -355,7 +355,7 @@ def register_identity_commands(app: Flask) -> None:
         from auditlog.events import SYSTEM
         from portal.security.keys import generate_unit_keys
 
-        made = generate_unit_keys(db.session, SYSTEM)
+        made = generate_unit_keys(db.session(), SYSTEM)
         if not made.content and not made.custodian:
             db.session.rollback()
             click.echo("every unit has its keys: nothing to make")
@@ -398,7 +398,7 @@ def register_identity_commands(app: Flask) -> None:
         if not identities:
             fail("the files given hold no age identity (AGE-SECRET-KEY-1…)")
         try:
-            result = separate_identities(db.session, identities, SYSTEM)
+            result = separate_identities(db.session(), identities, SYSTEM)
         except NotSetUp:
             fail("the custodian keys have not been made: run `flask identities keys` first")
         click.echo(f"{result.separated} identities sealed apart from their tips")

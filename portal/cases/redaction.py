@@ -123,10 +123,11 @@ def statement_text(tip_id: int, content: dict, phrases: Sequence[str] = ()) -> s
 
 def check_box(box: Sequence[object]) -> tuple[int, int, int, int]:
     """A box (x, y, width, height) in thousandths of the image, whole and inside it."""
-    if (len(box) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in box)):
+    numbers = [v for v in box if isinstance(v, int) and not isinstance(v, bool)]
+    if len(box) != 4 or len(numbers) != 4:
         raise RedactionRefused("box_not_numbers",
                                "a box is four whole numbers: x, y, width, height")
-    x, y, width, height = box  # type: ignore[misc]
+    x, y, width, height = numbers
     if width <= 0 or height <= 0:
         raise RedactionRefused("box_empty", "a box needs a width and a height above 0")
     if x < 0 or y < 0 or x + width > SCALE or y + height > SCALE:
@@ -198,10 +199,10 @@ def percent_box(x: str, y: str, width: str, height: str) -> tuple[int, int, int,
     """A box typed in percent of the image (ASCII digits, decimals allowed) in thousandths,
     checked."""
     matches = [_PERCENT.fullmatch(v) for v in (x, y, width, height)]
-    if not all(matches):
+    numbers = [m.group(1) for m in matches if m is not None]
+    if len(numbers) != 4:
         raise RedactionRefused("box_not_numbers", "a box is four numbers")
-    return check_box([round(float(m.group(1).replace(",", ".")) * SCALE / 100)  # type: ignore[union-attr]
-                      for m in matches])
+    return check_box([round(float(n.replace(",", ".")) * SCALE / 100) for n in numbers])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,10 +257,11 @@ def rows_for(session: Session, referral_id: int, tip_id: int | None = None,
     return list(session.scalars(query.order_by(Redaction.id)))
 
 
-def counts_for(session: Session, referral_id: int) -> dict[tuple[int, int | None], int]:
+def counts_for(session: Session, referral_id: int
+               ) -> dict[tuple[int | None, int | None], int]:
     """(tip id, attachment id or None for the statement) → places blacked out: metadata, no
     key needed (the material list and the referral page show it)."""
-    counts: dict[tuple[int, int | None], int] = {}
+    counts: dict[tuple[int | None, int | None], int] = {}
     for row in rows_for(session, referral_id, any_item=True):
         key = (row.tip_id, row.attachment_id)
         counts[key] = counts.get(key, 0) + row.count
@@ -287,15 +289,18 @@ def _target(session: Session, referral: Referral, tip_id: int | None,
     archived tip's content and files were destroyed: there is nothing to black out)."""
     tip_ids = {link.tip_id for link in referral.case.tips
                if link.tip is None or link.tip.archived_at is None}
+    attachment = None
     if attachment_id is not None:
         attachment = session.get(Attachment, attachment_id)
         if (attachment is None or attachment.tip_id not in tip_ids
                 or attachment.family != "image"):
             raise referrals.NotFound
-        return attachment.tip, attachment
-    if tip_id not in tip_ids:
+        tip = attachment.tip
+    else:
+        tip = session.get(Tip, tip_id) if tip_id in tip_ids else None
+    if tip is None:
         raise referrals.NotFound
-    return session.get(Tip, tip_id), None  # type: ignore[return-value]
+    return tip, attachment
 
 
 def _views(rows: list[Redaction], identities: Sequence[str]) -> list[RedactionView]:
@@ -397,14 +402,14 @@ def add_box(session: Session, principal: Principal, referral_id: int, attachment
     image, or four strings as typed in percent (read only once the person may edit)."""
     referral, _identities = _ready_to_edit(session, principal, referral_id)
     tip, attachment = _target(session, referral, None, attachment_id)
-    checked = (percent_box(*box) if len(box) == 4 and all(isinstance(v, str) for v in box)
-               else check_box(box))
+    typed = [v for v in box if isinstance(v, str)]
+    checked = percent_box(*typed) if len(box) == len(typed) == 4 else check_box(box)
     existing = sum(row.count for row in rows_for(session, referral.id, tip.id, attachment_id))
     if existing >= MAX_BOXES:
         raise RedactionRefused("too_many_boxes", "too many boxes", num=MAX_BOXES)
     # The image must open, or the package could not be built later.
-    burn_boxes(_image_bytes(session, attachment,  # type: ignore[arg-type]
-                            principal.identities_for(tip)), [checked])
+    assert attachment is not None  # _target gives the image asked for, or NotFound
+    burn_boxes(_image_bytes(session, attachment, principal.identities_for(tip)), [checked])
     return _add(session, principal, referral, tip, attachment, {"boxes": [list(checked)]}, 1,
                 now)
 

@@ -10,10 +10,11 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, NoReturn
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -54,6 +55,9 @@ from referral.deadlines import deadline_for
 from referral.filenames import safe_name, zip_entry
 from referral.letter import LetterData, LetterIncomplete, Material, render_transfer_letter
 from referral.workflow import Actor, Document, State
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 DEFAULT_NUMBER_FORMAT = Settings.CASE_NUMBER_FORMAT  # one source: config.py, where it is set
 # What the reporter reads when their tip's case is handed over (by the receiving body's kind).
@@ -163,8 +167,9 @@ def form_case(session: Session, principal: Principal, *, tip_ids: Sequence[int],
     now = now or utcnow()
     if not tip_ids:
         raise CaseRefused("no_tips")
-    tips = [session.get(Tip, tip_id) for tip_id in dict.fromkeys(tip_ids)]
-    if any(t is None or not principal.may("tip.verify", t) for t in tips):
+    found = [session.get(Tip, tip_id) for tip_id in dict.fromkeys(tip_ids)]
+    tips = [t for t in found if t is not None and principal.may("tip.verify", t)]
+    if len(tips) != len(found):
         raise CaseRefused("unknown_tip")
     try:  # the tips' statuses by portal/triage/workflow.py
         steps = [tip_workflow.check(t.status, "form_case", roles_where(principal, t))
@@ -763,7 +768,7 @@ def _letter_data(session: Session, principal: Principal, referral: Referral,
     if identity is not None:
         materials.append(Material(IDENTITY_LETTER_LABEL, 1,
                                   f"{identity.granted_on.isoformat()} 批准"))
-    members = [session.get(User, m.user_id) for m in case.members]
+    members = [m.user for m in case.members]
     return LetterData(
         case_number=case.number,
         agency=letter_context.get("agency", "延边朝鲜族自治州生态环境局"),
@@ -881,7 +886,8 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
     session.flush()
     sink = blobs.ChunkSink(session, package.id)
     writer = crypto.AgeWriter(sink, recipients)
-    stamp = now.astimezone(PREFECTURE_ZONE).timetuple()[:6]
+    local = now.astimezone(PREFECTURE_ZONE)
+    stamp = (local.year, local.month, local.day, local.hour, local.minute, local.second)
     listing = ["序号\t材料\t文件\t类型\t字节\t来源"]
     taken: set[str] = set()  # every entry's name goes through zip_entry: safe, and unique
     letter_name = zip_entry("01_案件移送书.pdf", taken=taken)
@@ -911,7 +917,7 @@ def _build_package(session: Session, principal: Principal, referral: Referral,
 
 
 def _zip_add(archive: zipfile.ZipFile, name: str, source: io.RawIOBase | io.BytesIO,
-             stamp: tuple[int, ...]) -> None:
+             stamp: tuple[int, int, int, int, int, int]) -> None:
     info = zipfile.ZipInfo(name, date_time=stamp)  # fixed time: the same case, the same bytes
     info.compress_type = zipfile.ZIP_DEFLATED
     with archive.open(info, "w") as target:
@@ -929,20 +935,21 @@ class _Unseekable(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: Buffer) -> int:
         return self._writer.write(bytes(data))
 
 
 class _ChunkStream(io.RawIOBase):
-    def __init__(self, chunks: object) -> None:
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         super().__init__()
-        self._chunks = iter(chunks)  # type: ignore[call-overload]
+        self._chunks = iter(chunks)
         self._pending = b""
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer) -> int:
+        target = memoryview(buffer).cast("B")
         while not self._pending:
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -972,15 +979,17 @@ def _package_actor(principal: Principal) -> AuditActor:
                       None)
 
 
-def _visible_package(session: Session, principal: Principal, referral_id: int) -> Referral:
+def _visible_package(session: Session, principal: Principal, referral_id: int
+                     ) -> tuple[Referral, int]:
+    """The referral and its package's id; NotFound while it has no package."""
     referral = get_referral(session, principal, referral_id)
     if referral.package_id is None:
         raise NotFound
-    return referral
+    return referral, referral.package_id
 
 
 def _refuse_package(session: Session, principal: Principal, referral: Referral,
-                    reason: str) -> None:
+                    reason: str) -> NoReturn:
     """Log that someone who may see the referral was refused its package (a refusal is not a
     download), and raise KeyNotHeld: the page and the API say a holder must grant the key."""
     session.rollback()
@@ -996,7 +1005,7 @@ def package_ciphertext(session: Session, principal: Principal, referral_id: int
     """The package as stored (age), for offline decryption with the receiving body's key.
     Only for someone who holds a key of the referral, as the decrypted package: the sealed
     file is no way around a grant."""
-    referral = _visible_package(session, principal, referral_id)
+    referral, package_id = _visible_package(session, principal, referral_id)
     try:
         principal.identities_for(referral)
     except KeyNotHeld:
@@ -1005,16 +1014,16 @@ def package_ciphertext(session: Session, principal: Principal, referral_id: int
            object_type="referral", object_id=referral.id, unit_code=referral.case.unit.code,
            sealed=True)
     session.commit()
-    return referral, blobs.reader(session, referral.package_id)
+    return referral, blobs.reader(session, package_id)
 
 
 def open_package(session: Session, principal: Principal, referral_id: int
                  ) -> tuple[Referral, Iterator[bytes]]:
     """The package decrypted (the ZIP). Someone who may see the referral but holds no key that
     opens it is refused, and the log says so: a refusal is not a download."""
-    referral = _visible_package(session, principal, referral_id)
+    referral, package_id = _visible_package(session, principal, referral_id)
     try:
-        chunks = crypto.open_stream(blobs.reader(session, referral.package_id),
+        chunks = crypto.open_stream(blobs.reader(session, package_id),
                                     principal.identities_for(referral))
         first = next(chunks, b"")  # the header opens here, or not at all
     except (KeyNotHeld, crypto.CryptoError) as refused:
@@ -1044,8 +1053,8 @@ def due_lists(session: Session, principal: Principal, now: datetime | None = Non
     visible = list(session.scalars(select(Referral).where(
         Referral.due_at.is_not(None), access.referral_filter(principal))
         .order_by(Referral.due_at)))
-    return ([r for r in visible if r.due_at < now],
-            [r for r in visible if now <= r.due_at < limit])
+    due = [(r, r.due_at) for r in visible if r.due_at is not None]  # the query's condition
+    return ([r for r, at in due if at < now], [r for r, at in due if now <= at < limit])
 
 
 # ---------------------------------------------------------------------------------------------

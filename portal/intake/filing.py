@@ -116,6 +116,8 @@ def _same_report(session: Session, tip_id: int, once: receipts.Once, draft: TipD
     the tip (one Argon2id, as filing costs), so nothing else needs to be kept to compare."""
     keys = receipts.derive_keys(once.receipt, install_secret(session, "receipt_salt"), cost)
     tip = session.get(Tip, tip_id)
+    if tip is None:
+        return False
     try:
         stored = json.loads(crypto.open_sealed(tip.content, [keys.keypair.identity]))
         identity = open_identity(session, tip_id, [keys.keypair.identity])

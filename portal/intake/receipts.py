@@ -14,9 +14,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Literal, NewType, Protocol
+from typing import Literal, NewType
 
 from portal.security import crypto
+from portal.security.crypto import Argon2Cost
 from portal.web import hashgate
 
 Receipt = NewType("Receipt", str)
@@ -26,12 +27,6 @@ LENGTH = 20  # 20 × 5 bits = 100 bits of entropy
 _TRANSLATE = str.maketrans({"O": "0", "I": "1", "L": "1"})
 # Used when the typed text is not even a well-formed receipt, so that the answer takes as long.
 _DECOY = "0" * LENGTH
-
-
-class Argon2Cost(Protocol):
-    time_cost: int
-    memory_kib: int
-    parallelism: int
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -80,7 +81,7 @@ def parse_role(value: str) -> Role:
         raise RoleRefused("unknown_role") from exc
 
 
-def roles_open_to(held: set[Role] | frozenset[Role]) -> frozenset[Role]:
+def roles_open_to(held: AbstractSet[str]) -> frozenset[Role]:  # stored roles are str
     """The roles a person holding `held` may still be given somewhere (the same rule as
     check_role): an administrator no officer or liaison role, and the reverse."""
     roles = frozenset(Role)

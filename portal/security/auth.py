@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from io import BytesIO
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 import pyotp
 import qrcode
@@ -39,11 +39,12 @@ from sqlalchemy.orm import Session
 
 from auditlog.events import Actor, record
 from models import LoginThrottle, RecoveryCode, User
-from models.base import utcnow
+from models.base import table_of, utcnow
 from portal.intake.receipts import Argon2Cost
 from portal.security import crypto
 
 T = TypeVar("T")
+_THROTTLE = table_of(LoginThrottle)
 
 
 @functools.cache
@@ -189,9 +190,9 @@ def _count_attempt(session: Session, key: bytes, now: datetime) -> None:
 
     def work() -> timedelta | None:
         _insert_throttle(session, key)
-        row = LoginThrottle.__table__.c
+        row = _THROTTLE.c
         failures = session.execute(
-            update(LoginThrottle.__table__)
+            update(_THROTTLE)
             .where(row.key_hash == key, or_(row.blocked_until.is_(None), row.blocked_until <= now))
             .values(failures=row.failures + 1).returning(row.failures)).scalar()
         if failures is None:  # blocked: the attempt is not checked, nor counted
@@ -200,7 +201,7 @@ def _count_attempt(session: Session, key: bytes, now: datetime) -> None:
         delay = _delay(failures)
         if delay is not None:
             # The row stays locked until commit, so a parallel attempt waits and then sees this.
-            session.execute(update(LoginThrottle.__table__).where(row.key_hash == key)
+            session.execute(update(_THROTTLE).where(row.key_hash == key)
                             .values(blocked_until=now + delay))
         return None
 
@@ -210,15 +211,15 @@ def _count_attempt(session: Session, key: bytes, now: datetime) -> None:
 
 
 def _clear(session: Session, key: bytes) -> None:
-    row = LoginThrottle.__table__.c
-    session.execute(update(LoginThrottle.__table__)
+    row = _THROTTLE.c
+    session.execute(update(_THROTTLE)
                     .where(row.key_hash == key, row.failures > 0)
                     .values(failures=0, blocked_until=None))
 
 
 def _password_key(username: str, user: User | None, device: KnownDevice | None) -> bytes:
-    if device is not None and device.knows(user):
-        return _device_key(device, user.id, "password")  # type: ignore[union-attr]
+    if device is not None and user is not None and device.knows(user):
+        return _device_key(device, user.id, "password")
     return _name_hash(username)
 
 
@@ -231,7 +232,8 @@ def _user_named(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == name))
 
 
-def _password_matches(user: User | None, password: str, cost: Argon2Cost) -> bool:
+def _password_matches(user: User | None, password: str, cost: Argon2Cost) -> TypeGuard[User]:
+    """Whether this is an active account with this password (True says the user exists)."""
     try:
         _hasher(cost).verify(user.password_hash if user else _dummy_hash(cost),
                              password.encode("utf-8", "surrogatepass"))
@@ -274,8 +276,8 @@ def check_password(session: Session, username: str, password: str, cost: Argon2C
     if not _password_matches(user, password, cost):
         _failed(session, user)
         raise AuthenticationFailed
-    _passed(session, user, password, cost, key)  # type: ignore[arg-type]
-    return user  # type: ignore[return-value]
+    _passed(session, user, password, cost, key)
+    return user
 
 
 def check_password_and_recovery_code(session: Session, username: str, password: str,

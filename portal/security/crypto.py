@@ -18,10 +18,10 @@ import hmac
 import io
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import BinaryIO, NewType
+from typing import BinaryIO, NewType, Protocol
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
@@ -216,13 +216,31 @@ def _chunk_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
+class Argon2Cost(Hashable, Protocol):
+    """Argon2id's cost, as config.Argon2Params gives it. Hashable, so that what is derived from
+    a cost (a hasher, a dummy hash) can be cached per cost."""
+
+    @property
+    def time_cost(self) -> int: ...
+    @property
+    def memory_kib(self) -> int: ...
+    @property
+    def parallelism(self) -> int: ...
+
+
+class ByteSink(Protocol):
+    """Where AgeWriter puts the ciphertext: a file, or a store of rows (intake.blobs.ChunkSink)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 class AgeWriter:
     """Push-mode age encryption: write() plaintext as it arrives, close() to finish.
 
     Holds at most one 64 KiB chunk of plaintext at a time.
     """
 
-    def __init__(self, sink: BinaryIO, recipients: Sequence[str]) -> None:
+    def __init__(self, sink: ByteSink, recipients: Sequence[str]) -> None:
         if not recipients:
             raise CryptoError("no recipients")
         self._sink = sink
@@ -408,10 +426,10 @@ def derive_key(secret: bytes, salt: bytes, time_cost: int, memory_kib: int, lane
     )
 
 
-def wrap_identity(identity: AgeIdentity, password: str, params: object) -> bytes:
+def wrap_identity(identity: AgeIdentity, password: str, params: Argon2Cost) -> bytes:
     """Wrap a personal identity under Argon2id(password); the output carries salt and params."""
     salt = os.urandom(16)
-    t, m, p = params.time_cost, params.memory_kib, params.parallelism  # type: ignore[attr-defined]
+    t, m, p = params.time_cost, params.memory_kib, params.parallelism
     key = derive_key(password.encode(), salt, t, m, p)
     nonce = os.urandom(12)
     head = b"QLW1" + t.to_bytes(2, "big") + m.to_bytes(4, "big") + p.to_bytes(1, "big") + salt

@@ -13,9 +13,9 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
 
 from auditlog.events import Actor, record
@@ -91,13 +91,17 @@ class SqlBackend:
         query = delete(StaffSession).where(StaffSession.user_id == user_id)
         if keep is not None:
             query = query.where(StaffSession.id_hash != keep)
-        return self._session.execute(query).rowcount or 0
+        result = self._session.execute(query)
+        assert isinstance(result, CursorResult)  # a DELETE answers with the cursor's result
+        return result.rowcount or 0
 
 
 class RedisBackend:
     """Keys `<prefix>:s:<hash>` (JSON, expiring at the absolute timeout) and a set per user."""
 
-    def __init__(self, client: object, prefix: str = "qingliu") -> None:
+    def __init__(self, client: Any, prefix: str = "qingliu") -> None:
+        # Any: redis-py types every reply as "a value or an awaitable" (one class serves the
+        # sync and the async client), so its own types would need a check on each reply.
         self._redis = client
         self._prefix = prefix
 
@@ -113,13 +117,13 @@ class RedisBackend:
                 "expires_at": record.expires_at.isoformat(),
                 "sealed_identity": base64.b64encode(record.sealed_identity).decode()}
         ttl = max(1, int((record.expires_at - utcnow()).total_seconds()))
-        pipe = self._redis.pipeline()  # type: ignore[attr-defined]
+        pipe = self._redis.pipeline()
         pipe.set(self._key(id_hash), json.dumps(data), ex=ttl)
         pipe.sadd(self._user_key(record.user_id), id_hash.hex())
         pipe.execute()
 
     def get(self, id_hash: bytes) -> SessionRecord | None:
-        raw = self._redis.get(self._key(id_hash))  # type: ignore[attr-defined]
+        raw = self._redis.get(self._key(id_hash))
         if raw is None:
             return None
         data = json.loads(raw)
@@ -136,17 +140,17 @@ class RedisBackend:
             self.put(id_hash, SessionRecord(**{**record.__dict__, "last_seen_at": when}))
 
     def delete(self, id_hash: bytes) -> None:
-        self._redis.delete(self._key(id_hash))  # type: ignore[attr-defined]
+        self._redis.delete(self._key(id_hash))
 
     def delete_user(self, user_id: int, keep: bytes | None) -> int:
-        members = self._redis.smembers(self._user_key(user_id))  # type: ignore[attr-defined]
+        members = self._redis.smembers(self._user_key(user_id))
         removed = 0
         for member in members:
             hex_id = member.decode() if isinstance(member, bytes) else member
             if keep is not None and hex_id == keep.hex():
                 continue
-            removed += self._redis.delete(self._key(bytes.fromhex(hex_id)))  # type: ignore[attr-defined]
-            self._redis.srem(self._user_key(user_id), hex_id)  # type: ignore[attr-defined]
+            removed += self._redis.delete(self._key(bytes.fromhex(hex_id)))
+            self._redis.srem(self._user_key(user_id), hex_id)
         return removed
 
 

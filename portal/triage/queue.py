@@ -161,7 +161,8 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
     # The cursor names the last row shown by the keys of its sort: anything else is no cursor.
     shape = (int, datetime, int) if filters.sort == "priority" else (datetime, int)
     if after is not None and (len(after) != len(shape) or not all(
-            isinstance(v, t) and not isinstance(v, bool) and (t is datetime or abs(v) < 2**31)
+            isinstance(v, t) and not isinstance(v, bool)
+            and not (isinstance(v, int) and abs(v) >= 2**31)
             for v, t in zip(after, shape, strict=True))):
         raise Refused("bad_cursor")
     if filters.sort == "deadline":
@@ -240,7 +241,10 @@ def category_counts(session: Session, principal: Principal) -> dict[str | None, 
     return dict(rows.all())
 
 
-def deadline_state(tip: Tip, now: datetime, calendar: HolidayCalendar) -> str:
+def deadline_state(tip: Tip, now: datetime, calendar: HolidayCalendar) -> str | None:
+    """How the tip stands against its deadline; None when it has none."""
+    if tip.due_at is None:
+        return None
     deadline = Deadline(step=tip.due_step or "", started_at=tip.received_at,
                         due_at=tip.due_at, certain=tip.due_certain, basis="")
     state: DeadlineState = state_of(deadline, now, calendar)

@@ -14,7 +14,7 @@ import base64
 import io
 import json
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
-from auditlog.events import Actor, record
+from auditlog.events import Actor, Scalar, record
 from models import (
     Attachment,
     Case,
@@ -405,10 +405,11 @@ def _tell_reporter(session: Session, tip: Tip, status: str, note: str | None,
     session.add(TipUpdate(tip_id=tip.id, status=status, at=now, note=sealed))
 
 
-def _done(session: Session, principal: Principal, tip: Tip, action: str, **details: object
+def _done(session: Session, principal: Principal, tip: Tip, action: str, **details: Scalar
           ) -> None:
     record(session, actor_of(principal, action, tip), action, object_type="tip",
-           object_id=tip.id, unit_code=tip.unit.code, **details)  # type: ignore[arg-type]
+           object_id=tip.id, unit_code=tip.unit.code, at=None,  # now; no detail taken for it
+           **details)
     session.commit()
 
 
@@ -608,7 +609,7 @@ def staff_of_units(session: Session, unit_ids: set[int | None]) -> list[User]:
     return sorted(people.values(), key=lambda user: user.username)
 
 
-def _int(params: dict[str, object], name: str) -> int:
+def _int(params: Mapping[str, object], name: str) -> int:
     try:
         number = int(str(params.get(name, "")).strip())
     except ValueError as exc:
@@ -618,7 +619,7 @@ def _int(params: dict[str, object], name: str) -> int:
     return number
 
 
-def _text(params: dict[str, object], name: str) -> str:
+def _text(params: Mapping[str, object], name: str) -> str:
     value = params.get(name, "")
     if not isinstance(value, str):
         raise Refused("bad_value")
@@ -651,7 +652,7 @@ CONFLICTS = frozenset({"wrong_status", "already_extended", "classify_first",
 
 
 def perform(session: Session, principal: Principal, tip_id: int, action: str,
-            params: dict[str, object]) -> None:
+            params: Mapping[str, object]) -> None:
     """Run a named action; raises NotFound, Refused or KeyNotHeld, and changes nothing then.
     Who may act comes before what they sent, as on the tip page: the tip seen, the action
     allowed, the unit's key held (an action is taken on a tip its officer can read), then the

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from flask import current_app
 from werkzeug.datastructures import FileStorage
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3, stubs 3.2
 
 from portal.intake.filing import Limits
+
+if TYPE_CHECKING:
+    from auditlog.database import LogKeys
 
 
 @dataclass
@@ -22,7 +25,8 @@ class RequestUpload:
 
 def uploads_from(files: list[FileStorage]) -> list[RequestUpload]:
     return [
-        RequestUpload(filename=f.filename or "", stream=f.stream,  # type: ignore[arg-type]
+        RequestUpload(filename=f.filename or "",
+                      stream=f.stream,  # type: ignore[arg-type]  # our spool; werkzeug says IO[bytes]
                       oversize=bool(getattr(f.stream, "oversize", False)))
         for f in files
         if f.filename
@@ -61,13 +65,13 @@ def choices(pairs: Iterable[tuple[str, object]]) -> list[SelectChoice]:
     return [SelectChoice(value, str(label)) for value, label in pairs]
 
 
-def audit_keys() -> object:
+def audit_keys() -> LogKeys:
     """The log-signing keys of this app (loaded once, from outside the database)."""
     from pathlib import Path
 
     from auditlog.database import load_keys
 
-    keys = current_app.extensions.get("audit_keys")
+    keys: LogKeys | None = current_app.extensions.get("audit_keys")
     if keys is None:
         path = current_app.config.get("AUDIT_SIGNING_KEY_FILE") or str(
             Path(current_app.instance_path) / "audit-log.key")
@@ -81,5 +85,5 @@ def checkpoint_now() -> str:
     from auditlog.database import make_checkpoint
     from portal.web.extensions import db
 
-    return make_checkpoint(db.session, audit_keys(),  # type: ignore[arg-type]
+    return make_checkpoint(db.session(), audit_keys(),
                            current_app.config["AUDIT_LOG_ORIGIN"]).note

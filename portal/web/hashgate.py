@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -224,7 +225,8 @@ def _release_idle_connection() -> None:
         name = connection.dialect.name
         if name == "sqlite":
             # pysqlite opens a transaction only for a write (or a savepoint).
-            idle = not connection.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+            raw = connection.connection.dbapi_connection
+            idle = isinstance(raw, sqlite3.Connection) and not raw.in_transaction
         elif name == "postgresql":
             # A transaction gets an id at its first write.
             idle = connection.exec_driver_sql(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from flask import Blueprint, Flask, Response, current_app, request
+from sqlalchemy import Engine
 
 from portal.web import readiness
 
@@ -38,22 +39,22 @@ class Probe:
                                 or self.instance_path / "audit-log.key")
         self.min_free_mb: int = app.config["READY_MIN_FREE_MB"]
         self.migrations = Path(app.extensions["migrate"].directory)
-        self._engine: object = None
+        self._engine: Engine | None = None
         self.last_ready: bool | None = None
 
-    def engine(self) -> object:
+    def engine(self) -> Engine:
         if self._engine is None:
             self._engine = readiness.database_engine(self.database_url)
         return self._engine
 
     def database_group(self) -> list[readiness.Check]:
-        state = readiness.check_database(self.engine(),  # type: ignore[arg-type]
+        state = readiness.check_database(self.engine(),
                                          readiness.migration_heads(self.migrations))
         return [*state.checks, readiness.check_signing_key(self.signing_key,
                                                            state.checkpoints_signed)]
 
     def redis_group(self) -> list[readiness.Check]:
-        return [readiness.check_redis(self.redis_url)]  # type: ignore[arg-type]
+        return [readiness.check_redis(self.redis_url)] if self.redis_url else []
 
     def system_group(self) -> list[readiness.Check]:
         parts = readiness.system_parts(readiness.font_choices(), os.environ.get("PATH"))
@@ -102,7 +103,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app
     state = probe(app)
     try:
         checks = state.checks(HTTP_DEADLINE)

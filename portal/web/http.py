@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -44,16 +44,18 @@ class TextParameters(ImmutableMultiDict):
     types, and PostgreSQL can neither store nor compare text holding it (psycopg refuses the
     parameter), so it is dropped where the request is parsed, before any view reads a value."""
 
-    def __init__(self, mapping: object = None) -> None:
+    def __init__(self, mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None
+                 ) -> None:
         if mapping is None:
             super().__init__()
             return
+        pairs: Iterable[tuple[Any, Any]]
         if isinstance(mapping, MultiDict):
-            pairs: Iterable[tuple[object, object]] = mapping.items(multi=True)
-        elif isinstance(mapping, dict):
+            pairs = mapping.items(multi=True)
+        elif isinstance(mapping, Mapping):
             pairs = mapping.items()
         else:
-            pairs = mapping  # type: ignore[assignment]
+            pairs = mapping
         super().__init__([(_without_nul(k), _without_nul(v)) for k, v in pairs])
 
 
@@ -71,9 +73,9 @@ class StrictJSON(DefaultJSONProvider):
     makes `get_json(silent=True)` answer None, so each view gives its usual 400 "not valid
     JSON" in words; `get_json()` answers 400 through the error pages."""
 
-    def loads(self, data: str | bytes, **kwargs: Any) -> Any:
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:  # `s`: Flask's name for it
         try:
-            value = json.loads(data, parse_constant=_no_constant, parse_float=_finite,
+            value = json.loads(s, parse_constant=_no_constant, parse_float=_finite,
                                **kwargs)
         except RecursionError as error:  # deeper than the interpreter's own limit
             raise ValueError("JSON nested too deeply") from error
@@ -131,7 +133,8 @@ class PortalRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        return EncryptedSpool(limit=current_app.config["MAX_FILE_BYTES"])  # type: ignore[return-value]
+        return EncryptedSpool(  # type: ignore[return-value]  # a RawIOBase: no IO[bytes] to typeshed
+            limit=current_app.config["MAX_FILE_BYTES"])
 
 
 # Row ids are 32-bit integers (PostgreSQL `integer`): a larger number in a URL names no row.

@@ -17,7 +17,6 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 from limits.storage import Storage
 
@@ -68,7 +67,7 @@ def _use_wal(connection: sqlite3.Connection, attempts: int = 40) -> None:
 class SQLiteStorage(Storage):
     """Counts shared by the processes of one server through one SQLite file (WAL mode)."""
 
-    STORAGE_SCHEME: ClassVar[list[str]] = [SCHEME]
+    STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 - limits declares it on instances, not ClassVar
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
                  **options: float | str | bool) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from gunicorn.glogging import Logger
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
 
 _IPV4 = r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"
 _IPV6 = (r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f])"
@@ -33,7 +37,7 @@ class RedactAddresses(logging.Filter):
 class GunicornLogger(Logger):
     """gunicorn's logger with every handler of its error log filtered."""
 
-    def setup(self, cfg: object) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.addFilter(RedactAddresses())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext, lazy_gettext, ngettext
 from flask_babel import lazy_gettext as _l
@@ -18,6 +18,9 @@ from flask_babel import lazy_gettext as _l
 from portal.intake.filing import FieldError
 from portal.intake.identity import REASON_MAX
 from referral.workflow import Document, Transition
+
+if TYPE_CHECKING:
+    from models import Unit
 
 _ERRORS = {
     "required": lazy_gettext("This field is required."),
@@ -146,7 +149,7 @@ def _cached(kind: str, key: object, load: Callable[[], str]) -> str:
     return cache[(kind, key)]
 
 
-def unit_name(unit: object, lang: str | None = None) -> str:
+def unit_name(unit: Unit | str | None, lang: str | None = None) -> str:
     """A unit (or its code) by its name in the page's language."""
     lang = _lang(lang)
     if unit is None or unit == "":
@@ -164,10 +167,10 @@ def unit_name(unit: object, lang: str | None = None) -> str:
             return found.name(lang) if found is not None else gettext("Unknown unit")
 
         return _cached("unit", (code, lang), load)
-    return unit.name(lang)  # type: ignore[attr-defined]
+    return unit.name(lang)
 
 
-def user_name(user_id: object) -> str:
+def user_name(user_id: int | str | None) -> str:
     """A staff member by display name (or user name), for timelines that store only an id."""
     if user_id is None:
         return "—"
@@ -176,7 +179,7 @@ def user_name(user_id: object) -> str:
         from models import User
         from portal.web.extensions import db
 
-        found = db.session.get(User, int(user_id))  # type: ignore[call-overload]
+        found = db.session.get(User, int(user_id))
         if found is None:
             return gettext("Unknown account")
         return found.display_name or found.username
@@ -244,9 +247,9 @@ PRIORITY_WORDS = {0: lazy_gettext("Normal"), 1: lazy_gettext("High"), 2: lazy_ge
                   3: lazy_gettext("Most urgent")}
 
 
-def priority_text(priority: object) -> str:
+def priority_text(priority: int | str | None) -> str:
     try:
-        return str(PRIORITY_WORDS[int(priority or 0)])  # type: ignore[call-overload]
+        return str(PRIORITY_WORDS[int(priority or 0)])
     except (KeyError, TypeError, ValueError):
         return str(priority)
 
@@ -289,7 +292,7 @@ def step_text(step: str | None) -> str:
 # ---------------------------------------------------------------------------------------------
 # Referral documents, actions and states (referral/workflow.py), 三书一函 kinds.
 
-DOCUMENT_LABELS = {
+DOCUMENT_LABELS: dict[str, Any] = {  # looked up by the kind stored, a plain str
     Document.INVESTIGATION_REPORT: lazy_gettext("Investigation report (案件调查报告)"),
     Document.INSPECTION_RECORD: lazy_gettext("On-site inspection record (现场检查笔录)"),
     Document.INTERVIEW_RECORD: lazy_gettext("Interview record (询问笔录)"),
@@ -386,7 +389,7 @@ def action_text(action: object) -> str:
 
 
 def document_text(kind: object) -> str:
-    return str(DOCUMENT_LABELS.get(str(kind), DOCUMENT_LABELS[Document.OTHER]))  # type: ignore[index]
+    return str(DOCUMENT_LABELS.get(str(kind), DOCUMENT_LABELS[Document.OTHER]))
 
 
 def case_status_text(status: object) -> str:
@@ -599,20 +602,22 @@ DETAIL_WORDS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
-REFUSAL_REASON_WORDS = {"key_not_held": lazy_gettext("no key of the unit held"),
-                        "key_does_not_open": lazy_gettext("the key held does not open it")}
-VIA_WORDS = {"page": lazy_gettext("on the administration page"),
-             "command": lazy_gettext("from the command line"),
-             "cli": lazy_gettext("from the command line"),
-             "reset": lazy_gettext("for a password reset")}
+# Annotated: the lambdas above read them before mypy reaches their definitions.
+REFUSAL_REASON_WORDS: dict[str, Any] = {
+    "key_not_held": lazy_gettext("no key of the unit held"),
+    "key_does_not_open": lazy_gettext("the key held does not open it")}
+VIA_WORDS: dict[str, Any] = {"page": lazy_gettext("on the administration page"),
+                             "command": lazy_gettext("from the command line"),
+                             "cli": lazy_gettext("from the command line"),
+                             "reset": lazy_gettext("for a password reset")}
 
 
 def _retention_days_text(days: object) -> str:
     """A category's retention period in words: None keeps closed tips for ever."""
     if days is None:
         return gettext("kept for ever")
-    return ngettext("kept %(num)d day after closing", "kept %(num)d days after closing",
-                    int(days))  # type: ignore[arg-type]
+    number = days if isinstance(days, int) else int(str(days))
+    return ngettext("kept %(num)d day after closing", "kept %(num)d days after closing", number)
 
 
 def _details(details: object) -> dict[str, Any]:

@@ -22,9 +22,10 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from hashlib import sha256
+from typing import Any
 
 from flask import Flask, Response, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RouteLimit
 
 from portal.security import crypto
 from portal.web import limitstore
@@ -79,10 +80,10 @@ def address_key(secret: str, address: str, day: str | None = None) -> str:
 
 # Redis that does not answer (a host gone, packets dropped) must not hold a citizen's request for
 # long: after this many seconds the limiter counts in memory instead.
-REDIS_TIMEOUT_SECONDS = 1.0
+REDIS_TIMEOUT_SECONDS = 1
 
 
-def storage_options(storage_uri: str) -> dict[str, float]:
+def storage_options(storage_uri: str) -> dict[str, str | int]:
     if storage_uri.startswith(("redis://", "rediss://", "redis+unix://")):
         return {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
                 "socket_timeout": REDIS_TIMEOUT_SECONDS}
@@ -93,6 +94,12 @@ def spends_budget(response: Response) -> bool:
     """A 503 (the receipt hash busy, the database down) did nothing and asks the citizen to
     send the same again: it must not use up their budget of tips or follow-ups."""
     return response.status_code != 503
+
+
+def _wrap_view(app: Flask, endpoint: str, limit: RouteLimit) -> None:
+    # Flask types a view as a sync or an async callable; the limit keeps whichever it was.
+    view: Callable[..., Any] = app.view_functions[endpoint]
+    app.view_functions[endpoint] = limit(view)
 
 
 def install_rate_limits(app: Flask) -> Limiter:
@@ -107,11 +114,11 @@ def install_rate_limits(app: Flask) -> Limiter:
         budget = limiter.shared_limit(app.config[setting], scope=scope,
                                       deduct_when=spends_budget)
         for endpoint in endpoints:
-            app.view_functions[endpoint] = budget(app.view_functions[endpoint])
+            _wrap_view(app, endpoint, budget)
     signin = limiter.shared_limit(app.config["STAFF_SIGNIN_RATE_LIMIT"], scope="staff-signin",
                                   methods=["POST"])
     for endpoint in STAFF_SIGNIN:
-        app.view_functions[endpoint] = signin(app.view_functions[endpoint])
+        _wrap_view(app, endpoint, signin)
     warn_if_counted_per_worker(app)
     app.extensions["rate_limiter"] = limiter
     return limiter

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, func, make_url, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, make_url, select, text
 from sqlalchemy.pool import NullPool
 
 from auditlog import notes
@@ -127,21 +127,21 @@ def check_database(engine: Engine, heads: frozenset[str]) -> DatabaseState:
         checks.append(_check_migrations(connection, heads))
         try:
             checks.extend(_check_unit_keys(connection))
-            signed = connection.scalar(select(func.count()).select_from(
-                AuditCheckpoint.__table__)) > 0
+            signed = (connection.scalar(select(func.count()).select_from(
+                AuditCheckpoint.__table__)) or 0) > 0
         except Exception as error:  # a table missing: not migrated
             connection.rollback()
             checks.append(Check("unit keys", False, f"could not be read: {_first_line(error)}"))
     return DatabaseState(checks, signed)
 
 
-def _check_migrations(connection: object, heads: frozenset[str]) -> Check:
+def _check_migrations(connection: Connection, heads: frozenset[str]) -> Check:
     upgrade = "run `flask --app app db upgrade`"
     try:
-        found = frozenset(connection.scalars(  # type: ignore[attr-defined]
+        found = frozenset(connection.scalars(
             text("SELECT version_num FROM alembic_version")))
     except Exception:  # no such table: never migrated
-        connection.rollback()  # type: ignore[attr-defined]
+        connection.rollback()
         return Check("migrations", False, f"the database was never migrated: {upgrade}")
     if found == heads:
         return Check("migrations", True, f"at the head ({', '.join(sorted(heads))})")
@@ -150,8 +150,8 @@ def _check_migrations(connection: object, heads: frozenset[str]) -> Check:
                  f"{', '.join(sorted(heads))}: {upgrade}")
 
 
-def _check_unit_keys(connection: object) -> list[Check]:
-    rows = connection.execute(  # type: ignore[attr-defined]
+def _check_unit_keys(connection: Connection) -> list[Check]:
+    rows = connection.execute(
         select(Unit.code, Unit.kind, Unit.public_key, Unit.identity_key)
         .where(Unit.kind.in_([k.value for k in (*HANDLING_KINDS, *RECEIVING_KINDS)]))
         .order_by(Unit.id)).all()
@@ -326,7 +326,7 @@ def database_folder(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    return Path(parsed.database).parent  # type: ignore[arg-type]
+    return Path(parsed.database).parent
 
 
 # ---------------------------------------------------------------------------------------------

@@ -124,11 +124,10 @@ class _Tools:
 
 
 def _tools() -> _Tools | None:
-    found = [shutil.which(name) for name in ("ffmpeg", "ffprobe", "prlimit")]
-    if None in found or not hasattr(os, "memfd_create"):
+    ffmpeg, ffprobe, prlimit = (shutil.which(name) for name in ("ffmpeg", "ffprobe", "prlimit"))
+    if ffmpeg is None or ffprobe is None or prlimit is None or not hasattr(os, "memfd_create"):
         return None
-    ffmpeg, ffprobe, prlimit = found
-    return _Tools(ffmpeg, ffprobe, prlimit)  # type: ignore[arg-type]
+    return _Tools(ffmpeg, ffprobe, prlimit)
 
 
 def available() -> bool:

@@ -14,7 +14,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 from xml.etree import ElementTree
 
@@ -346,9 +346,9 @@ class _PrologCheck:
             self._run(self._parser.close)
             raise UploadRejected("corrupt", f"{self._name}: no XML element")
 
-    def _run(self, step: object, *args: bytes) -> None:
+    def _run(self, step: Callable[..., object], *args: bytes) -> None:
         try:
-            step(*args)  # type: ignore[operator]
+            step(*args)
         except _RootReached:
             self._parser = None
         except DefusedXmlException as exc:

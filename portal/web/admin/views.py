@@ -159,7 +159,7 @@ def home(caller: Caller) -> Any:
     return render_template("admin/home.html", caller=caller, active=active, inactive=inactive,
                            per_role=[(role, per_role.get(role.value, 0)) for role in Role],
                            warnings=admin_warnings(db.session(), _today()),
-                           server_problems=health.problems(current_app._get_current_object()),
+                           server_problems=health.problems(current_app),
                            to_confirm=_resets_to_confirm(),
                            roles_waiting=waiting_for(db.session(), caller.user.id))
 
@@ -226,7 +226,7 @@ def _unit_groups(lang: str) -> dict[str, list[tuple[str, str]]]:
 
 def _user_form() -> UserForm:
     form = UserForm()
-    form.unit.choices = _unit_groups(current_lang())  # type: ignore[assignment]
+    form.unit.choices = _unit_groups(current_lang())
     form.role.choices = choices([(role.value, role_text(role)) for role in ROLE_ORDER])
     return form
 
@@ -684,8 +684,8 @@ def calendar(caller: Caller) -> Any:
         flash(gettext("Imported. Years now complete: %(years)s",
                       years=", ".join(str(y) for y in sorted(years)) or "—"))
         return redirect(url_for("admin.calendar")), 303
-    years = list(db.session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
-    return render_template("admin/calendar.html", years=years, caller=caller,
+    recorded = list(db.session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
+    return render_template("admin/calendar.html", years=recorded, caller=caller,
                            missing=missing_calendar_years(db.session(), _today()))
 
 

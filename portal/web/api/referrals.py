@@ -43,9 +43,9 @@ def _summary(referral: Referral) -> dict[str, Any]:
 def _list(caller: Caller, mine_only: bool) -> tuple[Response, int]:
     """Referrals addressed to the caller's body (liaisons), or all the caller may see."""
     if mine_only:
-        visible = referrals.addressed_to(db.session, caller.principal)
+        visible = referrals.addressed_to(db.session(), caller.principal)
     else:
-        visible = referrals.visible_referrals(db.session, caller.principal)
+        visible = referrals.visible_referrals(db.session(), caller.principal)
     return jsonify({"referrals": [_summary(r) for r in visible]}), 200
 
 

@@ -199,7 +199,7 @@ def report_submit() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     try:
         draft = form.to_draft()
         draft.language = current_lang()  # the page's language is the language of the tip
-        filed = filing.file_tip(db.session, draft, uploads, limits=limits(),
+        filed = filing.file_tip(db.session(), draft, uploads, limits=limits(),
                                 receipt_cost=current_app.config["RECEIPT_ARGON2"],
                                 once=submission.bind(secrets_))
     except filing.AlreadyFiled as earlier:
@@ -244,7 +244,7 @@ def receipt_again() -> tuple[str, int] | BaseResponse:
     _switch_language(form.lang.data)
     secrets_ = _secrets()
     submission = receipts.form_submission(secrets_, "report", form.submission.data)
-    earlier = filing.filed_before(db.session, submission.bind(secrets_)) if submission else None
+    earlier = filing.filed_before(db.session(), submission.bind(secrets_)) if submission else None
     if earlier is None:
         return redirect(url_for("citizen.report_form"))
     return _render_receipt(earlier.receipt, form.submission.data or "", again=False)
@@ -284,7 +284,7 @@ def _what_was_sent(view: followup.ReporterView) -> dict[str, str]:
 def _render_status(key: followup.FollowupKey, reply_form: ReplyForm | None = None,
                    sent: bool = False, status: int = 200, loose: list[str] | None = None,
                    files_again: list[str] | None = None) -> tuple[str, int]:
-    view = followup.reporter_view(db.session, key)
+    view = followup.reporter_view(db.session(), key)
     token = followup.issue_token(key, followup_secret())
     reply_form = reply_form or ReplyForm(formdata=None)
     reply_form.token.data = token
@@ -324,7 +324,7 @@ def followup_language() -> str:
 def followup_lookup() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = FollowupForm()
     try:
-        key = followup.unlock(db.session, form.receipt.data or "",
+        key = followup.unlock(db.session(), form.receipt.data or "",
                               current_app.config["RECEIPT_ARGON2"])
     except followup.ReceiptNotFound:
         form.receipt.data = ""
@@ -377,7 +377,7 @@ def followup_reply() -> tuple[str, int]:
             "you typed is kept: please check it and send it again.")])
     uploads = uploads_from(request.files.getlist("attachments"))
     try:
-        followup.reply(db.session, key, form.body.data or "", uploads, limits=limits(),
+        followup.reply(db.session(), key, form.body.data or "", uploads, limits=limits(),
                        once=submission.index(secrets_))
     except followup.AlreadySent:
         return _render_status(key, sent=True)  # a refresh: the message is there once

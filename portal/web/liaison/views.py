@@ -24,8 +24,8 @@ from portal.web.session import Caller, staff_required
 @bp.get("/")
 @staff_required
 def index(caller: Caller) -> str:
-    addressed = referrals.addressed_to(db.session, caller.principal)
-    overdue, soon = referrals.due_lists(db.session, caller.principal)
+    addressed = referrals.addressed_to(db.session(), caller.principal)
+    overdue, soon = referrals.due_lists(db.session(), caller.principal)
     return render_template("staff/referrals.html", referrals=addressed, overdue=overdue,
                            soon=soon, awaiting=[], caller=caller, state_text=state_text,
                            face="liaison")

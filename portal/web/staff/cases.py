@@ -69,7 +69,7 @@ def cases(caller: Caller) -> Any:
     else:
         typed = {"tips": set(int_list(request.args.getlist("tips"))), "members": set(),
                  "offence": "", "title": "", "summary": ""}
-    visible = referrals.visible_cases(db.session, principal)
+    visible = referrals.visible_cases(db.session(), principal)
     offences = list(db.session.scalars(select(Offence).where(Offence.active.is_(True))
                                        .order_by(Offence.id)))
     page = render_template(
@@ -131,8 +131,8 @@ def case_document(caller: Caller, attachment_id: int) -> Response:
 @bp.get("/referrals")
 @staff_required
 def referral_list(caller: Caller) -> str:
-    overdue, soon = referrals.due_lists(db.session, caller.principal)
-    visible = referrals.visible_referrals(db.session, caller.principal)
+    overdue, soon = referrals.due_lists(db.session(), caller.principal)
+    visible = referrals.visible_referrals(db.session(), caller.principal)
     awaiting = [r for r in visible if r.state == "awaiting_approval"
                 and any(t.action == "approve"
                         for t in referrals.available_actions(caller.principal, r))]
@@ -292,12 +292,12 @@ def suggestion(caller: Caller, suggestion_id: int) -> Any:
             return redirect(target, 303)
         error = outcome.error
     try:
-        row, content, evidence = referrals.open_suggestion(db.session, principal, suggestion_id)
+        row, content, evidence = referrals.open_suggestion(db.session(), principal, suggestion_id)
     except referrals.NotFound:
         abort(404)
     except (KeyNotHeld, crypto.CryptoError):
         db.session.rollback()
-        row = referrals.suggestion_row(db.session, principal, suggestion_id)
+        row = referrals.suggestion_row(db.session(), principal, suggestion_id)
         return render_template("staff/no_key.html", what="suggestion", tip_id=suggestion_id,
                                unit=row.unit, caller=caller), 403
     page = render_template("staff/suggestion.html", caller=caller, row=row, content=content,

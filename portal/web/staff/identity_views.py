@@ -146,6 +146,7 @@ def identity_request(caller: Caller, tip_id: int) -> Any:
 @bp.post("/identity-requests/<int:request_id>/withdraw")
 @staff_required
 def identity_withdraw(caller: Caller, request_id: int) -> Any:
+    row: IdentityRequest | None
     try:
         row = identity.withdraw(db.session(), caller.principal, request_id)
     except identity.IdentityNotFound:
@@ -158,6 +159,8 @@ def identity_withdraw(caller: Caller, request_id: int) -> Any:
     else:
         db.session.commit()
         flash(gettext("Your request has been withdrawn."))
+    if row is None:  # refused, and gone meanwhile
+        abort(404)
     if row.referral_id is not None:
         return redirect(url_for("staff.referral", referral_id=row.referral_id), 303)
     return redirect(url_for("staff.tip", tip_id=row.tip_id) + "#identity-requests", 303)
