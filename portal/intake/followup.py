@@ -21,6 +21,7 @@ from portal.intake import receipts
 from portal.intake.filing import (
     MAX_LENGTH,
     FieldError,
+    FormReused,
     IntakeRejected,
     Limits,
     Upload,
@@ -172,12 +173,23 @@ def _sent_before(session: Session, tip_id: int, once: bytes | None) -> AlreadySe
     return AlreadySent(sent_at) if sent_at is not None else None
 
 
+def _check_once(session: Session, tip_id: int, once: bytes | None) -> None:
+    """A repeat of a message sent to this tip raises AlreadySent; the same token or
+    Idempotency-Key already used for a message to another tip raises FormReused (nothing is sent:
+    a key stands for one message)."""
+    if (earlier := _sent_before(session, tip_id, once)) is not None:
+        raise earlier
+    if once is not None and session.scalar(select(Message.id).where(
+            Message.submission_hash == once, Message.tip_id != tip_id)) is not None:
+        raise FormReused
+
+
 def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Upload],
           *, limits: Limits, once: bytes | None = None) -> Message:
     """The reporter writes to the officers and may add evidence, in one transaction. `once` is
-    the keyed hash of the reply form's one-time token: a repeat raises AlreadySent."""
-    if (earlier := _sent_before(session, key.tip_id, once)) is not None:
-        raise earlier
+    the keyed hash of the reply form's one-time token: a repeat raises AlreadySent, the token of
+    a message to another tip FormReused."""
+    _check_once(session, key.tip_id, once)
     uploads = [u for u in uploads if u.filename]
     if not body.strip() and not uploads:
         raise IntakeRejected({"body": FieldError("required")})
@@ -205,7 +217,6 @@ def reply(session: Session, key: FollowupKey, body: str, uploads: Sequence[Uploa
                    object_id=tip.id, unit_code=tip.unit.code, attachments=len(stored))
     except IntegrityError:
         # The same form, posted twice at once (the transaction is rolled back already).
-        if (earlier := _sent_before(session, key.tip_id, once)) is not None:
-            raise earlier from None
+        _check_once(session, key.tip_id, once)
         raise
     return message

@@ -454,3 +454,22 @@ def test_an_unsent_message_survives_the_follow_up_pages_language_buttons(client)
 
 def hidden_values(name: str, page: str) -> list[str]:
     return re.findall(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
+
+
+def test_api_message_key_of_another_tip_is_refused_and_sends_nothing(client, portal_keys):
+    """One Idempotency-Key stands for one message: sent with a message to a second tip it is a
+    422 and nothing is stored (it was a 500 on PostgreSQL: the key is unique across tips)."""
+    key = "7a1c3a1e-9b7d-4c2a-8e61-0d4b2f7a9c13"
+    first, second = (client.post("/api/v1/tips", json={"narrative": text}).get_json()["receipt"]
+                     for text in ("tyres burnt by the river", "slag dumped at night"))
+    sent = client.post("/api/v1/followup/messages", json={"receipt": first, "body": "more"},
+                       headers={"Idempotency-Key": key})
+    assert sent.status_code == 201
+    reused = client.post("/api/v1/followup/messages", json={"receipt": second, "body": "other"},
+                         headers={"Idempotency-Key": key})
+    assert reused.status_code == 422
+    assert reused.get_json() == {"error": "idempotency_key_reused", "status": 422}
+    assert count(Message) == 1
+    again = client.post("/api/v1/followup/messages", json={"receipt": first, "body": "more"},
+                        headers={"Idempotency-Key": key})
+    assert again.status_code == 200 and count(Message) == 1

@@ -193,7 +193,9 @@ def followup_status() -> tuple[Response, int]:
                        {"type": "string", "pattern": IDEMPOTENCY_PATTERN}),),
     responses={"201": ("sent", SENT_AT),
                "200": ("sent before with this Idempotency-Key: nothing added", SENT_AT),
-               "404": error("no tip has this receipt")}))
+               "404": error("no tip has this receipt"),
+               "422": error("this Idempotency-Key was used for a message to another tip: "
+                            "nothing was sent")}))
 def followup_message() -> tuple[Response, int]:
     try:
         receipt, body = receipt_and_body(_json_body(), need_body=True)
@@ -210,4 +212,7 @@ def followup_message() -> tuple[Response, int]:
         response = jsonify({"sent_at": earlier.sent_at.isoformat()})
         response.headers["Idempotent-Replayed"] = "true"
         return response, 200
+    except filing.FormReused:
+        # The key of a message sent to another tip: a key stands for one message.
+        return jsonify({"error": "idempotency_key_reused", "status": 422}), 422
     return jsonify({"sent_at": message.created_at.isoformat()}), 201

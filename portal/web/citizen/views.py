@@ -381,6 +381,13 @@ def followup_reply() -> tuple[str, int]:
                        once=submission.index(secrets_))
     except followup.AlreadySent:
         return _render_status(key, sent=True)  # a refresh: the message is there once
+    except filing.FormReused:
+        # The form's token was used for a message to another tip (a form carried across pages):
+        # nothing was sent; a fresh token, and what was typed is kept.
+        form.submission.data = receipts.new_form_token(secrets_, "reply")
+        return _render_status(key, reply_form=form, status=400, loose=[gettext(
+            "This form had already been used to send a message, so nothing was sent now. What "
+            "you typed is kept below: please send it again.")])
     except IntakeRejected as rejected:
         loose = _attach_errors(form, rejected.errors)
         return _render_status(key, reply_form=form, status=400, loose=loose)
