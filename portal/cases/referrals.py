@@ -347,14 +347,11 @@ def act(session: Session, principal: Principal, referral_id: int, action: str, *
     NotFound, KeyNotHeld) change nothing. `tip_files`, with "submit": which of the tips' own
     files go into the package; `tip_texts`: the tips whose statements go with it."""
     now = now or utcnow()
-    try:
+    with transaction(session):  # the step commits itself; a refusal rolls everything back
         return _act(session, principal, referral_id, action, reason=reason, period=period,
                     uploads=uploads, document_kind=document_kind, limits=limits,
                     letter_context=letter_context or {}, tip_files=tip_files,
                     tip_texts=tip_texts, now=now)
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def _act(session: Session, principal: Principal, referral_id: int, action: str, *,
@@ -1139,11 +1136,8 @@ def answer_suggestion(session: Session, principal: Principal, suggestion_id: int
     suggestion = _suggestion(session, principal, suggestion_id)
     if not measures.strip():
         raise CaseRefused("measures_required")
-    try:
+    with transaction(session):
         return _answer(session, principal, suggestion, measures, now, evidence, limits)
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def _answer(session: Session, principal: Principal, suggestion: Suggestion, measures: str,

@@ -429,44 +429,42 @@ def file_tip(
     indexes = (index_values(blind_key, _draft_fields(draft)) if blind_key is not None
                else (None, None))
     try:
-        tip = Tip(
-            receipt_lookup=keys.lookup,
-            receipt_recipient=keys.keypair.recipient,
-            unit_id=unit.id,
-            county=draft.county,
-            category_id=category.id if category else None,
-            channel=draft.channel,
-            language=draft.language,
-            submission_hash=once.index if once is not None else None,
-            status=TipStatus.RECEIVED,
-            real_name=draft.identity is not None,
-            received_at=now,
-            content=crypto.seal(_content_json(draft), recipients),
-            responsible_index=indexes[0],
-            place_index=indexes[1],
-        )
-        # 15 days to decide whether to accept (12369 practice; referral/deadlines.py RULES).
-        deadline = deadline_for("tip.accept", now, load_calendar(session))
-        tip.due_step, tip.due_at, tip.due_certain = "tip.accept", deadline.due_at, deadline.certain
-        session.add(tip)
-        session.flush()
-        if draft.identity is not None:
-            seal_identity(session, tip, ReporterIdentity.from_dict(asdict(draft.identity)))
-        stored = store_attachments(session, tip, uploads, recipients,
-                                   keep_location=draft.keep_photo_location, limits=limits)
-        tip.attachment_count = len(stored)
-        session.add(TipUpdate(tip_id=tip.id, status=TipStatus.RECEIVED, at=now))
-        record(session, actor, "tip.received", object_type="tip", object_id=tip.id,
-               unit_code=unit.code, at=now, channel=str(draft.channel),
-               attachments=len(stored), real_name=draft.identity is not None)
-        session.commit()
+        with transaction(session):
+            tip = Tip(
+                receipt_lookup=keys.lookup,
+                receipt_recipient=keys.keypair.recipient,
+                unit_id=unit.id,
+                county=draft.county,
+                category_id=category.id if category else None,
+                channel=draft.channel,
+                language=draft.language,
+                submission_hash=once.index if once is not None else None,
+                status=TipStatus.RECEIVED,
+                real_name=draft.identity is not None,
+                received_at=now,
+                content=crypto.seal(_content_json(draft), recipients),
+                responsible_index=indexes[0],
+                place_index=indexes[1],
+            )
+            # 15 days to decide whether to accept (12369 practice; referral/deadlines.py RULES).
+            deadline = deadline_for("tip.accept", now, load_calendar(session))
+            tip.due_step, tip.due_at = "tip.accept", deadline.due_at
+            tip.due_certain = deadline.certain
+            session.add(tip)
+            session.flush()
+            if draft.identity is not None:
+                seal_identity(session, tip, ReporterIdentity.from_dict(asdict(draft.identity)))
+            stored = store_attachments(session, tip, uploads, recipients,
+                                       keep_location=draft.keep_photo_location, limits=limits)
+            tip.attachment_count = len(stored)
+            session.add(TipUpdate(tip_id=tip.id, status=TipStatus.RECEIVED, at=now))
+            record(session, actor, "tip.received", object_type="tip", object_id=tip.id,
+                   unit_code=unit.code, at=now, channel=str(draft.channel),
+                   attachments=len(stored), real_name=draft.identity is not None)
     except IntegrityError:
-        session.rollback()
-        # Two POSTs of one form at once (a double click): the other one filed it.
+        # Two POSTs of one form at once (a double click): the other one filed it (the
+        # transaction is rolled back already).
         if once is not None and (earlier := filed_before(session, once, now)) is not None:
             raise earlier from None
-        raise
-    except BaseException:
-        session.rollback()
         raise
     return FiledTip(tip_id=tip.id, receipt=receipt)

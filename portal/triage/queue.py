@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, defer
 from models import Category, Channel, Language, Tip, TipStatus, Unit
 from models.base import utcnow
 from portal.intake.filing import COUNTIES
-from portal.security.access import Principal
+from portal.security.access import Principal, tip_filter
 from portal.triage.tip_actions import Refused, index_pending
 from referral.calendar import PREFECTURE_ZONE, HolidayCalendar, load_calendar
 from referral.deadlines import Deadline, DeadlineState, state_of
@@ -102,9 +102,9 @@ def _decode_cursor(cursor: str) -> list[object]:
         raise Refused("bad_cursor") from exc
 
 
-def _filtered(query: Select, unit_ids: set[int], filters: QueueFilter, now: datetime,
+def _filtered(query: Select, principal: Principal, filters: QueueFilter, now: datetime,
               calendar: HolidayCalendar) -> Select:
-    query = query.where(Tip.unit_id.in_(sorted(unit_ids)))
+    query = query.where(tip_filter(principal))
     if filters.status:
         query = query.where(Tip.status == filters.status)
     if filters.category == "unclassified":
@@ -146,8 +146,7 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
     keyset pagination: the cursor carries the last row's sort keys."""
     now = now or utcnow()
     calendar = calendar or load_calendar(session)
-    unit_ids = principal.units_for("tip.view")
-    if not unit_ids:
+    if not principal.units_for("tip.view"):
         return QueuePage([], None)
     # Metadata only: the ciphertext and the receipt's columns are not even loaded.
     query = _filtered(select(Tip, Unit.code, Category.code)
@@ -156,7 +155,7 @@ def queue(session: Session, principal: Principal, filters: QueueFilter,
                                defer(Tip.place_index), defer(Tip.submission_hash))
                       .join(Unit, Unit.id == Tip.unit_id)
                       .outerjoin(Category, Category.id == Tip.category_id),
-                      unit_ids, filters, now, calendar)
+                      principal, filters, now, calendar)
     after = _decode_cursor(filters.cursor) if filters.cursor else None
     # The cursor names the last row shown by the keys of its sort: anything else is no cursor.
     shape = (int, datetime, int) if filters.sort == "priority" else (datetime, int)
@@ -230,13 +229,12 @@ def filter_errors(session: Session, filters: QueueFilter) -> dict[str, str]:
 
 def category_counts(session: Session, principal: Principal) -> dict[str | None, int]:
     """Open tips per category code (None: unclassified), for the queue's summary."""
-    unit_ids = principal.units_for("tip.view")
-    if not unit_ids:
+    if not principal.units_for("tip.view"):
         return {}
     rows = session.execute(
         select(Category.code, func.count(Tip.id))
         .select_from(Tip).outerjoin(Category, Category.id == Tip.category_id)
-        .where(Tip.unit_id.in_(sorted(unit_ids)), Tip.status.in_(list(OPEN_STATUSES)))
+        .where(tip_filter(principal), Tip.status.in_(list(OPEN_STATUSES)))
         .group_by(Category.code))
     return dict(rows.all())
 

@@ -42,8 +42,15 @@ from portal.intake.filing import FiledTip, Limits, TipDraft, current_category, f
 from portal.intake.photo_location import PhotoLocation, photo_location
 from portal.intake.receipts import Argon2Cost, Once
 from portal.security import crypto
-from portal.security.access import ACTIONS, OFFICERS, Principal, officers_of
-from portal.security.keys import tip_recipients, unit_recipients
+from portal.security.access import (
+    ACTIONS,
+    Principal,
+    acting_role,
+    officers_of,
+    tip_filter,
+)
+from portal.security.keys import KeyNotHeld, keys_opening, tip_recipients, unit_recipients
+from portal.transaction import transaction
 from portal.triage import workflow
 from referral.calendar import HolidayCalendar, load_calendar
 from referral.deadlines import Deadline, deadline_for, extend
@@ -87,11 +94,8 @@ def _move(principal: Principal, tip: Tip, action: str) -> workflow.Transition:
 
 
 def actor_of(principal: Principal, action: str, tip: Tip | None = None) -> Actor:
-    roles = principal.roles.get(tip.unit_id, set()) if tip else set()
-    if not roles & OFFICERS and principal.bureau_id is not None:
-        roles = principal.roles.get(principal.bureau_id, set())
-    role = sorted(roles & OFFICERS)[0] if roles & OFFICERS else None
-    return Actor("staff", principal.user.id, role)
+    return Actor("staff", principal.user.id,
+                 acting_role(principal, tip.unit_id if tip else None))
 
 
 def _entering_role(principal: Principal) -> str | None:
@@ -292,10 +296,10 @@ def index_pending(session: Session, principal: Principal, first: int | None = No
                Tip.archived_at.is_(None))
         .order_by(*order, Tip.id.desc()).limit(limit)).all()
     for row in rows:
-        opening = [held[u] for u in (row.unit_id, principal.bureau_id) if u in held]
         try:
+            opening = keys_opening(held, (row.unit_id, principal.bureau_id))
             content = json.loads(crypto.open_sealed(row.content, opening))
-        except (crypto.CryptoError, ValueError):
+        except (KeyNotHeld, crypto.CryptoError, ValueError):
             content = {}  # a damaged tip: indexed as naming nothing, not retried every page
         responsible, place = filing.index_values(key, content)
         session.execute(update(Tip).where(Tip.id == row.id, Tip.responsible_index.is_(None))
@@ -316,8 +320,7 @@ def related_tips(session: Session, principal: Principal, tip: Tip, limit: int = 
     if not conditions:
         return []
     return list(session.scalars(
-        select(Tip.id).where(or_(*conditions), Tip.id != tip.id,
-                             Tip.unit_id.in_(sorted(principal.units_for("tip.view"))))
+        select(Tip.id).where(or_(*conditions), Tip.id != tip.id, tip_filter(principal))
         .order_by(Tip.id.desc()).limit(limit)))
 
 
@@ -660,12 +663,9 @@ def perform(session: Session, principal: Principal, tip_id: int, action: str,
     if action not in PERFORM:
         raise NotFound
     permission, handler = PERFORM[action]
-    try:
+    with transaction(session):  # the handler commits its step; a refusal rolls back
         tip = get_visible(session, principal, tip_id, permission)
         if tip.archived_at is not None:
             raise Refused("archived")  # its content is destroyed: nothing more is done on it
         principal.identities_for(tip)
         handler(session, principal, tip_id, params)
-    except BaseException:
-        session.rollback()
-        raise
