@@ -60,6 +60,20 @@ def test_setup_link_works_once_and_shows_recovery_keys(app, client, runner) -> N
     assert runner.invoke(args=["setup-link"]).output.strip() == "The portal is set up."
 
 
+def test_recovery_keys_page_has_no_link_back_to_the_spent_setup_link(client, runner) -> None:
+    """The keys exist only in this answer: a language link to the setup link (spent, 404) would
+    lose them for good. The page offers only the way on to sign in."""
+    printed = runner.invoke(args=["setup-link", "--base-url", "http://portal.test"]).output
+    link = re.search(r"http://portal\.test(/setup/\S+)", printed).group(1)
+    done = client.post(f"{link}?lang=ko", data={"username": "chief", "password": ADMIN_PASSWORD,
+                                                "confirm": ADMIN_PASSWORD})
+    page = done.get_data(as_text=True)
+    assert "AGE-SECRET-KEY-1" in page
+    assert link not in page
+    assert 'href="/staff/login"' in page
+    assert client.get(f"{link}?lang=zh").status_code == 404
+
+
 def test_unknown_setup_token_is_404(client) -> None:
     assert client.get("/setup/not-a-token").status_code == 404
 
