@@ -143,6 +143,20 @@ def test_first_sign_in_enrolls_with_a_server_drawn_qr_code(client, staff) -> Non
     assert client.post("/staff/login/code", data={"code": codes[0]}).status_code == 401
 
 
+def test_recovery_codes_page_has_no_language_link_that_loses_them(client, staff) -> None:
+    """The codes are shown once, as the answer to the enrolment: a language link (a GET of the
+    enrolment page, which has nothing left to show) would lose them for good."""
+    staff.create("seo", enrolled=False)
+    client.post("/staff/login?lang=ko", data={"username": "seo", "password": staff.PASSWORD})
+    page = client.get("/staff/login/enroll").get_data(as_text=True)
+    secret = re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', page).group(1)
+    done = client.post("/staff/login/enroll", data={"code": pyotp.TOTP(secret).now()})
+    shown = done.get_data(as_text=True)
+    assert len(re.findall(r"<code>[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}</code>", shown)) == (
+        auth.RECOVERY_CODES)
+    assert "/staff/login/enroll?lang=" not in shown and "hreflang" not in shown
+
+
 def test_logout_and_logout_everywhere_revoke_sessions(app, staff) -> None:
     uid = staff.create("jung")
     phone, desk = app.test_client(), app.test_client()
