@@ -310,6 +310,8 @@ def test_hotline_language_errors_and_refresh(app, staff) -> None:
     first = browser.post("/staff/hotline?lang=en", data=good)
     assert first.status_code == 201
     receipt = RECEIPT.search(first.get_data(as_text=True)).group(1)
+    # Shown once: no language link leads away from it to an empty form.
+    assert "/staff/hotline?lang=" not in first.get_data(as_text=True)
     again = browser.post("/staff/hotline?lang=en", data=good)
     assert again.status_code == 200
     text = again.get_data(as_text=True)
