@@ -195,6 +195,11 @@ def run_all_checks(app: Flask, world: World, token: str, *, max_examples: int,
               # the coverage phase sends its one example key with every body.
               '[[operations]]\ninclude-path = "/tips"\n'
               '[operations.checks.positive_data_acceptance]\n'
+              'expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]\n'
+              # The same for a follow-up message: a key that sent a message to one tip is
+              # refused (422, declared) with a message to another.
+              '[[operations]]\ninclude-path = "/followup/messages"\n'
+              '[operations.checks.positive_data_acceptance]\n'
               'expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]\n')
     try:
         with tempfile.TemporaryDirectory() as folder:

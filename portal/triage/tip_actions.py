@@ -592,12 +592,17 @@ def transfer(session: Session, principal: Principal, tip_id: int, unit_code: str
     _done(session, principal, tip, "tip.transferred", from_unit=source_code, to_unit=target.code)
 
 
+def may_enter_calls(principal: Principal) -> bool:
+    """Whether this person enters tips for callers (12369 hotline, petitions …)."""
+    return bool(principal.units_for("tip.hotline"))
+
+
 def hotline_tip(session: Session, principal: Principal, draft: TipDraft, *, limits: Limits,
                 receipt_cost: Argon2Cost, once: Once | None = None) -> FiledTip:
     """An officer enters a tip for a caller (12369 hotline, petition …); returns FiledTip, whose
     receipt is read back to the caller. With `once` (the entry form's one-time token), sending
     the same form again files nothing and raises portal.intake.filing.AlreadyFiled."""
-    if not principal.units_for("tip.hotline"):
+    if not may_enter_calls(principal):
         raise Refused("not_allowed")
     if draft.channel not in ENTERED_CHANNELS:
         raise Refused("bad_channel")
