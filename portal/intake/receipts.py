@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Literal, NewType
 
+from portal.intake import hashgate
 from portal.security import crypto
 from portal.security.crypto import Argon2Cost
-from portal.web import hashgate
 
 Receipt = NewType("Receipt", str)
 
@@ -50,7 +50,7 @@ def normalise(text: str) -> str | None:
 
 def derive_keys(receipt: str, salt: bytes, cost: Argon2Cost) -> ReceiptKeys:
     """Slow-hash a receipt into its lookup value and its key pair. Always costs one Argon2id,
-    run through this process's gate (portal/web/hashgate.py): raises hashgate.Busy, having done
+    run through this process's gate (portal/intake/hashgate.py): raises hashgate.Busy, having done
     nothing, when the hash cannot start in time."""
     canonical = normalise(receipt)
     secret = (canonical or _DECOY).encode()

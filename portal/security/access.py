@@ -104,6 +104,12 @@ class Principal:
         there, and nothing else."""
         return {unit for unit, roles in self.roles.items() if Role.LIAISON in roles}
 
+    def units_holding(self, roles: Iterable[str]) -> set[int]:
+        """The units where this person holds one of these roles themselves (州本级's are not
+        widened to the handling units, as units_for does)."""
+        wanted = set(roles)
+        return {unit for unit, held in self.roles.items() if held & wanted}
+
     def units_for(self, action: str) -> set[int]:
         allowed = ACTIONS.get(action, frozenset())
         units = {unit for unit, roles in self.roles.items() if roles & allowed}
@@ -190,6 +196,24 @@ def acting_role(principal: Principal, unit_id: int | None) -> str | None:
         if held:
             return held[0]
     return None
+
+
+def custody_role(principal: Principal, unit_id: int) -> str | None:
+    """The role in which this person hands on or takes back a unit's reporter identity key, as
+    the audit log records it: custodian (信息保密员) of that unit, else administrator (from the
+    printed recovery key); None when neither."""
+    if unit_id in principal.units_holding({Role.CUSTODIAN}):
+        return Role.CUSTODIAN
+    return Role.ADMINISTRATOR if principal.is_admin else None
+
+
+def confirming_role(principal: Principal, role: str) -> str:
+    """The role in which this person confirms or refuses someone's waiting role (who may at all
+    is accounts.confirmers_of): an administrator as such; else the liaison of the receiving body
+    for a liaison role, the unit's head for an officer role."""
+    if principal.is_admin:
+        return Role.ADMINISTRATOR
+    return Role.LIAISON if role == Role.LIAISON else Role.HEAD
 
 
 def is_head(principal: Principal, case: Case) -> bool:

@@ -293,30 +293,18 @@ def _form_message(kind: str) -> str:
                    "Everything you typed is kept: please send it again later.")
 
 
-def _report_form_again(message: str) -> Any:
-    from portal.web.citizen.forms import ReportForm
-    from portal.web.citizen.views import _render_report
-
-    return _render_report(ReportForm(), 503, [message])
-
-
-def _reply_form_again(message: str) -> Any:
-    from portal.intake import followup
-    from portal.web import followup_secret
-    from portal.web.citizen.forms import ReplyForm
-    from portal.web.citizen.views import _render_status
-
-    form = ReplyForm()
-    key = followup.redeem_token(form.token.data or "", followup_secret())
-    return _render_status(key, reply_form=form, status=503, loose=[message])
-
-
 # The citizen forms that come back filled in when nothing could be stored: endpoint → renderer
-# of the form from the request, with a message on top.
-FORMS_AGAIN: dict[str, Callable[[str], Any]] = {
-    "citizen.report_submit": _report_form_again,
-    "citizen.followup_reply": _reply_form_again,
-}
+# of the form from the request, with a message on top. The citizen face registers its own.
+FORMS_AGAIN: dict[str, Callable[[str], Any]] = {}
+
+
+def form_again(endpoint: str) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
+    """Register the decorated function as the renderer of `endpoint`'s form after an outage:
+    it gets the message to put on top and renders the form from the request, all kept."""
+    def register(renderer: Callable[[str], Any]) -> Callable[[str], Any]:
+        FORMS_AGAIN[endpoint] = renderer
+        return renderer
+    return register
 
 
 def _rollback() -> None:

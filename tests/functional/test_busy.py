@@ -1,4 +1,4 @@
-"""When the receipt hash is busy (portal/web/hashgate.py), a submission is answered 503 with
+"""When the receipt hash is busy (portal/intake/hashgate.py), a submission is answered 503 with
 Retry-After before anything is stored, and the citizen keeps everything typed: the report form
 comes back whole, the follow-up page keeps an unsent message, the API says so in JSON, the hotline
 form stays filled in. Once the gate frees, the same form files exactly one tip.
@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from models import Attachment, AuditEvent, Message, Tip, TipIdentity, TipUpdate
-from portal.web import hashgate
+from portal.intake import hashgate
 from portal.web.extensions import db
 from tests.functional.test_citizen import SUBMISSION, hidden, receipt_of
 from tests.helpers import jpeg_with_metadata

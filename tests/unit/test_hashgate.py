@@ -7,9 +7,8 @@ import threading
 
 import pytest
 
-from portal.intake import receipts
-from portal.web import hashgate
-from portal.web.hashgate import Busy, Gate
+from portal.intake import hashgate, receipts
+from portal.intake.hashgate import Busy, Gate
 
 FAST = type("Cost", (), {"time_cost": 1, "memory_kib": 8, "parallelism": 1})()
 

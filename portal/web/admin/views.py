@@ -38,7 +38,7 @@ from models import (
 )
 from portal.operations.seed import seed
 from portal.operations.setup import AlreadySetUp, complete_setup, token_is_valid
-from portal.security import auth, crypto, custody
+from portal.security import access, auth, crypto, custody
 from portal.security.accounts import (
     MIN_PASSWORD_LENGTH,
     RESET_CONFIRM,
@@ -283,7 +283,7 @@ def users(caller: Caller) -> Any:
                               name=username, link=_sign_in_link(link_token)))
                 if role in TWO_PERSON_ROLES:
                     flash(_waiting_words(role))
-                if role in (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON):
+                if role in access.KEY_ROLES:
                     flash(gettext("A holder of the unit's key (or its recovery key) must grant "
                                   "the key on the “Unit keys” page before they can open "
                                   "anything."))
@@ -436,8 +436,7 @@ def roles_to_confirm(caller: Caller) -> Any:
             flash(str(CONFIRM_REFUSALS["not_waiting"]), "error")
             return redirect(back), 303
         role = Role(membership.role)
-        acting = (Role.ADMINISTRATOR if caller.principal.is_admin
-                  else Role.LIAISON if role == Role.LIAISON else Role.HEAD)
+        acting = access.confirming_role(caller.principal, role)
         name = membership.user.display_name or membership.user.username
         try:
             decide_membership(db.session(), membership, decision == "confirm",

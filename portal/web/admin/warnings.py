@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import HANDLING_KINDS, CalendarYear, KeyPurpose, Membership, Role, Unit, UnitKeyGrant
+from portal.security.access import KEY_ROLES
 
 # From 1 November the next year's deadlines begin to matter (a 60-day period started then ends in
 # January), and the State Council usually publishes the next year's holidays in late autumn.
 NEXT_YEAR_WARNING_FROM = (11, 1)
-_KEYED_ROLES = (Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD, Role.LIAISON)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def units_without_key_holder(session: Session) -> list[Unit]:
     """Units with officers or liaisons of their own, none of whom holds the unit's key: nobody
     there can open anything until the unit's recovery key grants it."""
     staffed = set(session.scalars(select(Membership.unit_id).where(
-        Membership.role.in_([r.value for r in _KEYED_ROLES]))))
+        Membership.role.in_(sorted(KEY_ROLES)))))
     held = set(session.scalars(select(UnitKeyGrant.unit_id).where(
         UnitKeyGrant.revoked_at.is_(None), UnitKeyGrant.purpose == KeyPurpose.CONTENT.value)))
     missing = sorted(staffed - held)
@@ -59,7 +59,7 @@ def units_without_custodian_key(session: Session) -> list[Unit]:
 
     handling = [k.value for k in HANDLING_KINDS]
     staffed = set(session.scalars(select(Membership.unit_id).where(
-        Membership.role.in_([r.value for r in _KEYED_ROLES]))))
+        Membership.role.in_(sorted(KEY_ROLES)))))
     units = list(session.scalars(select(Unit).where(
         Unit.kind.in_(handling), Unit.active.is_(True), Unit.identity_key.is_not(None),
         Unit.id.in_(sorted(staffed))).order_by(Unit.id)))

@@ -20,8 +20,9 @@ from wtforms.validators import ValidationError
 from models import Category
 from portal.intake import filing, followup, receipts
 from portal.intake.filing import FieldError, IntakeRejected
+from portal.intake.hashgate import Busy
 from portal.intake.sanitize import describe_uncleanable
-from portal.web import choices, followup_secret, hashgate, limits, uploads_from
+from portal.web import choices, followup_secret, limits, outage, uploads_from
 from portal.web.citizen import bp
 from portal.web.citizen.forms import (
     COUNTY_FIELD_CHOICES,
@@ -213,7 +214,7 @@ def report_submit() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     except IntakeRejected as rejected:
         loose = _attach_errors(form, rejected.errors)
         return _render_report(form, 400, loose)
-    except hashgate.Busy as busy:
+    except Busy as busy:
         # Refused before anything was written; the form keeps its one-time token, so sending it
         # again files the report once.
         page, status = _render_report(form, 503, [gettext(
@@ -223,7 +224,7 @@ def report_submit() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     return _render_receipt(filed.receipt, form.submission.data or "", again=False, status=201)
 
 
-def _retry_after(busy: hashgate.Busy) -> dict[str, str]:
+def _retry_after(busy: Busy) -> dict[str, str]:
     return {"Retry-After": str(busy.retry_after)}
 
 
@@ -329,7 +330,7 @@ def followup_lookup() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     except followup.ReceiptNotFound:
         form.receipt.data = ""
         return render_template("citizen/followup.html", form=form, not_found=True), 404
-    except hashgate.Busy as busy:
+    except Busy as busy:
         # A message being carried back (form.draft) stays; the receipt is not written back into
         # the page, as on every other page but the receipt page itself.
         form.receipt.data = ""
@@ -392,3 +393,17 @@ def followup_reply() -> tuple[str, int]:
         loose = _attach_errors(form, rejected.errors)
         return _render_status(key, reply_form=form, status=400, loose=loose)
     return _render_status(key, sent=True)
+
+
+# After an outage that stored nothing (portal/web/outage.py), the report and reply forms come
+# back with everything typed in them and their one-time token, so that sending again files once.
+@outage.form_again("citizen.report_submit")
+def _report_form_again(message: str) -> tuple[str, int]:
+    return _render_report(ReportForm(), 503, [message])
+
+
+@outage.form_again("citizen.followup_reply")
+def _reply_form_again(message: str) -> tuple[str, int]:
+    form = ReplyForm()
+    key = followup.redeem_token(form.token.data or "", followup_secret())
+    return _render_status(key, reply_form=form, status=503, loose=[message])

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from auditlog.events import Actor
 from models import HANDLING_KINDS, KeyPurpose, Role, Unit, UnitKeyGrant, User
-from portal.security import custody
+from portal.security import access, custody
 from portal.web import choices, row_id
 from portal.web.extensions import db
 from portal.web.http import current_lang
@@ -29,7 +29,7 @@ PREFIX = "identity"
 
 def custodian_units(caller: Caller) -> set[int]:
     """The units where this person is a confirmed custodian."""
-    return {unit for unit, roles in caller.principal.roles.items() if Role.CUSTODIAN in roles}
+    return caller.principal.units_holding({Role.CUSTODIAN})
 
 
 def identity_units(caller: Caller) -> list[Unit]:
@@ -102,8 +102,7 @@ def handle_post(caller: Caller) -> Any:
         return _back()
     name = grantee.display_name or grantee.username
     recovery = form.recovery_key.data or ""
-    acting = Role.CUSTODIAN if unit.id in custodian_units(caller) else None
-    actor = Actor("staff", caller.user.id, acting)
+    actor = Actor("staff", caller.user.id, access.custody_role(caller.principal, unit.id))
     try:
         held = ({} if recovery.strip() else
                 custody.held_identity_keys(db.session(), caller.user, caller.session.identity))
@@ -145,8 +144,8 @@ def _revoke(caller: Caller, units: list[Unit]) -> Any:
         return _back()
     holder = db.session.get(User, grant_row.user_id)
     unit = db.session.get(Unit, grant_row.unit_id)
-    acting = (Role.ADMINISTRATOR if caller.principal.is_admin else Role.CUSTODIAN)
-    custody.revoke(db.session(), grant_row, actor=Actor("staff", caller.user.id, acting))
+    custody.revoke(db.session(), grant_row, actor=Actor(
+        "staff", caller.user.id, access.custody_role(caller.principal, grant_row.unit_id)))
     db.session.commit()
     flash(gettext("%(name)s no longer holds the reporter identity key of %(unit)s.",
                   name=(holder.display_name or holder.username) if holder else "—",

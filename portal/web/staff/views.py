@@ -43,6 +43,7 @@ from portal.intake.filing import (
     IntakeRejected,
 )
 from portal.intake.filing import validate as intake_validate
+from portal.intake.hashgate import Busy
 from portal.intake.schema import SchemaError, hotline_draft
 from portal.security import auth, custody, sessions
 from portal.security.access import KEY_ROLES, KeyNotHeld
@@ -50,7 +51,7 @@ from portal.security.accounts import WeakPassword, take_reset_notice, waiting_fo
 from portal.security.crypto import CryptoError
 from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
-from portal.web import choices, hashgate, limits, row_id
+from portal.web import choices, limits, row_id
 from portal.web.action_params import action_params
 from portal.web.extensions import db
 from portal.web.http import content_disposition, current_lang
@@ -246,17 +247,18 @@ def enroll() -> Any:
 @staff_required
 def logout(caller: Caller) -> BaseResponse:
     sessions.sign_out(db.session(), session_store(), caller.session)
-    db.session.commit()
-    renew_flask_session()
-    response = redirect(url_for("staff.login"))
-    response.delete_cookie(COOKIE, path="/")
-    return response
+    return _signed_out()
 
 
 @bp.post("/logout/everywhere")
 @staff_required
 def logout_everywhere(caller: Caller) -> BaseResponse:
     sessions.sign_out_everywhere(db.session(), session_store(), caller.user)
+    return _signed_out()
+
+
+def _signed_out() -> BaseResponse:
+    """Back at the sign-in page with neither the session cookie nor the form session left."""
     db.session.commit()
     renew_flask_session()
     response = redirect(url_for("staff.login"))
@@ -526,7 +528,7 @@ def hotline(caller: Caller) -> Any:
     except FormReused:
         # This form filed another tip before (restored from the history and changed).
         return _hotline_errors(form, {"submission": FieldError("form_reused")}, caller)
-    except hashgate.Busy as busy:
+    except Busy as busy:
         # Nothing was filed; the form keeps everything typed and its one-time token.
         return render_template("staff/hotline.html", form=form, caller=caller, form_error=gettext(
             "The portal is very busy right now. Nothing was stored. Everything you typed is "
@@ -608,7 +610,7 @@ def keys(caller: Caller) -> Any:
         .order_by(UnitKeyGrant.unit_id, UnitKeyGrant.granted_at)))
     users = {u.id: u for u in db.session.scalars(select(User))}
     unit_names = {u.id: u.name(lang) for u in db.session.scalars(select(Unit))}
-    own = {unit_id for unit_id, roles in principal.roles.items() if roles & KEY_ROLES}
+    own = principal.units_holding(KEY_ROLES)
     return render_template("staff/keys.html", form=form, grants=grants, users=users,
                            unit_names=unit_names, held=set(principal.identities),
                            missing=[unit_names[u] for u in sorted(own - set(principal.identities))
