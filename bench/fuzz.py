@@ -30,23 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path
                             if Path(p or ".").resolve() != Path(__file__).resolve().parent)]
 
-from portal import create_app  # noqa: E402
-from portal.operations.seed import seed  # noqa: E402
-from portal.operations.setup import complete_setup  # noqa: E402
 from portal.web.extensions import db  # noqa: E402
-from tests.conftest import (  # noqa: E402
-    ADMIN_PASSWORD,
-    COSTS,
-    Staff,
-    _reset_database,
-    test_settings,
-)
 from tests.fuzzing import (  # noqa: E402
     ROLES,
     Fuzzer,
     bearer_token,
-    build_world,
     crawl_forms,
+    fresh_world,
     hit_every_route,
     hostile_inputs,
     post_routes,
@@ -59,19 +49,8 @@ MISMATCHES: list[str] = []  # answers that differ from what the OpenAPI document
 LIMITS = {"FOLLOWUP_RATE_LIMIT": "1000000 per minute", "SUBMIT_RATE_LIMIT": "1000000 per minute"}
 
 
-def fresh_world(folder: Path):
-    app = create_app({**test_settings(folder), **LIMITS})
-    context = app.app_context()
-    context.push()
-    _reset_database()
-    seed(db.session)
-    keys = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
-    staff = Staff(app, keys)
-    return app, context, staff, build_world(app, staff)
-
-
 def run_pages(role: str, folder: Path, deep: bool) -> Fuzzer:
-    app, context, staff, world = fresh_world(folder / f"pages-{role}")
+    app, context, staff, world = fresh_world(folder / f"pages-{role}", **LIMITS)
     fuzzer = Fuzzer(app, role)
     try:
         client = sign_in(app, staff, world, role)
@@ -89,7 +68,7 @@ def run_pages(role: str, folder: Path, deep: bool) -> Fuzzer:
 
 
 def run_hostile(role: str, folder: Path) -> Fuzzer:
-    app, context, staff, world = fresh_world(folder / f"hostile-{role}")
+    app, context, staff, world = fresh_world(folder / f"hostile-{role}", **LIMITS)
     fuzzer = Fuzzer(app, "hostile " + role)
     try:
         client, headers = sign_in(app, staff, world, role), {"Accept-Language": "en"}
@@ -107,7 +86,7 @@ def run_hostile(role: str, folder: Path) -> Fuzzer:
 def run_api(role: str, folder: Path, examples: int, seed_value: int | None) -> Fuzzer:
     from tests.fuzzing_api import fuzz_api
 
-    app, context, staff, world = fresh_world(folder / f"api-{role}")
+    app, context, staff, world = fresh_world(folder / f"api-{role}", **LIMITS)
     fuzzer = Fuzzer(app, "api " + role)
     try:
         run = fuzz_api(fuzzer, app, staff, world, role, examples=examples, seed=seed_value)

@@ -20,18 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path
                             if Path(p or ".").resolve() != Path(__file__).resolve().parent)]
 
-from portal import create_app  # noqa: E402
-from portal.operations.seed import seed  # noqa: E402
-from portal.operations.setup import complete_setup  # noqa: E402
 from portal.web.extensions import db  # noqa: E402
-from tests.conftest import (  # noqa: E402
-    ADMIN_PASSWORD,
-    COSTS,
-    Staff,
-    _reset_database,
-    test_settings,
-)
-from tests.fuzzing import bearer_token, build_world  # noqa: E402
+from tests.fuzzing import bearer_token, fresh_world  # noqa: E402
 from tests.fuzzing_api import run_all_checks  # noqa: E402
 
 LIMITS = {"FOLLOWUP_RATE_LIMIT": "1000000 per minute", "SUBMIT_RATE_LIMIT": "1000000 per minute",
@@ -47,17 +37,13 @@ def main() -> int:
     args = parser.parse_args()
     failed = False
     for who in args.who.split(","):
-        settings = test_settings(Path(tempfile.mkdtemp(prefix="schemathesis-")))
-        settings.update(LIMITS)
-        app = create_app(settings)
-        with app.app_context():
-            _reset_database()
-            seed(db.session)
-            keys = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
-            staff = Staff(app, keys)
-            world = build_world(app, staff)
+        app, context, staff, world = fresh_world(
+            Path(tempfile.mkdtemp(prefix="schemathesis-")), **LIMITS)
+        try:
             token = bearer_token(app, staff, world, who)
+        finally:
             db.session.remove()
+            context.pop()
         run = run_all_checks(app, world, token, max_examples=args.examples, phases=args.phases,
                              seed=args.seed or None, timeout=24 * 3600)
         print(f"== as {who}\n{run.output}")

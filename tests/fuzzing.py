@@ -26,12 +26,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, ClassVar
 from unittest import mock
 from urllib.parse import quote_from_bytes, urlsplit
 
 import pyotp
 from flask import Flask
+from flask.ctx import AppContext
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -193,6 +195,25 @@ def _argon2():
     from tests.conftest import FAST_ARGON2
 
     return FAST_ARGON2
+
+
+def fresh_world(folder: Path, **settings: Any) -> tuple[Flask, AppContext, Any, World]:
+    """A portal of its own in `folder` on the test database (emptied, seeded and set up), its app
+    context pushed (the caller pops it), its staff and the world of build_world: where the
+    benches fuzz (bench/fuzz.py, bench/schemathesis_all.py)."""
+    from portal import create_app
+    from portal.operations.seed import seed
+    from portal.operations.setup import complete_setup
+    from tests.conftest import ADMIN_PASSWORD, COSTS, Staff, _reset_database, test_settings
+
+    app = create_app({**test_settings(folder), **settings})
+    context = app.app_context()
+    context.push()
+    _reset_database()
+    seed(db.session)
+    keys = dict(complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS).recovery)
+    staff = Staff(app, keys)
+    return app, context, staff, build_world(app, staff)
 
 
 def build_world(app: Flask, staff: Any) -> World:

@@ -188,7 +188,8 @@ def run_all_checks(app: Flask, world: World, token: str, *, max_examples: int,
               # holds, not for the request's shape (no such officer to assign, the 移送书's
               # facts missing, the deadline past the calendar's end): 400 with the reason, as
               # the document says. Every other operation must take what its schema allows.
-              '[[operations]]\ninclude-path-regex = "/\\\\{action\\\\}$"\n'
+              '[[operations]]\ninclude-path-regex = '
+              '"(/\\\\{action\\\\}|/staff/tips/\\\\{tip_id\\\\}/[a-z]+)$"\n'
               '[operations.checks.positive_data_acceptance]\n'
               'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]\n'
               # An Idempotency-Key sent again with other content is refused (422, declared):

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, ValidationError
 
+from portal.triage.tip_actions import PRIORITIES
 from portal.web.http import MAX_ROW_ID
+from referral.deadlines import RULES
 
 
 def _whole(value: object) -> int:
@@ -38,43 +40,63 @@ Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # a page's form also carries its CSRF token
+    # A page's form also carries its CSRF token. Each model's title names its schema in the API
+    # document (portal/web/api/openapi.py), where every action is an operation of its own.
+    model_config = ConfigDict(extra="ignore")
 
 
 class Nothing(_Params):
-    pass
+    model_config = ConfigDict(title="TipActionWithoutFields")
+
+
+# Written text must say something: a reason or message of spaces only is refused.
+SAYS_SOMETHING = r"\S"
 
 
 class Reason(_Params):
-    reason: StrictStr = ""
+    model_config = ConfigDict(title="TipActionReason")
+    reason: StrictStr = Field(pattern=SAYS_SOMETHING, description="why, in the officer's words "
+                              "(kept with the tip's history; the reporter sees it where the "
+                              "action says so)")
 
 
-class Classify(Reason):
-    category: StrictStr = ""
+class Classify(_Params):
+    model_config = ConfigDict(title="TipActionClassify")
+    category: StrictStr = Field(description="a current category's code (GET /categories)")
+    reason: StrictStr = Field("", description="why, if the category changes (optional)")
 
 
 class Priority(_Params):
-    priority: Whole
+    model_config = ConfigDict(title="TipActionPriority")
+    priority: Whole = Field(ge=min(PRIORITIES), le=max(PRIORITIES),
+                            description="0 normal … 3 most urgent")
 
 
 class Extend(Reason):
-    days: Whole
+    model_config = ConfigDict(title="TipActionExtend")
+    days: Whole = Field(ge=1, le=RULES["tip.extension"].amount, description="days added to "
+                        "the closing period (once per tip; a holiday moves the end to the next "
+                        "working day)")
 
 
 class Transfer(Reason):
-    unit: StrictStr = ""
+    model_config = ConfigDict(title="TipActionTransfer")
+    unit: StrictStr = Field("", description="the code of the handling unit that takes the tip")
 
 
 class Duplicate(_Params):
-    original_id: Whole
+    model_config = ConfigDict(title="TipActionDuplicate")
+    original_id: Whole = Field(ge=1, le=MAX_ROW_ID, description="the tip this one repeats")
 
 
 class Assign(_Params):
-    user_id: Whole
+    model_config = ConfigDict(title="TipActionAssign")
+    user_id: Whole = Field(ge=1, le=MAX_ROW_ID, description="the officer who takes the tip")
 
 
 class Message(_Params):
-    body: StrictStr = ""
+    model_config = ConfigDict(title="TipActionMessage")
+    body: StrictStr = Field(pattern=SAYS_SOMETHING, description="the message to the reporter")
 
 
 ACTION_PARAMS: dict[str, type[_Params]] = {

@@ -141,9 +141,36 @@ def test_openapi_document_is_valid_openapi_31_and_lists_the_staff_api(client) ->
     doc = client.get("/api/v1/openapi.json").get_json()
     validate(doc)
     assert {"/staff/token", "/staff/tips", "/staff/tips/{tip_id}",
-            "/staff/tips/{tip_id}/{action}", "/staff/hotline"} <= set(doc["paths"])
+            "/staff/tips/{tip_id}/classify", "/staff/hotline"} <= set(doc["paths"])
     assert doc["paths"]["/staff/tips"]["get"]["security"] == [{"staffToken": []}]
     assert {"/liaison/token", "/liaison/referrals", "/liaison/referrals/{referral_id}/{action}",
             "/liaison/referrals/{referral_id}/package"} <= set(doc["paths"])
     step = doc["paths"]["/liaison/referrals/{referral_id}/{action}"]["post"]
     assert "409" in step["responses"]
+
+
+def test_each_action_on_a_tip_is_an_operation_with_its_own_body(client) -> None:
+    """An action reads only its own fields (portal/web/action_params.py), and the document says
+    which: a priority is a required whole number from 0 to 3, an extension's days 1 to 30."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    actions = {path.rsplit("/", 1)[1] for path in doc["paths"]
+               if path.startswith("/staff/tips/{tip_id}/")}
+    assert actions == {"classify", "priority", "accept", "decline", "verify", "close", "extend",
+                       "transfer", "duplicate", "assign", "message"}
+    schemas = doc["components"]["schemas"]
+
+    def body(action: str) -> tuple[bool, dict]:
+        operation = doc["paths"][f"/staff/tips/{{tip_id}}/{action}"]["post"]
+        assert [p["name"] for p in operation["parameters"] if p["in"] == "path"] == ["tip_id"]
+        request_body = operation["requestBody"]
+        ref = request_body["content"]["application/json"]["schema"]["$ref"]
+        return request_body["required"], schemas[ref.rsplit("/", 1)[1]]
+
+    required, priority = body("priority")
+    assert required and priority["required"] == ["priority"]
+    assert (priority["properties"]["priority"]["minimum"],
+            priority["properties"]["priority"]["maximum"]) == (0, 3)
+    assert body("extend")[1]["properties"]["days"]["maximum"] == 30
+    required, accept = body("accept")
+    assert not required and accept["properties"] == {}
+    assert set(body("classify")[1]["properties"]) == {"category", "reason"}

@@ -1,12 +1,12 @@
 """The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json, generated from the
 routes and the schemas rather than written by hand.
 
-Every API view declares its operation with `@documented(...)` (or, for views in a module another
-change is reshaping, in OPERATIONS by endpoint): a summary, the request body's model, the
-parameters and the answers it gives. `openapi_document` walks the app's URL map for the API
-blueprint, so a route without a declaration fails tests/functional/test_openapi.py, and a path in
-the document always has its route. Request bodies are the pydantic models of
-portal/intake/schema.py (model_json_schema): the document checks what the code checks.
+Every API view declares its operation with `@documented(...)`: a summary, the request body's
+model, the parameters and the answers it gives. `openapi_document` walks the app's URL map for
+the API blueprint, so a route without a declaration fails tests/functional/test_openapi.py, and
+a path in the document always has its route. Request bodies are the pydantic models of
+portal/intake/schema.py and portal/web/action_params.py (model_json_schema): the document checks
+what the code checks. Each action on a tip is an operation of its own, with its own body.
 
 Answers every operation may give are added here once: 503 (busy or down: send again after
 Retry-After), 429 (throttled), 401 where a bearer token is required, 404 where the path names an
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from flask import Flask
@@ -37,6 +37,7 @@ from portal.intake.schema import (
     TipFields,
     caseless,
 )
+from portal.web.action_params import ACTION_PARAMS
 from portal.web.http import MAX_ROW_ID
 
 RECEIPT_PATTERN = "^([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}$"
@@ -48,7 +49,7 @@ TEXT = {"type": "string"}
 ROW_ID = {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 MODELS: tuple[type[BaseModel], ...] = (TipFields, HotlineFields, FollowupRequest,
-                                       FollowupMessage)
+                                       FollowupMessage, *dict.fromkeys(ACTION_PARAMS.values()))
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -58,7 +59,8 @@ class Operation:
     """What one API view takes and answers. `body`: a pydantic model or a JSON schema of a JSON
     body; `multipart`: the schema of a multipart body too; `responses`: status → description,
     or → (description, JSON schema of the answer); `path`: schemas of path variables (an int
-    converter is documented by itself)."""
+    converter is documented by itself); `variants`: a path variable whose values are operations
+    of their own."""
 
     summary: str
     responses: Mapping[str, str | tuple[str, dict[str, Any]]]
@@ -69,6 +71,10 @@ class Operation:
     path: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     bearer: bool = False
     description: str | None = None
+    # One operation per value of a path variable, each with its own body: {variable: {value:
+    # model}} (the tip actions: /staff/tips/{tip_id}/classify, …/priority …).
+    variants: Mapping[str, Mapping[str, type[BaseModel]]] = field(default_factory=dict)
+    fixed: Mapping[str, str] = field(default_factory=dict)  # the variable a variant fills in
 
 
 def documented(operation: Operation) -> Callable[[View], View]:
@@ -98,17 +104,15 @@ def choice(values: list[str] | tuple[str, ...], *, empty: bool = True) -> dict[s
 
 
 # ---------------------------------------------------------------------------------------------
-# Declarations of the views whose modules are not decorated (yet): by endpoint.
+# Declarations that several views share (the views declare themselves with @documented)
 
 SIGN_IN = {"type": "object", "required": ["username", "password", "otp"],
            "properties": {"username": TEXT, "password": TEXT, "otp": TEXT}}
 TOKEN = {"type": "object", "properties": {"token": TEXT,
                                           "expires_at": {**TEXT, "format": "date-time"}}}
-STAFF_ACTIONS = ("classify", "priority", "accept", "decline", "verify", "close", "extend",
-                 "transfer", "duplicate", "assign", "message")
 
 
-def _sign_in(who: str) -> Operation:
+def sign_in(who: str) -> Operation:
     return Operation(
         summary=f"Sign in{who} (password and TOTP code, or a recovery code) for a bearer token",
         body=SIGN_IN,
@@ -118,7 +122,18 @@ def _sign_in(who: str) -> Operation:
                    "429": error("throttled; retry_after in seconds")})
 
 
-def _referral_operations(prefix: str, who: str) -> dict[str, Operation]:
+def referral_list(who: str) -> Operation:
+    return Operation(summary=f"Referrals {who}", bearer=True, responses={"200": "the referrals"})
+
+
+def referral_detail() -> Operation:
+    return Operation(
+        summary="A referral, its history and the next steps the table allows (each with its "
+                "legal basis: the citation as data, basis_text in the caller's language)",
+        bearer=True, responses={"200": "the referral"})
+
+
+def referral_step() -> Operation:
     step_body: dict[str, Any] = {"type": "object", "properties": {
         "reason": TEXT, "period": {"type": "string", "enum": ["normal", "check", "major"],
                                    "description": "with sign_receipt: 3, 7 or 30 days"},
@@ -133,32 +148,25 @@ def _referral_operations(prefix: str, who: str) -> dict[str, Operation]:
                                      "identity); replaces the earlier choice"}}}
     documents = {**step_body, "properties": {**step_body["properties"], "documents": {
         "type": "array", "items": {"type": "string", "format": "binary"}}}}
-    return {
-        f"api.{prefix}_referrals": Operation(
-            summary=f"Referrals {who}", bearer=True,
-            responses={"200": "the referrals"}),
-        f"api.{prefix}_referral": Operation(
-            summary="A referral, its history and the next steps the table allows (each with "
-                    "its legal basis: the citation as data, basis_text in the caller's language)",
-            bearer=True, responses={"200": "the referral"}),
-        f"api.{prefix}_referral_action": Operation(
-            summary="Take a step of the referral procedure (refused steps change nothing)",
-            bearer=True, body=step_body, body_required=False, multipart=documents,
-            responses={"200": "the referral after the step",
-                       "400": error("bad input, or the 移送书 cannot be written (code "
-                                    "letter_materials, letter_facts …)"),
-                       "403": error("the caller holds no key that opens the case"),
-                       "409": error("the transition table does not allow this step now "
-                                    "(code, state)")}),
-        f"api.{prefix}_package": Operation(
-            summary="The referral package as stored: age-encrypted ZIP (open with the body's "
-                    "key)", bearer=True,
-            responses={"200": "application/octet-stream",
-                       "403": error("the caller holds no key of the referral")}),
-    }
+    return Operation(
+        summary="Take a step of the referral procedure (refused steps change nothing)",
+        bearer=True, body=step_body, body_required=False, multipart=documents,
+        responses={"200": "the referral after the step",
+                   "400": error("bad input, or the 移送书 cannot be written (code "
+                                "letter_materials, letter_facts …)"),
+                   "403": error("the caller holds no key that opens the case"),
+                   "409": error("the transition table does not allow this step now "
+                                "(code, state)")})
 
 
-def _queue_parameters() -> tuple[dict[str, Any], ...]:
+def referral_package() -> Operation:
+    return Operation(
+        summary="The referral package as stored: age-encrypted ZIP (open with the body's key)",
+        bearer=True, responses={"200": "application/octet-stream",
+                                "403": error("the caller holds no key of the referral")})
+
+
+def queue_parameters() -> tuple[dict[str, Any], ...]:
     day = {"type": "string", "anyOf": [{"enum": [""]}, {
         "format": "date", "pattern": "^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}$"}]}
     return (
@@ -180,65 +188,33 @@ def _queue_parameters() -> tuple[dict[str, Any], ...]:
     )
 
 
-def _staff_operations() -> dict[str, Operation]:
-    return {
-        "api.staff_token": _sign_in(""),
-        "api.liaison_token": _sign_in(" as a liaison (the same as /staff/token)"),
-        "api.staff_token_revoke": Operation(summary="Revoke this token", bearer=True,
-                                            responses={"204": "revoked"}),
-        "api.staff_queue": Operation(
-            summary="The queue: tips of the caller's units (metadata only)", bearer=True,
-            parameters=_queue_parameters(),
-            responses={"200": "one page and the next cursor",
-                       "400": error("a filter value that is not one of its choices, or a "
-                                    "cursor that is not one")}),
-        "api.staff_counts": Operation(summary="Open tips per category", bearer=True,
-                                      responses={"200": "counts by category code"}),
-        "api.staff_tip": Operation(
-            summary="A tip, decrypted with the caller's unit key (audited)", bearer=True,
-            responses={"200": "the tip", "403": error("no key granted")}),
-        "api.staff_tip_action": Operation(
-            summary="An action on a tip", bearer=True, body_required=False,
-            body={"type": "object", "properties": {
-                "category": TEXT, "priority": {"type": "integer", "minimum": 0, "maximum": 3},
-                "reason": TEXT, "body": TEXT, "days": {"type": "integer", "maximum": 30},
-                "unit": TEXT, "user_id": {"type": "integer"},
-                "original_id": {"type": "integer"}}},
-            path={"action": choice(STAFF_ACTIONS, empty=False)},
-            responses={"200": "done", "400": error("bad input"),
-                       "403": error("the caller's role may not, or holds no key"),
-                       "409": error("not possible in the tip's state")}),
-        "api.staff_attachment": Operation(
-            summary="A file, decrypted, as stored after cleaning (audited as a download): its "
-                    "true type as Content-Type, its original name in Content-Disposition "
-                    "(RFC 5987)", bearer=True,
-            responses={"200": "the file", "403": error("no key granted")}),
-        "api.staff_hotline": Operation(
-            summary="Enter a tip for a caller (hotline, petition …); returns the receipt to "
-                    "read back", bearer=True, body=HotlineFields,
-            responses={"201": "filed", "403": error("the caller does not take hotline "
-                                                    "calls")}),
-        **_referral_operations("liaison", "addressed to the caller's body"),
-        **_referral_operations("staff", "of the caller's units"),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # The generator
 
 
 def operations(app: Flask) -> Iterator[tuple[str, str, Any, Operation | None]]:
-    """(path in the document, method, rule, declaration) for every API route and method."""
-    table = _staff_operations()
+    """(path in the document, method, rule, declaration) for every API route and method; a
+    route whose declaration has variants gives one path per variant."""
     prefix = "/api/v1"
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("api."):
             continue
-        view = app.view_functions[rule.endpoint]
-        declared = getattr(view, "openapi", None) or table.get(rule.endpoint)
+        declared = getattr(app.view_functions[rule.endpoint], "openapi", None)
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule.removeprefix(prefix))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            yield path, method.lower(), rule, declared
+            if declared is None or not declared.variants:
+                yield path, method.lower(), rule, declared
+                continue
+            for name, bodies in declared.variants.items():
+                for value, model in bodies.items():
+                    yield (path.replace("{" + name + "}", value), method.lower(), rule,
+                           replace(declared, summary=f"{declared.summary}: {value}",
+                                   body=model, body_required=_has_required(model),
+                                   variants={}, fixed={name: value}))
+
+
+def _has_required(model: type[BaseModel]) -> bool:
+    return any(info.is_required() for info in model.model_fields.values())
 
 
 def _body(operation: Operation) -> dict[str, Any] | None:
@@ -262,6 +238,8 @@ def _answer(status: str, value: str | tuple[str, dict[str, Any]]) -> dict[str, A
 def _operation(app: Flask, rule: Any, operation: Operation) -> dict[str, Any]:
     parameters = [*operation.parameters]
     for name, converter in rule._converters.items():  # in the order of the path
+        if name in operation.fixed:
+            continue
         schema = operation.path.get(name) or (
             {"type": "integer", "minimum": 0, **({"maximum": converter.max} if converter.max
                                                  else {})}
@@ -322,6 +300,9 @@ def _components(categories: list[str]) -> dict[str, Any]:
                                "sure"}
     for name in ("Tip", "HotlineTip"):
         schemas[name]["properties"]["category"] = category
+    schemas["TipActionClassify"]["properties"]["category"] = {
+        "type": "string", "pattern": caseless(categories),
+        "description": "a current category's code (GET /categories)"}
     schemas.update({
         "Error": {"type": "object", "properties": {
             "errors": {"type": "object", "additionalProperties": {"type": "string"},

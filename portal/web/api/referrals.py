@@ -18,6 +18,14 @@ from portal.security import crypto
 from portal.security.access import KeyNotHeld
 from portal.web import limits, row_id, uploads_from
 from portal.web.api import bp
+from portal.web.api.openapi import (
+    documented,
+    referral_detail,
+    referral_list,
+    referral_package,
+    referral_step,
+    sign_in,
+)
 from portal.web.api.staff import _error, staff_token
 from portal.web.extensions import db
 from portal.web.messages import NO_KEY, basis_text, error_text, state_text, step_refusal_text
@@ -127,24 +135,28 @@ def _package(caller: Caller, referral_id: int) -> Response | tuple[Response, int
 
 
 @bp.post("/liaison/token")
+@documented(sign_in(" as a liaison (the same as /staff/token)"))
 def liaison_token() -> tuple[Response, int]:
     """The same sign-in as /staff/token: liaisons are accounts with the liaison role."""
     return staff_token()
 
 
 @bp.get("/liaison/referrals")
+@documented(referral_list("addressed to the caller's body"))
 @staff_required(api=True)
 def liaison_referrals(caller: Caller) -> tuple[Response, int]:
     return _list(caller, mine_only=True)
 
 
 @bp.get("/liaison/referrals/<int:referral_id>")
+@documented(referral_detail())
 @staff_required(api=True)
 def liaison_referral(caller: Caller, referral_id: int) -> tuple[Response, int]:
     return _detail(caller, referral_id)
 
 
 @bp.post("/liaison/referrals/<int:referral_id>/<step:action>")
+@documented(referral_step())
 @staff_required(api=True)
 def liaison_referral_action(caller: Caller, referral_id: int, action: str
                             ) -> tuple[Response, int]:
@@ -152,24 +164,28 @@ def liaison_referral_action(caller: Caller, referral_id: int, action: str
 
 
 @bp.get("/liaison/referrals/<int:referral_id>/package")
+@documented(referral_package())
 @staff_required(api=True)
 def liaison_package(caller: Caller, referral_id: int) -> Response | tuple[Response, int]:
     return _package(caller, referral_id)
 
 
 @bp.get("/staff/referrals")
+@documented(referral_list("of the caller's units"))
 @staff_required(api=True)
 def staff_referrals(caller: Caller) -> tuple[Response, int]:
     return _list(caller, mine_only=False)
 
 
 @bp.get("/staff/referrals/<int:referral_id>")
+@documented(referral_detail())
 @staff_required(api=True)
 def staff_referral(caller: Caller, referral_id: int) -> tuple[Response, int]:
     return _detail(caller, referral_id)
 
 
 @bp.post("/staff/referrals/<int:referral_id>/<step:action>")
+@documented(referral_step())
 @staff_required(api=True)
 def staff_referral_action(caller: Caller, referral_id: int, action: str
                           ) -> tuple[Response, int]:
@@ -177,6 +193,7 @@ def staff_referral_action(caller: Caller, referral_id: int, action: str
 
 
 @bp.get("/staff/referrals/<int:referral_id>/package")
+@documented(referral_package())
 @staff_required(api=True)
 def staff_package(caller: Caller, referral_id: int) -> Response | tuple[Response, int]:
     return _package(caller, referral_id)

@@ -11,15 +11,16 @@ from flask_babel import gettext
 
 from portal.intake.filing import FieldError, IntakeRejected
 from portal.intake.photo_location import PhotoLocation
-from portal.intake.schema import SchemaError, hotline_draft
+from portal.intake.schema import HotlineFields, SchemaError, hotline_draft
 from portal.security import auth, custody, sessions
 from portal.security.access import KeyNotHeld
 from portal.security.crypto import CryptoError
 from portal.triage import queue as tip_queue
 from portal.triage import tip_actions
 from portal.web import limits
-from portal.web.action_params import action_params
+from portal.web.action_params import ACTION_PARAMS, action_params
 from portal.web.api import bp
+from portal.web.api.openapi import Operation, documented, error, queue_parameters, sign_in
 from portal.web.extensions import db
 from portal.web.http import content_disposition
 from portal.web.messages import (
@@ -40,6 +41,7 @@ def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
 
 
 @bp.post("/staff/token")
+@documented(sign_in(""))
 def staff_token() -> tuple[Response, int]:
     """A bearer token for a password and a TOTP code (or, never throttled, a recovery code)."""
     data = request.get_json(silent=True)
@@ -66,6 +68,8 @@ def staff_token() -> tuple[Response, int]:
 
 
 @bp.delete("/staff/token")
+@documented(Operation(summary="Revoke this token", bearer=True,
+                      responses={"204": "revoked"}))
 @staff_required(api=True)
 def staff_token_revoke(caller: Caller) -> tuple[Response, int]:
     sessions.revoke_token(db.session(), session_store(), caller.session)
@@ -89,6 +93,12 @@ def _row(row: tip_queue.QueueRow) -> dict[str, Any]:
 
 
 @bp.get("/staff/tips")
+@documented(Operation(
+    summary="The queue: tips of the caller's units (metadata only)", bearer=True,
+    parameters=queue_parameters(),
+    responses={"200": "one page and the next cursor",
+               "400": error("a filter value that is not one of its choices, or a cursor that "
+                            "is not one")}))
 @staff_required(api=True)
 def staff_queue(caller: Caller) -> tuple[Response, int]:
     filters, errors = queue_filter_from_args()
@@ -103,6 +113,8 @@ def staff_queue(caller: Caller) -> tuple[Response, int]:
 
 
 @bp.get("/staff/counts")
+@documented(Operation(summary="Open tips per category", bearer=True,
+                      responses={"200": "counts by category code"}))
 @staff_required(api=True)
 def staff_counts(caller: Caller) -> tuple[Response, int]:
     counts = tip_queue.category_counts(db.session(), caller.principal)
@@ -111,6 +123,9 @@ def staff_counts(caller: Caller) -> tuple[Response, int]:
 
 
 @bp.get("/staff/tips/<int:tip_id>")
+@documented(Operation(
+    summary="A tip, decrypted with the caller's unit key (audited)", bearer=True,
+    responses={"200": "the tip", "403": error("no key granted")}))
 @staff_required(api=True)
 def staff_tip(caller: Caller, tip_id: int) -> tuple[Response, int]:
     try:
@@ -160,6 +175,11 @@ def _location(location: PhotoLocation | None) -> dict[str, Any] | None:
 
 
 @bp.post("/staff/tips/<int:tip_id>/<action>")
+@documented(Operation(
+    summary="An action on a tip", bearer=True, variants={"action": ACTION_PARAMS},
+    responses={"200": "done", "400": error("bad input"),
+               "403": error("the caller's role may not, or holds no key"),
+               "409": error("not possible in the tip's state")}))
 @staff_required(api=True)
 def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response, int]:
     params = request.get_json(silent=True)
@@ -182,6 +202,10 @@ def staff_tip_action(caller: Caller, tip_id: int, action: str) -> tuple[Response
 
 
 @bp.get("/staff/attachments/<int:attachment_id>")
+@documented(Operation(
+    summary="A file, decrypted, as stored after cleaning (audited as a download): its true "
+            "type as Content-Type, its original name in Content-Disposition (RFC 5987)",
+    bearer=True, responses={"200": "the file", "403": error("no key granted")}))
 @staff_required(api=True)
 def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Response, int]:
     try:
@@ -196,6 +220,10 @@ def staff_attachment(caller: Caller, attachment_id: int) -> Response | tuple[Res
 
 
 @bp.post("/staff/hotline")
+@documented(Operation(
+    summary="Enter a tip for a caller (hotline, petition …); returns the receipt to read back",
+    bearer=True, body=HotlineFields,
+    responses={"201": "filed", "403": error("the caller does not take hotline calls")}))
 @staff_required(api=True)
 def staff_hotline(caller: Caller) -> tuple[Response, int]:
     data = request.get_json(silent=True)
