@@ -302,3 +302,28 @@ def test_auditors_and_administrators_see_no_content(world: World) -> None:
                                  (Referral, access.referral_filter),
                                  (Suggestion, access.suggestion_filter)):
             assert list(db.session.scalars(select(model).where(condition(person)))) == []
+
+
+def test_the_role_in_custody_and_in_confirming() -> None:
+    """Who hands on a reporter identity key acts as the unit's custodian where they are one,
+    else as administrator (from the printed recovery key); a confirmer acts as administrator,
+    else as the body's liaison for a liaison role, else as the unit's head."""
+    custodian = Principal(user=User(username="c"), roles={1: {Role.CUSTODIAN}, 2: {Role.HEAD}},
+                          bureau_id=1, handling_ids=frozenset({1, 2, 3}))
+    admin = Principal(user=User(username="a"), roles={1: {Role.ADMINISTRATOR}}, bureau_id=1)
+    both = Principal(user=User(username="b"),
+                     roles={1: {Role.ADMINISTRATOR}, 3: {Role.CUSTODIAN}}, bureau_id=1)
+    liaison = Principal(user=User(username="l"), roles={9: {Role.LIAISON}}, bureau_id=1)
+    # Held in the unit itself: 州本级's custody is not widened to the counties here.
+    assert custodian.units_holding({Role.CUSTODIAN}) == {1}
+    assert custodian.units_holding(access.KEY_ROLES) == {2}
+    assert custodian.units_for("identity.decide") == {1, 2, 3}
+    assert access.custody_role(custodian, 1) == Role.CUSTODIAN
+    assert access.custody_role(custodian, 2) is None
+    assert access.custody_role(admin, 2) == Role.ADMINISTRATOR
+    assert access.custody_role(both, 3) == Role.CUSTODIAN
+    assert access.custody_role(both, 2) == Role.ADMINISTRATOR
+    assert access.custody_role(liaison, 9) is None
+    assert access.confirming_role(admin, Role.LIAISON) == Role.ADMINISTRATOR
+    assert access.confirming_role(liaison, Role.LIAISON) == Role.LIAISON
+    assert access.confirming_role(custodian, Role.CASE_OFFICER) == Role.HEAD
