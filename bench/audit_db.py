@@ -34,6 +34,9 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{folder}/audit.sqlite3"
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         engine = create_engine(url)
+        if url.startswith("sqlite"):  # as `make run` leaves the embedded database: WAL
+            with engine.begin() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         tables = [Base.metadata.tables[n] for n in ("audit_events", "audit_head",
                                                      "audit_checkpoints")]
         Base.metadata.drop_all(engine, tables=tables)

@@ -146,6 +146,72 @@ def test_two_processes_appending_at_once_cannot_fork_the_chain(app, keys) -> Non
     assert verify_database(db.session, keys).ok
 
 
+def _actions() -> list[str]:
+    return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+
+
+def test_a_transactions_events_wait_for_its_next_statement_and_are_seen(app, keys) -> None:
+    """Events of one transaction cost no statement each, yet anything the transaction reads
+    sees them, in order, and the head row moves with them."""
+    from auditlog.events import head
+
+    write_events(1)
+    for i in range(3):
+        record(db.session, SYSTEM, f"test.batch{i}")
+    assert _actions() == ["test.event", "test.batch0", "test.batch1", "test.batch2"]
+    assert head(db.session)[0] == 4
+    record(db.session, SYSTEM, "test.after_a_read")
+    db.session.commit()
+    assert _actions()[-1] == "test.after_a_read"
+    assert head(db.session)[0] == 5
+    assert verify_database(db.session, keys).ok
+
+
+def test_a_rolled_back_savepoint_takes_its_events_back_and_no_others(app, keys) -> None:
+    write_events(1)
+    record(db.session, SYSTEM, "test.before")  # waiting when the savepoint begins
+    savepoint = db.session.begin_nested()
+    record(db.session, SYSTEM, "test.inside")
+    assert "test.before" in _actions()  # a read inside the savepoint inserts both
+    savepoint.rollback()
+    record(db.session, SYSTEM, "test.after")
+    db.session.commit()
+    assert _actions() == ["test.event", "test.before", "test.after"]
+    assert verify_database(db.session, keys).ok
+
+
+def test_a_savepoint_that_took_the_lock_and_rolled_back_leaves_no_gap(app, keys) -> None:
+    write_events(2)
+    with pytest.raises(RuntimeError), db.session.begin_nested():
+        record(db.session, SYSTEM, "test.inside")
+        raise RuntimeError("the step inside fails")
+    record(db.session, SYSTEM, "test.after")
+    db.session.commit()
+    record(db.session, SYSTEM, "test.rolled_back")
+    db.session.rollback()
+    record(db.session, SYSTEM, "test.last")
+    db.session.commit()
+    assert _actions() == ["test.event", "test.event", "test.after", "test.last"]
+    assert list(db.session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq))) == [
+        0, 1, 2, 3]
+    assert verify_database(db.session, keys).ok
+
+
+def test_details_are_stored_as_json_reads_them_back(app, keys) -> None:
+    """An enum member in the details is written as its value, so that a verifier reading the
+    column back hashes the same bytes."""
+    from models import Role, TipStatus
+
+    record(db.session, SYSTEM, "test.enums", role_given=Role.HEAD, status=TipStatus.ACCEPTED,
+           flag=True, count=3, nothing=None)
+    db.session.commit()
+    stored = db.session.scalar(select(AuditEvent.details).where(
+        AuditEvent.action == "test.enums"))
+    assert stored == ('{"count":3,"flag":true,"nothing":null,"role_given":"head",'
+                      '"status":"accepted"}')
+    assert verify_database(db.session, keys).ok
+
+
 def test_export_verifies_offline_with_proofs(app, keys, tmp_path) -> None:
     write_events(6)
     first = make_checkpoint(db.session, keys, ORIGIN)
