@@ -29,6 +29,7 @@ each step repeated nothing (one tip, one message, one event).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -95,12 +96,15 @@ from tests.helpers import jpeg_with_metadata
 
 pytestmark = pytest.mark.browser
 
+# WALK_LANG=zh|ko|en: every staff member works in that language (by default the liaison works in
+# 조선어 and everyone else in Chinese); the reporter files in Korean either way.
+STAFF_LANG = os.environ.get("WALK_LANG") or None
 ADMIN = Person("admin", "guanli", "管理员", "zhou", "administrator",
-               "administrator password 2026 winter")
+               "administrator password 2026 winter", lang=STAFF_LANG or "zh")
 # The second administrator, made on the server's command line (`flask users create`, the setup's
 # trust root): it confirms the first officer and liaison roles of a unit (two-person rule).
 ADMIN_TWO = Person("admin2", "zhao.guanli", "赵管理", "zhou", "administrator",
-                   "second administrator 2026 first")
+                   "second administrator 2026 first", lang=STAFF_LANG or "zh")
 RECEIVER, COPY = "psb_yanji", "proc_zhou"
 NARRATIVE = "밤마다 공장에서 검은 페수를 부르하통하에 흘려보냅니다. 냄새가 심합니다."
 REPLY_KO = "제보를 수리하였습니다. 현장을 조사하겠습니다."
@@ -123,7 +127,8 @@ class Walk:
     phone: WebDriver
     shots: Path
     downloads: Path
-    people: dict[str, Person] = field(default_factory=lambda: {p.key: p for p in PEOPLE})
+    people: dict[str, Person] = field(default_factory=lambda: {
+        p.key: replace(p, lang=STAFF_LANG or p.lang) for p in PEOPLE})
     recovery: dict[str, str] = field(default_factory=dict)  # unit code → printed text
     done: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
@@ -417,7 +422,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
 def _setup(walk: Walk) -> None:
     """The setup link makes the administrator; the recovery keys are read off the page."""
     driver = walk.office
-    driver.get(f"{walk.portal.setup_link}?lang=zh")
+    driver.get(f"{walk.portal.setup_link}?lang={ADMIN.lang}")
     fill(driver.find_element(By.ID, "username"), ADMIN.username)
     fill(driver.find_element(By.ID, "password"), ADMIN.password)
     fill(driver.find_element(By.ID, "confirm"), ADMIN.password)
@@ -442,7 +447,7 @@ def _setup(walk: Walk) -> None:
 
     # the administrator signs in and enrols a second factor
     driver.delete_all_cookies()
-    driver.get(f"{walk.base}/staff/login?lang=zh")
+    driver.get(f"{walk.base}/staff/login?lang={ADMIN.lang}")
     fill(driver.find_element(By.ID, "username"), ADMIN.username)
     fill(driver.find_element(By.ID, "password"), ADMIN.password)
     submit(driver, 'form[action="/staff/login"]')
@@ -664,8 +669,8 @@ def _report(walk: Walk) -> None:
 
 
 def _language_words(walk: Walk, language: str) -> str:
-    """The app's own word, in Chinese, for a report's language."""
-    with walk.portal.app.test_request_context("/?lang=zh"):
+    """The app's own word, in the intake officer's language, for a report's language."""
+    with walk.portal.app.test_request_context(f"/?lang={walk.people['intake'].lang}"):
         return language_text(language)
 
 
@@ -736,7 +741,8 @@ def _intake(walk: Walk) -> None:
     _tip_action(walk, "classify", "classify")
     _tip_action(walk, "accept", "accept")
     text = walk.look("tip-accepted")
-    walk.check(walk.words("accepted", "zh") in text, "the tip page does not say 已受理/accepted")
+    walk.check(walk.words("accepted", walk.people["intake"].lang) in text,
+               "the tip page does not say 已受理/accepted")
     fill(driver.find_element(By.ID, "message-body"), REPLY_KO)
     _tip_action(walk, "message", "answer the reporter")
     staff_messages = [m.text for m in driver.find_elements(By.CSS_SELECTOR, "ol.thread li.msg")
