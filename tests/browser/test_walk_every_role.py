@@ -37,7 +37,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,8 @@ ADMIN = Person("admin", "guanli", "管理员", "zhou", "administrator",
 # trust root): it confirms the first officer and liaison roles of a unit (two-person rule).
 ADMIN_TWO = Person("admin2", "zhao.guanli", "赵管理", "zhou", "administrator",
                    "second administrator 2026 first", lang=STAFF_LANG or "zh")
+for _person in PEOPLE if STAFF_LANG else ():  # the walk's people are the helpers' own
+    _person.lang = STAFF_LANG
 RECEIVER, COPY = "psb_yanji", "proc_zhou"
 NARRATIVE = "밤마다 공장에서 검은 페수를 부르하통하에 흘려보냅니다. 냄새가 심합니다."
 REPLY_KO = "제보를 수리하였습니다. 현장을 조사하겠습니다."
@@ -127,8 +129,7 @@ class Walk:
     phone: WebDriver
     shots: Path
     downloads: Path
-    people: dict[str, Person] = field(default_factory=lambda: {
-        p.key: replace(p, lang=STAFF_LANG or p.lang) for p in PEOPLE})
+    people: dict[str, Person] = field(default_factory=lambda: {p.key: p for p in PEOPLE})
     recovery: dict[str, str] = field(default_factory=dict)  # unit code → printed text
     done: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
