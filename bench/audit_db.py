@@ -12,10 +12,13 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from figures import Figure
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -23,18 +26,30 @@ from auditlog.database import load_keys, make_checkpoint, verify_database
 from auditlog.events import SYSTEM, record
 from models import Base
 
+APPEND_GOAL = 20_000  # entries per second through record(), SQLite, 1,000 per transaction
+VERIFY_GOAL = 500_000  # entries per second for verify_database
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000, help="entries per transaction")
-    parser.add_argument("--database-url")
-    args = parser.parse_args()
+
+@dataclass(frozen=True)
+class Measured:
+    database: str
+    entries: int
+    batch: int
+    append_seconds: float
+    checkpoint_seconds: float
+    verify_seconds: float
+    verified: bool
+
+
+def measure(entries: int, batch: int = 1000, database_url: str | None = None) -> Measured:
+    """Append `entries` events through record() in transactions of `batch`, sign a checkpoint,
+    then verify_database over all of them, on a fresh audit log (SQLite in WAL mode, as
+    `make run` leaves it, unless `database_url` names a PostgreSQL database to use)."""
     with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{folder}/audit.sqlite3"
+        url = database_url or f"sqlite:///{folder}/audit.sqlite3"
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         engine = create_engine(url)
-        if url.startswith("sqlite"):  # as `make run` leaves the embedded database: WAL
+        if url.startswith("sqlite"):
             with engine.begin() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         tables = [Base.metadata.tables[n] for n in ("audit_events", "audit_head",
@@ -44,9 +59,9 @@ def main() -> None:
         keys = load_keys(Path(folder) / "log.key", "bench/audit-log")
         with Session(engine) as session:
             started = time.perf_counter()
-            for i in range(args.entries):
+            for i in range(entries):
                 record(session, SYSTEM, "bench.event", object_type="tip", object_id=i, n=i)
-                if (i + 1) % args.batch == 0:
+                if (i + 1) % batch == 0:
                     session.commit()
             session.commit()
             append = time.perf_counter() - started
@@ -56,17 +71,42 @@ def main() -> None:
             started = time.perf_counter()
             result = verify_database(session, keys)
             verify = time.perf_counter() - started
-        if args.database_url:
+        if database_url:
             with engine.begin() as conn:
                 conn.execute(text("DROP TABLE IF EXISTS audit_events, audit_head, "
                                   "audit_checkpoints CASCADE"))
         engine.dispose()
-    kind = url.split(":", 1)[0]
-    print(f"{kind}, {args.entries:,} entries, {args.batch} per transaction")
-    print(f"append through record()   {args.entries / append:10,.0f} entries/s  ({append:.1f} s)")
-    print(f"sign a checkpoint          {checkpoint:10.2f} s")
-    print(f"verify_database            {args.entries / verify:10,.0f} entries/s  ({verify:.1f} s)"
-          f"  ok={result.ok}")
+    return Measured(url.split(":", 1)[0], entries, batch, append, checkpoint, verify,
+                    result.ok)
+
+
+def figures(entries: int = 100_000, database_url: str | None = None) -> list[Figure]:
+    m = measure(entries, database_url=database_url)
+    append, verify = m.entries / m.append_seconds, m.entries / m.verify_seconds
+    where = f"{m.database}, {m.entries:,} entries"
+    return [
+        Figure(f"audit append through record() ({where}, {m.batch}/transaction)",
+               f"{append:,.0f} entries/s", f">= {APPEND_GOAL:,} entries/s",
+               append >= APPEND_GOAL),
+        Figure(f"verify_database, inside the request ({where})",
+               f"{verify:,.0f} entries/s" + ("" if m.verified else " (FAILED)"),
+               f">= {VERIFY_GOAL:,} entries/s", m.verified and verify >= VERIFY_GOAL),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="entries per transaction")
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    m = measure(args.entries, args.batch, args.database_url)
+    print(f"{m.database}, {m.entries:,} entries, {m.batch} per transaction")
+    print(f"append through record()   {m.entries / m.append_seconds:10,.0f} entries/s  "
+          f"({m.append_seconds:.1f} s)")
+    print(f"sign a checkpoint          {m.checkpoint_seconds:10.2f} s")
+    print(f"verify_database            {m.entries / m.verify_seconds:10,.0f} entries/s  "
+          f"({m.verify_seconds:.1f} s)  ok={m.verified}")
 
 
 if __name__ == "__main__":

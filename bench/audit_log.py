@@ -25,11 +25,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import Figure
 
 from auditlog.logformat import (
     ZERO,
@@ -83,12 +87,28 @@ class Timer:
                 f"{self.cpu:6.2f} s CPU)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the bundle folder")
-    args = parser.parse_args()
-    n, half = args.entries, args.entries // 2
+OFFLINE_GOAL = 1_000_000  # entries per second, the default pass of python -m auditlog.verify
+HASHLIB_GOAL = 5.0  # at most this many times one hashlib.sha256 pass over the same bytes
+
+
+@dataclass
+class Measured:
+    entries: int
+    size_mb: float
+    append: Timer
+    export: Timer
+    verify: Timer
+    verify_proofs: Timer
+    verify_strict: Timer
+    hashing: Timer
+    proofs: Any
+    summary: str
+    folder: Path
+
+
+def measure(n: int, keep: bool = False) -> Measured:
+    """Append, export and verify `n` synthetic entries (see the module's docstring)."""
+    half = n // 2
     signer_text, verifier_text = generate_signer(ORIGIN)
     signer = Signer.from_text(signer_text)
 
@@ -143,28 +163,50 @@ def main() -> None:
                     digest.update(block)
         passes.append(hashing)
     hashing = min(passes, key=lambda timer: timer.wall)
+    if not keep:
+        shutil.rmtree(folder)
+    return Measured(n, size_mb, append, export, verify, verify_proofs, verify_strict, hashing,
+                    proofs, report.summary, folder)
+
+
+def figures(n: int = 1_000_000) -> list[Figure]:
+    m = measure(n)
+    rate = n / m.verify.wall
+    ratio = m.verify.wall / m.hashing.wall
+    return [Figure(f"offline verify, default pass ({n:,} entries)",
+                   f"{rate:,.0f} entries/s, {ratio:.1f}x hashlib",
+                   f">= {OFFLINE_GOAL:,}/s, <= {HASHLIB_GOAL:.0f}x",
+                   rate >= OFFLINE_GOAL and ratio <= HASHLIB_GOAL)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the bundle folder")
+    args = parser.parse_args()
+    n = args.entries
+    m = measure(n, keep=args.keep)
+    hashing = m.hashing
 
     def ratio(timer: Timer) -> str:
         return f"{timer.wall / hashing.wall:10.1f}x wall, {timer.cpu / hashing.cpu:.1f}x CPU"
 
-    print(f"python {sys.version.split()[0]}, {n:,} entries, entries.jsonl {size_mb:,.1f} MB")
-    print(f"append (canonical+leaf+chain+root) {append.rate(n)}")
-    print(f"export (encode_line, write)        {export.rate(n)}")
-    print(f"verify_bundle (default)            {verify.rate(n)}")
-    print(f"verify + --previous + --entry      {verify_proofs.rate(n)}")
-    print(f"  (consistency proof {len(proofs.consistency_proof or [])} hashes, "
-          f"inclusion proof {len(proofs.inclusion_proof or [])} hashes)")
-    print(f"verify_bundle --strict             {verify_strict.rate(n)}")
+    print(f"python {sys.version.split()[0]}, {n:,} entries, entries.jsonl {m.size_mb:,.1f} MB")
+    print(f"append (canonical+leaf+chain+root) {m.append.rate(n)}")
+    print(f"export (encode_line, write)        {m.export.rate(n)}")
+    print(f"verify_bundle (default)            {m.verify.rate(n)}")
+    print(f"verify + --previous + --entry      {m.verify_proofs.rate(n)}")
+    print(f"  (consistency proof {len(m.proofs.consistency_proof or [])} hashes, "
+          f"inclusion proof {len(m.proofs.inclusion_proof or [])} hashes)")
+    print(f"verify_bundle --strict             {m.verify_strict.rate(n)}")
     print(f"hashlib.sha256, 1 MiB blocks       {hashing.rate(n)}, "
-          f"{size_mb / hashing.wall:,.0f} MB/s")
-    print(f"ratio verify / hashlib             {ratio(verify)}")
-    print(f"ratio verify + proofs / hashlib    {ratio(verify_proofs)}")
-    print(f"ratio verify --strict / hashlib    {ratio(verify_strict)}")
-    print(report.summary)
+          f"{m.size_mb / hashing.wall:,.0f} MB/s")
+    print(f"ratio verify / hashlib             {ratio(m.verify)}")
+    print(f"ratio verify + proofs / hashlib    {ratio(m.verify_proofs)}")
+    print(f"ratio verify --strict / hashlib    {ratio(m.verify_strict)}")
+    print(m.summary)
     if args.keep:
-        print(f"bundle kept in {folder}")
-    else:
-        shutil.rmtree(folder)
+        print(f"bundle kept in {m.folder}")
 
 
 if __name__ == "__main__":

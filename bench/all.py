@@ -1,0 +1,96 @@
+"""`make bench`: every benchmark of issue 13's table in a quick mode, one line per figure with
+its goal and `ok` or `short` (bench/figures.py). Each ratio is measured side by side in this run.
+Scale stays where scale is the point (1,000,000 entries for the offline verifier). Figures that
+no benchmark measures yet say so, without a number.
+
+Run:  make bench                              (about 5 minutes on a 2-core machine)
+      .venv/bin/python bench/all.py --only audit_db,audit_log
+      .venv/bin/python bench/all.py --tiny     (every benchmark at toy sizes: that each runs)
+      .venv/bin/python bench/all.py --json figures.json   (the figures as JSON too)
+Each benchmark also runs on its own, with its own options: see its file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+import audit_db
+import audit_log
+import home
+import submit
+import tips_rate
+from figures import Figure, line, machine
+
+# name → (quick run, tiny run); in the order of issue 13's table
+BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]] = {
+    "home": (lambda: home.figures(seconds=10), lambda: home.figures(seconds=1)),
+    "tips_rate": (lambda: tips_rate.figures(seconds=20),
+                  lambda: tips_rate.figures(seconds=2, clients=2)),
+    "officer_queue_page": (
+        lambda: [Figure("officer queue page at 1,000,000 tips (HTTP, with counts)",
+                        "no benchmark yet (bench/officer_queue.py times the queries only)",
+                        "p50 < 50 ms, p99 < 100 ms", None)],
+        lambda: []),
+    "audit_db": (lambda: audit_db.figures(100_000), lambda: audit_db.figures(200)),
+    "audit_log": (lambda: audit_log.figures(1_000_000), lambda: audit_log.figures(200)),
+    "submit": (lambda: submit.figures(runs=10, photo_runs=5),
+               lambda: submit.figures(runs=1, photo_runs=1, photo_mb=1)),
+    "upload_memory": (
+        lambda: [Figure("worker RSS during 10 × 50 MB upload, and after photos",
+                        "no benchmark yet", "< 150 MB", None)],
+        lambda: []),
+    "referral_lists": (
+        lambda: [Figure("referral lists and on-time rates, 1,000,000 tips / 100,000 referrals",
+                        "no benchmark yet", "p50 < 50 ms each, in SQL", None)],
+        lambda: []),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated, of: " + ", ".join(BENCHES))
+    parser.add_argument("--tiny", action="store_true", help="toy sizes: only that each runs")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    chosen = [n for n in args.only.split(",") if n] or list(BENCHES)
+    unknown = set(chosen) - set(BENCHES)
+    if unknown:
+        parser.error("unknown: " + ", ".join(sorted(unknown)))
+    results: list[Figure] = []
+    failed = False
+    started = time.perf_counter()
+    for name in chosen:
+        quick, tiny = BENCHES[name]
+        began = time.perf_counter()
+        try:
+            figures = (tiny if args.tiny else quick)()
+        except Exception:  # one benchmark's failure is printed; the others still run
+            traceback.print_exc()
+            figures = [Figure(name, "the benchmark failed (traceback above)", "-", False)]
+            failed = True
+        for figure in figures:
+            print(line(figure), flush=True)
+        print(f"   ({name}: {time.perf_counter() - began:.0f} s)", flush=True)
+        results.extend(figures)
+    print(f"\n== issue 13's table, measured in this run ({machine()}, "
+          f"{time.perf_counter() - started:.0f} s in all)")
+    for figure in results:
+        print(line(figure))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(f) | {"verdict": f.verdict} for f in results],
+                                        ensure_ascii=False, indent=1), encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
