@@ -102,6 +102,9 @@ class Settings:
     # A failure that repeats (database unreachable, Redis down) is logged once per this many
     # seconds per kind, with how often it happened meanwhile.
     LOG_REPEAT_SECONDS: int = 60
+    # Public pages that are the same for everyone (the home page) are kept in each process and
+    # the database asked at most this often whether their data changed (portal/web/pagecache.py).
+    PUBLIC_PAGE_RECHECK_SECONDS: float = 1.0
 
     def as_flask_config(self) -> dict[str, Any]:
         data = asdict(self)

@@ -52,7 +52,8 @@ def wrk(port: int, path: str, seconds: float, connections: int) -> Run:
 def served(wsgi_app: str, path: str, seconds: float, connections: int) -> Run:
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
-        server = start_server(Path(folder), port, None, wsgi_app)
+        server = start_server(Path(folder), port, None, wsgi_app,
+                              prepare=wsgi_app == "app:app")
         try:
             wrk(port, path, min(seconds, 3), connections)  # warm-up: workers, caches
             return wrk(port, path, seconds, connections)

@@ -33,7 +33,9 @@ def empty_postgres(url: str) -> None:
 
 
 def start_server(folder: Path, port: int, database_url: str | None,
-                 wsgi_app: str = "app:app") -> subprocess.Popen:
+                 wsgi_app: str = "app:app", prepare: bool = True) -> subprocess.Popen:
+    """gunicorn -c gunicorn.conf.py serving `wsgi_app` on the loopback `port`, once the instance
+    in `folder` is migrated, seeded and set up (`prepare`; not for an app that needs none)."""
     # Everything the instance folder would hold goes to `folder` instead.
     env = {**os.environ, "PORTAL_ADMIN_PASSWORD": "bench password 123",
            "SUBMIT_RATE_LIMIT": "1000000 per hour", "FOLLOWUP_RATE_LIMIT": "1000000 per hour",
@@ -42,11 +44,12 @@ def start_server(folder: Path, port: int, database_url: str | None,
            "RATELIMIT_STORAGE_URI": f"qingliu-sqlite://{folder / 'ratelimits.sqlite3'}"}
     env.pop("REDIS_URL", None)
     env["DATABASE_URL"] = database_url or f"sqlite:///{folder / 'qingliu.sqlite3'}"
-    if database_url:
+    if database_url and prepare:
         empty_postgres(database_url)
     flask = [sys.executable, "-m", "flask", "--app", "app"]
-    for args in (["db", "upgrade"], ["seed"],
-                 ["setup", "--admin", "bench", "--recovery-out", str(folder / "keys")]):
+    steps = (["db", "upgrade"], ["seed"],
+             ["setup", "--admin", "bench", "--recovery-out", str(folder / "keys")])
+    for args in steps if prepare else ():
         subprocess.run([*flask, *args], cwd=ROOT, env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",

@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from portal.web import hashgate, health, http, outage
+from portal.web import hashgate, health, http, outage, pagecache
 from portal.web.extensions import babel, csrf, db, migrate
 from portal.web.ratelimit import install_rate_limits
 
@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
     register_extensions(app)
     hashgate.configure(app)
+    pagecache.install(app)
     http.install_converters(app)  # before the routes: `<int:…>` ids are bounded
     register_blueprints(app)
     register_errorhandlers(app)

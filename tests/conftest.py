@@ -197,6 +197,8 @@ def test_settings(tmp_path: Path) -> dict[str, object]:
         "WTF_CSRF_ENABLED": False,
         # /readyz (portal/web/readiness.py): a test machine's disk may hold less than production's.
         "READY_MIN_FREE_MB": 1,
+        # A test that edits a category sees the home page change at once.
+        "PUBLIC_PAGE_RECHECK_SECONDS": 0.0,
     }
 
 

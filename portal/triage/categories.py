@@ -14,6 +14,14 @@ from models import Category, Offence, UnitKind
 LANGS = ("zh", "ko", "en")
 
 
+def generation(session: Session) -> tuple[int, int]:
+    """What changes whenever the current categories do (an edit adds a version, with a new id):
+    a page made from them can be kept until this changes. One small query."""
+    row = session.execute(select(func.coalesce(func.max(Category.id), 0), func.count())
+                          .select_from(Category).where(Category.current.is_(True))).one()
+    return int(row[0]), int(row[1])
+
+
 class CategoryRejected(ValueError):
     def __init__(self, field: str, code: str) -> None:
         super().__init__(f"{field}: {code}")

@@ -259,3 +259,32 @@ def test_not_set_up_portal_says_so(client) -> None:
 def test_unknown_page_is_a_friendly_404(client) -> None:
     response = client.get("/nowhere?lang=en")
     assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True)
+
+
+def test_the_home_page_is_kept_until_the_categories_change(app_factory) -> None:
+    """The home page is the same for everyone: kept per language (portal/web/pagecache.py), it
+    needs no database until the recheck time has passed, and then shows an edited category."""
+    from sqlalchemy import event
+
+    from auditlog.events import SYSTEM
+    from portal.triage.categories import CategoryEdit, edit_category
+    from portal.web.pagecache import page_cache
+
+    app = app_factory(PUBLIC_PAGE_RECHECK_SECONDS=3600.0)
+    client = app.test_client()
+    first = client.get("/?lang=en").get_data(as_text=True)
+    assert client.get("/?lang=ko").get_data(as_text=True) != first  # one page per language
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert client.get("/?lang=en").get_data(as_text=True) == first
+    assert statements == []  # kept: not even the categories' version was asked
+    with app.app_context():
+        edit_category(db.session(), "P01", CategoryEdit(
+            names={"zh": "新名称", "ko": "새 이름", "en": "A renamed category"},
+            descriptions={}, usual_receiver=None), actor=SYSTEM)
+        db.session.commit()
+        page_cache().recheck = 0.0  # as when the recheck time has passed
+    again = client.get("/?lang=en").get_data(as_text=True)
+    assert "A renamed category" in again and "A renamed category" not in first

@@ -22,6 +22,7 @@ from portal.intake import filing, followup, receipts
 from portal.intake.filing import FieldError, IntakeRejected
 from portal.intake.hashgate import Busy
 from portal.intake.sanitize import describe_uncleanable
+from portal.triage.categories import generation as categories_generation
 from portal.web import choices, followup_secret, limits, outage, uploads_from
 from portal.web.citizen import bp
 from portal.web.citizen.forms import (
@@ -35,6 +36,7 @@ from portal.web.citizen.forms import (
 from portal.web.extensions import csrf, db
 from portal.web.http import LOCALES, current_lang
 from portal.web.messages import error_text, unit_name
+from portal.web.pagecache import page_cache
 from referral.filenames import safe_name
 
 # Where the error summary's link for a field lands when it is not the field's own id.
@@ -167,6 +169,16 @@ def _render_receipt(receipt: receipts.Receipt | None, submission: str, *, again:
 
 @bp.get("/")
 def index() -> str:
+    """The same for every visitor in a language: kept (portal/web/pagecache.py) until the
+    categories change. A visitor with a message waiting (a flash) gets it rendered."""
+    if "_flashes" in session:
+        return _render_index()
+    cache = page_cache()
+    version = cache.version("categories", lambda: categories_generation(db.session()))
+    return cache.page(("index", current_lang(), request.query_string, version), _render_index)
+
+
+def _render_index() -> str:
     return render_template("citizen/index.html", categories=_categories(), lang=current_lang())
 
 
