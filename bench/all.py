@@ -29,6 +29,7 @@ import audit_log
 import home
 import submit
 import tips_rate
+import upload_memory
 from figures import Figure, line, machine
 
 # name → (quick run, tiny run); in the order of issue 13's table
@@ -45,10 +46,8 @@ BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]
     "audit_log": (lambda: audit_log.figures(1_000_000), lambda: audit_log.figures(200)),
     "submit": (lambda: submit.figures(runs=10, photo_runs=5),
                lambda: submit.figures(runs=1, photo_runs=1, photo_mb=1)),
-    "upload_memory": (
-        lambda: [Figure("worker RSS during 10 × 50 MB upload, and after photos",
-                        "no benchmark yet", "< 150 MB", None)],
-        lambda: []),
+    "upload_memory": (lambda: upload_memory.figures(),
+                      lambda: upload_memory.figures(files=2, file_mb=2, photos=1, photo_mb=1)),
     "referral_lists": (
         lambda: [Figure("referral lists and on-time rates, 1,000,000 tips / 100,000 referrals",
                         "no benchmark yet", "p50 < 50 ms each, in SQL", None)],

@@ -23,7 +23,7 @@ class Figure:
 
 
 def line(figure: Figure) -> str:
-    return f"{figure.name:<58} {figure.measured:<34} goal {figure.goal:<24} {figure.verdict}"
+    return f"{figure.name:<70} {figure.measured:<38} goal {figure.goal:<26} {figure.verdict}"
 
 
 def show(figures: list[Figure]) -> None:
