@@ -27,6 +27,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 import audit_db
 import audit_log
 import home
+import queue_page
 import submit
 import tips_rate
 import upload_memory
@@ -37,11 +38,8 @@ BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]
     "home": (lambda: home.figures(seconds=10), lambda: home.figures(seconds=1)),
     "tips_rate": (lambda: tips_rate.figures(seconds=20),
                   lambda: tips_rate.figures(seconds=2, clients=2)),
-    "officer_queue_page": (
-        lambda: [Figure("officer queue page at 1,000,000 tips (HTTP, with counts)",
-                        "no benchmark yet (bench/officer_queue.py times the queries only)",
-                        "p50 < 50 ms, p99 < 100 ms", None)],
-        lambda: []),
+    "queue_page": (lambda: queue_page.figures(tips=1_000_000, runs=100),
+                   lambda: queue_page.figures(tips=2000, runs=5)),
     "audit_db": (lambda: audit_db.figures(100_000), lambda: audit_db.figures(200)),
     "audit_log": (lambda: audit_log.figures(1_000_000), lambda: audit_log.figures(200)),
     "submit": (lambda: submit.figures(runs=10, photo_runs=5),

@@ -33,13 +33,14 @@ def empty_postgres(url: str) -> None:
 
 
 def start_server(folder: Path, port: int, database_url: str | None,
-                 wsgi_app: str = "app:app", prepare: bool = True) -> subprocess.Popen:
+                 wsgi_app: str = "app:app", prepare: bool = True,
+                 secret_key: str | None = None) -> subprocess.Popen:
     """gunicorn -c gunicorn.conf.py serving `wsgi_app` on the loopback `port`, once the instance
     in `folder` is migrated, seeded and set up (`prepare`; not for an app that needs none)."""
     # Everything the instance folder would hold goes to `folder` instead.
     env = {**os.environ, "PORTAL_ADMIN_PASSWORD": "bench password 123",
            "SUBMIT_RATE_LIMIT": "1000000 per hour", "FOLLOWUP_RATE_LIMIT": "1000000 per hour",
-           "SECRET_KEY": os.urandom(32).hex(),
+           "SECRET_KEY": secret_key or os.urandom(32).hex(),
            "AUDIT_SIGNING_KEY_FILE": str(folder / "audit-log.key"),
            "RATELIMIT_STORAGE_URI": f"qingliu-sqlite://{folder / 'ratelimits.sqlite3'}"}
     env.pop("REDIS_URL", None)

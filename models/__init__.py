@@ -33,6 +33,7 @@ from models.tip import (
     TipStatus,
     TipUpdate,
 )
+from models.tip_count import TipCount
 from models.unit import HANDLING_KINDS, RECEIVING_KINDS, Unit, UnitKind
 from models.user import (
     KeyPurpose,
@@ -82,6 +83,7 @@ __all__ = [
     "StaffSession",
     "Suggestion",
     "Tip",
+    "TipCount",
     "TipIdentity",
     "TipStatus",
     "TipUpdate",

@@ -65,14 +65,18 @@ class Tip(Base):
     # second
     # POST of the same form files nothing and shows the same receipt. Never the token itself.
     submission_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    # unit_id, category_id and status keep their old value when changed (active_history), so
+    # that models/tip_count.py can move the tip's count from the old key to the new.
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), active_history=True)
     county: Mapped[str | None] = mapped_column(String(40))  # unit code, None when unknown
-    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"),
+                                                    active_history=True)
     channel: Mapped[str] = mapped_column(String(32), default=Channel.ONLINE)
     # Language (zh, ko, en); None for tips filed before it was recorded. No index of its own:
     # the queue walks an order-first index and filters, and each language is a large share.
     language: Mapped[str | None] = mapped_column(String(5))
-    status: Mapped[str] = mapped_column(String(16), default=TipStatus.RECEIVED)
+    status: Mapped[str] = mapped_column(String(16), default=TipStatus.RECEIVED,
+                                        active_history=True)
     priority: Mapped[int] = mapped_column(default=0)
     real_name: Mapped[bool] = mapped_column(default=False)
     attachment_count: Mapped[int] = mapped_column(default=0)

@@ -27,7 +27,8 @@ def test_every_benchmark_runs_and_gives_its_figures_against_their_goals(tmp_path
     figures = json.loads(out.read_text(encoding="utf-8"))
     measured = {f["name"]: f for f in figures if f["verdict"] != "not measured"}
     for expected in ("GET / ÷ hello world", "tips/s", "audit append", "verify_database",
-                     "offline verify", "photo tip", "worker RSS during", "worker RSS after"):
+                     "offline verify", "photo tip", "worker RSS during", "worker RSS after",
+                     "queue page over HTTP, county", "queue page over HTTP, 州本级"):
         assert any(expected in name for name in measured), (expected, figures)
     for figure in measured.values():  # a number with its unit, and a verdict from it
         assert re.search(r"[0-9]", figure["measured"]), figure

@@ -274,3 +274,65 @@ def test_a_case_is_formed_from_open_tips_only(world) -> None:
     assert [_tip(t).status for t in (accepted, verifying)] == [TipStatus.VERIFYING] * 2
     # the reporter reads "verifying" once: the tip already verifying gets no second entry
     assert _updates(accepted)[-1] == "verifying" and _updates(verifying).count("verifying") == 1
+
+
+def _counted_from_rows() -> dict[tuple[int, int, str], int]:
+    from sqlalchemy import func
+
+    rows = db.session.execute(select(Tip.unit_id, func.coalesce(Tip.category_id, 0), Tip.status,
+                                      func.count()).group_by(Tip.unit_id, Tip.category_id,
+                                                             Tip.status))
+    return {(u, c, s): n for u, c, s, n in rows}
+
+
+def _kept_counts() -> dict[tuple[int, int, str], int]:
+    from models import TipCount
+
+    return {(r.unit_id, r.category_id, r.status): r.n
+            for r in db.session.scalars(select(TipCount)) if r.n}
+
+
+def test_the_kept_counts_follow_every_change_of_a_tip(world: World) -> None:
+    """models/tip_count.py: filing, classifying, accepting, declining, transferring and closing,
+    a change made after the session forgot what it had read, a savepoint rolled back and a
+    deletion each leave the counts equal to counting the rows; and the queue's summary reads
+    them."""
+    from portal.triage import queue as tip_queue
+
+    intake = world.principal(world.intake, "yanji")
+    tips = [world.tip(), world.tip(category=None), world.tip(category="P02"),
+            world.tip(county="hunchun"), world.tip()]
+    db.session.commit()
+    assert _kept_counts() == _counted_from_rows()
+    tip_actions.classify(db.session, intake, tips[1], "P03")
+    tip_actions.accept(db.session, intake, tips[0])
+    tip_actions.decline(db.session, intake, tips[2], "not our matter")
+    db.session.commit()
+    assert _kept_counts() == _counted_from_rows()
+    db.session.expire_all()  # the old values must be read again before they change
+    tip_actions.transfer(db.session, intake, tips[4], "hunchun", "their river")
+    db.session.commit()
+    assert _kept_counts() == _counted_from_rows()
+    with pytest.raises(RuntimeError), db.session.begin_nested():
+        db.session.get(Tip, tips[0]).status = TipStatus.CLOSED
+        db.session.flush()
+        raise RuntimeError("the step fails after its flush")
+    db.session.commit()
+    assert _kept_counts() == _counted_from_rows()
+    stray = db.session.get(Tip, world.tip(county="hunchun"))
+    db.session.commit()
+    for update in db.session.scalars(select(TipUpdate).where(TipUpdate.tip_id == stray.id)):
+        db.session.delete(update)
+    db.session.delete(stray)
+    db.session.commit()
+    assert _kept_counts() == _counted_from_rows()
+    # the queue's summary: open tips of the officer's units by category code
+    summary = tip_queue.category_counts(db.session, world.principal(world.intake, "yanji"))
+    open_yanji = db.session.scalars(select(Tip).where(
+        Tip.unit_id == world.unit_id("yanji"),
+        Tip.status.in_(list(tip_queue.OPEN_STATUSES)))).all()
+    expected: dict[str | None, int] = {}
+    for tip in open_yanji:
+        code = tip.category.code if tip.category else None
+        expected[code] = expected.get(code, 0) + 1
+    assert summary == expected and sum(summary.values()) == 2
