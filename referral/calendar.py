@@ -17,7 +17,7 @@ from typing import Literal, TypeGuard, cast, get_args
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -219,12 +219,29 @@ def _parse_day(line: int, text: str) -> date:
 # --- persistence -------------------------------------------------------------------------------
 
 
+# Calendars as loaded, by database and version: every page with a deadline needs one, and it
+# changes only when years are imported (store_days marks them with the time of the import) or
+# taken out (their count changes). A calendar is only read once made.
+_LOADED: dict[tuple[str, int, object], HolidayCalendar] = {}
+_LOADED_KEPT = 16
+
+
 def load_calendar(session: Session) -> HolidayCalendar:
-    days = [
-        CalendarDay(row.day, cast(DayKind, row.kind), row.name)  # CHECK (kind IN …) holds it
-        for row in session.scalars(select(Holiday))
-    ]
-    return HolidayCalendar(days, session.scalars(select(CalendarYear.year)))
+    """The stored calendar: read again only when its years changed (one small query)."""
+    count, latest = session.execute(
+        select(func.count(), func.max(CalendarYear.imported_at))).one()
+    key = (str(session.connection().engine.url), int(count), latest)
+    found = _LOADED.get(key)
+    if found is None:
+        days = [
+            CalendarDay(row.day, cast(DayKind, row.kind), row.name)  # CHECK (kind IN …) holds it
+            for row in session.scalars(select(Holiday))
+        ]
+        found = HolidayCalendar(days, session.scalars(select(CalendarYear.year)))
+        if len(_LOADED) >= _LOADED_KEPT:
+            _LOADED.clear()
+        _LOADED[key] = found
+    return found
 
 
 def store_days(

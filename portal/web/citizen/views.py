@@ -8,7 +8,6 @@ and the follow-up handle travel only in POST bodies, never in an address or a co
 
 from __future__ import annotations
 
-import flask_babel
 from flask import Response, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from flask_wtf import FlaskForm
@@ -34,7 +33,7 @@ from portal.web.citizen.forms import (
     ReportForm,
 )
 from portal.web.extensions import csrf, db
-from portal.web.http import LOCALES, current_lang
+from portal.web.http import LOCALES, current_lang, refresh_language
 from portal.web.messages import error_text, unit_name
 from portal.web.pagecache import page_cache
 from referral.filenames import safe_name
@@ -58,7 +57,7 @@ def _switch_language(code: str | None) -> None:
     as ?lang= is on other pages."""
     if code in LOCALES:
         session["lang"] = code
-        flask_babel.refresh()
+        refresh_language()
 
 
 def _csrf_ok() -> bool:
