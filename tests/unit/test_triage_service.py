@@ -336,3 +336,25 @@ def test_the_kept_counts_follow_every_change_of_a_tip(world: World) -> None:
         code = tip.category.code if tip.category else None
         expected[code] = expected.get(code, 0) + 1
     assert summary == expected and sum(summary.values()) == 2
+
+
+def test_the_counts_are_locked_after_the_audit_head(world: World) -> None:
+    """Two transactions must never take the same locks in opposite orders: a tip's change locks
+    the audit log's head row at its first event and the counts' rows only as it commits."""
+    from sqlalchemy import event
+
+    tip_id = world.tip()
+    db.session.commit()
+    statements: list[str] = []
+    engine = db.session.get_bind()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        filed = world.tip(category="P02")  # filing: a new tip, flushed before its events
+        tip_actions.accept(db.session, world.principal(world.intake, "yanji"), tip_id)
+        db.session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    head = next(i for i, s in enumerate(statements) if "audit_head" in s)
+    counts = [i for i, s in enumerate(statements) if "tip_counts" in s]
+    assert filed and counts and min(counts) > head, statements
