@@ -247,6 +247,12 @@ def stamp_migrations_head(app: Flask | None = None) -> None:
 def _truncate_all() -> None:
     quote = db.engine.dialect.identifier_preparer.quote
     tables = ", ".join(quote(t.name) for t in db.metadata.sorted_tables)
+    # A transaction an earlier test left open (a streamed download whose response it never
+    # closed keeps its session reading blob_chunks) would make TRUNCATE wait for ever: the
+    # worker's database is its own, so whatever sits idle in a transaction there is left over.
+    db.session.execute(text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"))
     db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     db.session.commit()
 
