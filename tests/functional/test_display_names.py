@@ -75,6 +75,7 @@ def test_a_name_stored_raw_is_shown_clean_to_officers_and_the_reporter(app, staf
     download = browser.get(f"/staff/attachments/{attachment_id}")
     assert download.status_code == 200
     assert clean(download.headers["Content-Disposition"])
+    assert download.data  # read to the end: a streamed download left open keeps its transaction
 
     api = app.test_client()
     headers = {"Authorization": f"Bearer {token_for(app, staff, 'reader', uid)}"}

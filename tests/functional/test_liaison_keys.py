@@ -90,7 +90,8 @@ def test_the_bodys_recovery_key_grants_it_through_the_page(app, staff, chain,  #
         UnitKeyGrant.user_id == user_id("admin"))) == 0
     liaison = app.test_client()
     staff.login(liaison, "psb_third", third)
-    assert liaison.get(f"/liaison/referrals/{rid}/package").status_code == 200
+    package = liaison.get(f"/liaison/referrals/{rid}/package")
+    assert package.status_code == 200 and package.data.startswith(b"PK")  # read to the end
 
     # A liaison without the key may paste the recovery key and choose themself.
     fourth = staff.create("psb_fourth", "psb_zhou", "liaison", grant=False)

@@ -214,7 +214,7 @@ def test_kept_location_is_shown_and_photos_are_part_of_the_opening(app, client, 
     assert located["location"] == {"latitude": 42.90833, "longitude": 129.50278,
                                    "taken": "2026-11-01 08:30:00"}
     api_file = client.get(f"/api/v1/staff/attachments/{image.id}", headers=headers)
-    assert api_file.mimetype == "image/jpeg"
+    assert api_file.mimetype == "image/jpeg" and api_file.data.startswith(b"\xff\xd8")
     assert "filename*=UTF-8''" in api_file.headers["Content-Disposition"]
 
 
