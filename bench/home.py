@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from figures import Figure, show
-from serve import free_port, start_server
+from serve import free_port, start_server, stop_server
 
 GOAL = 0.5
 
@@ -58,11 +57,7 @@ def served(wsgi_app: str, path: str, seconds: float, connections: int) -> Run:
             wrk(port, path, min(seconds, 3), connections)  # warm-up: workers, caches
             return wrk(port, path, seconds, connections)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
 
 
 def figures(seconds: float = 10, connections: int = 32, path: str = "/") -> list[Figure]:

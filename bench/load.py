@@ -29,15 +29,13 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
 import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serve import free_port, start_server
+from serve import free_port, start_server, stop_server
 
 TIMEOUT = 60.0  # a request not answered by then counts as not served
 
@@ -259,11 +257,7 @@ def main() -> None:
                 tally, opened = asyncio.run(slow(port, args.seconds, args.slow, args.normal))
                 report_slow(tally, opened, args.seconds, args.slow)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     database = (args.database_url or "sqlite").split("@")[-1]
     print(f"database: {database}; server: gunicorn -c gunicorn.conf.py on loopback, no proxy; "
           f"{os.cpu_count()} cores; load average at the end {os.getloadavg()[0]:.1f}")

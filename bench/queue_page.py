@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import http.cookiejar
 import re
-import signal
-import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -30,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from figures import Figure, percentile, show
-from serve import free_port, start_server
+from serve import free_port, start_server, stop_server
 
 P50_GOAL, P99_GOAL = 50.0, 100.0  # ms
 PASSWORD = "bench officer password 2026"  # noqa: S105 (a throwaway account)
@@ -141,11 +139,7 @@ def figures(tips: int = 1_000_000, runs: int = 100, database_url: str | None = N
                 results[username] = time_queue(signed_in(base, username, secrets[username]),
                                                base, runs)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     kind = url.split(":", 1)[0].split("+")[0]
     out = []
     for username, times in results.items():

@@ -6,6 +6,7 @@ loopback port. Used by bench/load.py and bench/submit.py; tests start theirs wit
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,3 +64,12 @@ def start_server(folder: Path, port: int, database_url: str | None,
             time.sleep(0.1)
     server.kill()
     raise SystemExit("server did not start")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM, as systemd stops it; killed if it has not ended within a minute."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()

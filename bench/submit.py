@@ -14,7 +14,6 @@ import http.client
 import io
 import json
 import os
-import signal
 import statistics
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from figures import Figure
 from PIL import Image
-from serve import free_port, start_server
+from serve import free_port, start_server, stop_server
 
 MB = 1_000_000
 
@@ -99,24 +98,29 @@ def in_process(photo: bytes, runs: int) -> tuple[float, float]:
     return statistics.median(cleaning), statistics.median(sealing)
 
 
-def figures(runs: int = 10, photo_runs: int = 5, photo_mb: float = 20) -> list[Figure]:
+def timed_tips(runs: int, photo_runs: int, photo: bytes) -> tuple[list[float], list[float]]:
+    """Seconds of each POST /api/v1/tips without a file and with `photo`, after a warm-up,
+    against a fresh server."""
     port = free_port()
-    photo = photo_of_about(int(photo_mb * MB))
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp), port, os.environ.get("DATABASE_URL"))
         try:
             text_body = json.dumps({"narrative": "bench tip", "county": "yanji",
                                     "category": "P01"}).encode()
             post(port, text_body, "application/json")  # warm-up
-            plain = statistics.median(post(port, text_body, "application/json")
-                                      for _ in range(runs))
+            plain = [post(port, text_body, "application/json") for _ in range(runs)]
             body, content_type = multipart({"narrative": "bench tip with photo"},
                                            [("photo.jpg", photo)])
-            with_photo = statistics.median(post(port, body, content_type)
-                                           for _ in range(photo_runs))
+            with_photo = [post(port, body, content_type) for _ in range(photo_runs)]
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            stop_server(server)
+    return plain, with_photo
+
+
+def figures(runs: int = 10, photo_runs: int = 5, photo_mb: float = 20) -> list[Figure]:
+    photo = photo_of_about(int(photo_mb * MB))
+    plain_times, photo_times = timed_tips(runs, photo_runs, photo)
+    plain, with_photo = statistics.median(plain_times), statistics.median(photo_times)
     cleaning, sealing = in_process(photo, photo_runs)
     ratio = with_photo / (plain + cleaning + sealing)
     return [Figure(f"{len(photo) / MB:.0f} MB photo tip ÷ (tip + clean + seal, medians)",
@@ -131,23 +135,10 @@ def main() -> None:
     parser.add_argument("--photo-runs", type=int, default=5)
     parser.add_argument("--photo-mb", type=float, default=20)
     args = parser.parse_args()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), port, os.environ.get("DATABASE_URL"))
-        try:
-            text_body = json.dumps({"narrative": "bench tip", "county": "yanji",
-                                    "category": "P01"}).encode()
-            post(port, text_body, "application/json")  # warm-up
-            report("POST /api/v1/tips, no file", [post(port, text_body, "application/json")
-                                                  for _ in range(args.runs)])
-            photo = photo_of_about(int(args.photo_mb * MB))
-            body, content_type = multipart({"narrative": "bench tip with photo"},
-                                           [("photo.jpg", photo)])
-            label = f"POST /api/v1/tips, {len(photo) / MB:.1f} MB photo"
-            report(label, [post(port, body, content_type) for _ in range(args.photo_runs)])
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    photo = photo_of_about(int(args.photo_mb * MB))
+    plain, with_photo = timed_tips(args.runs, args.photo_runs, photo)
+    report("POST /api/v1/tips, no file", plain)
+    report(f"POST /api/v1/tips, {len(photo) / MB:.1f} MB photo", with_photo)
     db = os.environ.get("DATABASE_URL", "sqlite")
     print(f"database: {db.split('@')[-1]}; server: gunicorn (gunicorn.conf.py), loopback")
 

@@ -19,8 +19,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from figures import Figure, percentile, show
-from serve import ROOT, free_port, start_server
+from serve import ROOT, free_port, start_server, stop_server
 
 RATIO_GOAL, P99_GOAL = 0.9, 1.0
 
@@ -112,11 +110,7 @@ def figures(seconds: float = 20, clients: int = 8) -> list[Figure]:
             asyncio.run(_clients(port, 3, clients))  # warm-up
             elapsed, times, other = asyncio.run(_clients(port, seconds, clients))
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     rate = len(times) / max(elapsed, 1e-9)
     p99 = percentile(times, 99)
     note = f", answers not 201: {other}" if other else ""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figures import Figure, show
-from serve import free_port, start_server
+from serve import free_port, start_server, stop_server
 from submit import MB, multipart, photo_of_about, post
 
 GOAL_MB = 150
@@ -134,11 +133,7 @@ def figures(files: int = 10, file_mb: float = 50, photos: int = 5,
             time.sleep(2)
             after = max(rss_mb(p) for p in pids)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     upload = f"{files} × {file_mb:g} MB"
     return [
         Figure(f"worker RSS during a {upload} upload (answer {status})",
