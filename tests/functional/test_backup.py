@@ -277,20 +277,30 @@ def test_a_backup_taken_while_tips_are_filed_is_one_committed_state(
     complete_setup(db.session, "admin", ADMIN_PASSWORD, **COSTS)
     base = live_counts()
     committed = [0]
-    one_more, stop, failures = threading.Event(), threading.Event(), []
+    changed, stop, failures = threading.Condition(), threading.Event(), []
 
     def writer() -> None:
         with app.app_context():
             try:
                 while not stop.is_set() and len(committed) < 400:
                     file_tip(f"tip {len(committed)}", [MemoryUpload("a.txt", b"x" * 3000)])
-                    committed.append(committed[-1] + 1)
-                    one_more.set()
+                    with changed:
+                        committed.append(committed[-1] + 1)
+                        changed.notify_all()
             except Exception as error:  # reported by the test below
-                failures.append(error)
-                one_more.set()
+                with changed:
+                    failures.append(error)
+                    changed.notify_all()
             finally:
                 db.session.remove()
+
+    def a_commit_after_now() -> None:
+        """Wait until the writer has committed once after this call. The tip counted by the next
+        append may have committed before the call (its count comes after its commit); the one
+        counted after it was filed after the call."""
+        with changed:
+            seen = len(committed)
+            assert changed.wait_for(lambda: failures or len(committed) >= seen + 2, 30)
 
     steps = []
 
@@ -298,8 +308,7 @@ def test_a_backup_taken_while_tips_are_filed_is_one_committed_state(
         """After the first step of the copy, let the writer commit once (the copy restarts);
         after the last, once more (the live database is then ahead of the copy)."""
         if (not steps and remaining) or not remaining:
-            one_more.clear()
-            assert one_more.wait(30)
+            a_commit_after_now()
         steps.append(remaining)
 
     monkeypatch.setattr(backup, "SQLITE_STEP_PAGES", 16)
@@ -307,7 +316,7 @@ def test_a_backup_taken_while_tips_are_filed_is_one_committed_state(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        assert one_more.wait(30)
+        a_commit_after_now()
         manifest = backup.backup(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "b",
                                  migrations=ROOT / "migrations", on_step=on_step)
         during = len(committed)
