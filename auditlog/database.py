@@ -5,16 +5,16 @@ checks offline (docs/audit-log.md). No Flask here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from auditlog import merkle, notes
-from auditlog.events import Actor, entry_object, record
+from auditlog.events import SYSTEM, Actor, entry_object, record
 from auditlog.logformat import ZERO, canonical, chain_hash, encode_line, leaf_hash
 from models import AuditCheckpoint, AuditEvent, Role
 
@@ -108,26 +108,48 @@ class Verification:
         return PROBLEMS[self.problem].format(**self.params) if self.problem else ""
 
 
-def verify_database(session: Session, keys: VerifyingKey) -> Verification:
+# progress(done, total): entries checked so far, of the log's size when verifying began.
+Progress = Callable[[int, int], None]
+
+
+def verify_database(session: Session, keys: VerifyingKey, progress: Progress | None = None
+                    ) -> Verification:
     """Recompute every entry's leaf and chain from its columns and the tree against each
-    signed checkpoint; name the first entry that does not fit."""
-    prev, leaves, expected = ZERO, [], 0
-    for event in _events(session):
-        if event.seq != expected:
-            return Verification(False, expected, None, expected, "missing_entry",
-                                {"seq": expected, "found": event.seq})
-        leaf = leaf_hash(canonical(entry_object(event, prev)))
-        if leaf != event.leaf_hash:
-            return Verification(False, expected, None, event.seq, "altered_entry",
-                                {"seq": event.seq})
-        chained = chain_hash(prev, leaf)
-        if chained != event.chain_hash:
-            return Verification(False, expected, None, event.seq, "broken_chain",
-                                {"seq": event.seq, "previous": event.seq - 1})
-        prev = chained
-        leaves.append(leaf)
-        expected += 1
+    signed checkpoint; name the first entry that does not fit.
+
+    The checkpoints are read first, then the log's end: a checkpoint signed meanwhile cannot be
+    taken for one that covers missing entries, and entries appended meanwhile wait for the next
+    verification. Entries are read BATCH at a time, each batch a short statement of its own, and
+    `progress` is told after each (and once at the start)."""
     checkpoints = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)))
+    first, last = session.execute(select(func.min(AuditEvent.seq),
+                                         func.max(AuditEvent.seq))).one()
+    total = 0 if last is None else last + 1
+    prev, leaves, expected = ZERO, [], 0
+    if progress is not None:
+        progress(0, total)
+    # From the first stored seq: a stray row below 0 is found out of place, as any other.
+    for start in range(min(first or 0, 0), total, BATCH):
+        batch = session.scalars(select(AuditEvent).where(AuditEvent.seq >= start,
+                                                         AuditEvent.seq < start + BATCH)
+                                .order_by(AuditEvent.seq))
+        for event in batch:
+            if event.seq != expected:
+                return Verification(False, expected, None, expected, "missing_entry",
+                                    {"seq": expected, "found": event.seq})
+            leaf = leaf_hash(canonical(entry_object(event, prev)))
+            if leaf != event.leaf_hash:
+                return Verification(False, expected, None, event.seq, "altered_entry",
+                                    {"seq": event.seq})
+            chained = chain_hash(prev, leaf)
+            if chained != event.chain_hash:
+                return Verification(False, expected, None, event.seq, "broken_chain",
+                                    {"seq": event.seq, "previous": event.seq - 1})
+            prev = chained
+            leaves.append(leaf)
+            expected += 1
+        if progress is not None:
+            progress(expected, total)
     verifier = keys.verifier
     frontier = merkle.CompactRange()
     done = 0
@@ -167,20 +189,21 @@ def export_bundle(session: Session, directory: Path, keys: LogKeys) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The auditor's two acts on the log, each logged in it.
+# The auditor's two acts on the log, each logged in it: verifying it (a run in the background,
+# auditlog/verification_runs.py, which records its outcome here) and exporting it.
 
 
 def _auditor(user_id: int) -> Actor:
     return Actor("staff", user_id, Role.AUDITOR)
 
 
-def verify_for_auditor(session: Session, keys: LogKeys, auditor_id: int) -> Verification:
-    """Verify the stored log and record that this auditor did, with the outcome. The caller
-    commits."""
-    result = verify_database(session, keys)
-    record(session, _auditor(auditor_id), "audit.verified", ok=result.ok,
-           entries=result.entries)
-    return result
+def record_verification(session: Session, result: Verification, auditor_id: int | None
+                        ) -> None:
+    """Record in the log that the stored log was verified, by whom (an auditor; None: the
+    command line), with the outcome. The caller commits (auditlog/verification_runs.py, with the
+    run's outcome in the same transaction)."""
+    actor = SYSTEM if auditor_id is None else _auditor(auditor_id)
+    record(session, actor, "audit.verified", ok=result.ok, entries=result.entries)
 
 
 def export_for_auditor(session: Session, directory: Path, keys: LogKeys, auditor_id: int

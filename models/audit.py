@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, LargeBinary, String, Text, event
+from sqlalchemy import DDL, ForeignKey, LargeBinary, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -53,6 +53,32 @@ class AuditCheckpoint(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditVerification(Base):
+    """A run of the verification of the whole stored log (auditlog/verification_runs.py): who
+    asked, how far it got, and what it found, as auditlog.database.Verification says it.
+
+    One run at a time, whichever server or process asks: `running` is 1 while a run is unfinished
+    and NULL once it finished or was given up, and it is unique, so the database refuses a second
+    unfinished run (NULLs do not collide, in SQLite or PostgreSQL). A run whose heartbeat is older
+    than a minute lost its worker: it reads as interrupted and a new run may take its place."""
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    auditor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the CLI
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done: Mapped[int] = mapped_column(default=0)  # entries checked so far
+    total: Mapped[int | None] = mapped_column()  # the log's size when the run began
+    ok: Mapped[bool | None] = mapped_column()
+    problem: Mapped[str] = mapped_column(String(32), default="")  # a key of PROBLEMS
+    params: Mapped[str] = mapped_column(Text, default="{}")  # the problem's, as JSON
+    first_bad_seq: Mapped[int | None] = mapped_column()
+    checkpoint_size: Mapped[int | None] = mapped_column()
+    running: Mapped[int | None] = mapped_column(unique=True)
 
 
 APPEND_ONLY_SQLITE = (

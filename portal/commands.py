@@ -315,11 +315,26 @@ def register_audit_commands(app: Flask) -> None:
 
     @audit.command("verify")
     def verify_command() -> None:
-        """Check the stored log against its signed checkpoints; exit 1 naming the first fault."""
-        from auditlog.database import verify_database
+        """Sign a checkpoint, then check the stored log against every signed checkpoint; exit 1
+        naming the first fault. The same run as the auditor's button, in the foreground: shown
+        on the auditor's page and recorded in the log; refused while another one runs."""
+        from sqlalchemy.orm import sessionmaker
+
+        from auditlog.verification_runs import latest_report, run_verification, start_run
         from portal.web import audit_keys
 
-        result = verify_database(db.session(), audit_keys())
+        start = start_run(db.session(), None)
+        if not start.started:
+            running = latest_report(db.session())
+            done = f" ({running.done} of {running.total} entries checked)" if (
+                running is not None and running.total is not None) else ""
+            raise click.ClickException(f"a verification of the log is running already{done}; "
+                                       "see the auditor's page, or try again when it has ended")
+        result = run_verification(sessionmaker(db.engine), start.run_id, audit_keys(),
+                                  current_app.config["AUDIT_LOG_ORIGIN"])
+        if result is None:
+            raise click.ClickException("the verification was given up as interrupted by "
+                                       "another one; see the auditor's page")
         if not result.ok:
             raise click.ClickException(result.reason)
         click.echo(f"ok: {result.entries} entries, latest checkpoint {result.checkpoint_size}")

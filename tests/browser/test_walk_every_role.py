@@ -1093,6 +1093,9 @@ def _audit(walk: Walk) -> None:
                        "the auditor sees the tip's content")
     driver.get(home)
     submit(driver, 'form[action$="/verify"]')
+    # The run goes on in the background; its page reloads itself (no script) until it ends.
+    with suppress(WebDriverException):
+        wait_css(driver, "main .success, main .error-summary, main .notice", timeout=60)
     assert driver.find_elements(By.CSS_SELECTOR, "main .success"), page_summary(driver)
     walk.look("auditor-verified", shoot=True)
     walk.refresh_repeats_nothing(driver, "verify the log")

@@ -3,21 +3,27 @@ checkpoints, concurrent writers, the export and the auditor's workspace."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import subprocess
 import sys
+import threading
+import time
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from auditlog import notes
+from auditlog import database, notes, verification_runs
 from auditlog.database import export_bundle, load_keys, make_checkpoint, verify_database
 from auditlog.events import SYSTEM, Actor, record
 from models import AuditCheckpoint, AuditEvent
+from models.audit import AuditVerification
+from models.base import utcnow
 from portal.intake import filing
 from portal.security import crypto
 from portal.web.extensions import db
@@ -36,6 +42,20 @@ def write_events(count: int) -> None:
     for i in range(count):
         record(db.session, SYSTEM, "test.event", object_type="tip", object_id=i, n=i)
         db.session.commit()
+
+
+def verification_page(client, lang: str = "en") -> str:
+    """The auditor's verification page once its run has ended (it no longer reloads itself), as
+    a browser following the page's refresh sees it. The wait is bounded: a run that never ends
+    fails the test; how long one takes is measured in bench/audit_db.py, not here."""
+    for _ in range(600):
+        answer = client.get(f"/audit/verify?lang={lang}")
+        assert answer.status_code == 200, answer.status_code
+        page = answer.get_data(as_text=True)
+        if 'http-equiv="refresh"' not in page:
+            return page
+        time.sleep(0.05)
+    raise AssertionError("the verification never ended:\n" + page[-1500:])
 
 
 @contextmanager
@@ -281,8 +301,8 @@ def test_auditors_browse_and_verify_but_never_decrypt(app, client, staff, monkey
     assert browser.get(f"/staff/tips/{filed.tip_id}").status_code == 404
     verified = browser.post("/audit/verify?lang=en")
     assert verified.status_code == 303  # Post/Redirect/Get: a refresh verifies nothing twice
-    result = browser.get(verified.headers["Location"] + "?lang=en")
-    assert result.status_code == 200 and "The log is intact" in result.get_data(as_text=True)
+    assert verified.headers["Location"] == "/audit/verify"
+    assert "The log is intact" in verification_page(browser)
     export = browser.post("/audit/export")
     assert export.status_code == 200 and export.mimetype == "application/zip"
     # Officers are not auditors.
@@ -333,9 +353,150 @@ def test_a_broken_log_is_explained_in_the_page_language(app, client, staff) -> N
                            {"d": '{"n":7}'})
         db.session.commit()
     answer = client.post("/audit/verify")
-    page = client.get(answer.headers["Location"] + "?lang=zh").get_data(as_text=True)
+    assert answer.headers["Location"] == "/audit/verify"
+    page = verification_page(client, "zh")
     assert "第2条记录已被改动" in page, page
     page = client.get("/audit/verify?lang=ko").get_data(as_text=True)
     assert "2번 기록이 변경되였습니다" in page
     english = client.get("/audit/verify?lang=en").get_data(as_text=True)
     assert "Entry 2 was altered" in english
+
+
+# ---------------------------------------------------------------------------------------------
+# The verify button starts a run in the background (auditlog/verification_runs.py).
+
+
+def _verified_events() -> list[AuditEvent]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verified")
+                                   .order_by(AuditEvent.seq)))
+
+
+def _runs() -> list[AuditVerification]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(AuditVerification).order_by(AuditVerification.id)))
+
+
+def test_the_button_starts_one_run_in_the_background_and_shows_its_progress(
+        app, client, staff, monkeypatch) -> None:
+    write_events(10)
+    auditor = staff.create("auditor", "zhou", "auditor")
+    staff.login(client, "auditor", auditor)
+    # Hold the run after its first batch of 3 entries, until the test lets it go on.
+    monkeypatch.setattr(database, "BATCH", 3)
+    reached, go_on = threading.Event(), threading.Event()
+    real = verification_runs.verify_database
+
+    def held(session, keys, progress):
+        def noted(done: int, total: int) -> None:
+            progress(done, total)
+            if done:
+                reached.set()
+                go_on.wait(60)
+        return real(session, keys, noted)
+
+    monkeypatch.setattr(verification_runs, "verify_database", held)
+    try:
+        answer = client.post("/audit/verify")
+        assert answer.status_code == 303 and answer.headers["Location"] == "/audit/verify"
+        assert reached.wait(60), "the run never got through its first batch"
+        total = _runs()[0].total
+        assert total and total > 10
+        page = client.get("/audit/verify?lang=en").get_data(as_text=True)
+        assert f"3 of {total} entries checked." in page
+        assert f'<progress max="{total}" value="3">' in page
+        assert '<meta http-equiv="refresh" content="2">' in page
+        assert "Started by auditor on" in page and "The log is intact" not in page
+        overview = client.get("/audit/?lang=en").get_data(as_text=True)
+        assert "A verification of the log is running." in overview
+        # A second press, or a refresh of the page, starts nothing: the running one is shown.
+        again = client.post("/audit/verify")
+        assert again.status_code == 303 and again.headers["Location"] == "/audit/verify"
+        assert "3 of" in client.get("/audit/verify?lang=en").get_data(as_text=True)
+        assert len(_runs()) == 1 and _verified_events() == []
+    finally:
+        go_on.set()
+    page = verification_page(client)
+    assert "The log is intact" in page and "Started by auditor on" in page and "Finished on" in page
+    assert "<progress" not in page
+    [run] = _runs()
+    assert run.finished_at is not None and run.running is None and run.ok is True
+    assert run.done == run.total == total and run.checkpoint_size == total
+    # The log records who verified it and the outcome, once.
+    [event] = _verified_events()
+    assert (event.actor_type, event.actor_id, event.role) == ("staff", auditor, "auditor")
+    assert json.loads(event.details) == {"entries": total, "ok": True}
+    assert "The latest verification found the log intact." in client.get(
+        "/audit/?lang=en").get_data(as_text=True)
+
+
+def test_a_run_of_another_server_is_shown_and_a_silent_one_interrupted(app, client,
+                                                                       staff) -> None:
+    write_events(3)
+    auditor = staff.create("auditor", "zhou", "auditor")
+    other = staff.create("other-auditor", "zhou", "auditor")
+    staff.login(client, "auditor", auditor)
+    assert client.get("/audit/verify").status_code == 302  # nothing verified yet: the overview
+    now = utcnow()
+    # Another server's run, alive: its heartbeat is a second old.
+    db.session.add(AuditVerification(auditor_id=other, started_at=now - timedelta(seconds=30),
+                                     heartbeat_at=now - timedelta(seconds=1), done=40,
+                                     total=100, running=1))
+    db.session.commit()
+    assert client.post("/audit/verify").status_code == 303
+    page = client.get("/audit/verify?lang=en").get_data(as_text=True)
+    assert "40 of 100 entries checked." in page and "Started by other-auditor on" in page
+    assert len(_runs()) == 1
+    # Its server died: two minutes without a heartbeat.
+    db.session.execute(update(AuditVerification).values(
+        heartbeat_at=now - timedelta(minutes=2)))
+    db.session.commit()
+    page = client.get("/audit/verify?lang=en").get_data(as_text=True)
+    assert "The verification stopped before its end" in page and "after 40 of 100" in page
+    assert "http-equiv" not in page and "Verify the whole log again" in page
+    assert "interrupted" in client.get("/audit/?lang=en").get_data(as_text=True)
+    # So a new run starts, and ends.
+    assert client.post("/audit/verify").status_code == 303
+    assert "The log is intact" in verification_page(client)
+    stale, fresh = _runs()
+    assert stale.running is None and stale.finished_at is None and stale.done == 40
+    assert fresh.auditor_id == auditor and fresh.ok is True
+    assert len(_verified_events()) == 1
+
+
+def test_a_tampered_entry_is_named_by_the_run_and_recorded(app, client, staff) -> None:
+    write_events(6)
+    auditor = staff.create("auditor", "zhou", "auditor")
+    staff.login(client, "auditor", auditor)
+    with triggers_off():
+        db.session.execute(text("UPDATE audit_events SET details = :d WHERE seq = 3"),
+                           {"d": '{"n":9}'})
+        db.session.commit()
+    client.post("/audit/verify")
+    page = verification_page(client)
+    assert "The log does NOT verify. Entry 3 was altered" in page, page
+    assert "(first entry that does not fit: 3)" in page
+    [run] = _runs()
+    assert (run.ok, run.problem, json.loads(run.params), run.first_bad_seq, run.done) == (
+        False, "altered_entry", {"seq": 3}, 3, 3)
+    [event] = _verified_events()
+    assert json.loads(event.details) == {"entries": 3, "ok": False}
+
+
+def test_the_command_runs_the_same_verification_and_not_beside_another(app, runner,
+                                                                      staff) -> None:
+    write_events(3)
+    done = runner.invoke(args=["audit", "verify"])
+    assert done.exit_code == 0 and "ok:" in done.output, done.output
+    [run] = _runs()
+    assert run.auditor_id is None and run.ok is True
+    [event] = _verified_events()
+    assert event.actor_type == "system"
+    auditor = staff.create("auditor", "zhou", "auditor")
+    now = utcnow()
+    db.session.add(AuditVerification(auditor_id=auditor, started_at=now, heartbeat_at=now,
+                                     done=5, total=50, running=1))
+    db.session.commit()
+    refused = runner.invoke(args=["audit", "verify"])
+    assert refused.exit_code == 1 and "running already (5 of 50" in refused.output
+    assert len(_runs()) == 2 and len(_verified_events()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import threading
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -17,17 +18,13 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
-from auditlog.database import (
-    PROBLEMS,
-    export_for_auditor,
-    latest_checkpoint,
-    verify_for_auditor,
-)
+from auditlog.database import export_for_auditor, latest_checkpoint
+from auditlog.verification_runs import latest_report, run_verification, start_run
 from models import AuditEvent, Case, IdentityRequest, Referral, Tip, Unit, User
 from models.base import utcnow
 from portal.cases import oversight
@@ -50,7 +47,7 @@ def index(caller: Caller) -> str:
     per_step, per_unit = oversight.on_time_rates(db.session(), utcnow() - timedelta(days=365))
     return render_template("auditor/index.html", caller=caller, per_step=per_step,
                            per_unit=per_unit, checkpoint=latest_checkpoint(db.session()),
-                           export_name=_export_name())
+                           export_name=_export_name(), verification=latest_report(db.session()))
 
 
 @bp.get("/tips")
@@ -144,26 +141,42 @@ def identity_requests(caller: Caller) -> str:
 @bp.post("/verify")
 @staff_required(role="auditor")
 def verify(caller: Caller) -> Any:
-    """Verify, log it, then show the result on a page of its own (a refresh repeats nothing)."""
-    checkpoint_now()
-    result = verify_for_auditor(db.session(), audit_keys(),
-                                caller.user.id)
-    db.session.commit()
-    session["audit_verification"] = {
-        "ok": result.ok, "entries": result.entries, "checkpoint_size": result.checkpoint_size,
-        "first_bad_seq": result.first_bad_seq, "problem": result.problem,
-        "params": {k: v for k, v in result.params.items() if isinstance(v, int | str)}}
+    """Start verifying the whole log in the background, unless a verification is going on
+    already (asked on any server): then show that one. Post/Redirect/Get: a refresh of the page
+    that follows starts nothing."""
+    start = start_run(db.session(), caller.user.id)
+    if start.started:
+        _verify_in_background(start.run_id)
     return redirect(url_for("auditor.verification"), 303)
+
+
+def _verify_in_background(run_id: int) -> None:
+    """A thread of this process carries the run out, with sessions of its own on the same
+    database, while the request answers at once (until a job runner takes such work over). If
+    the process stops first, the run's silence shows it as interrupted and a new one may start."""
+    sessions = sessionmaker(db.engine)
+    keys, origin = audit_keys(), current_app.config["AUDIT_LOG_ORIGIN"]
+    logger = current_app.logger
+
+    def work() -> None:
+        try:
+            run_verification(sessions, run_id, keys, origin)
+        except Exception:  # the thread's end: logged, and the page shows the run interrupted
+            logger.exception("verifying the audit log stopped (run %s)", run_id)
+
+    threading.Thread(target=work, name=f"audit-verification-{run_id}", daemon=True).start()
 
 
 @bp.get("/verify")
 @staff_required(role="auditor")
 def verification(caller: Caller) -> Any:
-    result = session.get("audit_verification")
-    if not isinstance(result, dict) or result.get("problem", "") not in {"", *PROBLEMS}:
+    """The latest verification: its progress while it runs (the page reloads itself), else its
+    outcome, who asked and when."""
+    report = latest_report(db.session())
+    if report is None:
         return redirect(url_for("auditor.index"))
-    return render_template("auditor/verify.html", caller=caller, result=result,
-                           checkpoint=latest_checkpoint(db.session()))
+    return render_template("auditor/verify.html", caller=caller, run=report,
+                           result=report.result, checkpoint=latest_checkpoint(db.session()))
 
 
 @bp.post("/export")
