@@ -28,6 +28,7 @@ import audit_db
 import audit_log
 import home
 import queue_page
+import referral_lists
 import submit
 import tips_rate
 import upload_memory
@@ -46,10 +47,8 @@ BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]
                lambda: submit.figures(runs=1, photo_runs=1, photo_mb=1)),
     "upload_memory": (lambda: upload_memory.figures(),
                       lambda: upload_memory.figures(files=2, file_mb=2, photos=1, photo_mb=1)),
-    "referral_lists": (
-        lambda: [Figure("referral lists and on-time rates, 1,000,000 tips / 100,000 referrals",
-                        "no benchmark yet", "p50 < 50 ms each, in SQL", None)],
-        lambda: []),
+    "referral_lists": (lambda: referral_lists.figures(1_000_000, 100_000, runs=50),
+                       lambda: referral_lists.figures(2000, 200, runs=3)),
 }
 
 

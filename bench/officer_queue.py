@@ -72,7 +72,7 @@ UNCLASSIFIED_SHARE = 0.15
 COLUMNS = ("receipt_lookup", "receipt_recipient", "unit_id", "county", "category_id", "channel",
            "status", "priority", "real_name", "attachment_count", "received_at", "accepted_at",
            "decided_at", "closed_at", "due_step", "due_at", "due_certain", "extended",
-           "content")
+           "decided_on_time", "closed_on_time", "content")
 
 
 def database_url(url: str | None, folder: Path) -> str:
@@ -129,17 +129,18 @@ def tip_rows(n: int, now: datetime, unit_ids: dict[str, int], category_ids: list
             "received_at": received,
             "accepted_at": None, "decided_at": None, "closed_at": None,
             "due_step": None, "due_at": None, "due_certain": True, "extended": False,
-            "content": CONTENT,
+            "decided_on_time": None, "closed_on_time": None, "content": CONTENT,
         }
         decided = received + timedelta(days=rng.randint(1, 14), hours=rng.randint(0, 8))
         if status == TipStatus.RECEIVED:
             row.update(due_step="tip.accept", due_at=received + timedelta(days=15))
         elif status == TipStatus.DECLINED:
-            row.update(decided_at=decided, closed_at=decided)
+            row.update(decided_at=decided, closed_at=decided, decided_on_time=True)
         else:
-            row.update(accepted_at=decided, decided_at=decided)
+            row.update(accepted_at=decided, decided_at=decided, decided_on_time=True)
             if status == TipStatus.CLOSED:
-                row.update(closed_at=decided + timedelta(days=rng.randint(5, 60)))
+                row.update(closed_at=decided + timedelta(days=rng.randint(5, 60)),
+                           closed_on_time=True)
             else:
                 row.update(due_step="tip.close", due_at=decided + timedelta(days=60))
         yield row

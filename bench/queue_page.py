@@ -24,6 +24,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,11 +33,14 @@ from serve import free_port, start_server, stop_server
 
 P50_GOAL, P99_GOAL = 50.0, 100.0  # ms
 PASSWORD = "bench officer password 2026"  # noqa: S105 (a throwaway account)
-OFFICERS = {"bench-yanji": "yanji", "bench-zhou": "zhou"}
+OFFICERS = {"bench-yanji": ("yanji", "intake_officer"), "bench-zhou": ("zhou", "intake_officer")}
 
 
-def prepare(url: str, folder: Path, tips: int, secret_key: str) -> dict[str, str]:
-    """Seed the database; return each officer's TOTP secret."""
+def prepare(url: str, folder: Path, tips: int, secret_key: str,
+            people: dict[str, tuple[str, str]] = OFFICERS,
+            extra: Callable[[], None] | None = None) -> dict[str, str]:
+    """Seed the database with `tips` tips and the `people` (username → unit, role), then call
+    `extra` (more rows) in the app; return each person's TOTP secret."""
     import officer_queue  # here: it puts the project's root first on sys.path
 
     from auditlog.events import SYSTEM
@@ -63,17 +67,19 @@ def prepare(url: str, folder: Path, tips: int, secret_key: str) -> dict[str, str
         officer_queue.seed_tips(tips, datetime.now(UTC).replace(microsecond=0))
         rebuild(db.session())
         db.session.commit()
-        officer_queue.analyze()
-        for username, unit in OFFICERS.items():
+        for username, (unit, role) in people.items():
             user = create_user(db.session, username, PASSWORD,
                                wrap_cost=officer_queue.CHEAP_ARGON2,
                                login_cost=officer_queue.CHEAP_ARGON2, actor=SYSTEM)
-            add_membership(db.session, user, unit, Role.INTAKE_OFFICER, actor=SYSTEM)
+            add_membership(db.session, user, unit, Role(role), actor=SYSTEM)
             enrollment = begin_enrollment(user, secret_key)
             user.totp_confirmed_at = user.created_at
             secrets[username] = enrollment.secret
         db.session.commit()
-        assert db.session.query(User).count() >= 2
+        assert db.session.query(User).count() >= len(people)
+        if extra is not None:
+            extra()
+        officer_queue.analyze()
         db.session.remove()
         db.engine.dispose()
     return secrets
@@ -103,15 +109,18 @@ def signed_in(base: str, username: str, secret: str) -> urllib.request.OpenerDir
     return opener
 
 
-def time_queue(opener: urllib.request.OpenerDirector, base: str, runs: int) -> list[float]:
+def time_page(opener: urllib.request.OpenerDirector, base: str, runs: int,
+              path: str = "/staff/", marker: bytes = b'id="counts-title"') -> list[float]:
+    """`runs` GETs of `path` one after another (after three to warm up), in ms; each answer
+    must be the page (hold `marker`), not a sign-in form."""
     times = []
-    for k in range(runs + 3):  # three warm-up requests
+    for k in range(runs + 3):
         started = time.perf_counter()
-        with opener.open(f"{base}/staff/?lang=en", timeout=60) as response:
+        with opener.open(f"{base}{path}?lang=en", timeout=60) as response:
             body = response.read()
             url = response.geturl()
-        if "/staff/login" in url or b'id="counts-title"' not in body:
-            raise SystemExit(f"not the queue page: {url}\n{body[:800]!r}")
+        if "/login" in url or marker not in body:
+            raise SystemExit(f"not the page asked for: {url}\n{body[:800]!r}")
         if k >= 3:
             times.append((time.perf_counter() - started) * 1000)
     return times
@@ -136,15 +145,15 @@ def figures(tips: int = 1_000_000, runs: int = 100, database_url: str | None = N
         results = {}
         try:
             for username in OFFICERS:
-                results[username] = time_queue(signed_in(base, username, secrets[username]),
-                                               base, runs)
+                results[username] = time_page(signed_in(base, username, secrets[username]),
+                                              base, runs)
         finally:
             stop_server(server)
     kind = url.split(":", 1)[0].split("+")[0]
     out = []
     for username, times in results.items():
         p50, p99 = percentile(times, 50), percentile(times, 99)
-        who = "州本级 officer" if OFFICERS[username] == "zhou" else "county officer"
+        who = "州本级 officer" if OFFICERS[username][0] == "zhou" else "county officer"
         out.append(Figure(f"queue page over HTTP, {who} ({kind}, {tips:,} tips)",
                           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({runs} requests; "
                           f"seeded in {seeded:.0f} s)",

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed tables, a module per aggregate."""
 
-from models.audit import AuditCheckpoint, AuditEvent, AuditHead
+from models.audit import AuditCheckpoint, AuditEvent, AuditHead, AuditVerification
 from models.base import Base
 from models.calendar import CalendarYear, Holiday
 from models.case import (
@@ -23,6 +23,7 @@ from models.identity import (
     TipIdentity,
 )
 from models.install import InstallSecret, SetupToken
+from models.step_outcome import StepOutcome
 from models.tip import (
     Attachment,
     BlobChunk,
@@ -53,6 +54,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",
+    "AuditVerification",
     "Base",
     "BlobChunk",
     "CalendarYear",
@@ -81,6 +83,7 @@ __all__ = [
     "Role",
     "SetupToken",
     "StaffSession",
+    "StepOutcome",
     "Suggestion",
     "Tip",
     "TipCount",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
@@ -18,8 +19,18 @@ NAMING_CONVENTION = {
 }
 
 
+# The prefecture's clock (UTC+8, no daylight saving): its days and months are the ones that count.
+PREFECTURE_ZONE = ZoneInfo("Asia/Shanghai")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def month_of(at: datetime) -> int:
+    """The prefecture's calendar month of an instant, as yyyymm (202611)."""
+    local = at.astimezone(PREFECTURE_ZONE)
+    return local.year * 100 + local.month
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -78,10 +78,13 @@ class Referral(Base):
 
     __tablename__ = "referrals"
     __table_args__ = (Index("ix_referrals_receiver_state", "receiving_unit_id", "state"),
-                      Index("ix_referrals_due", "due_at"))
+                      Index("ix_referrals_due", "due_at"),
+                      Index("ix_referrals_state", "state", "state_since"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The case's unit (a case never changes unit), so the lists filter on it without cases.
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     receiving_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     copy_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))  # 抄送检察院
     state: Mapped[str] = mapped_column(String(32))

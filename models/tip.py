@@ -84,6 +84,10 @@ class Tip(Base):
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # accepted or declined
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether the decision and the closing came by their deadlines (None: not yet, or no
+    # deadline ran); counted per month in step_outcomes (models/step_outcome.py).
+    decided_on_time: Mapped[bool | None] = mapped_column()
+    closed_on_time: Mapped[bool | None] = mapped_column()
     # The open step's deadline (accept, then close), from referral/deadlines.py RULES.
     due_step: Mapped[str | None] = mapped_column(String(32))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,26 +3,21 @@
 The officers' queue shows open tips per category; counting them from the rows takes about a
 second at 1,000,000 tips (issue 13). This table holds the same numbers, changed in the same
 transaction as each tip that is filed, moved to another unit, (re)classified, changes status or
-is deleted: every flush notes the differences (`before_flush`), and they are added with one
-upsert as the transaction commits (`before_commit`). Added then, and not at the flush, the
-counts' rows are locked last: a transaction has locked the audit log's head row by then (its
-first event, auditlog/events.py), so two transactions never wait for each other's locks in
-opposite orders. A savepoint rolled back takes its differences back. Category 0 stands for "not
-classified" (a key cannot be NULL). A change made behind the ORM (raw SQL on tips.unit_id,
-category_id or status) must call `rebuild` afterwards; nothing in the portal does.
+is deleted (models/counters.py: noted at every flush, added as the transaction commits).
+Category 0 stands for "not classified" (a key cannot be NULL). A change made behind the ORM
+(raw SQL on tips.unit_id, category_id or status) must call `rebuild` afterwards; nothing in the
+portal does.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
-from typing import Any
 
-from sqlalchemy import String, delete, event, func, insert, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+from sqlalchemy import String, delete, func, insert, inspect, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, table_of
+from models.counters import CommitCounter, upsert_add
 from models.tip import Tip, TipStatus
 
 NOT_CLASSIFIED = 0
@@ -64,20 +59,7 @@ def _after(tip: Tip) -> Key:
     return _key(tip.unit_id, tip.category_id, tip.status)
 
 
-_WAITING = "tip_count.waiting"  # Session.info keys: the differences not added yet
-_SAVED = "tip_count.saved"  # a savepoint (nested SessionTransaction) → the differences then
-
-
-def _waiting(session: Session) -> Counter[Key]:
-    found: Counter[Key] | None = session.info.get(_WAITING)
-    if found is None:
-        found = session.info[_WAITING] = Counter()
-    return found
-
-
-@event.listens_for(Session, "before_flush")
-def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
-    changes = _waiting(session)
+def _note_changes(session: Session, changes: Counter[Key]) -> None:
     for tip in session.new:
         if isinstance(tip, Tip):
             changes[_after(tip)] += 1
@@ -94,52 +76,14 @@ def _note_changes(session: Session, _context: Any, _instances: Any) -> None:
                 changes[before] -= 1
 
 
-@event.listens_for(Session, "before_commit")
-def _add_changes(session: Session) -> None:
-    session.flush()  # the last changes are noted before they are added
-    changes = session.info.pop(_WAITING, None)
-    if changes:
-        add(session, changes)
-
-
-@event.listens_for(Session, "after_transaction_create")
-def _remember(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:  # begin_nested flushed first: what is noted so far stays
-        saved = session.info.setdefault(_SAVED, weakref.WeakKeyDictionary())
-        saved[transaction] = Counter(session.info.get(_WAITING) or {})
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _back_to_savepoint(session: Session, previous: SessionTransaction) -> None:
-    if not previous.nested:
-        _forget(session)
-    elif previous in session.info.get(_SAVED, {}):
-        session.info[_WAITING] = Counter(session.info[_SAVED][previous])
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _ended(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        _forget(session)
-
-
-def _forget(session: Session) -> None:
-    session.info.pop(_WAITING, None)
-    session.info.pop(_SAVED, None)
-
-
 def add(session: Session, changes: Counter[Key]) -> None:
     """Add these differences to the counts, in the session's transaction."""
-    rows = [{"unit_id": u, "category_id": c, "status": s, "n": n}
-            for (u, c, s), n in sorted(changes.items()) if n]
-    if not rows:
-        return
-    connection = session.connection()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_COUNTS).values(rows)
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=["unit_id", "category_id", "status"],
-        set_={"n": _COUNTS.c.n + statement.excluded.n}))
+    upsert_add(session, _COUNTS, [{"unit_id": u, "category_id": c, "status": s, "n": n}
+                                  for (u, c, s), n in sorted(changes.items()) if n],
+               keys=["unit_id", "category_id", "status"], sums=["n"])
+
+
+CommitCounter("tip_count", _note_changes, add)
 
 
 def rebuild(session: Session) -> None:

@@ -14,18 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Literal, TypeGuard, cast, get_args
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.base import PREFECTURE_ZONE as PREFECTURE_ZONE  # the domain imports it from here
 from models.base import utcnow
 from models.calendar import CalendarYear, Holiday
 
-# The prefecture's clock (Yanbian keeps Beijing time): every local date, day and deadline.
-PREFECTURE_ZONE = ZoneInfo("Asia/Shanghai")
-
+# PREFECTURE_ZONE, the prefecture's clock (Yanbian keeps Beijing time): every local date, day
+# and deadline.
 
 def prefecture_time(text: str, at: time) -> datetime:
     """A day typed as yyyy-mm-dd, at a time of day on the prefecture's clock. ValueError when

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import flask_migrate
@@ -188,6 +188,53 @@ def test_the_blind_index_key_is_sealed_and_its_plain_copy_deleted(tmp_path: Path
         with db.engine.connect() as conn:
             row = conn.execute(select(tips.c.responsible_index, tips.c.place_index)).one()
         assert (bytes(row[0]), row[1]) == (index, None)
+        db.session.remove()
+        flask_migrate.downgrade(revision="base")
+        db.engine.dispose()
+
+
+def test_the_step_outcomes_are_counted_from_the_tips_already_decided(
+        tmp_path: Path, empty_database: str) -> None:
+    """a81e0000000c notes, for each tip decided before it, whether the decision (15 days from
+    receipt) and the closing (60 days from acceptance) were on time, and counts them per month."""
+    settings = test_settings(tmp_path)
+    settings["SQLALCHEMY_DATABASE_URI"] = empty_database
+    app = create_app(settings)
+    received = datetime(2026, 3, 2, 1, tzinfo=UTC)  # a Monday; the calendar is empty
+
+    def day(days: int | None) -> datetime | None:
+        return None if days is None else received + timedelta(days=days)
+
+    with app.app_context():
+        flask_migrate.upgrade(revision="a81e0000000A")
+        metadata = MetaData()
+        metadata.reflect(db.engine)
+        units, tips = metadata.tables["units"], metadata.tables["tips"]
+        with db.engine.begin() as conn:
+            unit_id = conn.execute(units.insert().values(
+                code="yanji", kind="county", name_zh="延吉市", name_ko="연길시",
+                name_en="Yanji", active=True)).inserted_primary_key[0]
+            for n, (decided, accepted, closed) in enumerate([
+                    (1, 1, None),  # accepted the next day
+                    (40, None, 40),  # declined after 40 days
+                    (2, 2, 200),  # accepted, closed 198 days later
+                    (None, None, None)]):  # waiting
+                conn.execute(tips.insert().values(
+                    receipt_lookup=bytes([n]) * 32, receipt_recipient="age1x", unit_id=unit_id,
+                    channel="online", status="received", priority=0, real_name=False,
+                    attachment_count=0, received_at=received, decided_at=day(decided),
+                    accepted_at=day(accepted), closed_at=day(closed), content=b"c"))
+        flask_migrate.upgrade()
+        with db.engine.connect() as conn:
+            noted = conn.execute(text(
+                "select decided_on_time, closed_on_time from tips order by id")).all()
+            counted = conn.execute(text(
+                "select month, step, met, missed from step_outcomes order by month, step")).all()
+        assert [(None if d is None else bool(d), None if c is None else bool(c))
+                for d, c in noted] == [(True, None), (False, None), (True, False), (None, None)]
+        assert [tuple(row) for row in counted] == [
+            (202603, "tip.accept", 2, 0), (202604, "tip.accept", 0, 1),
+            (202609, "tip.close", 0, 1)]
         db.session.remove()
         flask_migrate.downgrade(revision="base")
         db.engine.dispose()

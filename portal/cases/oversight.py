@@ -4,23 +4,23 @@ officer role, so portal/security/access.py gives them no tip)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from models import (
     Attachment,
     AuditEvent,
-    Referral,
     ReferralEvent,
+    StepOutcome,
     Tip,
     Unit,
     UnitKeyGrant,
 )
-from referral.calendar import HolidayCalendar, load_calendar
+from models.base import month_of, utcnow
+from referral.calendar import HolidayCalendar
 from referral.deadlines import deadline_for
 
 READ_ACTIONS = ("tip.opened", "attachment.downloaded", "case.opened", "case.document_downloaded",
@@ -81,34 +81,30 @@ def referral_timeline(session: Session, referral_id: int) -> list[ReferralEvent]
         ReferralEvent.referral_id == referral_id).order_by(ReferralEvent.id)))
 
 
-def on_time_rates(session: Session, since: datetime) -> tuple[dict[str, Rate], dict[str, Rate]]:
-    """Met/missed per step and per unit: referral steps from their events, the tips' decision
-    deadline from the tips' own dates."""
-    per_step: dict[str, Rate] = defaultdict(Rate)
-    per_unit: dict[str, Rate] = defaultdict(Rate)
-    units = {u.id: u.code for u in session.scalars(select(Unit))}
-    calendar = load_calendar(session)
-    for tip in session.scalars(select(Tip).where(Tip.received_at >= since,
-                                                 Tip.decided_at.is_not(None))):
-        for result in tip_deadlines(tip, calendar):
-            if result.met is None:
-                continue
-            for table, key in ((per_step, result.step), (per_unit, units[tip.unit_id])):
-                if result.met:
-                    table[key].met += 1
-                else:
-                    table[key].missed += 1
-    rows = session.execute(select(ReferralEvent, Referral).join(
-        Referral, Referral.id == ReferralEvent.referral_id).where(
-        ReferralEvent.at >= since, ReferralEvent.on_time.is_not(None)))
-    for event, referral in rows:
-        for table, key in ((per_step, event.due_step or "?"),
-                           (per_unit, units[referral.case.unit_id])):
-            if event.on_time:
-                table[key].met += 1
-            else:
-                table[key].missed += 1
-    return dict(sorted(per_step.items())), dict(sorted(per_unit.items()))
+def first_month(months: int, now: datetime) -> int:
+    """The first of the last `months` calendar months (this one included), as yyyymm."""
+    this = month_of(now)
+    index = (this // 100) * 12 + this % 100 - 1 - (months - 1)  # months since year 0
+    return (index // 12) * 100 + index % 12 + 1
+
+
+def on_time_rates(session: Session, months: int = 12, now: datetime | None = None
+                  ) -> tuple[dict[str, Rate], dict[str, Rate]]:
+    """Met/missed per step and per unit over the last `months` calendar months (this one
+    included), counted by the month each step ended (models/step_outcome.py)."""
+    now = now or utcnow()
+    since, until = first_month(months, now), month_of(now)
+    per_step: dict[str, Rate] = {}
+    per_unit: dict[str, Rate] = {}
+    for grouping, table in ((StepOutcome.step, per_step), (Unit.code, per_unit)):
+        for key, met, missed in session.execute(
+                select(grouping, func.sum(StepOutcome.met), func.sum(StepOutcome.missed))
+                .join(Unit, Unit.id == StepOutcome.unit_id)
+                .where(StepOutcome.month.between(since, until))
+                .group_by(grouping).order_by(grouping)):
+            if met or missed:
+                table[key] = Rate(int(met), int(missed))
+    return per_step, per_unit
 
 
 def decryptions(session: Session, limit: int = 500) -> list[AuditEvent]:

@@ -16,8 +16,8 @@ from datetime import date, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, joinedload
 
 from auditlog.events import Actor as AuditActor
 from auditlog.events import record
@@ -109,18 +109,51 @@ def visible_cases(session: Session, principal: Principal) -> list[Case]:
                                 .order_by(Case.id.desc())))
 
 
-def visible_referrals(session: Session, principal: Principal) -> list[Referral]:
+# A list page shows this many referrals; older ones are a link away (keyset on the id).
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ReferralPage:
+    rows: list[Referral]  # newest first
+    total: int  # in every page of the list
+    older: int | None  # `before` for the next page; None: this is the last
+
+
+def _page(session: Session, condition: ColumnElement[bool], before: int | None,
+          size: int) -> ReferralPage:
+    query = select(Referral).where(condition)
+    if before is not None:
+        query = query.where(Referral.id < before)
+    rows = list(session.scalars(query.options(
+        joinedload(Referral.case), joinedload(Referral.receiving_unit))
+        .order_by(Referral.id.desc()).limit(size + 1)))
+    total = session.scalar(select(func.count()).select_from(Referral).where(condition)) or 0
+    return ReferralPage(rows[:size], total, rows[size - 1].id if len(rows) > size else None)
+
+
+def visible_referrals(session: Session, principal: Principal, before: int | None = None,
+                      size: int = PAGE_SIZE) -> ReferralPage:
     """The referrals this person sees (their cases', and those handed over to their body),
-    newest first."""
-    return list(session.scalars(select(Referral).where(access.referral_filter(principal))
-                                .order_by(Referral.id.desc())))
+    newest first, a page at a time: those older than `before`."""
+    return _page(session, access.referral_filter(principal), before, size)
 
 
-def addressed_to(session: Session, principal: Principal) -> list[Referral]:
+def addressed_to(session: Session, principal: Principal, before: int | None = None,
+                 size: int = PAGE_SIZE) -> ReferralPage:
     """The referrals handed over to the bodies this person is a liaison of (or copied to them),
-    newest first."""
-    return list(session.scalars(select(Referral).where(access.addressed_filter(principal))
-                                .order_by(Referral.id.desc())))
+    newest first, a page at a time."""
+    return _page(session, access.addressed_filter(principal), before, size)
+
+
+def awaiting_approval(session: Session, principal: Principal, size: int = PAGE_SIZE
+                      ) -> list[Referral]:
+    """The referrals waiting for this person's approval, oldest request first (the table's
+    HEAD column as SQL: access.approval_filter)."""
+    return list(session.scalars(select(Referral).where(access.approval_filter(principal))
+                                .options(joinedload(Referral.case),
+                                         joinedload(Referral.receiving_unit))
+                                .order_by(Referral.state_since, Referral.id).limit(size)))
 
 
 def available_actions(principal: Principal, referral: Referral) -> list[workflow.Transition]:
@@ -320,7 +353,7 @@ def create_referral(session: Session, principal: Principal, case_id: int, receiv
         copy = session.scalar(select(Unit).where(Unit.code == copy_code))
         if copy is None or copy.kind != UnitKind.PROCURATORATE or not copy.public_key:
             raise CaseRefused("bad_unit")
-    referral = Referral(case_id=case.id, receiving_unit_id=receiver.id,
+    referral = Referral(case_id=case.id, unit_id=case.unit_id, receiving_unit_id=receiver.id,
                         copy_unit_id=copy.id if copy else None, state=State.DRAFT,
                         state_since=now, created_at=now, created_by_id=principal.user.id)
     session.add(referral)
@@ -1040,18 +1073,32 @@ def referral_reasons(session: Session, principal: Principal, referral: Referral
             for e in referral.events if e.reason}
 
 
-def due_lists(session: Session, principal: Principal, now: datetime | None = None
-              ) -> tuple[list[Referral], list[Referral]]:
+@dataclass(frozen=True)
+class DueLists:
+    overdue: list[Referral]  # the first `size`, most overdue first
+    soon: list[Referral]  # due within one working day, soonest first
+    overdue_total: int
+    soon_total: int
+
+
+def due_lists(session: Session, principal: Principal, now: datetime | None = None,
+              size: int = PAGE_SIZE) -> DueLists:
     """Overdue, and due within one working day, among the referrals this person may see."""
     from portal.triage.queue import due_soon_limit
 
     now = now or utcnow()
     limit = due_soon_limit(now, load_calendar(session))
-    visible = list(session.scalars(select(Referral).where(
-        Referral.due_at.is_not(None), access.referral_filter(principal))
-        .order_by(Referral.due_at)))
-    due = [(r, r.due_at) for r in visible if r.due_at is not None]  # the query's condition
-    return ([r for r, at in due if at < now], [r for r, at in due if now <= at < limit])
+    visible = access.referral_filter(principal)
+    found = []
+    for window in (Referral.due_at < now, (Referral.due_at >= now) & (Referral.due_at < limit)):
+        condition = visible & window
+        found.append((list(session.scalars(
+            select(Referral).where(condition)
+            .options(joinedload(Referral.case), joinedload(Referral.receiving_unit))
+            .order_by(Referral.due_at, Referral.id).limit(size))),
+            session.scalar(select(func.count()).select_from(Referral).where(condition)) or 0))
+    (overdue, overdue_total), (soon, soon_total) = found
+    return DueLists(overdue, soon, overdue_total, soon_total)
 
 
 # ---------------------------------------------------------------------------------------------

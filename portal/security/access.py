@@ -26,8 +26,10 @@ from models import (
     HANDLING_KINDS,
     Attachment,
     Case,
+    CaseMember,
     Membership,
     Referral,
+    ReferralEvent,
     Role,
     Suggestion,
     Tip,
@@ -36,7 +38,7 @@ from models import (
 )
 from portal.security import crypto
 from portal.security.keys import BUREAU_CODE, KeyNotHeld, keys_opening
-from referral.workflow import Actor
+from referral.workflow import Actor, State
 
 OFFICERS = frozenset({Role.INTAKE_OFFICER, Role.CASE_OFFICER, Role.HEAD})
 _INTAKE = frozenset({Role.INTAKE_OFFICER, Role.HEAD})
@@ -282,8 +284,25 @@ def addressed_filter(principal: Principal) -> ColumnElement[bool]:
 def referral_filter(principal: Principal) -> ColumnElement[bool]:
     """The referrals this person sees: those of the cases they see, and those addressed to
     their body."""
-    return Referral.case_id.in_(select(Case.id).where(case_filter(principal))) | \
-        addressed_filter(principal)
+    return _in(Referral.unit_id, principal.units_for("tip.view")) | addressed_filter(principal)
+
+
+def approval_filter(principal: Principal) -> ColumnElement[bool]:
+    """The referrals waiting for this person's approval: the HEAD column of the table
+    (workflow_roles) as a condition — a head of the case's unit or of 州本级, who is not on the
+    case's 专案组 and did not submit the report."""
+    heads = {u for u, roles in principal.roles.items() if Role.HEAD in roles}
+    if not heads:
+        return false()
+    user_id = principal.user.id
+    condition = (Referral.state == State.AWAITING_APPROVAL) & ~select(CaseMember.user_id).where(
+        CaseMember.case_id == Referral.case_id, CaseMember.user_id == user_id).exists() & ~select(
+        ReferralEvent.id).where(ReferralEvent.referral_id == Referral.id,
+                                ReferralEvent.action == "submit",
+                                ReferralEvent.actor_id == user_id).exists()
+    if principal.bureau_id in heads:
+        return condition
+    return condition & _in(Referral.unit_id, heads)
 
 
 def suggestion_filter(principal: Principal) -> ColumnElement[bool]:

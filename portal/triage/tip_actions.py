@@ -389,6 +389,16 @@ def _clear_deadline(tip: Tip) -> None:
     tip.due_step, tip.due_at, tip.due_certain = None, None, True
 
 
+def _decided(session: Session, tip: Tip, now: datetime,
+             calendar: HolidayCalendar | None = None) -> None:
+    """受理 or 不予受理 now: note whether within the 15 days the tip's deadline gave."""
+    due = tip.due_at if tip.due_step == "tip.accept" else None
+    if due is None:
+        due = deadline_for("tip.accept", tip.received_at,
+                           calendar or load_calendar(session)).due_at
+    tip.decided_at, tip.decided_on_time = now, now <= due
+
+
 # ---------------------------------------------------------------------------------------------
 # Actions
 
@@ -447,7 +457,8 @@ def accept(session: Session, principal: Principal, tip_id: int,
         raise Refused("classify_first")
     calendar = load_calendar(session)
     tip.status = step.leads_to(tip.status)
-    tip.accepted_at = tip.decided_at = now
+    tip.accepted_at = now
+    _decided(session, tip, now, calendar)
     start_deadline(session, tip, step.starts or "tip.close", now, calendar)
     if tip.real_name:
         tip.contact_due_at = deadline_for("tip.contact_real_name", now, calendar).due_at
@@ -463,7 +474,8 @@ def decline(session: Session, principal: Principal, tip_id: int, reason: str,
     step = _move(principal, tip, "decline")
     reason = _reason(reason)
     tip.status = step.leads_to(tip.status)
-    tip.decided_at = tip.closed_at = now
+    _decided(session, tip, now)
+    tip.closed_at = now
     _clear_deadline(tip)
     _tell_reporter(session, tip, tip.status, reason, now)
     _done(session, principal, tip, "tip.declined")
@@ -488,7 +500,7 @@ def close(session: Session, principal: Principal, tip_id: int, result: str,
     result = _reason(result)
     on_time = tip.due_at is None or now <= tip.due_at
     tip.status = step.leads_to(tip.status)
-    tip.closed_at = now
+    tip.closed_at, tip.closed_on_time = now, on_time
     _clear_deadline(tip)
     _tell_reporter(session, tip, tip.status, result, now)
     _done(session, principal, tip, "tip.closed", on_time=on_time)

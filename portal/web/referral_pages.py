@@ -107,6 +107,11 @@ def done(target: str) -> BaseResponse:
     return redirect(target, 303)
 
 
+def before_param() -> int | None:
+    """The `before` of a referral list's next page (an id); anything else is the first page."""
+    return row_id(request.args.get("before", ""))
+
+
 def int_list(values: list[str]) -> list[int]:
     # An id no row can have (too large, or a digit like "²") becomes 0: refused as unknown.
     return [row_id(part) or 0 for value in values for part in value.replace(",", " ").split()

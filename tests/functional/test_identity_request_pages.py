@@ -203,7 +203,8 @@ def test_package_identity_through_the_referral_pages(app, client, people, staff)
     db.session.add(case)
     db.session.flush()
     db.session.add(CaseTip(case_id=case.id, tip_id=tip_id))
-    referral = Referral(case_id=case.id, receiving_unit_id=unit["psb_zhou"].id, state="draft",
+    referral = Referral(case_id=case.id, unit_id=case.unit_id,
+                        receiving_unit_id=unit["psb_zhou"].id, state="draft",
                         created_by_id=people.officer)
     db.session.add(referral)
     db.session.commit()

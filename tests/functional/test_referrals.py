@@ -327,10 +327,11 @@ def test_overdue_and_due_soon_lists(app, staff, chain) -> None:
     _case, referral = form(staff, chain)
     step(staff, "case_a", referral.id, "submit", cst(2026, 9, 28, 10))  # due 8 Oct
     head = principal(staff, "head_y")
-    overdue, soon = referrals.due_lists(db.session, head, now=cst(2026, 10, 7, 12))
-    assert (overdue, [r.id for r in soon]) == ([], [referral.id])  # 8 Oct is the next workday
-    overdue, soon = referrals.due_lists(db.session, head, now=cst(2026, 10, 9, 9))
-    assert ([r.id for r in overdue], soon) == ([referral.id], [])
+    due = referrals.due_lists(db.session, head, now=cst(2026, 10, 7, 12))
+    assert (due.overdue, [r.id for r in due.soon]) == ([], [referral.id])  # 8 Oct: next workday
+    assert (due.overdue_total, due.soon_total) == (0, 1)
+    due = referrals.due_lists(db.session, head, now=cst(2026, 10, 9, 9))
+    assert ([r.id for r in due.overdue], due.soon) == ([referral.id], [])
     # Marking the police overdue is refused while their period runs.
     step(staff, "head_y", referral.id, "approve", cst(2026, 10, 9, 10))
     with pytest.raises(referrals.CaseRefused):  # the 移送书 names a contact
@@ -375,16 +376,16 @@ def test_a_receiving_body_sees_a_referral_only_once_handed_over(app, staff, chai
         for person in (liaison, copy):
             assert not access.may(person, "referral.view",
                                   db.session.get(Referral, referral.id))
-            assert referrals.addressed_to(db.session, person) == []
+            assert referrals.addressed_to(db.session, person).rows == []
             with pytest.raises(referrals.NotFound):
                 referrals.get_referral(db.session, person, referral.id)
     step(staff, "case_a", referral.id, "hand_over", cst(2026, 9, 29, 15),
          letter_context={"contact_phone": "0433-1234567"})
     for person in (liaison, copy):
         assert referrals.get_referral(db.session, person, referral.id).id == referral.id
-        assert [r.id for r in referrals.addressed_to(db.session, person)] == [referral.id]
+        assert [r.id for r in referrals.addressed_to(db.session, person).rows] == [referral.id]
     # Another public security bureau sees nothing.
-    assert referrals.addressed_to(db.session, principal(staff, "other_psb")) == []
+    assert referrals.addressed_to(db.session, principal(staff, "other_psb")).rows == []
 
 
 def test_nobody_approves_their_own_report(app, staff, chain) -> None:

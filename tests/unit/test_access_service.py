@@ -114,7 +114,8 @@ def build_world() -> World:
             ("draft", "yanji", "psb_zhou", "proc_zhou", False),
             ("handed", "yanji", "psb_zhou", "proc_zhou", True),
             ("hunchun", "hunchun", "psb_yanji", None, True)):
-        referral = Referral(case_id=world.cases[case].id, receiving_unit_id=units[receiver].id,
+        referral = Referral(case_id=world.cases[case].id, unit_id=world.cases[case].unit_id,
+                            receiving_unit_id=units[receiver].id,
                             copy_unit_id=units[copy].id if copy else None,
                             state="handed_over" if handed else "draft", state_since=now,
                             created_by_id=users["team_a"].id,

@@ -278,7 +278,8 @@ def test_package_grant_is_for_the_receiving_body_only(app, client, world, staff)
     db.session.add(case)
     db.session.flush()
     db.session.add(CaseTip(case_id=case.id, tip_id=tip.id))
-    referral = Referral(case_id=case.id, receiving_unit_id=body.id, state="draft",
+    referral = Referral(case_id=case.id, unit_id=case.unit_id, receiving_unit_id=body.id,
+                        state="draft",
                         created_by_id=world.officer)
     db.session.add(referral)
     db.session.commit()

@@ -15,7 +15,7 @@ from portal.cases import referrals
 from portal.intake import identity
 from portal.security.keys import KeyNotHeld
 from portal.web.extensions import db
-from tests.unit.test_access_service import World, build_world
+from tests.unit.test_access_service import PEOPLE, World, build_world
 
 
 @pytest.fixture
@@ -44,15 +44,65 @@ def test_each_person_lists_what_they_may_see(world: World) -> None:
         person = world.principal(name)
         assert _ids(referrals.visible_cases(db.session, person)) == case_ids, name
         listed = referrals.visible_referrals(db.session, person)
-        assert _ids(listed) == referral_ids, name
-        assert [r.id for r in listed] == sorted(referral_ids, reverse=True)  # newest first
-        overdue, soon = referrals.due_lists(db.session, person, now=utcnow() + timedelta(1))
-        assert _ids(overdue) == referral_ids and soon == [], name
-        addressed = referrals.addressed_to(db.session, person)
+        assert _ids(listed.rows) == referral_ids and listed.total == len(referral_ids), name
+        assert [r.id for r in listed.rows] == sorted(referral_ids, reverse=True)  # newest first
+        due = referrals.due_lists(db.session, person, now=utcnow() + timedelta(1))
+        assert _ids(due.overdue) == referral_ids and due.soon == [], name
+        addressed = referrals.addressed_to(db.session, person).rows
         assert _ids(addressed) == (referral_ids if name.startswith("liaison") else set())
         suggestions = _ids(referrals.visible_suggestions(db.session, person))
         assert suggestions == {world.suggestions[c.unit.code].id for c in cases.values()
                                if c.id in case_ids}, name
+
+
+def test_the_lists_come_a_page_at_a_time(world: World) -> None:
+    """Newest first, `size` at a time; the last row's id asks for the next page; the total and
+    the due lists' totals count every row, not only those shown."""
+    head = world.principal("head_zhou")
+    every = sorted(_ids(list(world.referrals.values())), reverse=True)
+    pages, before = [], None
+    while True:
+        page = referrals.visible_referrals(db.session, head, before, size=2)
+        assert page.total == len(every) and len(page.rows) <= 2
+        pages.append([r.id for r in page.rows])
+        if page.older is None:
+            break
+        before = page.older
+    assert [i for p in pages for i in p] == every and len(pages) == (len(every) + 1) // 2
+    due = referrals.due_lists(db.session, head, now=utcnow() + timedelta(1), size=1)
+    assert len(due.overdue) == 1 and due.overdue_total == len(every)
+
+
+def test_awaiting_approval_is_the_table_s_head_column_in_sql(world: World) -> None:
+    """The list's SQL condition (access.approval_filter) picks what the table lets each person
+    approve: the head of the case's unit and 州本级's head, not a head on the 专案组 nor one who
+    submitted the report."""
+    from models import CaseMember, ReferralEvent
+
+    draft, other = world.referrals["draft"], world.referrals["hunchun"]
+    for referral in (draft, other):
+        referral.state = "awaiting_approval"
+    db.session.add(ReferralEvent(referral_id=draft.id, action="submit", from_state="draft",
+                                 to_state="awaiting_approval", actor_id=world.users["team_a"].id,
+                                 actor_role="officer"))
+    db.session.commit()
+    expected = {"head_y": [draft.id], "head_zhou": [draft.id, other.id]}
+    for name in PEOPLE:
+        person = world.principal(name)
+        by_rule = [r.id for r in sorted(referrals.visible_referrals(db.session, person).rows,
+                                        key=lambda r: r.id)
+                   if r.state == "awaiting_approval" and any(
+                       t.action == "approve" for t in referrals.available_actions(person, r))]
+        listed = [r.id for r in referrals.awaiting_approval(db.session, person)]
+        assert listed == by_rule == expected.get(name, []), name
+    # On the team, or the one who submitted it: not theirs to approve.
+    db.session.add(CaseMember(case_id=other.case_id, user_id=world.users["head_zhou"].id))
+    db.session.add(ReferralEvent(referral_id=draft.id, action="submit", from_state="draft",
+                                 to_state="awaiting_approval",
+                                 actor_id=world.users["head_zhou"].id, actor_role="head"))
+    db.session.commit()
+    db.session.expire_all()
+    assert referrals.awaiting_approval(db.session, world.principal("head_zhou")) == []
 
 
 def test_one_object_out_of_sight_is_not_found(world: World) -> None:

@@ -90,7 +90,8 @@ class World:
         self.session.flush()
         self.session.add(CaseTip(case_id=case.id, tip_id=tip.id))
         for state in referral_states:
-            referral = Referral(case_id=case.id, receiving_unit_id=self.psb.id, state=state,
+            referral = Referral(case_id=case.id, unit_id=case.unit_id,
+                                receiving_unit_id=self.psb.id, state=state,
                                 created_by_id=self.user.id)
             self.session.add(referral)
             self.session.flush()

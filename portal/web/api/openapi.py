@@ -123,7 +123,13 @@ def sign_in(who: str) -> Operation:
 
 
 def referral_list(who: str) -> Operation:
-    return Operation(summary=f"Referrals {who}", bearer=True, responses={"200": "the referrals"})
+    return Operation(
+        summary=f"Referrals {who}, newest first, a page at a time", bearer=True,
+        parameters=(query("before", "the `next` of the previous page: referrals older than "
+                                    "this id", ROW_ID),),
+        responses={"200": "a page of referrals, how many there are in all, and `next` (null "
+                          "on the last page)",
+                   "400": error("a `before` that is not an id")})
 
 
 def referral_detail() -> Operation:

@@ -50,11 +50,14 @@ def _summary(referral: Referral) -> dict[str, Any]:
 
 def _list(caller: Caller, mine_only: bool) -> tuple[Response, int]:
     """Referrals addressed to the caller's body (liaisons), or all the caller may see."""
-    if mine_only:
-        visible = referrals.addressed_to(db.session(), caller.principal)
-    else:
-        visible = referrals.visible_referrals(db.session(), caller.principal)
-    return jsonify({"referrals": [_summary(r) for r in visible]}), 200
+    text = request.args.get("before")
+    before = None if text is None else row_id(text)
+    if text is not None and before is None:
+        return _error(400, gettext("Ask for the next page with the number given as next."))
+    listing = referrals.addressed_to if mine_only else referrals.visible_referrals
+    page = listing(db.session(), caller.principal, before)
+    return jsonify({"referrals": [_summary(r) for r in page.rows], "total": page.total,
+                    "next": page.older}), 200
 
 
 def _detail(caller: Caller, referral_id: int) -> tuple[Response, int]:

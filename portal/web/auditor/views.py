@@ -7,7 +7,6 @@ import json
 import tempfile
 import threading
 import zipfile
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from sqlalchemy.orm import sessionmaker
 from auditlog.database import export_for_auditor, latest_checkpoint
 from auditlog.verification_runs import latest_report, run_verification, start_run
 from models import AuditEvent, Case, IdentityRequest, Referral, Tip, Unit, User
-from models.base import utcnow
 from portal.cases import oversight
 from portal.intake import identity
 from portal.security.accounts import ACCOUNT_CHANGES_PAGE, account_changes
@@ -44,7 +42,7 @@ def _export_name() -> str:
 @bp.get("/")
 @staff_required(role="auditor")
 def index(caller: Caller) -> str:
-    per_step, per_unit = oversight.on_time_rates(db.session(), utcnow() - timedelta(days=365))
+    per_step, per_unit = oversight.on_time_rates(db.session(), months=12)
     return render_template("auditor/index.html", caller=caller, per_step=per_step,
                            per_unit=per_unit, checkpoint=latest_checkpoint(db.session()),
                            export_name=_export_name(), verification=latest_report(db.session()))

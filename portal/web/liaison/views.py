@@ -13,6 +13,7 @@ from portal.web.extensions import db
 from portal.web.liaison import bp
 from portal.web.messages import identity_refusal_text, state_text
 from portal.web.referral_pages import (
+    before_param,
     document_response,
     handle_action,
     package_response,
@@ -24,11 +25,10 @@ from portal.web.session import Caller, staff_required
 @bp.get("/")
 @staff_required
 def index(caller: Caller) -> str:
-    addressed = referrals.addressed_to(db.session(), caller.principal)
-    overdue, soon = referrals.due_lists(db.session(), caller.principal)
-    return render_template("staff/referrals.html", referrals=addressed, overdue=overdue,
-                           soon=soon, awaiting=[], caller=caller, state_text=state_text,
-                           face="liaison")
+    return render_template(
+        "staff/referrals.html", due=referrals.due_lists(db.session(), caller.principal),
+        page=referrals.addressed_to(db.session(), caller.principal, before_param()),
+        awaiting=[], caller=caller, state_text=state_text, face="liaison")
 
 
 @bp.get("/referrals/<int:referral_id>")

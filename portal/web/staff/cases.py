@@ -30,6 +30,7 @@ from portal.web.extensions import db
 from portal.web.http import content_disposition, current_lang
 from portal.web.messages import DOCUMENT_LABELS, SUGGESTION_KIND_LABELS, state_text
 from portal.web.referral_pages import (
+    before_param,
     document_response,
     done,
     handle_action,
@@ -131,14 +132,11 @@ def case_document(caller: Caller, attachment_id: int) -> Response:
 @bp.get("/referrals")
 @staff_required
 def referral_list(caller: Caller) -> str:
-    overdue, soon = referrals.due_lists(db.session(), caller.principal)
-    visible = referrals.visible_referrals(db.session(), caller.principal)
-    awaiting = [r for r in visible if r.state == "awaiting_approval"
-                and any(t.action == "approve"
-                        for t in referrals.available_actions(caller.principal, r))]
-    return render_template("staff/referrals.html", overdue=overdue, soon=soon,
-                           awaiting=awaiting, referrals=visible, caller=caller,
-                           state_text=state_text, face="staff", lang=current_lang())
+    return render_template(
+        "staff/referrals.html", due=referrals.due_lists(db.session(), caller.principal),
+        awaiting=referrals.awaiting_approval(db.session(), caller.principal),
+        page=referrals.visible_referrals(db.session(), caller.principal, before_param()),
+        caller=caller, state_text=state_text, face="staff", lang=current_lang())
 
 
 @bp.get("/referrals/<int:referral_id>")
