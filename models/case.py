@@ -79,7 +79,8 @@ class Referral(Base):
     __tablename__ = "referrals"
     __table_args__ = (Index("ix_referrals_receiver_state", "receiving_unit_id", "state"),
                       Index("ix_referrals_due", "due_at"),
-                      Index("ix_referrals_state", "state", "state_since"))
+                      Index("ix_referrals_state", "state", "state_since"),
+                      Index("ix_referrals_unit", "unit_id", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)

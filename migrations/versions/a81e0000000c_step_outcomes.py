@@ -41,6 +41,7 @@ def upgrade():
         batch.create_foreign_key(batch.f('fk_referrals_unit_id_units'), 'units', ['unit_id'],
                                  ['id'])
     op.create_index('ix_referrals_state', 'referrals', ['state', 'state_since'])
+    op.create_index('ix_referrals_unit', 'referrals', ['unit_id', 'id'])
     op.add_column('tips', sa.Column('decided_on_time', sa.Boolean(), nullable=True))
     op.add_column('tips', sa.Column('closed_on_time', sa.Boolean(), nullable=True))
     op.create_table(
@@ -119,6 +120,7 @@ def _fill(connection):
 def downgrade():
     op.drop_table('step_outcomes')
     op.drop_index('ix_referrals_state', table_name='referrals')
+    op.drop_index('ix_referrals_unit', table_name='referrals')
     with op.batch_alter_table('referrals') as batch:
         batch.drop_constraint(batch.f('fk_referrals_unit_id_units'), type_='foreignkey')
         batch.drop_column('unit_id')
