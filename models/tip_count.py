@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import String, delete, func, insert, inspect, select
+from sqlalchemy import String, delete, func, insert, inspect, literal_column, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, table_of
@@ -89,10 +89,11 @@ CommitCounter("tip_count", _note_changes, add)
 def rebuild(session: Session) -> None:
     """Count every tip again (after tips were written behind the ORM, as a benchmark does)."""
     tips = table_of(Tip)
+    # The same text in SELECT and GROUP BY: PostgreSQL does not take two bound parameters for
+    # one expression.
+    category = func.coalesce(tips.c.category_id, literal_column(str(NOT_CLASSIFIED)))
     session.execute(delete(_COUNTS))
     session.execute(insert(_COUNTS).from_select(
         ["unit_id", "category_id", "status", "n"],
-        select(tips.c.unit_id, func.coalesce(tips.c.category_id, NOT_CLASSIFIED),
-               tips.c.status, func.count())
-        .group_by(tips.c.unit_id, func.coalesce(tips.c.category_id, NOT_CLASSIFIED),
-                  tips.c.status)))
+        select(tips.c.unit_id, category, tips.c.status, func.count())
+        .group_by(tips.c.unit_id, category, tips.c.status)))
