@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -34,6 +35,17 @@ import tips_rate
 import upload_memory
 from figures import Figure, line, machine
 
+
+def on_postgres(name: str, goal: str, run: Callable[[str], list[Figure]]) -> list[Figure]:
+    """The figures on the PostgreSQL database BENCH_DATABASE_URL names (emptied), or a line
+    saying they were not measured."""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if not url:
+        return [Figure(name, "not measured: no BENCH_DATABASE_URL (make bench sets it when "
+                             "PostgreSQL answers on 127.0.0.1:5432)", goal, None)]
+    return run(url)
+
+
 # name → (quick run, tiny run); in the order of issue 13's table
 BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]] = {
     "home": (lambda: home.figures(seconds=10), lambda: home.figures(seconds=1)),
@@ -41,6 +53,10 @@ BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]
                   lambda: tips_rate.figures(seconds=2, clients=2)),
     "queue_page": (lambda: queue_page.figures(tips=1_000_000, runs=100),
                    lambda: queue_page.figures(tips=2000, runs=5)),
+    "queue_page_pg": (lambda: on_postgres(
+        "queue page over HTTP, PostgreSQL, 1,000,000 tips", "p50 < 50 ms, p99 < 100 ms",
+        lambda url: queue_page.figures(tips=1_000_000, runs=100, database_url=url)),
+        lambda: []),
     "audit_db": (lambda: audit_db.figures(100_000), lambda: audit_db.figures(200)),
     "audit_log": (lambda: audit_log.figures(1_000_000), lambda: audit_log.figures(200)),
     "submit": (lambda: submit.figures(runs=10, photo_runs=5),
@@ -49,6 +65,10 @@ BENCHES: dict[str, tuple[Callable[[], list[Figure]], Callable[[], list[Figure]]]
                       lambda: upload_memory.figures(files=2, file_mb=2, photos=1, photo_mb=1)),
     "referral_lists": (lambda: referral_lists.figures(1_000_000, 100_000, runs=50),
                        lambda: referral_lists.figures(2000, 200, runs=3)),
+    "referral_lists_pg": (lambda: on_postgres(
+        "referral lists and on-time rates over HTTP, PostgreSQL", "p50 < 50 ms each",
+        lambda url: referral_lists.figures(1_000_000, 100_000, runs=50, database_url=url)),
+        lambda: []),
 }
 
 
