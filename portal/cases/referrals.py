@@ -121,7 +121,8 @@ class ReferralPage:
 
 
 def _page(session: Session, condition: ColumnElement[bool], before: int | None,
-          size: int) -> ReferralPage:
+          size: int | None) -> ReferralPage:
+    size = size or PAGE_SIZE
     query = select(Referral).where(condition)
     if before is not None:
         query = query.where(Referral.id < before)
@@ -133,14 +134,14 @@ def _page(session: Session, condition: ColumnElement[bool], before: int | None,
 
 
 def visible_referrals(session: Session, principal: Principal, before: int | None = None,
-                      size: int = PAGE_SIZE) -> ReferralPage:
+                      size: int | None = None) -> ReferralPage:
     """The referrals this person sees (their cases', and those handed over to their body),
     newest first, a page at a time: those older than `before`."""
     return _page(session, access.referral_filter(principal), before, size)
 
 
 def addressed_to(session: Session, principal: Principal, before: int | None = None,
-                 size: int = PAGE_SIZE) -> ReferralPage:
+                 size: int | None = None) -> ReferralPage:
     """The referrals handed over to the bodies this person is a liaison of (or copied to them),
     newest first, a page at a time."""
     return _page(session, access.addressed_filter(principal), before, size)

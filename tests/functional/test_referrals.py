@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import zipfile
 from datetime import datetime, timedelta
@@ -408,3 +409,42 @@ def test_nobody_approves_their_own_report(app, staff, chain) -> None:
             step(staff, who, referral.id, "approve", cst(2026, 9, 29))
     staff.create("head_other", "yanji", "head")
     assert step(staff, "head_other", referral.id, "approve", cst(2026, 9, 29)).state == "approved"
+
+
+def test_the_referral_list_pages_newest_first(app, client, staff, chain, monkeypatch) -> None:
+    """Two a page: the newest two, a link to the next page, the oldest there with a link back
+    to the first; the heading counts every referral; a `before` that is not an id is the first
+    page; the API pages the same way and refuses such a `before` in words."""
+    case, first = form(staff, chain)
+    officer = principal(staff, "case_a")
+    later = [referrals.create_referral(db.session, officer, case.id, code,
+                                       now=cst(2026, 9, 26, 9)).id
+             for code in ("psb_yanji", "proc_zhou")]
+    monkeypatch.setattr(referrals, "PAGE_SIZE", 2)
+    head = db.session.scalars(select(User).where(User.username == "head_y")).one()
+    staff.login(client, "head_y", head.id)
+
+    def listed(page: str) -> list[int]:
+        return [int(n) for n in re.findall(r'href="/staff/referrals/(\d+)"', page)]
+
+    page = client.get("/staff/referrals?lang=en").get_data(as_text=True)
+    assert "All (3)" in page and listed(page) == sorted(later, reverse=True)
+    older = re.search(r'href="(/staff/referrals\?before=\d+)">Next page', page)
+    assert older and "First page" not in page
+    page = client.get(older.group(1) + "&lang=en").get_data(as_text=True)
+    assert listed(page) == [first.id] and "Next page" not in page and "First page" in page
+    page = client.get("/staff/referrals?before=x²&lang=en").get_data(as_text=True)
+    assert listed(page) == sorted(later, reverse=True)
+    issued = app.test_client().post("/api/v1/staff/token", json={
+        "username": "head_y", "password": staff.PASSWORD,
+        "otp": staff.code(head.id, offset_steps=1)})
+    bearer = {"Authorization": f"Bearer {issued.get_json()['token']}"}
+    body = client.get("/api/v1/staff/referrals", headers=bearer).get_json()
+    assert [r["id"] for r in body["referrals"]] == sorted(later, reverse=True)
+    assert body["total"] == 3 and body["next"] == min(later)
+    body = client.get(f"/api/v1/staff/referrals?before={body['next']}",
+                      headers=bearer).get_json()
+    assert [r["id"] for r in body["referrals"]] == [first.id] and body["next"] is None
+    refused = app.test_client().get("/api/v1/staff/referrals?before=abc",
+                         headers={**bearer, "Accept-Language": "zh"})
+    assert refused.status_code == 400 and "下一页" in refused.get_json()["error"]
