@@ -7,6 +7,7 @@ removes any client address (gunicorn logs malformed requests as "Invalid request
 
 import os
 import secrets
+import threading
 
 accesslog = None
 errorlog = "-"
@@ -65,11 +66,44 @@ def post_worker_init(worker: object) -> None:
     _freeze()
 
 
-# After a request that brought a large body (photos are decoded and re-encoded in memory, uploads
-# spooled), give the memory it freed back to the system. With 64 threads glibc keeps a heap
-# arena per few threads and returns little on its own: a worker that had cleaned five 20 MB
-# photos stayed at 377 MB (bench/upload_memory.py). malloc_trim(0) walks every arena.
+# Memory that large bodies took (photos are decoded and re-encoded in memory, uploads spooled)
+# goes back to the system once the worker has had no large body for IDLE_TRIM_SECONDS, not
+# between two of them. glibc's defaults did neither well with 64 threads: a heap arena per few
+# threads, each keeping what it had held (a worker that had cleaned five 20 MB photos stayed at
+# 377 MB), and malloc_trim(0) after every large body gave all back only for the next photo to
+# fault it in again page by page: some 65,000 page faults and 100 ms of a 20 MB photo's 630 ms
+# (bench/submit.py). A photo after an idle spell still pays that; photos in a row do not. So
+# each worker (post_fork, before it starts its threads) asks glibc for
+# - one arena (M_ARENA_MAX): malloc_trim(0) gives back the free pages of every arena but the
+#   unused top of the main one only, so other arenas' tops stayed resident (147-183 MB after
+#   photos with them, 131 MB without; bench/load.py's pages as fast with one as with many);
+# - fixed thresholds instead of glibc's sliding ones: blocks up to 32 MiB (M_MMAP_THRESHOLD,
+#   glibc's largest) come from that heap and are reused warm by the next photo, and free() never
+#   shrinks the heap (M_TRIM_THRESHOLD): the trim below does, when the worker is idle. The
+#   receipt's Argon2id (64 MiB a hash, portal/intake/receipts.py) takes its memory from that
+#   heap when it has as much free, else maps it for the hash alone.
+# Without glibc (no mallopt) the allocator keeps its own ways.
 TRIM_AFTER_BYTES = 1_000_000
+IDLE_TRIM_SECONDS = 5.0
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_libc: list = []  # in a worker: glibc, once post_fork found it
+_idle_trim: list = []  # in a worker: the pending trim (a threading.Timer), if any
+_idle_trim_lock = threading.Lock()  # post_request runs in every request thread
+
+
+def post_fork(server: object, worker: object) -> None:
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
+            return  # not glibc
+        libc.mallopt(_M_ARENA_MAX, 1)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+        libc.mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
+        _libc.append(libc)
 
 
 def post_request(worker: object, req: object, environ: dict, resp: object) -> None:
@@ -79,14 +113,16 @@ def post_request(worker: object, req: object, environ: dict, resp: object) -> No
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return
-    if length >= TRIM_AFTER_BYTES:
-        _trim()
+    if length >= TRIM_AFTER_BYTES and _libc:
+        _trim_when_idle()
 
 
-def _trim() -> None:
-    import contextlib
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back so
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+def _trim_when_idle() -> None:
+    """malloc_trim(0) IDLE_TRIM_SECONDS after the last large body, unless another one came."""
+    timer = threading.Timer(IDLE_TRIM_SECONDS, _libc[0].malloc_trim, (0,))
+    timer.daemon = True
+    with _idle_trim_lock:
+        if _idle_trim:
+            _idle_trim.pop().cancel()
+        _idle_trim.append(timer)
+        timer.start()

@@ -72,16 +72,18 @@ class EncryptedSpool(io.RawIOBase):
         if self._chunks is None:
             self.seek(0)
         assert self._chunks is not None
-        parts = [self._pending]
-        have = len(self._pending)
-        while size < 0 or have < size:
+        # Each decrypted chunk is copied into one growing buffer and let go: the whole file read
+        # at once (a photo, to be cleaned in memory) is held once, not once in chunks and once
+        # joined. getvalue() hands over the buffer itself.
+        out = io.BytesIO(self._pending)
+        out.seek(0, io.SEEK_END)
+        while size < 0 or out.tell() < size:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        if size < 0:
+            out.write(chunk)
+        data = out.getvalue()
+        if size < 0 or size >= len(data):
             self._pending = b""
             return data
         self._pending = data[size:]

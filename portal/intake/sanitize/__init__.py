@@ -166,8 +166,7 @@ def clean(
     kept: tuple[str, ...] = ()
     if kind.family == "image":
         data = read_bounded(source, max_in_memory, "image")
-        cleaned, removed, kept = clean_image(data, kind, keep_location, max_pixels)
-        out.write(cleaned)
+        removed, kept = clean_image(data, kind, keep_location, max_pixels, out)
     elif kind is PDF:
         cleaned, removed = clean_pdf(read_bounded(source, max_in_memory, "PDF"))
         out.write(cleaned)

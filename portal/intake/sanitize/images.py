@@ -17,6 +17,7 @@ from portal.intake.sanitize.kinds import (
     WEBP,
     FileKind,
     UploadRejected,
+    WritableSink,
     type_not_allowed,
 )
 
@@ -77,13 +78,18 @@ def _location_exif(exif: Image.Exif) -> tuple[Image.Exif | None, tuple[str, ...]
 
 
 def clean_image(
-    data: bytes, kind: FileKind, keep_location: bool, max_pixels: int
-) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
-    """Decode, reorient and re-encode an image without any metadata.
+    data: bytes, kind: FileKind, keep_location: bool, max_pixels: int, out: WritableSink
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Decode, reorient and re-encode an image without any metadata, into ``out``.
 
     Re-encoding (rather than editing tags) is deliberate: it also drops maker notes,
     embedded thumbnails (which may show the uncropped original), trailers appended after
     the image data and anything a parser does not know about.
+
+    The encoder writes to ``out`` as it goes (no second copy of the cleaned image in
+    memory); if it fails part way, ``out`` holds partial output, which the caller discards
+    (see ``clean``). A single frame is turned upright in place: a photo of 17 megapixels
+    is 70 MB decoded, and a copy of it was as large again.
     """
     formats = _PIL_FORMATS[kind]
     limit = max_pixels
@@ -94,61 +100,96 @@ def clean_image(
             if probe.width * probe.height > limit:
                 raise UploadRejected("too_many_pixels", f"{probe.width}x{probe.height}")
             probe.verify()
-        with Image.open(io.BytesIO(data), formats=list(formats)) as im:
-            if im.format not in formats:
-                raise type_not_allowed("image content does not match its detected type")
-            n_frames = getattr(im, "n_frames", 1) if kind is not JPEG else 1
-            if im.width * im.height * n_frames > limit:
-                raise UploadRejected("too_many_pixels", f"{n_frames} frames")
-            im.load()
-            exif, found = _image_metadata(im)
-            frames, durations = [], []
-            for frame in ImageSequence.Iterator(im) if n_frames > 1 else [im]:
-                frame.load()
-                durations.append(frame.info.get("duration", 100))
-                upright = ImageOps.exif_transpose(frame)
-                upright.info = {k: frame.info[k] for k in _SAFE_INFO_KEYS if k in frame.info}
-                frames.append(upright)
-                if len(frames) >= n_frames:
-                    break
-            loop = im.info.get("loop", 0)
-            lossless = kind is WEBP and b"VP8L" in data[:4096]
+        im = Image.open(io.BytesIO(data), formats=list(formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UploadRejected("too_many_pixels", str(exc)) from None
     except UnidentifiedImageError:
         raise UploadRejected("corrupt", "not a decodable image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError) as exc:
-        # Pillow reports malformed/truncated input through all of these.
+    except _DECODE_ERRORS as exc:
         raise UploadRejected("corrupt", f"image could not be decoded: {exc}") from None
+    with im:  # the decoded frames live until the cleaned copy is written
+        frames, durations, loop, exif, found = _upright_frames(im, kind, limit)
+        kept: tuple[str, ...] = ()
+        new_exif: Image.Exif | None = None
+        if keep_location and kind is not GIF:  # GIF cannot carry EXIF
+            new_exif, kept = _location_exif(exif)
+        removed = tuple(sorted(c for c in found if c not in kept))
 
-    kept: tuple[str, ...] = ()
-    new_exif: Image.Exif | None = None
-    if keep_location and kind is not GIF:  # GIF cannot carry EXIF
-        new_exif, kept = _location_exif(exif)
-    removed = tuple(sorted(c for c in found if c not in kept))
+        params: dict[str, object] = {}
+        first = frames[0]
+        if "icc_profile" in first.info:
+            params["icc_profile"] = first.info["icc_profile"]
+        if new_exif is not None:
+            params["exif"] = new_exif.tobytes()
+        if kind is JPEG:
+            params.update(quality=92)
+            pil_format = "JPEG"
+        elif kind is WEBP:
+            params.update(quality=92, lossless=b"VP8L" in data[:4096])
+            pil_format = "WEBP"
+        else:
+            pil_format = kind.extension.upper()
+        if len(frames) > 1:
+            params.update(save_all=True, append_images=frames[1:], duration=durations,
+                          loop=loop)
+        try:
+            first.save(_WriteOnly(out),  # type: ignore[arg-type]  # all the encoders use is write
+                       format=pil_format, **params)
+        except (OSError, ValueError) as exc:
+            raise UploadRejected("corrupt", f"image could not be re-encoded: {exc}") from None
+    return removed, kept
 
-    params: dict[str, object] = {}
-    first = frames[0]
-    if "icc_profile" in first.info:
-        params["icc_profile"] = first.info["icc_profile"]
-    if new_exif is not None:
-        params["exif"] = new_exif.tobytes()
-    if kind is JPEG:
-        params.update(quality=92)
-        pil_format = "JPEG"
-    elif kind is WEBP:
-        params.update(quality=92, lossless=lossless)
-        pil_format = "WEBP"
-    else:
-        pil_format = kind.extension.upper()
-    if len(frames) > 1:
-        params.update(save_all=True, append_images=frames[1:], duration=durations, loop=loop)
-    buffer = io.BytesIO()
+
+# Pillow reports malformed/truncated input through all of these.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
+
+
+def _upright_frames(
+    im: Image.Image, kind: FileKind, limit: int
+) -> tuple[list[Image.Image], list[int], int, Image.Exif, set[str]]:
+    """The image's frames decoded and upright, holding only the info keys that are image data
+    (no comment, XMP or EXIF, which Pillow's encoders would write again); their durations,
+    the loop count, and the metadata found. A single frame is ``im`` itself, turned in place."""
     try:
-        first.save(buffer, format=pil_format, **params)
-    except (OSError, ValueError) as exc:
-        raise UploadRejected("corrupt", f"image could not be re-encoded: {exc}") from None
-    return buffer.getvalue(), removed, kept
+        if im.format not in _PIL_FORMATS[kind]:
+            raise type_not_allowed("image content does not match its detected type")
+        n_frames = getattr(im, "n_frames", 1) if kind is not JPEG else 1
+        if im.width * im.height * n_frames > limit:
+            raise UploadRejected("too_many_pixels", f"{n_frames} frames")
+        im.load()
+        exif, found = _image_metadata(im)
+        if n_frames == 1:
+            ImageOps.exif_transpose(im, in_place=True)
+            im.info = {k: im.info[k] for k in _SAFE_INFO_KEYS if k in im.info}
+            return [im], [], 0, exif, found
+        frames, durations = [], []
+        for frame in ImageSequence.Iterator(im):
+            frame.load()
+            durations.append(frame.info.get("duration", 100))
+            upright = ImageOps.exif_transpose(frame)  # a copy: the next frame replaces this one
+            upright.info = {k: frame.info[k] for k in _SAFE_INFO_KEYS if k in frame.info}
+            frames.append(upright)
+            if len(frames) >= n_frames:
+                break
+        loop = im.info.get("loop", 0)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UploadRejected("too_many_pixels", str(exc)) from None
+    except UnidentifiedImageError:
+        raise UploadRejected("corrupt", "not a decodable image") from None
+    except _DECODE_ERRORS as exc:
+        raise UploadRejected("corrupt", f"image could not be decoded: {exc}") from None
+    return frames, durations, loop, exif, found
+
+
+class _WriteOnly:
+    """The sink as Pillow's encoders see it: `write` and nothing else (no `fileno`, `seek` or
+    `tell`), so that they encode in pieces and hand each one over."""
+
+    def __init__(self, sink: WritableSink) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes) -> object:
+        return self._sink.write(data)
 
 
 # -------------------------------------------------------------- embedded JPEG metadata
