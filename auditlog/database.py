@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from auditlog import merkle, notes
@@ -73,7 +74,14 @@ def make_checkpoint(session: Session, keys: LogKeys, origin: str) -> AuditCheckp
     root = merkle.root(leaves)
     note = notes.sign_checkpoint(keys.signer, origin, len(leaves), root)
     checkpoint = AuditCheckpoint(size=len(leaves), root=root, note=note)
-    session.add(checkpoint)
+    try:
+        with session.begin_nested():
+            session.add(checkpoint)
+    except IntegrityError:  # signed at the same size meanwhile elsewhere: the same tree, root
+        found = session.get(AuditCheckpoint, len(leaves))
+        if found is None:
+            raise
+        return found
     session.commit()
     return checkpoint
 

@@ -500,3 +500,24 @@ def test_the_command_runs_the_same_verification_and_not_beside_another(app, runn
     refused = runner.invoke(args=["audit", "verify"])
     assert refused.exit_code == 1 and "running already (5 of 50" in refused.output
     assert len(_runs()) == 2 and len(_verified_events()) == 1
+
+
+def test_a_checkpoint_signed_meanwhile_elsewhere_is_the_one_kept(app, keys, monkeypatch) -> None:
+    """Two signers of the same tree at once (a verification run and an export, two servers):
+    the second finds the first's row when it inserts and answers with it, instead of failing
+    (the export answered 500)."""
+    write_events(3)
+    db.session.commit()
+    signed = notes.sign_checkpoint
+
+    def and_another_server_too(signer, origin, size, root):  # between its check and its insert
+        note = signed(signer, origin, size, root)
+        with Session(db.engine) as other:
+            other.add(AuditCheckpoint(size=size, root=root, note=note))
+            other.commit()
+        return note
+
+    monkeypatch.setattr(notes, "sign_checkpoint", and_another_server_too)
+    kept = make_checkpoint(db.session, keys, "test/audit")
+    db.session.commit()
+    assert kept.size == 3 and db.session.query(AuditCheckpoint).count() == 1
