@@ -12,8 +12,9 @@ definition), and it hashes 1,000,000 leaves in about a second.
 `CompactRange` keeps the right frontier of the tree (one hash per set bit of the size) so that a
 writer appending one entry at a time can give the root at every size in O(log n) memory.
 `Tree` keeps every level (about 64 bytes a leaf) so that the offline verifier, reading the log
-once, has the root of every prefix and every proof as a few lookups. `HashList` is a packed list
-of 32-byte hashes (32 MB for a million leaves).
+once, has the root of every prefix and every proof as a few lookups; `complete_levels` hashes a
+block of leaves on its own (in another process) and `Tree.graft` adds it. `HashList` is a packed
+list of 32-byte hashes (32 MB for a million leaves).
 
 The proofs walk down from the root the same way whatever keeps the hashes (`_inclusion_path`,
 `_consistency_path`): `inclusion_proof` and `consistency_proof` hash the leaves they are given,
@@ -23,6 +24,7 @@ The proofs walk down from the root the same way whatever keeps the hashes (`_inc
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import overload
 
@@ -31,6 +33,7 @@ __all__ = [
     "CompactRange",
     "HashList",
     "Tree",
+    "complete_levels",
     "consistency_proof",
     "inclusion_proof",
     "node_hash",
@@ -42,6 +45,7 @@ __all__ = [
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _sha256 = hashlib.sha256
+_NODE_START = hashlib.sha256(b"\x01").copy
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -314,40 +318,94 @@ class CompactRange:
         return f"CompactRange(size={self._size}, root={self.root().hex()})"
 
 
-class Tree:
-    """Every level of the tree of the leaves appended so far, 32 bytes a node, packed:
-    levels[h][i] is the root of leaves i*2**h ... (i+1)*2**h - 1. Appending n leaves costs about
-    n node hashes; the root of any prefix, and every hash of a proof, is then a few lookups."""
+def complete_levels(leaf_hashes: Sequence[bytes], start: int) -> list[bytes]:
+    """The nodes that the leaves `start`, `start`+1, ... of a larger tree determine by themselves,
+    level by level, each level packed (32 bytes a node): level h holds the nodes
+    ceil(start / 2**h) ... (start + n) // 2**h - 1, the complete subtrees inside the range. A
+    process can hash a block of leaves on its own this way; `Tree.graft` adds the few nodes that
+    straddle two blocks."""
+    out: list[bytes] = []
+    nodes = list(leaf_hashes)
+    while nodes:
+        out.append(b"".join(nodes))
+        if start & 1:  # the first node's sibling is outside the range
+            del nodes[0]
+        start = (start + 1) >> 1
+        pairs = iter(nodes)  # an odd last node waits for a sibling outside the range
+        nodes = []
+        append = nodes.append
+        for left, right in zip(pairs, pairs, strict=False):
+            node = _NODE_START()  # a copy of a hash of the 0x01 prefix (cheaper than anew)
+            node.update(left)
+            node.update(right)
+            append(node.digest())
+    return out
 
-    __slots__ = ("_odd", "levels")
+
+class Tree:
+    """Every level of the tree of the leaves appended so far, 32 bytes a node: level h holds the
+    roots of leaves i*2**h ... (i+1)*2**h - 1 for the complete subtrees only (size >> h nodes),
+    kept as the packed blocks they were appended in (a block is not copied again). Appending n
+    leaves costs about n node hashes; the root of any prefix, and every hash of a proof, is then
+    a few lookups."""
+
+    __slots__ = ("_blocks", "_counts", "_starts")
 
     def __init__(self) -> None:
-        self.levels: list[bytearray] = [bytearray()]
-        self._odd: list[bytes | None] = [None]  # per level, a node still waiting for a sibling
+        self._blocks: list[list[bytes]] = [[]]  # per level, packed nodes
+        self._starts: list[list[int]] = [[]]  # per level, the index of each block's first node
+        self._counts: list[int] = [0]  # per level, the number of nodes
 
     @property
     def size(self) -> int:
-        return len(self.levels[0]) // 32
+        return self._counts[0]
 
-    def extend(self, nodes: list[bytes]) -> None:
-        """Append leaf hashes (the list is consumed)."""
+    @property
+    def levels(self) -> list[bytes]:
+        """The nodes of every level, packed (levels[h][32*i:32*i+32] is node i at height h)."""
+        return [b"".join(blocks) for blocks in self._blocks]
+
+    def _append(self, height: int, nodes: bytes) -> None:
+        if nodes:
+            self._blocks[height].append(nodes)
+            self._starts[height].append(self._counts[height])
+            self._counts[height] += len(nodes) // 32
+
+    def extend(self, nodes: Sequence[bytes]) -> None:
+        """Append leaf hashes."""
+        self.graft(complete_levels(nodes, self.size))
+
+    def graft(self, levels: Sequence[bytes]) -> None:
+        """Append the leaves levels[0] (packed) with the nodes above them that they determine by
+        themselves, `complete_levels(leaves, self.size)` (computed elsewhere, perhaps by another
+        process); the nodes that straddle the old and the new leaves are hashed here."""
+        start = self.size
+        stop = start + len(levels[0]) // 32 if levels else start
         height = 0
-        while nodes:
-            self.levels[height] += b"".join(nodes)
-            odd = self._odd[height]
-            if odd is not None:
-                nodes.insert(0, odd)
-            self._odd[height] = nodes.pop() if len(nodes) & 1 else None
-            pairs = iter(nodes)
-            nodes = [_sha256(b"\x01" + left + right).digest()
-                     for left, right in zip(pairs, pairs, strict=True)]
+        while (stop >> height) > (start >> height):
+            if height == len(self._counts):
+                self._blocks.append([])
+                self._starts.append([])
+                self._counts.append(0)
+            have = self._counts[height]
+            if -(-start >> height) > have:  # node `have` has children on both sides of start
+                self._append(height, node_hash(self.node(height - 1, 2 * have),
+                                               self.node(height - 1, 2 * have + 1)))
+            if height < len(levels):
+                self._append(height, levels[height])
+            if self._counts[height] != stop >> height:
+                raise ValueError("these levels are not those of the leaves after this tree")
             height += 1
-            if height == len(self.levels):
-                self.levels.append(bytearray())
-                self._odd.append(None)
+        if any(levels[height:]):
+            raise ValueError("these levels are not those of the leaves after this tree")
 
     def node(self, height: int, index: int) -> bytes:
-        return bytes(self.levels[height][index * 32:index * 32 + 32])
+        starts = self._starts[height]
+        block = bisect_right(starts, index) - 1
+        if not 0 <= index < self._counts[height] or block < 0:
+            raise IndexError(f"no node {index} at height {height}")
+        offset = (index - starts[block]) * 32
+        return self._blocks[height][block][offset:offset + 32]
 
     def root(self, lo: int, hi: int) -> bytes:
         """MTH(D[lo:hi]) (RFC 6962 §2.1) of the leaves appended so far."""

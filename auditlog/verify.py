@@ -21,12 +21,20 @@ and every line with `strict=True` (`--strict`), get the strict check: the JSON i
 validated and re-encoded to prove the line canonical. Only the format proof differs: a bundle
 passes by default and fails --strict only if a signed entry is non-canonical JSON (a signer
 that wrote a malformed entry); any change to signed bytes fails both.
+
+A large entries.jsonl in a bundle directory is checked by worker processes, one a CPU, in spans
+cut at line ends (docs/audit-log.md §7.2; multiprocessing, standard library): each span from the
+seq and chain hash its lines claim, the main process taking a span only if it passed and its
+claims are the state reached, and checking any other span itself, so that the first problem
+named is the one the one-process pass names.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
+import os
 import re
 import sys
 import zipfile
@@ -34,6 +42,7 @@ import zlib
 from binascii import hexlify
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from auditlog import merkle
 from auditlog.logformat import (
@@ -108,11 +117,13 @@ _BLOCK = 1 << 20  # bytes read at a time from entries.jsonl
 #   {"chain":"<64 hex>","entry":{...,"prev":"<64 hex>","role":R,"seq":N,"unit":U,"v":1}}\n
 # with the entry's keys sorted. See _check_bytes and docs/audit-log.md §7.
 _sha256 = hashlib.sha256
+_LEAF_START = hashlib.sha256(b"\x00").copy  # (cheaper than hashing b"\x00" + E anew)
 _INFIX = b'","entry":'
 _FRAME = _INFIX + CHAIN_PREFIX  # between two chain hashes in the concatenated line heads
 _PREV = b',"prev":"'
 _SEP = b',"'
 _SEQ_SEP = b',"seq":'
+_TAIL_END = b'","v":1}}\n'  # the end of a line, after its prev's last hex digit
 _SMALL = [b"%d" % i for i in range(1000)]
 _DIGITS3 = [b"%03d" % i for i in range(1000)]
 
@@ -148,7 +159,12 @@ def _check_bytes(lines: list[bytes], seq: int, prev: bytes) -> tuple[list[bytes]
     check proved nothing; the caller then checks line by line.
     """
     n = len(lines)
-    leaves = [_sha256(b"\x00" + line[ENTRY_START:-2]).digest() for line in lines]
+    leaves: list[bytes] = []
+    append = leaves.append
+    for line in lines:  # leaf(E): a copy of a hash of the 0x00 prefix, then E (no concatenation)
+        leaf = _LEAF_START()
+        leaf.update(line[ENTRY_START:-2])
+        append(leaf.digest())
     chain = prev
     chains = [chain := _sha256(chain + leaf).digest() for leaf in leaves]
     hashes = b"".join(chains)
@@ -165,7 +181,7 @@ def _check_bytes(lines: list[bytes], seq: int, prev: bytes) -> tuple[list[bytes]
     if len(pieces) != 4 * n + 1:
         return None
     if _SEP.join(pieces[0::4]) != (hexlify(prev + hashes[:-32], b"\n", 32)
-                                   .replace(b"\n", b'","v":1}}\n') + b'","v":1}}\n'):
+                                   .replace(b"\n", _TAIL_END) + _TAIL_END):
         return None
     if _SEP.join(pieces[2::4]) != _seq_text(seq, seq + n):
         return None
@@ -211,6 +227,301 @@ def _check_lines(lines: list[bytes], seq: int, prev: bytes,
             leaves += one[0]
             prev = one[1]
     return leaves, prev
+
+
+class _Pass:
+    """The pass over entries.jsonl: the next entry's seq and the chain hash before it, the tree of
+    the entries so far, the checkpoints still to reach. Lines are fed in order (`feed`), or the
+    result of a span checked by another process is grafted (`graft`)."""
+
+    def __init__(self, checkpoints: list[tuple[str, Checkpoint]], strict_from: int,
+                 entry: int | None) -> None:
+        self.pending = list(checkpoints)  # ascending by size
+        self.strict_from = strict_from  # the lines from here on get the strict check
+        self.entry = entry  # --entry: keep that line
+        self.entry_line: bytes | None = None
+        self.tree = merkle.Tree()
+        self.seq, self.prev = 0, ZERO
+        self.last_good = 0  # size of the last checkpoint whose root matched
+        self.check_roots()
+
+    def check_roots(self) -> None:
+        """Check the checkpoints of the sizes reached, in order of size."""
+        while self.pending and self.pending[0][1].size <= self.tree.size:
+            name, checkpoint = self.pending.pop(0)
+            computed = self.tree.root(0, checkpoint.size)
+            if computed != checkpoint.root:
+                raise VerifyError(
+                    f"checkpoint {name}: root {checkpoint.root.hex()} does not match the root "
+                    f"{computed.hex()} of the first {checkpoint.size} entries; entries "
+                    f"{self.last_good}..{checkpoint.size - 1} (after the last matching "
+                    f"checkpoint, {self.last_good}) were changed, or the checkpoint is not this "
+                    "log's")
+            self.last_good = checkpoint.size
+
+    def feed(self, lines: list[bytes]) -> None:
+        """Check the next lines (each ending in a newline) in runs that end at every checkpoint
+        size and where the strict check begins, so that the first problem found is the same as
+        when checking line by line."""
+        start = 0
+        while start < len(lines):
+            seq = self.seq
+            next_size = self.pending[0][1].size if self.pending else -1
+            stop = min(s for s in (next_size, self.strict_from, seq + len(lines) - start)
+                       if s > seq)
+            run = lines[start:start + stop - seq]
+            leaves, self.prev = _check_lines(run, seq, self.prev, seq >= self.strict_from)
+            self.tree.extend(leaves)
+            if self.entry is not None and seq <= self.entry < seq + len(run):
+                self.entry_line = run[self.entry - seq]
+            self.seq += len(run)
+            start += len(run)
+            self.check_roots()
+
+    def graft(self, count: int, last: bytes, levels: list[bytes], line: bytes | None) -> None:
+        """Take the next `count` lines as checked elsewhere (_check_span): the chain hash of the
+        last, the levels of their leaf hashes, the --entry line if it is among them."""
+        self.tree.graft(levels)
+        self.seq += count
+        self.prev = last
+        if line is not None:
+            self.entry_line = line
+        self.check_roots()
+
+
+# The parallel pass (a bundle directory; a ZIP's entries are read by one process). A file of at
+# least _PARALLEL bytes is cut into spans of about _SPAN bytes at line ends; each span's lines
+# below the strict check's start are checked by a worker process (_check_span) from the seq and
+# the chain hash that the span's first line and the line before it claim, and the main process
+# takes the spans in order (_parallel_pass): a span is taken only if its claims are the seq and
+# chain hash actually reached, and only if every check passed in it; any other span is checked
+# again by the main process itself (_recheck), so that every problem is found and named exactly
+# as by the one-process pass. The worker returns the span's leaf hashes and the complete
+# subtrees above them (merkle.complete_levels); the main process grafts them onto its tree and
+# checks the roots of the checkpoints inside the span.
+_PARALLEL = 8 << 20  # bytes of entries.jsonl from which several processes check it (fork)
+_PARALLEL_SPAWN = 64 << 20  # the same where they are spawned (each starts an interpreter)
+_SPAN = 4 << 20  # bytes of entries.jsonl a worker checks at a time
+_SPAN_BLOCK = 1 << 18  # bytes it reads at a time (small: fresh memory costs more than reading)
+_WINDOW = 1 << 14  # bytes read on either side of a span's end to find the line end there
+_MAX_WORKERS = 8
+_START_METHOD: str | None = None  # None: fork where that is safe (Linux, one thread), else spawn
+_Span = tuple[int, int, int, bytes]  # start, stop (byte offsets), claimed seq and chain before
+
+
+def _workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(cpus, _MAX_WORKERS)
+
+
+def _claim(before: bytes, first: bytes) -> tuple[int, bytes] | None:
+    """The seq that a span's first line claims and the chain hash that the line before claims,
+    or None if they cannot be read. Only a claim: a span is taken only if it is right."""
+    try:
+        prev = bytes.fromhex(before[len(CHAIN_PREFIX):len(CHAIN_PREFIX) + 64].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    pieces = first.rpartition(_PREV)[2].split(_SEP)
+    if len(prev) != 32 or len(pieces) != 5 or not pieces[2].startswith(b'seq":'):
+        return None
+    digits = pieces[2][5:]
+    if not (digits.isdigit() and len(digits) < 19):
+        return None
+    return int(digits), prev
+
+
+def _spans(path: Path, size: int, strict_from: int) -> list[_Span]:
+    """Cut entries.jsonl into spans that end at line ends, about _SPAN bytes each, up to the
+    first span whose first line claims a seq at or past `strict_from`."""
+    spans: list[_Span] = []
+    start, seq, prev = 0, 0, ZERO
+    with path.open("rb") as stream:
+        for target in range(_SPAN, size, _SPAN):
+            if target <= start:
+                continue
+            base = max(target - _WINDOW, 0)
+            stream.seek(base)
+            window = stream.read(2 * _WINDOW)
+            cut = window.find(b"\n", target - base - 1)  # the line end at or after target - 1
+            before = window.rfind(b"\n", 0, cut) if cut >= 0 else -1
+            after = window.find(b"\n", cut + 1) if cut >= 0 else -1
+            if after < 0 or (before < 0 and base > 0):  # a line longer than the window
+                continue
+            claim = _claim(window[before + 1:cut + 1], window[cut + 1:after + 1])
+            if claim is None:
+                continue
+            spans.append((start, base + cut + 1, seq, prev))
+            start, (seq, prev) = base + cut + 1, claim
+            if seq >= strict_from:
+                return spans  # from here on: the strict check, by the main process
+        spans.append((start, size, seq, prev))
+    return spans
+
+
+def _check_span(path: str, start: int, stop: int, seq: int, prev: bytes, strict_from: int,
+                entry: int | None) -> tuple[int, bytes, list[bytes], int, bytes | None] | None:
+    """In a worker process: check the lines in bytes start..stop-1 of entries.jsonl, entries
+    seq, seq+1, ... after chain hash `prev`, those below `strict_from` only, as _check_lines
+    does. Return (the number of lines checked, the chain hash of the last, complete_levels of
+    their leaf hashes, the offset after them, the --entry line if it is among them), or None if
+    a line fails (or the span does not end at a line end): the main process checks it again."""
+    first, leaves, line = seq, [], None
+    rest = b""
+    with open(path, "rb", buffering=0) as stream:
+        stream.seek(start)
+        position = start
+        while position < stop and seq < strict_from:
+            data = stream.read(min(_SPAN_BLOCK, stop - position))
+            if not data:
+                return None
+            position += len(data)
+            lines = io.BytesIO(data).readlines()  # (memchr: faster than data.split)
+            lines[0] = rest + lines[0]
+            rest = b"" if lines[-1].endswith(b"\n") else lines.pop()
+            if seq + len(lines) > strict_from:  # leave the strict check's lines to the caller
+                keep = strict_from - seq
+                position -= len(rest) + sum(map(len, lines[keep:]))
+                rest = b""
+                del lines[keep:]
+            if not lines:
+                continue
+            try:
+                more, prev = _check_lines(lines, seq, prev, False)
+            except VerifyError:
+                return None
+            if entry is not None and seq <= entry < seq + len(lines):
+                line = lines[entry - seq]
+            leaves += more
+            seq += len(lines)
+    if rest:
+        return None
+    return seq - first, prev, merkle.complete_levels(leaves, first), position, line
+
+
+def _recheck(state: _Pass, path: Path, start: int, stop: int) -> int:
+    """Check the span start..stop-1 in this process; return the offset after its last complete
+    line (stop, unless the file ends there with an unterminated line)."""
+    with path.open("rb") as stream:
+        stream.seek(start)
+        data = stream.read(stop - start)
+    lines = io.BytesIO(data).readlines()
+    rest = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+    state.feed(lines)
+    return start + len(data) - len(rest)
+
+
+def _serve(tasks: Any, results: Any) -> None:
+    """A worker process: check the spans taken from `tasks` (index, _check_span's arguments)
+    until None, sending (index, result) to `results`."""
+    while (task := tasks.get()) is not None:
+        index, args = task
+        try:
+            result = _check_span(*args)
+        except Exception:  # whatever it is, the main process checks the span again
+            result = None
+        results.send((index, result))
+
+
+def _parallel_pass(state: _Pass, path: Path) -> int:
+    """Check the lines of entries.jsonl below the strict check's start with worker processes, if
+    the file is large enough for that to pay; return the offset of the first line left to the
+    one-process pass (0 if none was checked)."""
+    import threading
+
+    # fork is cheap but unsafe in a process with threads; spawn starts a fresh interpreter
+    # (a program that calls verify_bundle must then guard its main module, as any program that
+    # uses multiprocessing; if it does not, the workers fail and this process checks it all).
+    method = _START_METHOD or ("fork" if sys.platform == "linux"
+                               and threading.active_count() == 1 else "spawn")
+    size = path.stat().st_size
+    if (_workers() < 2 or state.strict_from == 0
+            or size < (_PARALLEL if method == "fork" else _PARALLEL_SPAWN)):
+        return 0
+    spans = _spans(path, size, state.strict_from)
+    if len(spans) < 2:
+        return 0
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context: Any = multiprocessing.get_context(method)
+    tasks = context.SimpleQueue()
+    processes: list[Any] = []
+    readers: list[Any] = []
+    given = 0  # spans 0 .. given-1 are on the task queue (a few ahead: see `give`)
+
+    def give(upto: int) -> None:
+        nonlocal given
+        while given < min(upto, len(spans)):
+            tasks.put((given, (str(path), *spans[given], state.strict_from, state.entry)))
+            given += 1
+            if given == len(spans):
+                for _ in processes:
+                    tasks.put(None)  # no more: the workers end
+
+    try:
+        for _ in range(min(_workers(), len(spans))):
+            reader, writer = context.Pipe(duplex=False)
+            _widen(writer)
+            process = context.Process(target=_serve, args=(tasks, writer), daemon=True)
+            process.start()
+            writer.close()
+            processes.append(process)
+            readers.append(reader)
+        results: dict[int, Any] = {}
+        offset, died = 0, False
+        for index, (start, stop, seq, prev) in enumerate(spans):
+            if state.seq >= state.strict_from:
+                break
+            give(index + 3 * len(processes))  # (so the queue and the results stay small)
+            # A worker that ended leaves an EOF; one that died (a non-zero exit: killed, out of
+            # memory) may have died holding the queue's lock: the rest is checked here.
+            while index not in results and readers and not died:
+                ready: Any
+                for ready in wait(readers):
+                    try:
+                        done, result = ready.recv()
+                    except (EOFError, OSError):
+                        process = processes[readers.index(ready)]
+                        process.join()
+                        died = died or process.exitcode != 0
+                        del processes[readers.index(ready)]
+                        readers.remove(ready)
+                    else:
+                        results[done] = result
+            result = results.pop(index, None)
+            # Taken only if the span starts where the checked lines end: the seq, and the chain
+            # hash (the line before the span claims the hash it has checked, unless the file
+            # changed meanwhile). Any other span is checked here.
+            if result is not None and (seq, prev) == (state.seq, state.prev):
+                count, last, levels, offset, line = result
+                state.graft(count, last, levels, line)
+            else:
+                offset = _recheck(state, path, start, stop)
+            if offset != stop:
+                break
+        return offset
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+        for reader in readers:
+            reader.close()
+        tasks.close()
+
+
+def _widen(writer: Any) -> None:
+    """Let a worker's result pipe hold a whole span's result (Linux), so that the worker goes on
+    to its next span without waiting for this process to read."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 @dataclass
@@ -324,58 +635,25 @@ def _verify(root: Root, previous: str | Path | None, entry: int | None, strict: 
         except NoteError as error:
             raise VerifyError(f"previous checkpoint {previous}: {error}") from None
 
-    # Stream the entries: format, seq, prev, chain; the root at every checkpoint size. The lines
-    # are checked in runs that end at every checkpoint size, so that the first problem found is
-    # the same as when checking line by line.
-    pending = list(checkpoints)  # ascending by size
-    tree = merkle.Tree()
-    last_good = 0  # size of the last checkpoint whose root matched
-    entry_line: bytes | None = None
-
-    def check_roots() -> int:
-        """Check the checkpoints of the current size; return the next size to stop at."""
-        nonlocal last_good
-        while pending and pending[0][1].size == tree.size:
-            name, checkpoint = pending.pop(0)
-            computed = tree.root(0, tree.size)
-            if computed != checkpoint.root:
-                raise VerifyError(
-                    f"checkpoint {name}: root {checkpoint.root.hex()} does not match the root "
-                    f"{computed.hex()} of the first {checkpoint.size} entries; entries "
-                    f"{last_good}..{checkpoint.size - 1} (after the last matching checkpoint, "
-                    f"{last_good}) were changed, or the checkpoint is not this log's")
-            last_good = checkpoint.size
-        return pending[0][1].size if pending else -1
-
-    next_size = check_roots()
-    strict_from = 0 if strict else latest.size  # lines past the latest checkpoint: strict
-    seq, prev = 0, ZERO
+    # Stream the entries: format, seq, prev, chain; the root at every checkpoint size (_Pass).
+    state = _Pass(checkpoints, 0 if strict else latest.size, entry)
     try:
         stream = ((root / ENTRIES).open("rb", buffering=_BLOCK) if isinstance(root, Path)
                   else (root / ENTRIES).open("rb"))
     except (OSError, KeyError) as error:
         raise VerifyError(f"{ENTRIES}: cannot read it ({error})") from None
     with stream:
+        if isinstance(root, Path):  # a file, which other processes can read too
+            stream.seek(_parallel_pass(state, root / ENTRIES))
         rest = b""
         while lines := stream.readlines(_BLOCK):
             if not lines[-1].endswith(b"\n"):
                 rest = lines.pop()  # an unterminated last line
-            start = 0
-            while start < len(lines):
-                stop = min(s for s in (next_size, strict_from, seq + len(lines) - start)
-                           if s > seq)
-                run = lines[start:start + stop - seq]
-                leaves, prev = _check_lines(run, seq, prev, strict or seq >= strict_from)
-                tree.extend(leaves)
-                if entry is not None and seq <= entry < seq + len(run):
-                    entry_line = run[entry - seq]
-                seq += len(run)
-                start += len(run)
-                if seq == next_size:
-                    next_size = check_roots()
+            state.feed(lines)
         if rest:
-            raise VerifyError(f"entry {seq} (line {seq + 1}): the last line is not "
+            raise VerifyError(f"entry {state.seq} (line {state.seq + 1}): the last line is not "
                               "terminated (truncated file?)")
+    tree, pending, entry_line = state.tree, state.pending, state.entry_line
     count = tree.size
     if pending:
         name, checkpoint = pending[0]

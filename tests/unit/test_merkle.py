@@ -12,6 +12,8 @@ from auditlog.merkle import (
     EMPTY_ROOT,
     CompactRange,
     HashList,
+    Tree,
+    complete_levels,
     consistency_proof,
     inclusion_proof,
     node_hash,
@@ -301,3 +303,45 @@ def test_proofs_from_a_hash_list_match() -> None:
         if m <= n:
             assert consistency_proof(m, packed[:n]) == consistency_proof(m, LEAVES_40[:n])
             assert inclusion_proof(m - 1, packed[:n]) == inclusion_proof(m - 1, LEAVES_40[:n])
+
+
+def test_trees_grafted_from_blocks_of_leaves_are_the_tree_of_all() -> None:
+    """A tree grown from blocks whose levels were computed apart (complete_levels, as a worker
+    process of the verifier does) holds every node of the tree of all the leaves, whatever the
+    blocks' sizes and alignments: the nodes across two blocks are hashed by `graft`."""
+    leaves = [leaf_hash(bytes([i % 256, i // 256])) for i in range(300)]
+    whole = Tree()
+    whole.extend(leaves)
+    assert whole.root(0, 300) == root(leaves)
+    for blocks in [[300], [1] * 300, [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4],
+                   [64, 64, 64, 64, 44], [63, 65, 127, 45], [0, 7, 0, 293]]:
+        tree, size = Tree(), 0
+        for block in blocks:
+            levels = complete_levels(leaves[size:size + block], size)
+            # Level h holds exactly the complete subtrees inside the block.
+            for height, level in enumerate(levels):
+                first, stop = -(-size >> height), (size + block) >> height
+                assert level == b"".join(whole.node(height, i) for i in range(first, stop))
+            tree.graft(levels)
+            size += block
+            assert tree.size == size and tree.root(0, size) == root(leaves[:size])
+        grown = Tree()
+        grown.extend(leaves[:size])
+        assert tree.levels == grown.levels
+    for size in (1, 2, 5, 64, 100, 299):
+        assert whole.inclusion_proof(size // 3, size) == inclusion_proof(size // 3,
+                                                                         leaves[:size])
+        assert whole.consistency_proof(size // 2, size) == consistency_proof(size // 2,
+                                                                             leaves[:size])
+
+
+def test_graft_refuses_levels_of_another_shape() -> None:
+    leaves = [leaf_hash(bytes([i])) for i in range(20)]
+    tree = Tree()
+    tree.extend(leaves[:5])
+    with pytest.raises(ValueError, match="not those of the leaves after this tree"):
+        tree.graft(complete_levels(leaves[5:7], 4))  # computed for another start
+    tree = Tree()
+    tree.extend(leaves[:6])
+    with pytest.raises(ValueError, match="not those of the leaves after this tree"):
+        tree.graft([*complete_levels(leaves[6:8], 6), b"x" * 32])  # a level too many

@@ -772,3 +772,189 @@ def test_strict_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main([str(folder), "--strict"]) == 1
     assert capsys.readouterr().err == ("FAILED: entry 6 (line 7): entry is not in canonical "
                                        "form\n")
+
+
+# --- the parallel pass: spans of entries.jsonl checked by this process and worker processes ---
+
+def one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("auditlog.verify._PARALLEL", 1 << 62)
+    monkeypatch.setattr("auditlog.verify._PARALLEL_SPAWN", 1 << 62)
+
+
+@pytest.fixture
+def in_spans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The parallel pass at a toy size: entries.jsonl in spans of about 2,000 bytes (lines here
+    are about 330), read 700 bytes at a time (lines cut across reads), by two worker processes.
+    Returns the first seq of every span that the main process had to check again
+    (_recheck: a span a worker found a problem in, or whose claims were wrong)."""
+    import auditlog.verify
+
+    monkeypatch.setattr("auditlog.verify._PARALLEL", 0)
+    monkeypatch.setattr("auditlog.verify._PARALLEL_SPAWN", 0)
+    monkeypatch.setattr("auditlog.verify._SPAN", 2000)
+    monkeypatch.setattr("auditlog.verify._SPAN_BLOCK", 700)
+    monkeypatch.setattr("auditlog.verify._workers", lambda: 2)
+    rechecked: list[int] = []
+    recheck = auditlog.verify._recheck
+
+    def spy(state: Any, path: Path, start: int, stop: int) -> int:
+        rechecked.append(state.seq)
+        return recheck(state, path, start, stop)
+
+    monkeypatch.setattr("auditlog.verify._recheck", spy)
+    return rechecked
+
+
+def spans_of(folder: Path, strict_from: int = 1 << 62) -> list[tuple[int, int, int, bytes]]:
+    from auditlog.verify import _spans
+
+    path = folder / "entries.jsonl"
+    return _spans(path, path.stat().st_size, strict_from)
+
+
+@pytest.mark.parametrize("method", [None, "spawn"])  # None: fork on Linux
+def test_the_parallel_pass_reports_as_one_process(tmp_path: Path, in_spans: list[int],
+                                                  method: str | None,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import auditlog.verify
+
+    monkeypatch.setattr("auditlog.verify._START_METHOD", method)
+    grafted: list[int] = []
+    graft = auditlog.verify._Pass.graft
+
+    def count(state: Any, *args: Any) -> None:
+        grafted.append(state.seq)
+        graft(state, *args)
+
+    monkeypatch.setattr("auditlog.verify._Pass.graft", count)
+    # Spans checked in this process (the spy is pickled by name: a worker runs its own copy).
+    mine: list[int] = []
+    check_span = auditlog.verify._check_span
+
+    def spy(*args: Any) -> Any:
+        mine.append(args[3])
+        return check_span(*args)
+
+    spy.__module__, spy.__qualname__ = check_span.__module__, check_span.__qualname__
+    monkeypatch.setattr("auditlog.verify._check_span", spy)
+
+    folder = bundle(tmp_path)
+    spans = spans_of(folder)
+    assert len(spans) > 10 and spans[0][:3] == (0, spans[1][0], 0)
+    lines, leaves = history(100)
+    for start, stop, seq, prev in spans:  # every span claims where it is, and ends a line
+        assert b"".join(lines)[start:stop] == b"".join(lines[seq:seq + len(
+            b"".join(lines)[start:stop].splitlines())])
+        assert prev == (ZERO if seq == 0 else decode_line(lines[seq - 1])[1])
+    kwargs: dict[str, Any] = {"previous": folder / "checkpoints" / "40.note", "entry": 57}
+    report = verify_bundle(folder, **kwargs)
+    assert grafted == [seq for _, _, seq, _ in spans] and in_spans == []
+    assert mine == []  # every span was checked by a worker process
+    assert report.inclusion_proof == merkle.inclusion_proof(57, leaves)
+    assert report.consistency_proof == merkle.consistency_proof(40, leaves)
+    assert report.entry_line == lines[57]
+    parallel = report.lines()
+    one_process(monkeypatch)
+    assert verify_bundle(folder, **kwargs).lines() == parallel
+    assert grafted == [seq for _, _, seq, _ in spans]  # (not called again)
+
+
+@pytest.mark.parametrize("span", [1500, 2000, 2600])  # moves the span ends across the lines
+@pytest.mark.parametrize("name", list(TAMPERINGS))
+def test_the_parallel_pass_names_every_tampering_as_one_process(
+        tmp_path: Path, name: str, span: int, in_spans: list[int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("auditlog.verify._SPAN", span)
+    folder = bundle(tmp_path)
+    edit_lines(folder, TAMPERINGS[name])
+    parallel = outcome(folder)
+    assert parallel.startswith("FAILED: ") and len(spans_of(folder)) > 5
+    one_process(monkeypatch)
+    assert outcome(folder) == parallel == outcome(folder, strict=True)
+    # The span with a bad line was checked again by this process; a wrong root or a missing
+    # end is found by this process from the spans the workers passed.
+    assert bool(in_spans) == (name not in ("rewritten and rechained", "lines missing at the end"))
+
+
+def test_a_damaged_entry_in_the_second_span_is_named(tmp_path: Path,
+                                                      in_spans: list[int]) -> None:
+    folder = bundle(tmp_path)
+    spans = spans_of(folder)
+    second = spans[1][2]
+    for seq, first in [(second + 2, second), (second, second), (second - 1, 0)]:
+        edit_lines(folder, lambda lines, seq=seq: [
+            *lines[:seq], lines[seq].replace(b'"staff"', b'"Staff"'), *lines[seq + 1:]])
+        assert failure(folder).startswith(f"entry {seq}: chain hash ")
+        assert in_spans == [first]  # that span alone was checked again, by this process
+        in_spans.clear()
+        folder = bundle(tmp_path / str(seq))
+    # A changed chain hash on the first span's last line: the second span's claim is wrong too.
+    edit_lines(folder, lambda lines: [*lines[:second - 1], lines[second - 1][:20] + b"0"
+                                      + lines[second - 1][21:], *lines[second:]])
+    assert failure(folder).startswith(f"entry {second - 1}: chain hash ")
+    assert in_spans == [0]
+
+
+def test_the_parallel_pass_leaves_the_unsigned_lines_to_the_strict_check(
+        tmp_path: Path, in_spans: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import auditlog.verify
+
+    decoded: list[int] = []
+    check_json = auditlog.verify._check_json
+
+    def spy(line: bytes, seq: int, prev: bytes) -> tuple[bytes, bytes]:
+        decoded.append(seq)
+        return check_json(line, seq, prev)
+
+    monkeypatch.setattr("auditlog.verify._check_json", spy)
+    folder = write_bundle(tmp_path / "b", *history(100), [10, 64])
+    assert len(spans_of(folder, 64)) < len(spans_of(folder))  # no span past line 64 is given out
+    assert outcome(folder).startswith("ok: 100 entries, latest checkpoint 64")
+    assert decoded == list(range(64, 100)) and in_spans == []
+    # The lines the byte check cannot read are checked strictly by the worker, and pass.
+    entries = [make_entry(s) for s in range(50)]
+    entries[13]["role"] = "officer,"
+    entries[14]["details"] = {"prev": "0" * 64, "role": "x", "seq": 99, "unit": None, "v": 1}
+    folder = write_bundle(tmp_path / "c", *link(entries), [20, 50])
+    assert outcome(folder).startswith("ok: 50 entries") and in_spans == []
+    # A checkpoint inside a span whose root is wrong is named as by one process.
+    folder = bundle(tmp_path / "d")
+    _, leaves = history(100)
+    (folder / "checkpoints" / "64.note").write_text(
+        sign_checkpoint(SIGNER, ORIGIN, 64, merkle.root(leaves[:63])), encoding="utf-8")
+    assert failure(folder).startswith("checkpoint checkpoints/64.note: root ")
+    assert in_spans == []
+
+
+def test_a_zip_is_read_by_one_process_and_verifies_the_same(tmp_path: Path,
+                                                            in_spans: list[int]) -> None:
+    folder = bundle(tmp_path)
+    assert verify_bundle(_zip(folder, tmp_path / "export.zip")).lines() == \
+        verify_bundle(folder).lines()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the failing worker is set up by fork")
+def test_a_worker_that_fails_or_dies_only_costs_time(tmp_path: Path, in_spans: list[int],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import auditlog.verify
+
+    monkeypatch.setattr("auditlog.verify._START_METHOD", "fork")
+    folder = bundle(tmp_path)
+    spans = spans_of(folder)
+    expected = verify_bundle(folder).lines()
+    in_spans.clear()
+    check_span = auditlog.verify._check_span
+
+    def failing(*args: Any) -> Any:  # runs in the workers (inherited by fork)
+        if args[3] == spans[3][2]:
+            raise MemoryError
+        if args[3] == spans[6][2]:
+            os._exit(3)  # the worker dies: the spans it would have taken are checked here
+        return check_span(*args)
+
+    monkeypatch.setattr("auditlog.verify._check_span", failing)
+    assert verify_bundle(folder).lines() == expected
+    assert spans[3][2] in in_spans and spans[6][2] in in_spans
+    assert len(in_spans) < len(spans)  # the spans before were taken from the workers
