@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
@@ -95,18 +97,12 @@ def clean_image(
     limit = max_pixels
     if Image.MAX_IMAGE_PIXELS:
         limit = min(limit, int(Image.MAX_IMAGE_PIXELS))
-    try:
+    with _decoding():
         with Image.open(io.BytesIO(data), formats=list(formats)) as probe:
             if probe.width * probe.height > limit:
                 raise UploadRejected("too_many_pixels", f"{probe.width}x{probe.height}")
             probe.verify()
         im = Image.open(io.BytesIO(data), formats=list(formats))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadRejected("too_many_pixels", str(exc)) from None
-    except UnidentifiedImageError:
-        raise UploadRejected("corrupt", "not a decodable image") from None
-    except _DECODE_ERRORS as exc:
-        raise UploadRejected("corrupt", f"image could not be decoded: {exc}") from None
     with im:  # the decoded frames live until the cleaned copy is written
         frames, durations, loop, exif, found = _upright_frames(im, kind, limit)
         kept: tuple[str, ...] = ()
@@ -144,13 +140,26 @@ def clean_image(
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 
 
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's ways of refusing an image, as the reasons the citizen reads."""
+    try:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UploadRejected("too_many_pixels", str(exc)) from None
+    except UnidentifiedImageError:
+        raise UploadRejected("corrupt", "not a decodable image") from None
+    except _DECODE_ERRORS as exc:
+        raise UploadRejected("corrupt", f"image could not be decoded: {exc}") from None
+
+
 def _upright_frames(
     im: Image.Image, kind: FileKind, limit: int
 ) -> tuple[list[Image.Image], list[int], int, Image.Exif, set[str]]:
     """The image's frames decoded and upright, holding only the info keys that are image data
     (no comment, XMP or EXIF, which Pillow's encoders would write again); their durations,
     the loop count, and the metadata found. A single frame is ``im`` itself, turned in place."""
-    try:
+    with _decoding():
         if im.format not in _PIL_FORMATS[kind]:
             raise type_not_allowed("image content does not match its detected type")
         n_frames = getattr(im, "n_frames", 1) if kind is not JPEG else 1
@@ -172,12 +181,6 @@ def _upright_frames(
             if len(frames) >= n_frames:
                 break
         loop = im.info.get("loop", 0)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadRejected("too_many_pixels", str(exc)) from None
-    except UnidentifiedImageError:
-        raise UploadRejected("corrupt", "not a decodable image") from None
-    except _DECODE_ERRORS as exc:
-        raise UploadRejected("corrupt", f"image could not be decoded: {exc}") from None
     return frames, durations, loop, exif, found
 
 
