@@ -126,8 +126,14 @@ def time_page(opener: urllib.request.OpenerDirector, base: str, runs: int,
     return times
 
 
-def figures(tips: int = 1_000_000, runs: int = 100, database_url: str | None = None
-            ) -> list[Figure]:
+def seeded_and_timed(database_url: str | None, tips: int, runs: int,
+                     pages: dict[str, tuple[str, bytes]],
+                     people: dict[str, tuple[str, str]] = OFFICERS,
+                     extra: Callable[[], None] | None = None
+                     ) -> tuple[str, float, dict[str, list[float]]]:
+    """Seed a fresh database (`prepare`), serve it with gunicorn, sign each person of `pages`
+    (username → path, a marker of the page) in and time their page `runs` times: the database's
+    kind, the seconds seeding took, and each person's times in ms."""
     import officer_queue
 
     port = free_port()
@@ -136,7 +142,7 @@ def figures(tips: int = 1_000_000, runs: int = 100, database_url: str | None = N
         folder = Path(tmp)
         url = officer_queue.database_url(database_url, folder)
         started = time.perf_counter()
-        secrets = prepare(url, folder, tips, secret_key)
+        secrets = prepare(url, folder, tips, secret_key, people, extra)
         seeded = time.perf_counter() - started
         server = start_server(folder, port, url.replace("postgresql+psycopg://",
                                                        "postgresql://", 1),
@@ -144,12 +150,18 @@ def figures(tips: int = 1_000_000, runs: int = 100, database_url: str | None = N
         base = f"http://127.0.0.1:{port}"
         results = {}
         try:
-            for username in OFFICERS:
+            for username, (path, marker) in pages.items():
                 results[username] = time_page(signed_in(base, username, secrets[username]),
-                                              base, runs)
+                                              base, runs, path, marker)
         finally:
             stop_server(server)
-    kind = url.split(":", 1)[0].split("+")[0]
+    return url.split(":", 1)[0].split("+")[0], seeded, results
+
+
+def figures(tips: int = 1_000_000, runs: int = 100, database_url: str | None = None
+            ) -> list[Figure]:
+    kind, seeded, results = seeded_and_timed(
+        database_url, tips, runs, {name: ("/staff/", b'id="counts-title"') for name in OFFICERS})
     out = []
     for username, times in results.items():
         p50, p99 = percentile(times, 50), percentile(times, 99)

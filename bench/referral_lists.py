@@ -24,15 +24,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import tempfile
-import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from figures import Figure, percentile, show
-from queue_page import prepare, signed_in, time_page
-from serve import free_port, start_server, stop_server
+from queue_page import seeded_and_timed
 
 P50_GOAL = 50.0  # ms
 PEOPLE = {"bench-head": ("zhou", "head"), "bench-officer": ("yanji", "case_officer"),
@@ -109,30 +104,11 @@ def seed_referrals(n: int, now: datetime) -> None:
 
 def figures(tips: int = 1_000_000, referrals: int = 100_000, runs: int = 100,
             database_url: str | None = None) -> list[Figure]:
-    import officer_queue
-
-    port = free_port()
-    secret_key = "bench " + uuid.uuid4().hex
     now = datetime.now(UTC).replace(microsecond=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        url = officer_queue.database_url(database_url, folder)
-        started = time.perf_counter()
-        secrets = prepare(url, folder, tips, secret_key, PEOPLE,
-                          extra=lambda: seed_referrals(referrals, now))
-        seeded = time.perf_counter() - started
-        server = start_server(folder, port, url.replace("postgresql+psycopg://",
-                                                       "postgresql://", 1),
-                              prepare=False, secret_key=secret_key)
-        base = f"http://127.0.0.1:{port}"
-        results = {}
-        try:
-            for username, (path, marker, _who) in PAGES.items():
-                results[username] = time_page(signed_in(base, username, secrets[username]),
-                                              base, runs, path, marker)
-        finally:
-            stop_server(server)
-    kind = url.split(":", 1)[0].split("+")[0]
+    kind, seeded, results = seeded_and_timed(
+        database_url, tips, runs,
+        {name: (path, marker) for name, (path, marker, _who) in PAGES.items()}, PEOPLE,
+        extra=lambda: seed_referrals(referrals, now))
     out = []
     for username, times in results.items():
         p50, p99 = percentile(times, 50), percentile(times, 99)
