@@ -77,6 +77,14 @@ def triggers_off():
             db.session.commit()
 
 
+def alter_entry(seq: int, details: str) -> None:
+    """Change one stored entry behind the log's back, as an intruder with the database would."""
+    with triggers_off():
+        db.session.execute(text("UPDATE audit_events SET details = :d WHERE seq = :s"),
+                           {"d": details, "s": seq})
+        db.session.commit()
+
+
 def test_every_action_is_a_chained_leaf_and_the_log_verifies(app, client, keys,
                                                              portal_keys) -> None:
     client.post("/api/v1/tips", json={"narrative": "x", "county": "yanji"})
@@ -348,10 +356,7 @@ def test_a_broken_log_is_explained_in_the_page_language(app, client, staff) -> N
     write_events(4)
     auditor = staff.create("auditor", "zhou", "auditor")
     staff.login(client, "auditor", auditor)
-    with triggers_off():
-        db.session.execute(text("UPDATE audit_events SET details = :d WHERE seq = 2"),
-                           {"d": '{"n":7}'})
-        db.session.commit()
+    alter_entry(2, '{"n":7}')
     answer = client.post("/audit/verify")
     assert answer.headers["Location"] == "/audit/verify"
     page = verification_page(client, "zh")
@@ -468,10 +473,7 @@ def test_a_tampered_entry_is_named_by_the_run_and_recorded(app, client, staff) -
     write_events(6)
     auditor = staff.create("auditor", "zhou", "auditor")
     staff.login(client, "auditor", auditor)
-    with triggers_off():
-        db.session.execute(text("UPDATE audit_events SET details = :d WHERE seq = 3"),
-                           {"d": '{"n":9}'})
-        db.session.commit()
+    alter_entry(3, '{"n":9}')
     client.post("/audit/verify")
     page = verification_page(client)
     assert "The log does NOT verify. Entry 3 was altered" in page, page

@@ -606,10 +606,10 @@ def test_both_checks_agree_on_a_clean_bundle(tmp_path: Path, block: int,
     assert report.entry_line == lines[57]
 
 
-def test_only_unsigned_lines_are_decoded_by_default(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The byte-level check really is the path taken: JSON only for the unsigned tail."""
+def _decoded_lines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The seq of every line the verifier decodes as JSON (the strict check), as it goes."""
     import auditlog.verify
+
     decoded: list[int] = []
     check_json = auditlog.verify._check_json
 
@@ -618,6 +618,13 @@ def test_only_unsigned_lines_are_decoded_by_default(tmp_path: Path,
         return check_json(line, seq, prev)
 
     monkeypatch.setattr("auditlog.verify._check_json", spy)
+    return decoded
+
+
+def test_only_unsigned_lines_are_decoded_by_default(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The byte-level check really is the path taken: JSON only for the unsigned tail."""
+    decoded = _decoded_lines(monkeypatch)
     folder = write_bundle(tmp_path / "b", *history(100), [10, 64])
     assert outcome(folder).startswith("ok: 100 entries, latest checkpoint 64")
     assert decoded == list(range(64, 100))
@@ -897,16 +904,7 @@ def test_a_damaged_entry_in_the_second_span_is_named(tmp_path: Path,
 
 def test_the_parallel_pass_leaves_the_unsigned_lines_to_the_strict_check(
         tmp_path: Path, in_spans: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    import auditlog.verify
-
-    decoded: list[int] = []
-    check_json = auditlog.verify._check_json
-
-    def spy(line: bytes, seq: int, prev: bytes) -> tuple[bytes, bytes]:
-        decoded.append(seq)
-        return check_json(line, seq, prev)
-
-    monkeypatch.setattr("auditlog.verify._check_json", spy)
+    decoded = _decoded_lines(monkeypatch)
     folder = write_bundle(tmp_path / "b", *history(100), [10, 64])
     assert len(spans_of(folder, 64)) < len(spans_of(folder))  # no span past line 64 is given out
     assert outcome(folder).startswith("ok: 100 entries, latest checkpoint 64")
